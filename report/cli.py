@@ -1,0 +1,72 @@
+"""The ``doptrace`` command.
+
+Errors in input files surface as one line naming the file and the problem and a non-zero exit
+code; a traceback means a bug in doptrace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .techniques import adapters
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED_ANALYSES = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="doptrace", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"doptrace {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="process a project file into a report")
+    run.add_argument("project", help="project TOML file")
+    run.add_argument("--out", required=True, help="output folder")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(handler=_run)
+
+    demo = sub.add_parser("demo", help="simulate the demo samples and run them")
+    demo.add_argument("--out", default="demo-report", help="output folder (default: demo-report)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(handler=_demo)
+
+    for adapter in adapters().values():
+        adapter.register_cli(sub)
+    return parser
+
+
+def _report_summary(summary) -> int:
+    print(f"report: {summary.out_dir / 'report.html'}")
+    for analysis in summary.failed:
+        print(f"doptrace: failed: {analysis.entry.key}: {analysis.error}", file=sys.stderr)
+    return EXIT_FAILED_ANALYSES if summary.failed else 0
+
+
+def _run(args) -> int:
+    from .runner import run_project
+
+    return _report_summary(run_project(args.project, args.out, progress=not args.quiet))
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    return _report_summary(run_demo(args.out, seed=args.seed, progress=not args.quiet))
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (ValueError, OSError) as exc:
+        # Every package's exception family subclasses ValueError and names the file.
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"doptrace: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Result conventions every technique's result Dataset follows, and their checked NetCDF storage.
+
+The conventions
+---------------
+- One ``xarray.Dataset`` per analysis, with named dimensions (``etch_time``, ``component``,
+  ``two_theta``, ``site``, ``phase``, ``fragment``, ``depth``, ``x``, ``y``, ``energy``, ``element`` ...).
+- Every numeric data variable and coordinate carries ``attrs["units"]`` (``"1"`` when dimensionless).
+- A fitted variable ``X`` has a companion ``X_stderr`` with the same dims and units; the names of
+  the fitted variables are listed, space separated, in ``ds.attrs["fitted"]``.
+- ``ds.attrs["technique"]`` names the technique, ``ds.attrs["source"]`` the input file(s).
+
+Attributes that NetCDF cannot hold (dicts, lists of strings, booleans, None) are encoded on
+writing: dicts and lists as JSON strings, booleans as 0/1, None dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .atomic import atomic_write
+from .errors import ReportError
+
+
+def fitted_names(ds: xr.Dataset) -> list[str]:
+    """Names of the fitted variables listed in ``ds.attrs["fitted"]``."""
+    return str(ds.attrs.get("fitted", "")).split()
+
+
+def check_result(ds: xr.Dataset, name: str = "result") -> None:
+    """Raise :class:`ReportError` listing every way ``ds`` breaks the result conventions."""
+    problems = []
+    for var_name, var in list(ds.data_vars.items()) + list(ds.coords.items()):
+        if np.issubdtype(var.dtype, np.number) and "units" not in var.attrs:
+            problems.append(f"{var_name!s} has no units attribute")
+    for var_name in ds.data_vars:
+        if str(var_name).endswith("_stderr"):
+            base = str(var_name)[: -len("_stderr")]
+            if base not in ds:
+                problems.append(f"{var_name} has no variable {base}")
+            elif ds[base].dims != ds[var_name].dims:
+                problems.append(f"{var_name} dims {ds[var_name].dims} differ from {base} {ds[base].dims}")
+            elif ds[base].attrs.get("units") != ds[var_name].attrs.get("units"):
+                problems.append(f"{var_name} units differ from {base}")
+    for fitted in fitted_names(ds):
+        if fitted not in ds:
+            problems.append(f"fitted variable {fitted} is missing")
+        elif f"{fitted}_stderr" not in ds:
+            problems.append(f"fitted variable {fitted} has no {fitted}_stderr")
+    if problems:
+        raise ReportError(f"{name}: breaks the result conventions: " + "; ".join(problems))
+
+
+def _encode_attrs(attrs: dict) -> dict:
+    out = {}
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        if isinstance(value, (bool, np.bool_)):
+            out[key] = int(value)
+        elif isinstance(value, dict) or (
+            isinstance(value, (list, tuple)) and any(not isinstance(v, (int, float, np.number)) for v in value)
+        ):
+            out[key] = "json:" + json.dumps(value, default=_json_default)
+        elif isinstance(value, Path):
+            out[key] = str(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _decode_attrs(attrs: dict) -> dict:
+    return {
+        k: json.loads(v[5:]) if isinstance(v, str) and v.startswith("json:") else v for k, v in attrs.items()
+    }
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def to_storable(ds: xr.Dataset) -> xr.Dataset:
+    """Copy of ``ds`` whose attributes NetCDF can hold (see module docstring)."""
+    out = ds.copy()
+    out.attrs = _encode_attrs(ds.attrs)
+    for name in list(out.variables):
+        out[name].attrs = _encode_attrs(ds[name].attrs)
+    return out
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` to NetCDF-4 (h5netcdf) atomically."""
+    storable = to_storable(ds)
+    return atomic_write(path, lambda p: storable.to_netcdf(p, engine="h5netcdf"))
+
+
+def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
+    """Read a result written by :func:`write_netcdf`, decoding JSON attributes."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"{path}: no such result file")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            ds = ds.load()
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: not a readable NetCDF result ({exc})") from None
+    ds.attrs = _decode_attrs(ds.attrs)
+    for name in ds.variables:
+        ds[name].attrs = _decode_attrs(ds[name].attrs)
+    return ds

@@ -1,0 +1,1 @@
+"""STEM-EDS: element maps, quantification, homogeneity."""

@@ -1,0 +1,1 @@
+"""ToF-SIMS: fragment maps, depth profiles, 3D volumes, colocalization, sample comparison."""

@@ -1,0 +1,1 @@
+"""XPS: read instrument files, fit regions across etch depth, quantify."""

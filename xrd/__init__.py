@@ -1,0 +1,1 @@
+"""XRD: read powder patterns, Rietveld refinement with dopant site occupancy."""
