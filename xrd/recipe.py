@@ -1,0 +1,410 @@
+"""Refinement recipes: one TOML file holding data, instrument, range, background, phases, dopant, stages.
+
+Both engines (built-in :mod:`xrd.refine` and the GSAS-II driver) consume the :class:`Recipe` that
+:func:`load_recipe` returns; paths inside a recipe are relative to the recipe file.
+
+Example
+-------
+>>> recipe = load_recipe("examples/xrd/fluorapatite.toml")  # doctest: +SKIP
+>>> [stage.refine for stage in recipe.stages]               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import XRDError
+
+#: Parameter groups a stage may refine.
+GROUPS = (
+    "scale", "background", "cell", "zero", "displacement", "profile",
+    "uiso", "xyz", "occupancy", "preferred_orientation",
+)
+
+_ION = re.compile(r"^([A-Z][a-z]?)(\d*)([+-]?)$")
+
+
+def parse_species(label: str) -> tuple[str, int]:
+    """Element symbol and charge of an occupancy key: ``"Li"`` -> (Li, 0), ``"O2-"`` -> (O, -2).
+
+    Examples
+    --------
+    >>> parse_species("Mn4+")
+    ('Mn', 4)
+    """
+    match = _ION.match(label.strip())
+    if not match or (match.group(2) and not match.group(3)):
+        raise ValueError(f"'{label}' is not an element or ion label (e.g. Li, Li+, O2-)")
+    symbol, number, sign = match.groups()
+    charge = int(number or 1) * (1 if sign == "+" else -1) if sign else 0
+    return symbol, charge
+
+
+@dataclass
+class SiteSpec:
+    """One crystallographic site; several species share its xyz and Uiso (a mixed site)."""
+
+    label: str
+    xyz: tuple[float, float, float]
+    uiso: float = 0.01
+    occupancy: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.occupancy.values()))
+
+
+@dataclass
+class PhaseSpec:
+    """A phase: either a CIF path or space group + cell + sites."""
+
+    name: str
+    space_group: str = ""
+    cell: tuple[float, ...] = ()
+    sites: list[SiteSpec] = field(default_factory=list)
+    cif: Path | None = None
+    size_um: float | None = None
+    mustrain: float | None = None
+    preferred_orientation: tuple[tuple[int, int, int], float] | None = None
+    scale: float | None = None
+
+
+@dataclass
+class InstrumentSpec:
+    """Instrument values after merging an instrument file with the recipe table (table wins)."""
+
+    wavelengths: tuple[float, float] = (1.5405, 1.5443)
+    ka2_ratio: float = 0.5
+    polarization: float | None = 0.7
+    monochromator_angle: float | None = None
+    radius_mm: float = 200.0
+    zero: float = 0.0
+    U: float = 2.0
+    V: float = -2.0
+    W: float = 5.0
+    X: float = 0.0
+    Y: float = 0.0
+    Z: float = 0.0
+    SH_L: float = 0.002
+    file: Path | None = None
+
+    @property
+    def single_wavelength(self) -> bool:
+        return not (math.isfinite(self.wavelengths[1]) and self.ka2_ratio > 0)
+
+
+@dataclass
+class DopantSpec:
+    """Dopant element, its candidate sites ``PHASE:SITE`` and groups refined as one parameter."""
+
+    element: str
+    sites: list[str]
+    shared: list[list[str]] = field(default_factory=list)
+    start: float = 0.0
+
+    def groups(self) -> list[list[str]]:
+        """Candidate sites grouped by parameter: shared groups first, the rest one per site."""
+        grouped = [list(g) for g in self.shared]
+        taken = {s for g in grouped for s in g}
+        return grouped + [[s] for s in self.sites if s not in taken]
+
+
+@dataclass
+class Stage:
+    """One refinement stage; stages are cumulative (each adds its groups to the previous ones)."""
+
+    refine: list[str]
+    name: str = ""
+    max_cycles: int = 10
+
+
+@dataclass
+class Recipe:
+    """A parsed, checked recipe; ``path`` names the TOML file (errors cite it)."""
+
+    path: Path
+    data_file: Path | None
+    instrument: InstrumentSpec
+    two_theta_range: tuple[float, float] | None
+    exclude: list[tuple[float, float]]
+    background_type: str
+    background_terms: int
+    background_coefficients: list[float]
+    phases: list[PhaseSpec]
+    dopant: DopantSpec | None
+    stages: list[Stage]
+    instrument_table: dict = field(default_factory=dict)  # the recipe's own [instrument] values
+
+    def cumulative_groups(self) -> list[list[str]]:
+        """Refined groups of each stage, accumulated in order (GSAS-II convention)."""
+        out, current = [], []
+        for stage in self.stages:
+            current = current + [g for g in stage.refine if g not in current]
+            out.append(list(current))
+        return out
+
+    def phase(self, name: str) -> PhaseSpec:
+        for phase in self.phases:
+            if phase.name == name:
+                return phase
+        raise XRDError(f"{self.path}: no phase named '{name}'")
+
+    def with_data(self, path) -> "Recipe":
+        """Copy using another data file (``--data``)."""
+        return dataclasses.replace(self, data_file=Path(path))
+
+    def with_instrument(self, path) -> "Recipe":
+        """Copy using an instrument file (``--instrument``); the recipe's table values still win."""
+        return dataclasses.replace(self, instrument=_instrument(dict(self.instrument_table), self.path, Path(path)))
+
+
+def load_recipe(path) -> Recipe:
+    """Read and check a recipe TOML file; every problem raises :class:`XRDError` naming the file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The recipe. Relative paths inside it are taken relative to its folder.
+
+    Returns
+    -------
+    Recipe
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise XRDError(f"{path}: recipe file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise XRDError(f"{path}: not a valid TOML recipe ({exc})") from None
+    except OSError as exc:
+        raise XRDError(f"{path}: cannot read recipe ({exc})") from None
+    try:
+        return _parse(raw, path)
+    except (TypeError, ValueError, KeyError) as exc:
+        if isinstance(exc, XRDError):
+            raise
+        raise XRDError(f"{path}: {exc}") from None
+
+
+def parse_recipe(raw: dict, path) -> Recipe:
+    """A :class:`Recipe` from an already parsed TOML mapping (``path`` for errors and relative paths)."""
+    try:
+        return _parse(raw, Path(path))
+    except (TypeError, ValueError, KeyError) as exc:
+        if isinstance(exc, XRDError):
+            raise
+        raise XRDError(f"{path}: {exc}") from None
+
+
+def _number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _numbers(value, what: str, n: int | None = None) -> list[float]:
+    if not isinstance(value, list) or (n is not None and len(value) != n):
+        raise ValueError(f"{what} must be a list of {n or 'some'} numbers, got {value!r}")
+    return [_number(v, what) for v in value]
+
+
+def _parse(raw: dict, path: Path) -> Recipe:
+    base = path.parent
+    unknown = set(raw) - {"data", "instrument", "range", "background", "phase", "dopant", "stage", "title"}
+    if unknown:
+        raise ValueError(f"unknown recipe section(s): {', '.join(sorted(unknown))}")
+    data = raw.get("data", {})
+    data_file = (base / data["file"]) if isinstance(data, dict) and "file" in data else None
+
+    table = dict(raw.get("instrument", {}))
+    inst_file = base / table.pop("file") if "file" in table else None
+    instrument = _instrument(table, path, inst_file)
+
+    rng = raw.get("range", {})
+    two_theta = None
+    if "two_theta" in rng:
+        lo, hi = _numbers(rng["two_theta"], "range.two_theta", 2)
+        if not 0 <= lo < hi <= 180:
+            raise ValueError(f"range.two_theta [{lo}, {hi}] is not an increasing range inside 0-180 deg")
+        two_theta = (lo, hi)
+    exclude = []
+    for pair in rng.get("exclude", []):
+        lo, hi = _numbers(pair, "range.exclude entry", 2)
+        if lo >= hi:
+            raise ValueError(f"range.exclude [{lo}, {hi}] is empty")
+        exclude.append((lo, hi))
+
+    bkg = raw.get("background", {})
+    bkg_type = str(bkg.get("type", "chebyshev")).lower().replace("chebyschev-1", "chebyshev")
+    if bkg_type != "chebyshev":
+        raise ValueError(f"background type '{bkg_type}' is not supported (chebyshev)")
+    coefficients = _numbers(bkg.get("coefficients", []), "background.coefficients")
+    terms = int(bkg.get("terms", max(len(coefficients), 6)))
+    if not 1 <= terms <= 36:
+        raise ValueError(f"background.terms = {terms} must be 1-36")
+
+    phases_raw = raw.get("phase", [])
+    if not isinstance(phases_raw, list) or not phases_raw:
+        raise ValueError("no [[phase]] tables")
+    phases = [_phase(p, base) for p in phases_raw]
+    names = [p.name for p in phases]
+    if len(set(names)) != len(names):
+        raise ValueError(f"phase names must be unique: {names}")
+
+    dopant = None
+    if "dopant" in raw:
+        dopant = _dopant(raw["dopant"], phases)
+
+    stages = []
+    for number, st in enumerate(raw.get("stage", [])):
+        refine = st.get("refine", [])
+        if not isinstance(refine, list) or not all(isinstance(g, str) for g in refine):
+            raise ValueError(f"stage {number + 1}: refine must be a list of group names")
+        bad = [g for g in refine if g not in GROUPS]
+        if bad:
+            raise ValueError(f"stage {number + 1}: unknown parameter group(s) {bad} (known: {', '.join(GROUPS)})")
+        cycles = int(st.get("max_cycles", 10))
+        if cycles < 1:
+            raise ValueError(f"stage {number + 1}: max_cycles must be >= 1")
+        stages.append(Stage(refine=list(refine), name=str(st.get("name", f"stage {number + 1}")), max_cycles=cycles))
+    if not stages:
+        stages = [Stage(["scale", "background"], "scale+background")]
+    return Recipe(path, data_file, instrument, two_theta, exclude, bkg_type, terms, coefficients,
+                  phases, dopant, stages, table)
+
+
+_INSTRUMENT_KEYS = {"wavelengths", "ka2_ratio", "polarization", "monochromator_angle", "radius_mm", "zero",
+                    "U", "V", "W", "X", "Y", "Z", "SH_L"}
+
+
+def _instrument(table: dict, path: Path, inst_file: Path | None) -> InstrumentSpec:
+    unknown = set(table) - _INSTRUMENT_KEYS
+    if unknown:
+        raise XRDError(f"{path}: unknown instrument key(s): {', '.join(sorted(unknown))}")
+    spec = InstrumentSpec()
+    if inst_file is not None:
+        from . import read_instrument  # the readers' module; imported late to keep recipes light
+
+        inst = read_instrument(inst_file)
+        spec = InstrumentSpec(
+            wavelengths=tuple(float(w) for w in inst.wavelengths), ka2_ratio=float(inst.ka2_ratio),
+            polarization=float(inst.polarization), radius_mm=float(getattr(inst, "radius_mm", 200.0) or 200.0),
+            zero=float(inst.zero), U=float(inst.U), V=float(inst.V), W=float(inst.W), X=float(inst.X),
+            Y=float(inst.Y), Z=float(inst.Z), SH_L=float(inst.SH_L), file=inst_file,
+        )
+    try:
+        values = {}
+        for key, value in table.items():
+            if key == "wavelengths":
+                wl = _numbers(value, "instrument.wavelengths")
+                if not 1 <= len(wl) <= 2 or wl[0] <= 0:
+                    raise ValueError("instrument.wavelengths must be [lambda1] or [lambda1, lambda2] in A")
+                values[key] = (wl[0], wl[1] if len(wl) > 1 else float("nan"))
+            else:
+                values[key] = _number(value, f"instrument.{key}")
+        if "monochromator_angle" in values and "polarization" not in values:
+            values["polarization"] = None
+        if len(values.get("wavelengths", spec.wavelengths)) == 2 and not math.isfinite(
+            values.get("wavelengths", spec.wavelengths)[1]
+        ):
+            values.setdefault("ka2_ratio", 0.0)
+        spec = dataclasses.replace(spec, **values)
+    except ValueError as exc:
+        raise XRDError(f"{path}: {exc}") from None
+    if spec.radius_mm <= 0:
+        raise XRDError(f"{path}: instrument.radius_mm must be positive")
+    return spec
+
+
+def _phase(raw: dict, base: Path) -> PhaseSpec:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise ValueError("every [[phase]] needs a name")
+    name = raw["name"]
+    if ":" in name:
+        raise ValueError(f"phase name '{name}' must not contain ':'")
+    po = None
+    if "preferred_orientation" in raw:
+        p = raw["preferred_orientation"]
+        hkl = tuple(int(v) for v in p.get("hkl", (0, 0, 1)))
+        if len(hkl) != 3 or hkl == (0, 0, 0):
+            raise ValueError(f"phase {name}: preferred_orientation.hkl must be three integers, not all 0")
+        ratio = _number(p.get("ratio", 1.0), f"phase {name}: preferred_orientation.ratio")
+        if ratio <= 0:
+            raise ValueError(f"phase {name}: preferred_orientation.ratio must be > 0")
+        po = (hkl, ratio)
+    spec = PhaseSpec(
+        name=name,
+        size_um=_number(raw["size_um"], f"phase {name}: size_um") if "size_um" in raw else None,
+        mustrain=_number(raw["mustrain"], f"phase {name}: mustrain") if "mustrain" in raw else None,
+        preferred_orientation=po,
+        scale=_number(raw["scale"], f"phase {name}: scale") if "scale" in raw else None,
+    )
+    if spec.size_um is not None and spec.size_um <= 0:
+        raise ValueError(f"phase {name}: size_um must be > 0")
+    if "cif" in raw:
+        spec.cif = base / raw["cif"]
+        if not spec.cif.is_file():
+            raise ValueError(f"phase {name}: CIF file {spec.cif} not found")
+        return spec
+    spec.space_group = str(raw.get("space_group", ""))
+    if not spec.space_group:
+        raise ValueError(f"phase {name}: give cif or space_group + cell + sites")
+    cell = _numbers(raw.get("cell"), f"phase {name}: cell", 6)
+    if min(cell[:3]) <= 0 or not all(0 < x < 180 for x in cell[3:]):
+        raise ValueError(f"phase {name}: cell {cell} is not a valid a b c alpha beta gamma")
+    spec.cell = tuple(cell)
+    sites = raw.get("site", [])
+    if not sites:
+        raise ValueError(f"phase {name}: no [[phase.site]] tables")
+    labels = set()
+    for site in sites:
+        label = str(site.get("label", ""))
+        if not label or ":" in label or label in labels:
+            raise ValueError(f"phase {name}: site label '{label}' missing, repeated or containing ':'")
+        labels.add(label)
+        occ = site.get("occupancy")
+        if not isinstance(occ, dict) or not occ:
+            raise ValueError(f"phase {name}: site {label} needs occupancy = {{ Element = fraction }}")
+        occupancy = {}
+        for species, frac in occ.items():
+            parse_species(species)
+            occupancy[species] = _number(frac, f"phase {name}: site {label} occupancy of {species}")
+            if occupancy[species] < 0:
+                raise ValueError(f"phase {name}: site {label}: negative occupancy of {species}")
+        if sum(occupancy.values()) > 1.0 + 1e-6:
+            raise ValueError(f"phase {name}: site {label}: occupancies sum to {sum(occupancy.values())} > 1")
+        uiso = _number(site.get("uiso", 0.01), f"phase {name}: site {label} uiso")
+        spec.sites.append(SiteSpec(label, tuple(_numbers(site.get("xyz"), f"phase {name}: site {label} xyz", 3)),
+                                   uiso, occupancy))
+    return spec
+
+
+def _dopant(raw: dict, phases: list[PhaseSpec]) -> DopantSpec:
+    element = str(raw.get("element", ""))
+    symbol, _ = parse_species(element)
+    sites = raw.get("sites", [])
+    if not isinstance(sites, list) or not sites:
+        raise ValueError("dopant.sites must list candidate sites as 'PHASE:SITE'")
+    known = {}
+    for phase in phases:
+        known.update({f"{phase.name}:{s.label}": s for s in phase.sites})
+    for site in sites:
+        phase_names = {p.name for p in phases}
+        if ":" not in str(site) or str(site).split(":")[0] not in phase_names:
+            raise ValueError(f"dopant site '{site}' names no phase (phases: {', '.join(sorted(phase_names))})")
+        cif_phase = next(p for p in phases if p.name == str(site).split(":")[0]).cif is not None
+        if not cif_phase and site not in known:
+            raise ValueError(f"dopant site '{site}' does not exist (sites: {', '.join(sorted(known))})")
+    shared = raw.get("shared", [])
+    for group in shared:
+        missing = [s for s in group if s not in sites]
+        if missing:
+            raise ValueError(f"dopant.shared group {group} names sites not in dopant.sites: {missing}")
+    start = _number(raw.get("start", 0.0), "dopant.start")
+    return DopantSpec(element=element, sites=list(sites), shared=[list(g) for g in shared], start=start)
