@@ -1,1 +1,40 @@
-"""XRD: read powder patterns, Rietveld refinement with dopant site occupancy."""
+"""XRD: read powder patterns, Rietveld refinement with dopant site occupancy.
+
+Public names are imported lazily (PEP 562) so ``import xrd`` stays cheap and each part of the
+package can be used without the others being importable.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .errors import XRDError
+
+#: public name -> module (relative to this package) that defines it
+_EXPORTS = {
+    "read": "read",
+    "read_all": "read",
+    "read_instrument": "read",
+    "describe": "read",
+    "Instrument": "instrument",
+    "REGISTRY": "formats",
+    # XRD-ENGINE's names (the engine modules add themselves here)
+    "refine": "refine",
+    "load_recipe": "recipe",
+    "simulate": "simulate",
+}
+
+__all__ = ["XRDError", *_EXPORTS]
+
+
+def __getattr__(name):
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'xrd' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
