@@ -1,0 +1,79 @@
+"""XPS file formats: one module per format, each exposing ``read(path, **kwargs)``,
+``sniff(head: bytes) -> bool`` and ``EXTENSIONS``; :data:`REGISTRY` maps extensions to them.
+
+:func:`reader_for` picks the reader by content sniffing first (the first 64 KiB), the file
+extension second, so a VAMAS file saved as ``.txt`` still reads as VAMAS.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import ModuleType
+
+from ..errors import XPSError
+from . import vamas
+
+#: Readers in sniffing order (most specific content signature first).
+READERS: list[ModuleType] = [vamas]
+
+#: Extension (lower case, with dot) -> reader modules that claim it.
+REGISTRY: dict[str, list[ModuleType]] = {}
+
+
+def register(module: ModuleType) -> None:
+    """Add a reader module (``read``, ``sniff``, ``EXTENSIONS``) to the registry."""
+    if module not in READERS:
+        READERS.append(module)
+    for ext in module.EXTENSIONS:
+        REGISTRY.setdefault(ext.lower(), [])
+        if module not in REGISTRY[ext.lower()]:
+            REGISTRY[ext.lower()].append(module)
+
+
+for _module in list(READERS):
+    register(_module)
+
+SNIFF_BYTES = 64 * 1024
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(SNIFF_BYTES)
+    except IsADirectoryError:
+        raise XPSError(f"{path}: is a folder, not an XPS file") from None
+    except FileNotFoundError:
+        raise XPSError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise XPSError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+
+
+def reader_for(path: str | os.PathLike) -> ModuleType:
+    """The reader module for ``path``: content sniffing first, extension second.
+
+    Raises
+    ------
+    XPSError
+        "<path>: not a recognised XPS file (...)" when nothing claims it.
+    """
+    path = Path(path)
+    head = _head(path)
+    if not head.strip():
+        raise XPSError(f"{path}: empty file")
+    for module in READERS:
+        if module.sniff(head):
+            return module
+    if vamas.is_comment_fragment(head):
+        raise XPSError(
+            f"{path}: a VAMAS comment fragment (metadata lines only, no spectra); "
+            "read its text with xps.formats.vamas.read_comment_fragment"
+        )
+    ext = path.suffix.lower()
+    claimed = REGISTRY.get(ext, [])
+    for module in claimed:
+        if getattr(module, "ACCEPTS_BY_EXTENSION", False):
+            return module
+    known = ", ".join(sorted(REGISTRY))
+    why = f"content does not match the {ext} format" if claimed else f"extension {ext or '(none)'} is not one of {known}"
+    raise XPSError(f"{path}: not a recognised XPS file ({why})")
