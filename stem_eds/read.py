@@ -1,0 +1,238 @@
+"""Read EDS spectrum images (Velox ``.emd``, Bruker ``.bcf``, HyperSpy ``.hspy``) through RosettaSciIO.
+
+``read_signal(path)`` gives the HyperSpy/exSpy signal for users who want it; ``read(path)`` gives an
+``xarray.DataArray`` over (``y``, ``x``, ``energy``) with coordinates in nm and keV and the
+acquisition parameters (beam energy, dispersion, live time, detector geometry) in ``attrs``.
+Files holding only a sum spectrum give a DataArray over ``energy`` alone. Frames and detectors can
+be kept as ``frame`` and ``detector`` dims.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .errors import EDSError
+
+#: Registry of readable formats by extension (content is checked by RosettaSciIO's own plugin).
+FORMATS = {".emd": "Velox EMD (Thermo Fisher)", ".bcf": "Bruker Esprit BCF", ".hspy": "HyperSpy HDF5"}
+_LENGTH_TO_NM = {"nm": 1.0, "µm": 1e3, "um": 1e3, "μm": 1e3, "mm": 1e6, "m": 1e9, "pm": 1e-3, "Å": 0.1, "A": 0.1}
+
+
+def _check_path(path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise EDSError(f"{path}: no such file")
+    if path.suffix.lower() not in FORMATS:
+        raise EDSError(f"{path}: unsupported format {path.suffix!r} (readable: {', '.join(FORMATS)})")
+    if path.stat().st_size == 0:
+        raise EDSError(f"{path}: empty file")
+    return path
+
+
+def _load_all(path: Path, lazy: bool, sum_frames: bool, sum_detectors: bool) -> list:
+    import hyperspy.api as hs
+
+    kwargs = {"lazy": lazy}
+    if path.suffix.lower() == ".emd":
+        kwargs.update(sum_frames=sum_frames, sum_EDS_detectors=sum_detectors)
+    # RosettaSciIO reports a pruned Velox file only as a log warning; we turn it into an error below.
+    logging.getLogger("rsciio").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = hs.load(str(path), **kwargs)
+    except MemoryError:
+        raise
+    except Exception as exc:  # RosettaSciIO raises many types on corrupt files; name the file once.
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EDSError(f"{path}: cannot be read as {FORMATS[path.suffix.lower()]} ({message})") from None
+    return loaded if isinstance(loaded, list) else [loaded]
+
+
+def _is_eds(signal) -> bool:
+    return str(signal.metadata.Signal.get_item("signal_type", "")).startswith("EDS") and (
+        signal.axes_manager.signal_dimension == 1
+    )
+
+
+def read_signal(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool = True):
+    """The exSpy EDS signal of a file: the spectrum image (largest navigation size) or sum spectrum.
+
+    With ``sum_detectors=False`` on a Velox file, a list of one signal per detector.
+    ``EDSError`` if the file holds no EDS spectrum, or (Velox) no spectrum image.
+
+    Examples
+    --------
+    >>> s = read_signal("EDS_TEM_FePt_nanoparticles.hspy")  # doctest: +SKIP
+    >>> s.axes_manager.signal_axes[0].units  # doctest: +SKIP
+    'keV'
+    """
+    path = _check_path(path)
+    signals = [s for s in _load_all(path, lazy, sum_frames, sum_detectors) if _is_eds(s)]
+    images = [s for s in signals if s.axes_manager.navigation_dimension > 0]
+    if path.suffix.lower() == ".emd" and not images:
+        raise EDSError(
+            f"{path}: no EDS spectrum image: the Velox spectrum stream is missing "
+            "(a 'pruned' file keeps only maps and sum spectra)"
+        )
+    if not signals:
+        raise EDSError(f"{path}: holds no EDS spectrum")
+    if not images:
+        return max(signals, key=lambda s: s.data.size)
+    if not sum_detectors and len(images) > 1:
+        return images
+    return max(images, key=lambda s: s.axes_manager.navigation_size)
+
+
+def _instrument(signal):
+    for kind in ("TEM", "SEM"):
+        node = signal.metadata.get_item(f"Acquisition_instrument.{kind}")
+        if node is not None:
+            return kind, node
+    return "", None
+
+
+def _velox_live_time(signal) -> float:
+    detectors = signal.original_metadata.get_item("Detectors")
+    if detectors is None:
+        return float("nan")
+    times = [
+        float(d.get("LiveTime"))
+        for d in detectors.as_dictionary().values()
+        if isinstance(d, dict) and d.get("DetectorType") == "AnalyticalDetector" and d.get("LiveTime")
+    ]
+    return float(np.mean(times)) if times else float("nan")
+
+
+def acquisition_attrs(signal, path) -> dict:
+    """Beam energy, dispersion, live time and detector geometry of ``signal`` as flat attrs."""
+    kind, inst = _instrument(signal)
+    get = (lambda key, default=float("nan"): inst.get_item(key, default)) if inst else (lambda k, d=float("nan"): d)
+    energy = signal.axes_manager.signal_axes[0]
+    scale = float(energy.scale) / (1000.0 if energy.units == "eV" else 1.0)
+    live = float(get("Detector.EDS.live_time"))
+    if not np.isfinite(live):
+        live = _velox_live_time(signal)
+    elements = list(signal.metadata.get_item("Sample.elements", []) or [])
+    return {
+        "source": str(path),
+        "signal_type": str(signal.metadata.Signal.signal_type),
+        "microscope_kind": kind,
+        "beam_energy_kev": float(get("beam_energy")),
+        "dispersion_kev": scale,
+        "live_time_s": live,
+        "real_time_s": float(get("Detector.EDS.real_time")),
+        "elevation_deg": float(get("Detector.EDS.elevation_angle")),
+        "azimuth_deg": float(get("Detector.EDS.azimuth_angle")),
+        "tilt_alpha_deg": float(get("Stage.tilt_alpha", 0.0)),
+        "tilt_beta_deg": float(get("Stage.tilt_beta", 0.0)),
+        "fwhm_mnka_ev": float(get("Detector.EDS.energy_resolution_MnKa", 130.0)),
+        "beam_current_na": float(get("beam_current")),
+        "file_elements": " ".join(str(e) for e in elements),
+    }
+
+
+def _nav_dim_name(axis, index: int, n_nav: int) -> str:
+    name = str(axis.name).lower()
+    if name in ("time", "frame", "frames", "t"):
+        return "frame"
+    if name in ("x", "width"):
+        return "x"
+    if name in ("y", "height"):
+        return "y"
+    return ["x", "y", "frame"][index] if n_nav <= 3 else f"nav{index}"
+
+
+def to_dataarray(signal, path="") -> xr.DataArray:
+    """Wrap an exSpy EDS signal as an ``xarray.DataArray`` (lazy data stay lazy)."""
+    axes = signal.axes_manager
+    nav = list(axes.navigation_axes)  # hyperspy order: fastest (x) first; the array is reversed
+    dims, coords = [], {}
+    for index, axis in reversed(list(enumerate(nav))):
+        name = _nav_dim_name(axis, index, len(nav))
+        values = axis.offset + axis.scale * np.arange(axis.size)
+        if name in ("x", "y"):
+            factor = _LENGTH_TO_NM.get(str(axis.units), None)
+            units = "nm" if factor is not None else (str(axis.units) or "1")
+            coords[name] = (name, values * (factor or 1.0), {"units": units})
+        elif name == "frame":
+            coords[name] = (name, np.arange(axis.size), {"units": "1"})
+        else:
+            coords[name] = (name, values, {"units": str(axis.units) or "1"})
+        dims.append(name)
+    energy = axes.signal_axes[0]
+    factor = 1e-3 if energy.units == "eV" else 1.0
+    coords["energy"] = ("energy", (energy.offset + energy.scale * np.arange(energy.size)) * factor, {"units": "keV"})
+    dims.append("energy")
+    da = xr.DataArray(signal.data, dims=dims, coords=coords, name="counts")
+    da.attrs.update(acquisition_attrs(signal, path))
+    da.attrs["units"] = "count"
+    return da
+
+
+def read(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool = True) -> xr.DataArray:
+    """Read an EDS file into an ``xarray.DataArray`` over (``y``, ``x``, ``energy``).
+
+    Parameters
+    ----------
+    path : path-like
+        ``.emd`` (Velox), ``.bcf`` (Bruker) or ``.hspy`` file; opened read-only.
+    lazy : bool
+        Keep the counts as a dask array (large files).
+    sum_frames, sum_detectors : bool
+        Velox only: keep frames as a ``frame`` dim and the Super-X quadrants as a ``detector`` dim
+        when False.
+
+    Returns
+    -------
+    xarray.DataArray
+        Counts (units ``count``); coords ``y``/``x`` in nm, ``energy`` in keV; attrs as in
+        :func:`acquisition_attrs`.
+
+    Examples
+    --------
+    >>> da = read("velox_v11_TestSI_16x16_215kx.emd")  # doctest: +SKIP
+    >>> da.dims  # doctest: +SKIP
+    ('y', 'x', 'energy')
+    """
+    signal = read_signal(path, lazy=lazy, sum_frames=sum_frames, sum_detectors=sum_detectors)
+    if isinstance(signal, list):
+        parts = [to_dataarray(s, path) for s in signal]
+        da = xr.concat(parts, dim="detector", combine_attrs="override")
+        da = da.assign_coords(detector=("detector", np.arange(len(parts)), {"units": "1"}))
+    else:
+        da = to_dataarray(signal, path)
+    if not lazy:
+        values = np.asarray(da.values)
+        if values.size == 0:
+            raise EDSError(f"{path}: the spectrum image is empty")
+        if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+            raise EDSError(f"{path}: the spectrum image holds NaN or infinite counts")
+    energy = da["energy"].values
+    if energy.size < 16 or not np.all(np.diff(energy) > 0):
+        raise EDSError(f"{path}: the energy axis is not increasing or too short ({energy.size} channels)")
+    return da
+
+
+def info(path) -> dict:
+    """Summary of a file for ``doptrace eds info``: shape, dims, axes and acquisition parameters."""
+    da = read(path, lazy=True)
+    summary = {
+        "file": str(path),
+        "format": FORMATS[Path(path).suffix.lower()],
+        "dims": " x ".join(f"{d}={n}" for d, n in da.sizes.items()),
+        "energy_range_kev": f"{float(da.energy[0]):.3f} .. {float(da.energy[-1]):.3f}",
+    }
+    for dim in ("x", "y"):
+        if dim in da.coords and da.sizes[dim] > 1:
+            summary[f"pixel_{dim}"] = f"{float(da[dim][1] - da[dim][0]):.4g} {da[dim].attrs['units']}"
+    summary.update({k: v for k, v in da.attrs.items() if k not in ("source", "units")})
+    return summary
+
+
