@@ -12,10 +12,11 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import XPSError
-from . import vamas
+from . import avantage, specs_xy, text, vamas
 
-#: Readers in sniffing order (most specific content signature first).
-READERS: list[ModuleType] = [vamas]
+#: Readers in sniffing order (most specific content signature first); ``text`` last because it
+#: also takes any .csv/.txt/.xy by extension.
+READERS: list[ModuleType] = [vamas, specs_xy, avantage, text]
 
 #: Extension (lower case, with dot) -> reader modules that claim it.
 REGISTRY: dict[str, list[ModuleType]] = {}

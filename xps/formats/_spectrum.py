@@ -34,9 +34,19 @@ def known(value) -> float:
     return out
 
 
+_ORBITAL = re.compile(r"^([A-Z][a-z]?)\s*(\d[spdf](?:\s*\d/2)?)$")
+
+
+def canonical_region(name: str) -> str:
+    """'Ni2p' -> 'Ni 2p', 'I3d' -> 'I 3d'; anything else ('wide', 'Survey') unchanged but trimmed."""
+    name = " ".join(str(name).split())
+    match = _ORBITAL.match(name)
+    return f"{match.group(1)} {match.group(2).replace(' ', '')}" if match else name
+
+
 def region_name(species: str, transition: str) -> str:
     """'B' + '1s' -> 'B 1s'; either part may be empty."""
-    return " ".join(part for part in (species.strip(), transition.strip()) if part)
+    return canonical_region(" ".join(part for part in (species.strip(), transition.strip()) if part))
 
 
 def time_in_seconds(value: float, units: str) -> float:
@@ -95,6 +105,7 @@ def make_spectrum(
     >>> da.binding_energy.values.tolist(), da.values.tolist(), da.attrs["counts_per_unit"]
     ([2.0, 3.0], [100.0, 50.0], 0.2)
     """
+    region = canonical_region(region)
     where = f"{source}: block {block_index}" + (f" ({region})" if region else "")
     energy = np.asarray(energy, dtype=float)
     values = np.asarray(values, dtype=float)

@@ -1,0 +1,155 @@
+"""Thermo Avantage (and KherveFitting) Excel exports: one worksheet per region.
+
+A region sheet has a column-label row whose first cell is ``Binding Energy (E)`` (or ``Binding
+Energy`` / ``Kinetic Energy``), optionally a units row (``eV``, ``Counts / s``), then rows of
+numbers: energy in the first column, the measured intensity in the first numeric column after it
+(Avantage puts fitted components, ``Backgnd.`` and ``Envelope`` further right). Sheets without
+such a row ("Peak Table", "Titles", "Quantifications", "Results Table") are skipped.
+
+The workbook is opened with openpyxl in read-only mode after checking its zip members, so a
+zip bomb or a non-zip file fails with a clear error instead of exhausting memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..errors import XPSError
+from ._spectrum import make_spectrum
+
+EXTENSIONS = (".xlsx", ".xlsm")
+ACCEPTS_BY_EXTENSION = True
+#: Uncompressed size and member-count limits for the workbook zip.
+MAX_UNCOMPRESSED = 512 * 1024 * 1024
+MAX_MEMBERS = 10_000
+MAX_ROWS = 2_000_000
+SKIPPED_SHEETS = ("peak table", "titles", "quantification", "results table")
+_HEADER = re.compile(r"^\s*(binding|kinetic)\s+energy", re.IGNORECASE)
+
+
+def sniff(head: bytes) -> bool:
+    """Never claims by content alone: any Office zip starts with PK; the extension decides."""
+    return False
+
+
+def _check_zip(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile:
+        raise XPSError(f"{path}: not an Excel .xlsx workbook (not a zip archive)") from None
+    except OSError as exc:
+        raise XPSError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if len(members) > MAX_MEMBERS:
+        raise XPSError(f"{path}: workbook has {len(members)} zip members (limit {MAX_MEMBERS})")
+    total = sum(m.file_size for m in members)
+    if total > MAX_UNCOMPRESSED:
+        raise XPSError(f"{path}: workbook expands to {total} bytes (limit {MAX_UNCOMPRESSED}); refusing a zip bomb")
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def region_from_sheet(title: str) -> str:
+    """'O1s Scan' -> 'O1s' (made 'O 1s' by the spectrum builder); 'Survey' stays."""
+    return re.sub(r"\s+scan\s*$", "", title.strip(), flags=re.IGNORECASE)
+
+
+def _read_sheet(path: Path, sheet, index: int, hv: float | None) -> xr.DataArray | None:
+    rows = sheet.iter_rows(values_only=True)
+    header = None
+    for number, row in enumerate(rows, start=1):
+        if row and isinstance(row[0], str) and _HEADER.match(row[0]):
+            header = (number, row)
+            break
+        if number > 200:
+            return None
+    if header is None:
+        return None
+    number, labels = header
+    kinetic = labels[0].strip().lower().startswith("kinetic")
+    if kinetic and hv is None:
+        raise XPSError(f"{path}: sheet {sheet.title!r}: kinetic-energy column but no photon energy; "
+                       "pass excitation_energy=")
+    first = next(rows, None)
+    number += 1
+    units_row = None
+    if first is not None and _number(first[0]) is None:
+        units_row, first = first, next(rows, None)
+        number += 1
+    if first is None or _number(first[0]) is None:
+        raise XPSError(f"{path}: sheet {sheet.title!r}: empty block (no data rows after row {number - 1})")
+    column = next((i for i in range(1, len(first)) if _number(first[i]) is not None), None)
+    if column is None:
+        raise XPSError(f"{path}: sheet {sheet.title!r}: row {number}: no intensity column")
+    unit_text = " ".join(str(c) for c in (units_row or ()) if c is not None) + " " + str(labels[column] or "")
+    per_second = bool(re.search(r"/\s*s\b|cps|per second", unit_text, re.IGNORECASE))
+    energies, values = [], []
+    row = first
+    while row is not None:
+        x = _number(row[0]) if row else None
+        if x is None:
+            if row and row[0] not in (None, ""):
+                raise XPSError(f"{path}: sheet {sheet.title!r}: row {number}: non-numeric energy {str(row[0])[:30]!r}")
+            break
+        y = _number(row[column]) if len(row) > column else None
+        if y is None:
+            raise XPSError(f"{path}: sheet {sheet.title!r}: row {number}: missing or non-numeric intensity")
+        energies.append(x)
+        values.append(y)
+        if len(energies) > MAX_ROWS:
+            raise XPSError(f"{path}: sheet {sheet.title!r}: more than {MAX_ROWS} rows")
+        row = next(rows, None)
+        number += 1
+    return make_spectrum(
+        str(path), np.array(energies), np.array(values),
+        abscissa="kinetic energy" if kinetic else "binding energy", excitation_energy=math.nan if hv is None else hv,
+        region=region_from_sheet(sheet.title), sample=path.stem, block_index=index, already_per_second=per_second,
+        extra_attrs={"block_id": sheet.title, "sheet": sheet.title},
+    )
+
+
+def read(path: str | os.PathLike, *, excitation_energy: float | None = None) -> list[xr.DataArray]:
+    """Read every region sheet of an Avantage/KherveFitting ``.xlsx`` workbook.
+
+    Examples
+    --------
+    >>> [b.attrs["region"] for b in read("Hard_carbon_Thermo.xlsx")]  # doctest: +SKIP
+    ['Survey', 'O 1s', 'Na 1s', 'C 1s', 'CKLL']
+    """
+    from openpyxl import load_workbook
+
+    path = Path(path)
+    _check_zip(path)
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a corrupt workbook
+        raise XPSError(f"{path}: cannot open the Excel workbook ({type(exc).__name__}: {exc})") from None
+    try:
+        spectra = []
+        for sheet in workbook.worksheets:
+            if sheet.title.strip().lower().startswith(SKIPPED_SHEETS):
+                continue
+            spectrum = _read_sheet(path, sheet, len(spectra), excitation_energy)
+            if spectrum is not None:
+                spectra.append(spectrum)
+    finally:
+        workbook.close()
+    if not spectra:
+        raise XPSError(f"{path}: no region sheet with a 'Binding Energy' column")
+    return spectra
