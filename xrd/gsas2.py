@@ -1,0 +1,765 @@
+"""GSAS-II driver: run a doptrace recipe through GSASIIscriptable, return the shared XRD result Dataset.
+
+The recipe (:func:`xrd.recipe.load_recipe`) is translated one to one into a GSAS-II project (.gpx) in
+a work folder: the pattern is written as a three-column ``.xye`` (2theta, counts, esd) and the
+instrument as a ``.instprm``, so GSAS-II fits exactly the points and weights the built-in engine fits;
+phases are built from space group + cell + sites (a mixed site is one GSAS-II atom per species at
+the same xyz, tied by equivalences on Uiso and the free coordinates); a dopant becomes one extra atom
+per candidate site with the constraint equations
+
+    sum_i Afrac(host_i) + Afrac(dopant) = site total,   Afrac(host_i) = (o_i / o_1) Afrac(host_1),
+
+so one fraction per site (or per shared group) is refined, as in :mod:`xrd.dopant`. Stages are run
+cumulatively (the GSAS-II convention), then the values, esds (constrained ones from
+``Covariance['depSigDict']``), residuals, curves, reflections and the correlation matrix are read
+back into :func:`xrd.refine.build_result` so both engines return the same layout (``engine="gsas2"``).
+
+GSAS-II is optional: :func:`available` says whether ``import GSASII`` works; :func:`refine` raises
+:class:`~xrd.errors.XRDError` with the reason when it does not.
+
+Example
+-------
+>>> from xrd import gsas2
+>>> if gsas2.available():                                        # doctest: +SKIP
+...     result = gsas2.refine("examples/xrd/fluorapatite.toml")
+...     float(result.rwp)
+9.83
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .errors import XRDError
+
+#: GSAS-II atom-flag letter of each recipe group that lives on atoms.
+_ATOM_FLAGS = {"xyz": "X", "uiso": "U"}
+_XYZ = ("x", "y", "z")
+_HUGE_SIZE_UM = 1.0e5  # "no size broadening": GSAS-II always has a size term, make it negligible
+
+
+# ----------------------------------------------------------------------------------------- import
+
+
+_G2 = None
+_IMPORT_ERROR = ""
+
+
+def _gsas2():
+    """The ``GSASII.GSASIIscriptable`` module (imported once, its start-up chatter swallowed)."""
+    global _G2, _IMPORT_ERROR
+    if _G2 is None and not _IMPORT_ERROR:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                import GSASII.GSASIIscriptable as G2sc  # noqa: N813 - GSAS-II's customary alias
+
+                G2sc.SetPrintLevel("none")
+            _G2 = G2sc
+        except Exception as exc:  # noqa: BLE001 - any failure means "not usable here"
+            _IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
+    return _G2
+
+
+def available() -> bool:
+    """True when GSAS-II (``import GSASII.GSASIIscriptable``) can be used in this Python."""
+    return _gsas2() is not None
+
+
+def unavailable_reason() -> str:
+    """Why :func:`available` is False ("" when GSAS-II is usable)."""
+    _gsas2()
+    return "" if _G2 is not None else f"GSAS-II is not installed or not importable ({_IMPORT_ERROR})"
+
+
+# ------------------------------------------------------------------------------------ file writers
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_xye(path, two_theta, counts, esd) -> Path:
+    """Write a pattern as three columns (2theta deg, counts, esd) that GSAS-II's xye reader takes.
+
+    Points with a non-positive esd get GSAS-II's convention (its reader then weighs them 1/counts).
+    """
+    path = Path(path)
+    lines = ["/* doptrace pattern for GSAS-II: 2theta(deg) counts esd */"]
+    for x, y, s in zip(np.asarray(two_theta, float), np.asarray(counts, float), np.asarray(esd, float)):
+        lines.append(f"{x:.8f} {y:.10g} {s:.10g}" if s > 0 else f"{x:.8f} {y:.10g}")
+    _atomic_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def write_instprm(path, inst) -> Path:
+    """Write a GSAS-II ``.instprm`` (lab X-ray, constant wavelength) from an instrument spec.
+
+    ``inst`` has ``wavelengths``, ``ka2_ratio``, ``polarization`` (or ``monochromator_angle``),
+    ``zero``, ``U V W X Y Z SH_L`` (GSAS-II units).
+    """
+    path = Path(path)
+    pol = _polarization(inst)
+    lam1, lam2 = float(inst.wavelengths[0]), float(inst.wavelengths[1])
+    lines = ["#GSAS-II instrument parameter file; do not add/delete items!", "Type:PXC", "Bank:1.0"]
+    if math.isfinite(lam2) and lam2 > 0 and inst.ka2_ratio > 0:
+        lines += [f"Lam1:{lam1!r}", f"Lam2:{lam2!r}", f"I(L2)/I(L1):{float(inst.ka2_ratio)!r}"]
+    else:
+        lines += [f"Lam:{lam1!r}"]
+    lines += [f"Zero:{float(inst.zero)!r}", f"Polariz.:{pol!r}", "Azimuth:0.0"]
+    lines += [f"{k}:{float(getattr(inst, k))!r}" for k in ("U", "V", "W", "X", "Y", "Z")]
+    lines += [f"SH/L:{float(inst.SH_L)!r}"]
+    _atomic_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _polarization(inst) -> float:
+    """GSAS-II ``Polariz.`` p; a monochromator angle 2theta_m maps exactly onto it.
+
+    (1 + cos^2 2theta_m cos^2 2theta) / (1 + cos^2 2theta_m) = p + (1 - p) cos^2 2theta with
+    p = 1 / (1 + cos^2 2theta_m): the same angular shape, the normalisation goes into the scale.
+    """
+    pol = getattr(inst, "polarization", None)
+    if pol is not None:
+        return float(pol)
+    mono = getattr(inst, "monochromator_angle", None)
+    if mono is None:
+        return 0.5
+    c2 = math.cos(math.radians(float(mono))) ** 2
+    return 1.0 / (1.0 + c2)
+
+
+# ------------------------------------------------------------------------------------- structures
+
+
+def _species(label: str) -> tuple[str, int]:
+    from .recipe import parse_species
+
+    return parse_species(label)
+
+
+def _g2_type(label: str) -> str:
+    """GSAS-II atom type of a recipe species; ions only where GSAS-II tabulates them (else neutral).
+
+    ``"Li+"`` -> ``"Li+1"``, ``"O2-"`` -> ``"O-2"``, ``"Mn"`` -> ``"Mn"``.
+    """
+    symbol, charge = _species(label)
+    if charge == 0:
+        return symbol
+    from GSASII import atmdata
+
+    name = f"{symbol}{'+' if charge > 0 else '-'}{abs(charge)}"
+    return name if name in atmdata.XrayFF else symbol
+
+
+def _sites_from_cif(path: Path, phase_name: str):
+    """Space group, cell and sites of a CIF phase (gemmi); atoms sharing a position form one site."""
+    import gemmi
+
+    from .recipe import SiteSpec
+
+    try:
+        small = gemmi.read_small_structure(str(path))
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise XRDError(f"{path}: cannot read CIF for phase {phase_name} ({exc})") from None
+    cell = small.cell
+    sites: list[SiteSpec] = []
+    for atom in small.sites:
+        xyz = (atom.fract.x, atom.fract.y, atom.fract.z)
+        species = atom.type_symbol or atom.element.name
+        same = next((s for s in sites if max(abs(a - b) for a, b in zip(s.xyz, xyz)) < 1e-4), None)
+        if same is not None:
+            same.occupancy[species] = same.occupancy.get(species, 0.0) + float(atom.occ)
+            continue
+        uiso = float(atom.u_iso) if atom.u_iso > 0 else 0.01
+        sites.append(SiteSpec(atom.label, xyz, uiso, {species: float(atom.occ)}))
+    sg = small.find_spacegroup()
+    if sg is None:
+        raise XRDError(f"{path}: CIF gives no space group for phase {phase_name}")
+    return sg.xhm(), (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma), sites
+
+
+def _g2_space_group(name: str, where: str):
+    """GSAS-II space-group symbol for a (gemmi-style) name, checked to give the same operations."""
+    import gemmi
+
+    from GSASII import GSASIIspc as G2spc
+
+    try:
+        sg = gemmi.SpaceGroup(name)
+    except (RuntimeError, ValueError):
+        raise XRDError(f"{where}: unknown space group '{name}'") from None
+    symbol = sg.hm + (" r" if sg.ext == "R" else "")
+    err, sgdata = G2spc.SpcGroup(symbol)
+    if err:
+        raise XRDError(f"{where}: GSAS-II does not know space group '{symbol}'")
+    # same setting? compare the orbit of a general point under both operation sets
+    point = np.array([0.1234, 0.3456, 0.2789])
+    ours = {tuple(np.round(np.mod(op.apply_to_xyz(point.tolist()), 1.0), 5) % 1.0) for op in sg.operations()}
+    theirs = {tuple(np.round(np.mod(p, 1.0), 5) % 1.0) for p, *_ in G2spc.GenAtom(point, sgdata, All=True)}
+    if ours != theirs:
+        raise XRDError(
+            f"{where}: space group '{name}' is a setting GSAS-II does not use for '{symbol}' "
+            "(give the standard setting, e.g. origin choice 2)"
+        )
+    return symbol
+
+
+class _Site:
+    """One recipe site in the GSAS-II project: its atoms (species -> atom index) and dopant role."""
+
+    def __init__(self, phase: str, phase_index: int, spec, g2_symbol: str):
+        self.phase = phase
+        self.phase_index = phase_index
+        self.label = spec.label
+        self.key = f"{phase}:{spec.label}"
+        self.spec = spec
+        self.atoms: dict[str, int] = {}  # species label -> GSAS-II atom index in its phase
+        self.dopant: str | None = None  # dopant species when this is a candidate site
+        self.free_axes: list[int] = _free_axes(spec.xyz, g2_symbol)
+
+    def var(self, name: str, species: str) -> str:
+        return f"{self.phase_index}::{name}:{self.atoms[species]}"
+
+
+def _free_axes(xyz, symbol: str) -> list[int]:
+    """Indices (0, 1, 2 = x, y, z) of the independent free coordinates of a position."""
+    from GSASII import GSASIIspc as G2spc
+
+    _, sgdata = G2spc.SpcGroup(symbol)
+    sym = G2spc.SytSym(list(xyz), sgdata)[0]
+    codes = G2spc.GetCSxinel(sym)[0]
+    seen, axes = set(), []
+    for axis, code in enumerate(codes):
+        if code and code not in seen:
+            seen.add(code)
+            axes.append(axis)
+    return axes
+
+
+class _Project:
+    """Builds and runs the GSAS-II project of one recipe (state: the project, its sites and names)."""
+
+    def __init__(self, recipe, pattern: xr.DataArray, inst, workdir: Path):
+        self.G2 = _gsas2()
+        self.recipe = recipe
+        self.where = str(recipe.path)
+        self.workdir = workdir
+        self.log = io.StringIO()
+        x = np.asarray(pattern["two_theta"].values, float)
+        y = np.asarray(pattern.values, float)
+        esd = np.asarray(pattern["esd"].values, float) if "esd" in pattern.coords else np.sqrt(np.clip(y, 0, None))
+        lo, hi = recipe.two_theta_range or (float(x.min()), float(x.max()))
+        inside = (x >= lo - 1e-9) & (x <= hi + 1e-9)
+        if inside.sum() < 10:
+            raise XRDError(f"{self.where}: fewer than 10 data points inside the 2theta range [{lo}, {hi}]")
+        self.x, self.y, self.esd = x, y, esd
+        self.limits = (float(x[inside].min()), float(x[inside].max()))
+        self.inst = inst
+        with self._quiet():
+            self._build()
+
+    @contextlib.contextmanager
+    def _quiet(self):
+        """GSAS-II prints progress with print(); keep it in a log instead of the user's terminal."""
+        with contextlib.redirect_stdout(self.log):
+            yield
+
+    # -------------------------------------------------------------------------------- building
+    def _build(self):
+        G2 = self.G2
+        recipe = self.recipe
+        data_file = write_xye(self.workdir / "pattern.xye", self.x, self.y, self.esd)
+        inst_file = write_instprm(self.workdir / "instrument.instprm", self.inst)
+        self.gpx = G2.G2Project(newgpx=str(self.workdir / "doptrace.gpx"))
+        self.hist = self.gpx.add_powder_histogram(str(data_file), str(inst_file), fmthint="xye")
+        sample = self.hist.data["Sample Parameters"]
+        sample["Type"] = "Bragg-Brentano"
+        sample["Gonio. radius"] = float(self.inst.radius_mm)
+        self.hist.Limits("lower", self.limits[0])
+        self.hist.Limits("upper", self.limits[1])
+        if recipe.exclude:
+            self.hist.Excluded([[lo, hi] for lo, hi in recipe.exclude
+                                if hi > self.limits[0] and lo < self.limits[1]])
+        bkg = self.hist.data["Background"][0]
+        coeffs = list(recipe.background_coefficients)[: recipe.background_terms]
+        coeffs += [0.0] * (recipe.background_terms - len(coeffs))
+        if not recipe.background_coefficients:
+            coeffs[0] = float(np.median(self.y[self.y > 0])) if np.any(self.y > 0) else 1.0
+        bkg[:] = ["chebyschev-1", False, recipe.background_terms, *coeffs]
+
+        self.phases = []  # (name, G2Phase)
+        self.sites: list[_Site] = []
+        for index, spec in enumerate(recipe.phases):
+            self._add_phase(index, spec)
+        self._add_dopant()
+        self.gpx.save()
+        self._add_constraints()
+
+    def _add_phase(self, index: int, spec):
+        where = f"{self.where}: phase {spec.name}"
+        if spec.cif is not None:
+            space_group, cell, sites = _sites_from_cif(Path(spec.cif), spec.name)
+        else:
+            space_group, cell, sites = spec.space_group, tuple(spec.cell), spec.sites
+        symbol = _g2_space_group(space_group, where)
+        phase = self.gpx.add_phase(phasename=spec.name, spacegroup=symbol, cell=list(cell), histograms=[self.hist])
+        if phase.name != spec.name:
+            raise XRDError(f"{where}: GSAS-II renamed the phase to {phase.name}")
+        for site_spec in sites:
+            site = _Site(spec.name, index, site_spec, symbol)
+            for species, occ in site_spec.occupancy.items():
+                self._add_atom(phase, site, species, occ)
+            self.sites.append(site)
+        hap = phase.data["Histograms"][self.hist.name]
+        size = spec.size_um if spec.size_um is not None else _HUGE_SIZE_UM
+        hap["Size"][0] = "isotropic"
+        hap["Size"][1] = [float(size), float(size), 1.0]
+        strain = spec.mustrain if spec.mustrain is not None else 0.0
+        hap["Mustrain"][0] = "isotropic"
+        hap["Mustrain"][1] = [float(strain), float(strain), 1.0]
+        hap["Scale"] = [float(spec.scale) if spec.scale is not None else 1.0, False]
+        if spec.preferred_orientation is not None:
+            hkl, ratio = spec.preferred_orientation
+            hap["Pref.Ori."][0] = "MD"
+            hap["Pref.Ori."][1] = float(ratio)
+            hap["Pref.Ori."][3] = [int(h) for h in hkl]
+        self.phases.append((spec.name, phase))
+
+    def _add_atom(self, phase, site: _Site, species: str, occ: float, key: str | None = None):
+        symbol = _species(species)[0]
+        taken = {a[0] for a in phase.data["Atoms"]}
+        label = site.label if not site.atoms and len(site.spec.occupancy) == 1 else f"{site.label}_{symbol}"
+        label = label.replace(" ", "_")
+        while label in taken:
+            label += "d"
+        x, y, z = site.spec.xyz
+        phase.add_atom(x, y, z, _g2_type(species), label, occ=float(occ), uiso=float(site.spec.uiso))
+        site.atoms[key or species] = len(phase.data["Atoms"]) - 1
+
+    def _add_dopant(self):
+        dopant = self.recipe.dopant
+        if dopant is None:
+            return
+        by_key = {s.key: s for s in self.sites}
+        phases = dict(self.phases)
+        for key in dopant.sites:
+            site = by_key.get(key)
+            if site is None:
+                raise XRDError(f"{self.where}: dopant site '{key}' does not exist "
+                               f"(sites: {', '.join(sorted(by_key))})")
+            total = site.spec.total
+            if total <= 0:
+                raise XRDError(f"{self.where}: dopant site '{key}' has zero total occupancy")
+            start = float(dopant.start)
+            phase = phases[site.phase]
+            cx = phase.data["General"]["AtomPtrs"][0]
+            for species, occ in site.spec.occupancy.items():  # hosts keep total - d (xrd.dopant rule)
+                phase.data["Atoms"][site.atoms[species]][cx + 3] = occ * (total - start) / total
+            site.dopant = f"{dopant.element} (dopant)"
+            self._add_atom(phase, site, dopant.element, start, key=site.dopant)
+
+    def _add_constraints(self):
+        """Dopant occupancy equations, shared groups, and mixed-site Uiso/xyz equivalences."""
+        gpx = self.gpx
+        for site in self.sites:
+            if len(site.atoms) < 2:
+                continue
+            species = list(site.atoms)
+            gpx.add_EquivConstr([site.var("AUiso", s) for s in species], reloadIdx=False)
+            for axis in site.free_axes:
+                gpx.add_EquivConstr([site.var(f"dA{_XYZ[axis]}", s) for s in species], reloadIdx=False)
+            if site.dopant is None:
+                continue
+            hosts = [s for s in species if s != site.dopant]
+            gpx.add_EqnConstr(site.spec.total, [site.var("Afrac", s) for s in species], reloadIdx=False)
+            first = hosts[0]
+            for other in hosts[1:]:
+                ratio = site.spec.occupancy[other] / site.spec.occupancy[first] if site.spec.occupancy[first] else 0.0
+                gpx.add_EqnConstr(0.0, [site.var("Afrac", other), site.var("Afrac", first)], [1.0, -ratio],
+                                  reloadIdx=False)
+        if self.recipe.dopant is not None:
+            by_key = {s.key: s for s in self.sites}
+            for group in self.recipe.dopant.shared:
+                first = by_key[group[0]]
+                for key in group[1:]:
+                    other = by_key[key]
+                    gpx.add_EqnConstr(0.0, [other.var("Afrac", other.dopant), first.var("Afrac", first.dopant)],
+                                      [1.0, -1.0], reloadIdx=False)
+
+    # -------------------------------------------------------------------------------- refining
+    def set_flags(self, groups: list[str]):
+        """Refinement flags of the cumulative group list ``groups`` (everything else fixed)."""
+        groups = set(groups)
+        single = len(self.phases) == 1
+        sample = self.hist.data["Sample Parameters"]
+        sample["Scale"][1] = "scale" in groups and single
+        sample["Shift"][1] = "displacement" in groups
+        self.hist.data["Background"][0][1] = "background" in groups
+        inst = self.hist.data["Instrument Parameters"][0]
+        inst["Zero"][2] = "zero" in groups
+        for key in ("U", "V", "W", "X", "Y"):
+            inst[key][2] = "profile" in groups
+        for (name, phase), spec in zip(self.phases, self.recipe.phases):
+            phase.data["General"]["Cell"][0] = "cell" in groups
+            hap = phase.data["Histograms"][self.hist.name]
+            hap["Scale"][1] = "scale" in groups and not single
+            hap["Pref.Ori."][2] = "preferred_orientation" in groups and spec.preferred_orientation is not None
+        flags = "".join(_ATOM_FLAGS[g] for g in ("xyz", "uiso") if g in groups)
+        for site in self.sites:
+            phase = dict(self.phases)[site.phase]
+            occ = "F" if ("occupancy" in groups and site.dopant is not None) else ""
+            records = phase.atoms()
+            for index in site.atoms.values():
+                records[index].refinement_flags = occ + flags
+
+    def run_stage(self, groups: list[str], cycles: int, name: str):
+        self.set_flags(groups)
+        self.gpx.set_Controls("cycles", int(cycles))
+        try:
+            with self._quiet():
+                self.gpx.refine()
+        except Exception as exc:  # noqa: BLE001 - GSAS-II raises bare Exceptions
+            raise XRDError(f"{self.where}: GSAS-II refinement failed in stage '{name}' ({exc})") from None
+        cov = self.gpx["Covariance"]["data"]
+        if "Rvals" not in cov or not np.isfinite(float(cov["Rvals"].get("Rwp", np.nan))):
+            raise XRDError(f"{self.where}: GSAS-II stage '{name}' gave no result (see {self.workdir}/doptrace.lst)")
+        return float(self.hist.residuals["wR"])
+
+    # -------------------------------------------------------------------------------- results
+    def covariance(self):
+        """Values, esds and covariance of the refined parameters *plus* the constrained ones.
+
+        GSAS-II's covariance is over its independent variables (the vary list, which holds
+        generated ``::constr:n`` combinations when constraint equations are used); every dependent
+        parameter is linear in them (``GSASIImapvars``), so the full covariance is J C J^T.
+        Returns (names, values, covariance), names in GSAS-II form.
+        """
+        from GSASII import GSASIImapvars as G2mv
+
+        cov = self.gpx["Covariance"]["data"]
+        vary = list(cov["varyList"])
+        matrix = cov.get("covMatrix")
+        n = len(vary)
+        if matrix is None or np.shape(matrix) != (n, n):
+            matrix = np.full((n, n), np.nan)
+        parm = dict(cov.get("parmDict", {}))
+        parm.update({name: float(v[0]) for name, v in cov.get("depSigDict", {}).items()})
+        parm.update(zip(vary, (float(v) for v in cov["variables"])))
+        names, rows = [], []
+        for i, name in enumerate(vary):
+            row = np.zeros(n)
+            row[i] = 1.0
+            names.append(name)
+            rows.append(row)
+        for dep, ind, inv, symgen in zip(G2mv.dependentParmList, G2mv.indParmList, G2mv.invarrayList,
+                                         G2mv.symGenList):
+            if symgen:
+                continue
+            for name, vec in zip(dep, inv):
+                row = np.zeros(n)
+                for weight, iname in zip(np.atleast_1d(vec), ind):
+                    if isinstance(iname, str) and iname in vary:
+                        row[vary.index(iname)] = weight
+                if str(name) not in names:
+                    names.append(str(name))
+                    rows.append(row)
+        jac = np.array(rows).reshape(len(rows), n)
+        full = jac @ np.asarray(matrix, float) @ jac.T
+        values = np.array([float(parm.get(name, np.nan)) for name in names])
+        return names, values, full
+
+    def atom_value(self, site: _Site, species: str, offset: int) -> float:
+        """Current value of an atom entry (offset from x: 0-2 xyz, 3 occupancy) in the project."""
+        phase = dict(self.phases)[site.phase]
+        cx = phase.data["General"]["AtomPtrs"][0]
+        return float(phase.data["Atoms"][site.atoms[species]][cx + offset])
+
+    def value_of(self, name: str, value: float) -> float:
+        """Reported value of a GSAS-II parameter: coordinate shifts ``dAx`` become coordinates."""
+        parts = name.split(":")
+        if len(parts) == 4 and parts[2] in ("dAx", "dAy", "dAz"):
+            phase = self.phases[int(parts[0])][1]
+            cx = phase.data["General"]["AtomPtrs"][0]
+            return float(phase.data["Atoms"][int(parts[3])][cx + _XYZ.index(parts[2][-1])])
+        return float(value)
+
+    def readable(self) -> dict[str, str]:
+        """GSAS-II parameter name -> doptrace name (``PHASE:SITE:uiso``, ``background:2`` ...)."""
+        out = {":0:Scale": "scale", ":0:Shift": "displacement", ":0:Zero": "zero"}
+        out.update({f":0:{k}": k for k in ("U", "V", "W", "X", "Y", "Z", "SH/L")})
+        out.update({f":0:Back;{i}": f"background:{i}" for i in range(self.recipe.background_terms)})
+        for index, (name, _phase) in enumerate(self.phases):
+            out[f"{index}:0:Scale"] = f"{name}:scale"
+            out[f"{index}:0:MD"] = f"{name}:po_ratio"
+            out.update({f"{index}::A{i}": f"{name}:A{i}" for i in range(6)})
+        for site in self.sites:
+            first = next(iter(site.atoms))
+            out[site.var("AUiso", first)] = f"{site.key}:uiso"
+            for axis in range(3):
+                out[site.var(f"dA{_XYZ[axis]}", first)] = f"{site.key}:{_XYZ[axis]}"
+            if site.dopant is not None:
+                out[site.var("Afrac", site.dopant)] = f"{site.key}:{self.recipe.dopant.element} fraction"
+        return out
+
+    def curves(self):
+        x = np.asarray(self.hist.getdata("x"), float)
+        inside = (x >= self.limits[0] - 1e-9) & (x <= self.limits[1] + 1e-9)
+        used = inside.copy()
+        for lo, hi in self.recipe.exclude:
+            used &= ~((x >= lo) & (x <= hi))
+        get = {k: np.asarray(np.ma.filled(self.hist.getdata(k), np.nan), float)[inside]
+               for k in ("yobs", "ycalc", "background")}
+        order = np.argsort(self.x)
+        esd = np.interp(x[inside], self.x[order], self.esd[order])
+        return x[inside], get["yobs"], get["ycalc"], get["background"], esd, used[inside]
+
+    def reflections(self):
+        tt, hkl, phase_of = [], [], []
+        lists = self.hist.reflections()
+        for name, _phase in self.phases:
+            refl = np.asarray(lists.get(name, {}).get("RefList", np.zeros((0, 6))), float)
+            if refl.size == 0:
+                continue
+            keep = (refl[:, 5] >= self.limits[0]) & (refl[:, 5] <= self.limits[1])
+            for row in refl[keep]:
+                tt.append(float(row[5]))
+                hkl.append(f"{int(round(row[0]))} {int(round(row[1]))} {int(round(row[2]))}")
+                phase_of.append(name)
+        return tt, hkl, phase_of
+
+
+# ------------------------------------------------------------------------------------ the driver
+
+
+def _load_inputs(recipe, data, instrument):
+    from .recipe import Recipe, load_recipe
+
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    if isinstance(instrument, (str, os.PathLike)):
+        recipe = recipe.with_instrument(instrument)
+        inst = recipe.instrument
+    elif instrument is not None:
+        inst = instrument
+    else:
+        inst = recipe.instrument
+    if isinstance(data, xr.DataArray):
+        pattern = data
+    else:
+        path = data if data is not None else recipe.data_file
+        if path is None:
+            raise XRDError(f"{recipe.path}: no data file (give [data] file in the recipe or --data)")
+        from .read import read
+
+        pattern = read(path)
+    values = np.asarray(pattern.values, float)
+    if values.ndim != 1 or values.size < 10:
+        raise XRDError(f"{pattern.attrs.get('source', recipe.path)}: pattern has {values.size} points (need >= 10)")
+    if not np.all(np.isfinite(values)) or not np.all(np.isfinite(pattern["two_theta"].values)):
+        raise XRDError(f"{pattern.attrs.get('source', recipe.path)}: pattern holds NaN or infinite values")
+    return recipe, pattern, inst
+
+
+def refine(recipe, data=None, instrument=None, workdir=None, progress: bool = False) -> xr.Dataset:
+    """Run a recipe's staged refinement through GSAS-II; the result has the built-in engine's layout.
+
+    Parameters
+    ----------
+    recipe : Recipe or str or Path
+        A recipe from :func:`xrd.recipe.load_recipe`, or the TOML path.
+    data : str, Path or xarray.DataArray, optional
+        The pattern (``xrd.read`` output) or its file; default: the recipe's ``[data] file``.
+    instrument : str, Path or instrument spec, optional
+        Instrument file (``.prm``/``.instprm``) or an object with the instrument fields;
+        default: the recipe's instrument.
+    workdir : str or Path, optional
+        Folder for the GSAS-II project (``doptrace.gpx``, ``.lst``, the written pattern and
+        ``.instprm``); kept when given, a temporary folder (removed afterwards) otherwise.
+    progress : bool
+        Show a tqdm bar over the stages.
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`xrd.refine.build_result` layout, ``attrs["engine"] = "gsas2"``, plus
+        ``attrs["stage_rwp"]`` (Rwp after each stage, %) and ``attrs["gsas2_version"]``.
+
+    Raises
+    ------
+    XRDError
+        GSAS-II missing, bad recipe/data, or a failed GSAS-II refinement (message names the file).
+
+    Examples
+    --------
+    >>> ds = refine("examples/xrd/fluorapatite.toml")   # doctest: +SKIP
+    >>> round(float(ds.rwp), 2)                          # doctest: +SKIP
+    9.83
+    """
+    if not available():
+        raise XRDError(f"{getattr(recipe, 'path', recipe)}: {unavailable_reason()}")
+    recipe, pattern, inst = _load_inputs(recipe, data, instrument)
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="doptrace-gsas2-") as tmp:
+            return _refine(recipe, pattern, inst, Path(tmp), progress)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    return _refine(recipe, pattern, inst, workdir, progress)
+
+
+def _refine(recipe, pattern, inst, workdir: Path, progress: bool) -> xr.Dataset:
+    from tqdm.auto import tqdm
+
+    project = _Project(recipe, pattern, inst, workdir)
+    stage_rwp = []
+    groups_per_stage = recipe.cumulative_groups()
+    for stage, groups in tqdm(list(zip(recipe.stages, groups_per_stage)), desc="GSAS-II stages",
+                              disable=not progress, unit="stage"):
+        stage_rwp.append(project.run_stage(groups, stage.max_cycles, stage.name))
+    return _assemble(project, pattern, groups_per_stage[-1], stage_rwp)
+
+
+def _assemble(project: _Project, pattern, final_groups, stage_rwp) -> xr.Dataset:
+    from .dopant import correlation_words
+    from .refine import build_result
+
+    recipe = project.recipe
+    cov = project.gpx["Covariance"]["data"]
+    rvals = cov["Rvals"]
+    gof = float(rvals["GOF"])
+    names, values, full = project.covariance()
+    esd_all = np.sqrt(np.clip(np.diag(full), 0, None))
+    readable = project.readable()
+    dopant_vars = {s.var("Afrac", s.dopant): s for s in project.sites if s.dopant is not None}
+    n_ind = len(cov["varyList"])
+    report = [k for k, name in enumerate(names)
+              if (k < n_ind and not name.startswith("::")) or name in dopant_vars]
+    par_names = [readable.get(names[k], names[k]) for k in report]
+    par_values = np.array([project.value_of(names[k], values[k]) for k in report])
+    par_esd = esd_all[report]
+    sub = full[np.ix_(report, report)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = sub / np.outer(par_esd, par_esd)
+
+    # per phase: cell, scale, weight fraction
+    hist_scale = float(project.hist.data["Sample Parameters"]["Scale"][0])
+    hist_scale_esd = float(esd_all[names.index(":0:Scale")]) if ":0:Scale" in names else 0.0
+    cells, cell_esds, scales, scale_esds = [], [], [], []
+    for index, (name, phase) in enumerate(project.phases):
+        with project._quiet():
+            cell, cell_sig = phase.get_cell_and_esd()
+        keys = ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
+        cells.append([float(cell[k]) for k in keys])
+        cell_esds.append([float(cell_sig[k]) for k in keys])
+        frac = float(phase.data["Histograms"][project.hist.name]["Scale"][0])
+        frac_name = f"{index}:0:Scale"
+        frac_esd = float(esd_all[names.index(frac_name)]) if frac_name in names else 0.0
+        scales.append(hist_scale * frac)
+        scale_esds.append(math.hypot(hist_scale_esd * frac, hist_scale * frac_esd))
+    wf, wf_esd = _weight_fractions(project)
+
+    # dopant sites
+    sites, frac, frac_esd, words, dmin = [], [], [], [], []
+    if recipe.dopant is not None:
+        by_key = {s.key: s for s in project.sites}
+        group_of = {key: group for group in recipe.dopant.groups() for key in group}
+        for key in recipe.dopant.sites:
+            site = by_key[key]
+            var = site.var("Afrac", site.dopant)
+            sites.append(key)
+            if var in names:
+                k = names.index(var)
+                frac.append(float(values[k]))
+                frac_esd.append(float(esd_all[k]))
+                j = report.index(k)
+                masked = np.array(corr, copy=True)
+                for other in group_of[key]:  # the same parameter under another site's name
+                    other_var = by_key[other].var("Afrac", by_key[other].dopant)
+                    if other != key and names.index(other_var) in report:
+                        masked[j, report.index(names.index(other_var))] = 0.0
+                words.append(correlation_words(par_names, masked, j))
+            else:
+                frac.append(project.atom_value(site, site.dopant, 3))
+                frac_esd.append(float("nan"))
+                words.append("fraction not refined")
+
+    two_theta, obs, calc, background, esd, used = project.curves()
+    refl_tt, refl_hkl, refl_phase = project.reflections()
+    rwp, rp = float(project.hist.residuals["wR"]), float(project.hist.residuals["R"])
+    nobs, nvar = int(rvals["Nobs"]), int(rvals["Nvars"])
+    if sites:  # last: the what-if cycle it may run changes the project
+        dmin = _min_detectable(project, final_groups, sites, frac_esd, gof)
+    extra = {"stage_rwp": [float(r) for r in stage_rwp], "gsas2_version": _version(),
+             "gsas2_project": str(project.workdir / "doptrace.gpx")}
+    return build_result(
+        two_theta=two_theta, obs=obs, calc=calc, background=background, esd=esd, used=used,
+        phases=[name for name, _ in project.phases], cell=cells, cell_stderr=cell_esds,
+        weight_fraction=wf, weight_fraction_stderr=wf_esd, scale=scales, scale_stderr=scale_esds,
+        sites=sites, dopant_fraction=frac, dopant_fraction_stderr=frac_esd, dopant_correlations=words,
+        dopant_min_detectable=dmin,
+        reflection_two_theta=refl_tt, reflection_hkl=refl_hkl, reflection_phase=refl_phase,
+        parameter_names=par_names, parameter_values=par_values, parameter_stderr=par_esd, correlation=corr,
+        rwp=rwp, rp=rp, rexp=rwp / gof if gof > 0 else float("nan"), gof=gof, nobs=nobs, nvar=nvar,
+        engine="gsas2", source=str(pattern.attrs.get("source", recipe.data_file or "")), recipe=str(recipe.path),
+        extra_attrs=extra,
+    )
+
+
+def _weight_fractions(project: _Project):
+    n = len(project.phases)
+    if n == 1:
+        return [1.0], [0.0]
+    try:
+        with project._quiet():
+            fracs = project.hist.ComputeMassFracs()
+        return [float(fracs[name][0]) for name, _ in project.phases], \
+               [float(fracs[name][1]) for name, _ in project.phases]
+    except Exception:  # noqa: BLE001 - fall back to the GSAS-II formula without esds
+        mass = np.array([float(p.data["General"]["Mass"]) for _, p in project.phases])
+        frac = np.array([float(p.data["Histograms"][project.hist.name]["Scale"][0]) for _, p in project.phases])
+        w = mass * frac / np.sum(mass * frac)
+        return list(w), [float("nan")] * n
+
+
+def _min_detectable(project: _Project, final_groups, sites, frac_esd, gof):
+    """3-sigma detection limit of each dopant fraction from the Fisher information of the pattern.
+
+    The esd GSAS-II reports is sqrt((J^T W J)^-1_ii) * GOF; the Fisher-information limit
+    (:func:`xrd.dopant.min_detectable`) leaves out the GOF. When the recipe never refines the
+    occupancy, one extra GSAS-II cycle with the fractions free (at the final model) gives it.
+    """
+    if all(np.isfinite(frac_esd)):
+        return [3.0 * e / gof if gof > 0 else float("nan") for e in frac_esd]
+    try:
+        project.run_stage(list(final_groups) + ["occupancy"], 1, "what-if: dopant detectability")
+    except XRDError:
+        return [float("nan")] * len(sites)
+    names, _values, full = project.covariance()
+    gof2 = float(project.gpx["Covariance"]["data"]["Rvals"]["GOF"])
+    by_key = {s.key: s for s in project.sites}
+    out = []
+    for key in sites:
+        var = by_key[key].var("Afrac", by_key[key].dopant)
+        if var in names and gof2 > 0:
+            out.append(3.0 * math.sqrt(max(full[names.index(var), names.index(var)], 0.0)) / gof2)
+        else:
+            out.append(float("nan"))
+    return out
+
+
+def _version() -> str:
+    try:
+        from GSASII import GSASIIpath
+
+        return str(GSASIIpath.GetVersionNumber())
+    except Exception:  # noqa: BLE001 - version is informative only
+        return "unknown"
