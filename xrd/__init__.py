@@ -16,6 +16,7 @@ _EXPORTS = {
     "read_all": "read",
     "read_instrument": "read",
     "describe": "read",
+    "weights": "read",
     "Instrument": "instrument",
     "REGISTRY": "formats",
     # XRD-ENGINE's names (the engine modules add themselves here)

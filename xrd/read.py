@@ -19,7 +19,7 @@ from .formats import find_format, find_instrument_format
 from .formats._pattern import fail
 from .instrument import Instrument
 
-__all__ = ["read", "read_all", "read_instrument", "describe"]
+__all__ = ["read", "read_all", "read_instrument", "describe", "weights"]
 
 
 def read_all(path, fmt: str | None = None, **kw) -> list[xr.DataArray]:
@@ -84,6 +84,26 @@ def read_instrument(path, bank: int = 1, fmt: str | None = None, **kw) -> Instru
     path = Path(path)
     module = find_instrument_format(path, fmt)
     return module.read_instrument(path, bank=bank, **kw)
+
+
+def weights(pattern: xr.DataArray) -> np.ndarray:
+    """Least-squares weights 1/esd^2 of a pattern, 0 where the esd is 0 (GSAS-II's rule).
+
+    Points with zero counts in a counts-only file (or a zero esd in the file) have esd 0; GSAS-II
+    gives them weight 0 rather than an arbitrary one, and so does this.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> p = xr.DataArray([4.0, 0.0], dims="two_theta", coords={"esd": ("two_theta", [2.0, 0.0])})
+    >>> weights(p).tolist()
+    [0.25, 0.0]
+    """
+    esd = np.asarray(pattern["esd"].values, dtype=float)
+    out = np.zeros_like(esd)
+    good = np.isfinite(esd) & (esd > 0)
+    out[good] = 1.0 / esd[good] ** 2
+    return out
 
 
 def describe(path) -> str:

@@ -79,9 +79,9 @@ def make_pattern(
     two_theta, counts : array_like
         Angles (deg) and intensities, same length.
     esd : array_like, optional
-        Standard deviations from the file; default sqrt(counts).  Points whose esd is not
-        positive (zero counts, or a zero esd in the file) get ``esd = inf``: weight zero, as
-        GSAS-II gives them.
+        Standard deviations from the file; default sqrt(counts).  An esd of 0 (zero counts, or a
+        zero esd in the file) marks a point that carries no weight: GSAS-II weighs such points 0,
+        and :func:`xrd.read.weights` does the same.
     step : float, optional
         Nominal step (deg) when the file states one; default the mean spacing.
     esd_rule : str, optional
@@ -123,7 +123,7 @@ def make_pattern(
         if counts_kind != "counts" and np.any(y < 0):
             raise fail(path, f"{label}negative intensities without esds: cannot weight them")
         e = np.sqrt(np.clip(y, 0.0, None))
-        rule = "sqrt(counts); zero counts get esd=inf (weight 0, as GSAS-II)"
+        rule = "sqrt(counts); esd 0 (zero counts) means weight 0, as in GSAS-II"
     else:
         e = np.asarray(esd, dtype=float).ravel()
         if e.size != y.size:
@@ -134,11 +134,10 @@ def make_pattern(
         if np.any(e < 0):
             raise fail(path, f"{label}negative esd at 2theta={x[e < 0][0]:g} deg")
         e = e.copy()
-        rule = "from the file; zero esds get esd=inf (weight 0)"
+        rule = "from the file; esd 0 means weight 0, as in GSAS-II"
     if counts_kind == "counts" and np.any(y < 0):
         raise fail(path, f"{label}negative counts ({y.min():g}) at 2theta={x[np.argmin(y)]:g} deg")
-    e = np.where(e > 0, e, np.inf)
-    if not np.any(np.isfinite(e)):
+    if not np.any(e > 0):
         raise fail(path, f"{label}every point has zero counts or zero esd: nothing to fit")
     if step is None:
         step = float((x[-1] - x[0]) / (x.size - 1)) if x.size > 1 else math.nan
@@ -165,7 +164,8 @@ def make_pattern(
         dims=("two_theta",),
         coords={
             "two_theta": ("two_theta", x.copy(), {"units": "deg", "long_name": "2theta"}),
-            "esd": ("two_theta", e, {"units": "counts", "long_name": "standard deviation of the intensity"}),
+            "esd": ("two_theta", e, {"units": "counts", "long_name": "standard deviation of the intensity",
+                            "zero_means": "no weight (GSAS-II gives these points weight 0)"}),
         },
         name="intensity",
         attrs=attrs,

@@ -157,7 +157,7 @@ def read_all(path, **kw):
                     raise fail(path, f"{label}: truncated: BANK declares {nchan} points, only {counts.size} found")
                 counts, nctr = counts[:keep], nctr[:keep]
                 esd = np.sqrt(np.clip(counts, 0.0, None) / nctr)
-                rule = "sqrt(count / NCTR) (GSAS STD); zero counts get esd=inf (weight 0, as GSAS-II)"
+                rule = "sqrt(count / NCTR) (GSAS STD); esd 0 (zero counts) means weight 0, as in GSAS-II"
             else:
                 counts, esd = _esd(path, lines)
                 if counts.size < nchan:
