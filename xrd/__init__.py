@@ -32,9 +32,12 @@ def __getattr__(name):
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'xrd' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
-    globals()[name] = value
-    return value
+    module = importlib.import_module(f".{module_name}", __name__)
+    # importing submodule ``read`` binds ``xrd.read`` to the module; rebind every name it exports
+    for other, where in _EXPORTS.items():
+        if where == module_name and hasattr(module, other):
+            globals()[other] = getattr(module, other)
+    return globals()[name]
 
 
 def __dir__():
