@@ -1,0 +1,431 @@
+"""Fitting many XPS spectra at once: a batched, bounded Levenberg-Marquardt with Poisson weights.
+
+Why a hand-written fitter: fitting an etch series or a 64x64 map spectrum by spectrum with a
+general-purpose minimiser (lmfit/scipy) spends nearly all its time in Python overhead per
+spectrum. Here every array operation runs over all spectra together (shape ``(S, N)``), the
+Jacobian is assembled from the model's affine parameter map (areas exactly, centres and widths
+by a one-sided difference of the line shape only), and each spectrum keeps its own damping.
+:func:`fit_lmfit` fits the same model with ``lmfit`` and is the reference the tests compare with.
+
+Model: ``m(x) = sum_j A_j f_j(x; E_j, F_j) + background(x)``, where the background is either
+computed from the data before fitting (linear, Shirley, Tougaard) or *active*:
+
+- active Shirley: ``b0 + k * integral_{x_0}^{x} sum_j A_j f_j dx'`` (b0 and k fitted),
+- active Tougaard: ``I_lo + B * T1(x)`` with ``T1`` the Tougaard response of the data for B = 1.
+
+Weights: Poisson, ``sigma^2 = counts / counts_per_unit^2``. With ``weights="poisson"`` the fit is
+done with the data's variance and then refined with the model's variance (Pearson chi-square),
+which removes the low-count bias of data-variance weighting.
+
+Uncertainties: covariance ``(J^T W J)^-1 * redchi`` (as lmfit's ``scale_covar``) of all free
+parameters; component fractions carry the full covariance of the (correlated) areas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backgrounds as bgs
+from .errors import XPSError
+from .model import Compiled, Model, compile_model
+
+_MAX_ITER = 200
+
+
+@dataclass
+class FitResult:
+    """Fits of S spectra over one window. Arrays are over (spectrum, ...)."""
+
+    compiled: Compiled
+    energy: np.ndarray       # (S, N) binding energies in the window (charge corrected)
+    data: np.ndarray         # (S, N)
+    sigma: np.ndarray        # (S, N)
+    background: np.ndarray   # (S, N)
+    components: np.ndarray   # (S, C, N) area * shape of every component
+    params: np.ndarray       # (S, P) free parameters (model's, then active background's)
+    cov: np.ndarray          # (S, P, P)
+    chi2: np.ndarray         # (S,)
+    nfree: int
+    iterations: np.ndarray   # (S,)
+    param_names: list[str]
+
+    @property
+    def envelope(self) -> np.ndarray:
+        return self.background + self.components.sum(axis=1)
+
+    @property
+    def redchi(self) -> np.ndarray:
+        return self.chi2 / max(self.nfree, 1)
+
+    @property
+    def stderr(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diagonal(self.cov, axis1=1, axis2=2), 0, None))
+
+    def values(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{"area"|"center"|"fwhm": (value (S, C), stderr (S, C))}``; fixed values have stderr 0."""
+        n_model = len(self.compiled.names)
+        p = self.params[:, :n_model]
+        vals = self.compiled.values(p)
+        out = {}
+        for k, kind in enumerate(("area", "center", "fwhm")):
+            matrix = self.compiled.kind_matrix(k)
+            cov = self.cov[:, :n_model, :n_model]
+            var = np.einsum("cp,spq,cq->sc", matrix, cov, matrix)
+            out[kind] = (vals[k], np.sqrt(np.clip(var, 0, None)))
+        return out
+
+    def fractions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Share of every component in the fitted area, with stderr from the full covariance.
+
+        ``F_j = A_j / sum A``;  ``dF_j/dA_k = (delta_jk - F_j) / sum A``;  ``cov_F = G cov_A G^T``.
+        """
+        n_model = len(self.compiled.names)
+        matrix, offset = self.compiled.area_matrix()
+        areas = self.params[:, :n_model] @ matrix.T + offset
+        total = areas.sum(axis=1, keepdims=True)
+        safe = np.where(total != 0, total, np.nan)
+        frac = areas / safe
+        cov_a = np.einsum("cp,spq,dq->scd", matrix, self.cov[:, :n_model, :n_model], matrix)
+        eye = np.eye(areas.shape[1])[None]
+        grad = (eye - frac[:, :, None]) / safe[:, :, None]
+        cov_f = grad @ cov_a @ grad.transpose(0, 2, 1)
+        return frac, np.sqrt(np.clip(np.diagonal(cov_f, axis1=1, axis2=2), 0, None))
+
+
+def poisson_sigma(y: np.ndarray, counts_per_unit) -> np.ndarray:
+    """Standard deviation of ``y`` (counts / counts_per_unit) for Poisson counts (at least 1 count)."""
+    cpu = np.asarray(counts_per_unit, dtype=float)
+    cpu = np.where(np.isfinite(cpu) & (cpu > 0), cpu, 1.0)
+    if cpu.ndim == 1:
+        cpu = cpu[:, None]
+    return np.sqrt(np.maximum(y * cpu, 1.0)) / cpu
+
+
+def window_slice(energy: np.ndarray, window, source: str = "", where: str = "") -> tuple[np.ndarray, int]:
+    """Per-row start index and common length of the points of ``energy`` (S, N) inside ``window``."""
+    if window is None:
+        return np.zeros(energy.shape[0], dtype=int), energy.shape[1]
+    lo, hi = window
+    inside = (energy >= lo) & (energy <= hi)
+    counts = inside.sum(axis=1)
+    if counts.min() < 5:
+        span = f"[{np.nanmin(energy):.2f}, {np.nanmax(energy):.2f}] eV"
+        raise XPSError(f"{source}: model window [{lo}, {hi}] eV ({where}) holds "
+                       f"{int(counts.min())} data points; the data cover {span}")
+    return np.argmax(inside, axis=1), int(counts.min())
+
+
+class _Problem:
+    """The batched model: parameter layout, static background, evaluation with Jacobian."""
+
+    def __init__(self, compiled: Compiled, x: np.ndarray, y: np.ndarray):
+        self.compiled = compiled
+        self.model: Model = compiled.model
+        self.x = x  # (S, N)
+        self.y = y
+        bg = self.model.background
+        self.n_model = len(compiled.names)
+        self.extra: list[str] = []
+        common = bool(np.allclose(x, x[:1]))
+        self.x_shape = x[:1] if common else x  # line shapes broadcast over a shared grid when possible
+        if bg.kind == "shirley":
+            self.static = bgs.shirley(x, y, average=bg.average)
+        elif bg.kind == "linear":
+            self.static = bgs.linear(x, y, average=bg.average)
+        elif bg.kind == "tougaard":
+            self.static = bgs.tougaard(x, y, bg.B, bg.C, bg.D, bg.tougaard, average=bg.average)
+        else:
+            self.static = np.zeros_like(y)
+        self.lo, self.hi = (v for v in bgs._endpoints(y, bg.average))
+        if bg.active and bg.kind == "shirley":
+            self.extra = ["background.b0", "background.k"]
+        elif bg.active and bg.kind == "tougaard":
+            defaults = bgs.TOUGAARD_U3 if bg.tougaard == "U3" else bgs.TOUGAARD_U2
+            self.B0 = defaults["B"] if bg.B is None else bg.B
+            unit = bgs.tougaard_response(x, y - self.lo[:, None], 1.0, bg.C or defaults["C"],
+                                         bg.D if bg.D is not None else defaults.get("D", 0.0), bg.tougaard)
+            self.tougaard_unit = unit
+            self.extra = ["background.B"]
+        self.names = compiled.names + self.extra
+        self.lower = np.concatenate([compiled.lower, np.full(len(self.extra), -np.inf)])
+        self.upper = np.concatenate([compiled.upper, np.full(len(self.extra), np.inf)])
+
+    # -- start values -------------------------------------------------------------------------
+    def start(self, p0: np.ndarray | None) -> np.ndarray:
+        S = self.y.shape[0]
+        if p0 is not None:
+            p = np.array(np.broadcast_to(p0, (S, len(self.names))), dtype=float)
+            return np.clip(p, self.lower, self.upper)
+        p = np.tile(np.concatenate([self.compiled.p0, np.full(len(self.extra), np.nan)]), (S, 1))
+        net = np.trapezoid(np.clip(self.y - self.static, 0, None), self.x, axis=1)
+        auto = np.isnan(self.compiled.p0)
+        if auto.any():
+            # Share the net area equally among the automatic area roots (linked areas count with their ratio).
+            weight = 0.0
+            for j in range(len(self.model.components)):
+                i = self.compiled.index[0, j]
+                if i >= 0 and auto[i]:
+                    weight += self.compiled.scale[0, j]
+            fixed = self.compiled.offset[0].sum()
+            share = np.maximum(net - fixed, net * 0.05) / max(weight, 1e-12)
+            p[:, np.nonzero(auto)[0]] = share[:, None]
+        p[:, : self.n_model] = np.clip(p[:, : self.n_model], self.compiled.lower, self.compiled.upper)
+        if self.extra == ["background.b0", "background.k"]:
+            areas = self.compiled.values(p[:, : self.n_model])[0].sum(axis=1)
+            p[:, -2] = self.lo
+            p[:, -1] = (self.hi - self.lo) / np.where(areas > 0, areas, 1.0)
+        elif self.extra == ["background.B"]:
+            p[:, -1] = self.B0
+        return p
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, p: np.ndarray, rows: np.ndarray, jac: bool = True):
+        """Model (s, N), component curves (s, C, N) and Jacobian (s, N, P) for spectra ``rows``."""
+        comp = self.compiled
+        x = self.x_shape if self.x_shape.shape[0] == 1 else self.x_shape[rows]
+        s_count, n_points = p.shape[0], self.x.shape[1]
+        vals = comp.values(p[:, : self.n_model])  # (3, s, C)
+        curves = np.empty((s_count, len(comp.functions), n_points))
+        J = np.zeros((s_count, n_points, len(self.names))) if jac else None
+        for j, func in enumerate(comp.functions):
+            area, center, fwhm = vals[0, :, j, None], vals[1, :, j, None], vals[2, :, j, None]
+            f = func(x, center, fwhm)
+            curves[:, j] = area * f
+            if not jac:
+                continue
+            ia, ic, iw = comp.index[:, j]
+            if ia >= 0:
+                J[:, :, ia] += comp.scale[0, j] * f
+            if ic >= 0:
+                h = 1e-4 * fwhm
+                J[:, :, ic] += comp.scale[1, j] * area * (func(x, center + h, fwhm) - f) / h
+            if iw >= 0:
+                h = 1e-4 * fwhm
+                J[:, :, iw] += comp.scale[2, j] * area * (func(x, center, fwhm + h) - f) / h
+        peaks = curves.sum(axis=1)
+        xr_ = self.x[rows]
+        if self.extra == ["background.b0", "background.k"]:
+            b0, k = p[:, -2, None], p[:, -1, None]
+            cum = bgs.cumulative_integral(xr_, peaks)
+            background = b0 + k * cum
+            if jac:
+                cum_j = bgs.cumulative_integral(xr_[:, None, :], J[:, :, : self.n_model].transpose(0, 2, 1))
+                J[:, :, : self.n_model] += k[:, :, None] * cum_j.transpose(0, 2, 1)
+                J[:, :, -2] = 1.0
+                J[:, :, -1] = cum
+        elif self.extra == ["background.B"]:
+            background = self.lo[rows, None] + p[:, -1, None] * self.tougaard_unit[rows]
+            if jac:
+                J[:, :, -1] = self.tougaard_unit[rows]
+        else:
+            background = self.static[rows]
+        return peaks + background, curves, background, J
+
+
+def _lm(problem: _Problem, p: np.ndarray, sigma: np.ndarray, max_iter: int = _MAX_ITER, tol: float = 1e-4):
+    """Bounded Levenberg-Marquardt over all rows at once (Marquardt scaling, per-row damping)."""
+    S, P = p.shape
+    y = problem.y
+    lam = np.full(S, 1e-3)
+    iterations = np.zeros(S, dtype=int)
+    rows = np.arange(S)
+    model, _, _, J = problem.evaluate(p, rows)
+    chi2 = (((y - model) / sigma) ** 2).sum(axis=1)
+    J_all = J
+    active = np.ones(S, dtype=bool)
+    for _ in range(max_iter):
+        idx = np.nonzero(active)[0]
+        if idx.size == 0:
+            break
+        w = 1.0 / sigma[idx]
+        Jw = J_all[idx] * w[:, :, None]
+        r = (y[idx] - model[idx]) * w
+        A = Jw.transpose(0, 2, 1) @ Jw
+        g = np.einsum("snp,sn->sp", Jw, r)
+        # Active set: a parameter on a bound whose gradient pushes outwards is held this step,
+        # so the clipped step stays a descent direction.
+        span = np.abs(problem.upper - problem.lower)
+        eps = 1e-10 * np.where(np.isfinite(span), span, np.abs(p[idx]) + 1.0)
+        held = ((p[idx] <= problem.lower + eps) & (g < 0)) | ((p[idx] >= problem.upper - eps) & (g > 0))
+        if held.any():
+            A = A.copy()
+            free = ~held
+            A *= free[:, :, None] & free[:, None, :]
+            A[held.nonzero()[0], held.nonzero()[1], held.nonzero()[1]] = 1.0
+            g = np.where(held, 0.0, g)
+        diag = np.diagonal(A, axis1=1, axis2=2).copy()
+        diag = np.maximum(diag, 1e-12 * np.maximum(diag.max(axis=1, keepdims=True), 1e-300))
+        damped = A + (lam[idx, None] * diag)[:, :, None] * np.eye(P)[None]
+        try:
+            step = np.linalg.solve(damped, g[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            step = np.einsum("spq,sq->sp", np.linalg.pinv(damped), g)
+        trial = np.clip(p[idx] + step, problem.lower, problem.upper)
+        t_model, _, _, t_J = problem.evaluate(trial, idx)
+        t_chi2 = (((y[idx] - t_model) / sigma[idx]) ** 2).sum(axis=1)
+        better = np.isfinite(t_chi2) & (t_chi2 <= chi2[idx])
+        gain = chi2[idx] - t_chi2
+        actual = trial - p[idx]
+        predicted = 2 * np.einsum("sp,sp->s", actual, g) - np.einsum("sp,spq,sq->s", actual, A, actual)
+        acc = idx[better]
+        p[acc] = trial[better]
+        model[acc] = t_model[better]
+        J_all[acc] = t_J[better]
+        chi2[acc] = t_chi2[better]
+        lam[acc] = np.maximum(lam[acc] / 5.0, 1e-7)
+        rej = idx[~better]
+        lam[rej] = lam[rej] * 10.0
+        iterations[idx] += 1
+        # Converged when a step changes chi-square by less than ``tol`` (chi-square units: a
+        # statistically meaningless change) or the model predicts no more gain.
+        done = (better & (gain < tol)) | (~better & (predicted >= 0) & (predicted < tol)) | (lam[idx] > 1e10)
+        active[idx[done]] = False
+    return p, chi2, iterations, J_all, model
+
+
+def fit_spectra(model: Model | Compiled, energy, y, sigma=None, counts_per_unit=1.0, p0=None,
+                weights: str = "poisson", source: str = "") -> FitResult:
+    """Fit ``model`` to S spectra at once.
+
+    Parameters
+    ----------
+    model : Model or Compiled
+        The peak model (window, background, components, links).
+    energy : array (N,) or (S, N)
+        Binding energies in eV (ascending), already charge corrected.
+    y : array (S, N)
+        Intensities.
+    sigma : array (S, N), optional
+        Standard deviations; default Poisson from ``counts_per_unit`` (raw counts = y * cpu).
+    counts_per_unit : float or array (S,)
+    p0 : array (P,) or (S, P), optional
+        Start values of the free parameters (e.g. the previous etch level's result).
+    weights : "poisson" (data variance, then model variance), "data" (data variance only) or "given".
+
+    Returns
+    -------
+    FitResult
+
+    Examples
+    --------
+    >>> from xps.model import simple_model
+    >>> m = simple_model("B 1s", [{"name": "B-O-B", "center": [192.0, 191.5, 192.5]}])
+    >>> # res = fit_spectra(m, energy, counts[None])  # doctest: +SKIP
+    """
+    compiled = model if isinstance(model, Compiled) else compile_model(model)
+    y = np.atleast_2d(np.asarray(y, dtype=float))
+    energy = np.asarray(energy, dtype=float)
+    energy = np.broadcast_to(energy, y.shape) if energy.ndim == 1 else energy
+    if not np.all(np.isfinite(y)):
+        raise XPSError(f"{source}: the spectrum holds NaN or infinite counts")
+    start, n = window_slice(energy, compiled.model.window, source, compiled.model.where("window"))
+    cols = start[:, None] + np.arange(n)[None, :]
+    x = np.take_along_axis(energy, cols, axis=1)
+    yw = np.take_along_axis(y, cols, axis=1)
+    cpu = np.broadcast_to(np.asarray(counts_per_unit, dtype=float), (y.shape[0],))
+    if sigma is None:
+        sig = poisson_sigma(yw, cpu)
+    else:
+        sig = np.take_along_axis(np.broadcast_to(np.asarray(sigma, float), y.shape), cols, axis=1)
+        weights = "given"
+    problem = _Problem(compiled, x, yw)
+    p = problem.start(None if p0 is None else np.asarray(p0, float))
+    if p.shape[1] != len(problem.names):
+        raise XPSError(f"{source}: start values have {p.shape[1]} parameters, the model {len(problem.names)}")
+    p, chi2, iterations, J, envelope = _lm(problem, p, sig)
+    if weights == "poisson":
+        sig = poisson_sigma(np.clip(envelope, 0, None), cpu)
+        p, chi2, more, J, envelope = _lm(problem, p, sig)
+        iterations = iterations + more
+    _, curves, background, J = problem.evaluate(p, np.arange(p.shape[0]))
+    nfree = n - len(problem.names)
+    Jw = J / sig[:, :, None]
+    A = Jw.transpose(0, 2, 1) @ Jw
+    cov = np.linalg.pinv(A) * (chi2 / max(nfree, 1))[:, None, None]
+    return FitResult(compiled, x, yw, sig, background, curves, p, cov, chi2, nfree, iterations, problem.names)
+
+
+def fit_series(model: Model | Compiled, energy, y, counts_per_unit=1.0, chain: bool = True,
+               weights: str = "poisson", source: str = "", progress: bool = False) -> FitResult:
+    """Fit every level of an etch series (rows of ``y``); with ``chain`` each level starts from the
+    previous level's result, as an analyst working down a depth profile would.
+
+    Chaining is done in two batched passes: all levels from the model's start values, then all
+    levels again from their predecessor's result, keeping per level the lower chi-square. This
+    gives every level the previous level's solution as a start without a Python loop per level.
+    """
+    compiled = model if isinstance(model, Compiled) else compile_model(model)
+    first = fit_spectra(compiled, energy, y, counts_per_unit=counts_per_unit, weights=weights, source=source)
+    if not chain or first.params.shape[0] < 2:
+        return first
+    starts = np.concatenate([first.params[:1], first.params[:-1]], axis=0)
+    second = fit_spectra(compiled, energy, y, counts_per_unit=counts_per_unit, p0=starts, weights=weights,
+                         source=source)
+    keep = second.chi2 <= first.chi2 * (1 + 1e-9)
+    for name in ("background", "components", "params", "cov", "chi2", "iterations", "sigma"):
+        a, b = getattr(first, name), getattr(second, name)
+        shape = (-1,) + (1,) * (a.ndim - 1)
+        setattr(first, name, np.where(keep.reshape(shape), b, a))
+    return first
+
+
+def _lmfit_peak(func):
+    def peak(x, area, center, fwhm):
+        return area * func(x, center, fwhm)
+
+    return peak
+
+
+def fit_lmfit(model: Model | Compiled, energy, y, sigma):
+    """Reference fit of one spectrum with ``lmfit.Model`` (static backgrounds only).
+
+    The line shapes are the same functions; links become lmfit ``expr`` constraints; the static
+    background is computed from the data exactly as :func:`fit_spectra` does and added as a
+    fixed curve. Returns the ``lmfit.model.ModelResult``.
+    """
+    import lmfit
+
+    compiled = model if isinstance(model, Compiled) else compile_model(model)
+    mdl = compiled.model
+    if mdl.background.active:
+        raise XPSError("fit_lmfit: the lmfit reference supports static backgrounds only")
+    y = np.asarray(y, float)[None]
+    energy = np.asarray(energy, float)[None]
+    start, n = window_slice(energy, mdl.window)
+    x = energy[0, start[0]:start[0] + n]
+    yw = y[0, start[0]:start[0] + n]
+    sig = np.asarray(sigma, float)[start[0]:start[0] + n]
+    problem = _Problem(compiled, x[None], yw[None])
+    background = problem.static[0]
+    p_start = problem.start(None)[0]
+
+    total = None
+    params = lmfit.Parameters()
+    free = {name: i for i, name in enumerate(compiled.names)}
+    for j, comp in enumerate(mdl.components):
+        func = compiled.functions[j]
+
+        m = lmfit.Model(_lmfit_peak(func), prefix=f"c{j}_")
+        total = m if total is None else total + m
+    for j, comp in enumerate(mdl.components):
+        for k, kind in enumerate(("area", "center", "fwhm")):
+            i, s, o = compiled.index[k, j], compiled.scale[k, j], compiled.offset[k, j]
+            pname = f"c{j}_{kind}"
+            if i < 0:
+                params.add(pname, value=o, vary=False)
+                continue
+            root = compiled.names[i]
+            owner = mdl.names.index(root.rsplit(".", 1)[0])
+            if owner == j and s == 1.0 and o == 0.0:
+                params.add(pname, value=p_start[free[root]], min=compiled.lower[i], max=compiled.upper[i])
+    for j, comp in enumerate(mdl.components):
+        for k, kind in enumerate(("area", "center", "fwhm")):
+            i, s, o = compiled.index[k, j], compiled.scale[k, j], compiled.offset[k, j]
+            pname = f"c{j}_{kind}"
+            if i >= 0 and pname not in params:
+                root = compiled.names[i]
+                owner = mdl.names.index(root.rsplit(".", 1)[0])
+                params.add(pname, expr=f"{float(s)!r} * c{owner}_{kind} + {float(o)!r}")
+    return total.fit(yw - background, params, x=x, weights=1.0 / sig), x, background

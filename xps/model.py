@@ -1,0 +1,450 @@
+"""Peak models: TOML model files, links between components, and compilation to a parameter vector.
+
+A model file (binding energies in eV)::
+
+    region = "In 3d"
+    window = [440.0, 458.0]
+    background = "shirley"              # or "linear", "tougaard", "none", "shirley_active",
+                                        # { shirley = "active", average = 5 },
+                                        # { tougaard = "U3", B = 551, C = 436, D = 2, active = true }
+    [[component]]
+    name = "In3d5/2 chloride"
+    shape = "GL(30)"
+    center = [446.0, 445.0, 447.0]      # value, min, max; a bare number is held fixed
+    fwhm = [1.5, 0.8, 2.5]
+    area = [1000, 0, 1e9]               # optional; estimated from the data when absent
+    [[component]]
+    name = "In3d3/2 chloride"
+    center = { offset_from = "In3d5/2 chloride", by = 7.54 }
+    fwhm = { same_as = "In3d5/2 chloride" }            # or { ratio_to = ..., by = ... }
+    area = { ratio_to = "In3d5/2 chloride", by = 0.6667 }
+
+Every problem is an :class:`XPSError` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import XPSError
+from .lineshapes import shape_function
+
+KINDS = ("area", "center", "fwhm")
+DEFAULT_FWHM = (1.5, 0.3, 5.0)
+
+
+@dataclass
+class Param:
+    """One of a component's area/center/fwhm: free in [min, max], fixed, or linked to another component.
+
+    ``link`` is ``(target_name, mode, by)`` with mode ``"offset"`` (value = target + by) or
+    ``"ratio"`` (value = target * by). ``value is None`` means "estimate from the data" (areas).
+    """
+
+    value: float | None
+    min: float = -math.inf
+    max: float = math.inf
+    vary: bool = True
+    link: tuple[str, str, float] | None = None
+
+
+@dataclass
+class Component:
+    name: str
+    shape: str
+    area: Param
+    center: Param
+    fwhm: Param
+    line: int = 0  # line of ``name = ...`` in the model file (0: not from a file)
+
+    def function(self):
+        return shape_function(self.shape)
+
+
+@dataclass
+class Background:
+    """``kind`` in linear/shirley/tougaard/none; ``active`` refines it with the peaks."""
+
+    kind: str = "shirley"
+    active: bool = False
+    average: int = 3
+    tougaard: str = "U2"
+    B: float | None = None
+    C: float | None = None
+    D: float | None = None
+
+
+@dataclass
+class Model:
+    region: str
+    window: tuple[float, float] | None
+    background: Background
+    components: list[Component]
+    path: str = "<model>"
+    lines: dict = field(default_factory=dict)  # key -> line number, for error messages
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.components]
+
+    def where(self, key: str) -> str:
+        line = self.lines.get(key)
+        return f"{self.path}: line {line}" if line else f"{self.path}"
+
+
+def _line_of(text_lines: list[str], pattern: str, start: int = 0) -> int:
+    """1-based number of the first line at or after ``start`` (0-based) matching ``pattern``; 0 if none."""
+    regex = re.compile(pattern)
+    for number in range(start, len(text_lines)):
+        if regex.search(text_lines[number]):
+            return number + 1
+    return 0
+
+
+def _param(raw, kind: str, where: str) -> Param:
+    if raw is None:
+        if kind == "area":
+            return Param(None, 0.0, math.inf)
+        if kind == "fwhm":
+            return Param(*DEFAULT_FWHM)
+        raise XPSError(f"{where}: component needs a center")
+    if isinstance(raw, bool):
+        raise XPSError(f"{where}: {kind} must be a number, [value, min, max] or a link table")
+    if isinstance(raw, (int, float)):
+        return Param(float(raw), float(raw), float(raw), vary=False)
+    if isinstance(raw, list):
+        if len(raw) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
+            raise XPSError(f"{where}: {kind} = [value, min, max] needs three numbers")
+        value, lo, hi = (float(v) for v in raw)
+        if not lo <= value <= hi:
+            raise XPSError(f"{where}: {kind} value {value} is outside [{lo}, {hi}]")
+        return Param(value, lo, hi)
+    if isinstance(raw, dict):
+        if "offset_from" in raw:
+            if kind != "center":
+                raise XPSError(f"{where}: offset_from only applies to center")
+            return Param(None, link=(str(raw["offset_from"]), "offset", float(raw.get("by", 0.0))))
+        if "same_as" in raw:
+            mode = "offset" if kind == "center" else "ratio"
+            return Param(None, link=(str(raw["same_as"]), mode, 0.0 if mode == "offset" else 1.0))
+        if "ratio_to" in raw:
+            if kind == "center":
+                raise XPSError(f"{where}: a center links with offset_from, not ratio_to")
+            return Param(None, link=(str(raw["ratio_to"]), "ratio", float(raw.get("by", 1.0))))
+        if "value" in raw:
+            value = float(raw["value"])
+            lo, hi = float(raw.get("min", -math.inf)), float(raw.get("max", math.inf))
+            vary = bool(raw.get("vary", True))
+            return Param(value, lo if vary else value, hi if vary else value, vary=vary)
+        raise XPSError(f"{where}: {kind} table needs offset_from, same_as, ratio_to or value")
+    raise XPSError(f"{where}: {kind} must be a number, [value, min, max] or a link table")
+
+
+def _background(raw, where: str) -> Background:
+    if raw is None:
+        return Background()
+    if isinstance(raw, str):
+        name = raw.strip().lower()
+        if name in ("shirley", "linear", "tougaard", "none"):
+            return Background(kind=name)
+        if name in ("shirley_active", "active_shirley"):
+            return Background(kind="shirley", active=True)
+        if name in ("u2", "u3", "tougaard_u2", "tougaard_u3"):
+            return Background(kind="tougaard", tougaard=name[-2:].upper())
+        raise XPSError(f"{where}: unknown background '{raw}' (shirley, linear, tougaard, none, shirley_active)")
+    if isinstance(raw, dict):
+        bg = Background(average=int(raw.get("average", 3)), active=bool(raw.get("active", False)))
+        if "tougaard" in raw:
+            bg.kind = "tougaard"
+            bg.tougaard = str(raw["tougaard"]).upper()
+            if bg.tougaard not in ("U2", "U3"):
+                raise XPSError(f"{where}: tougaard must be \"U2\" or \"U3\"")
+            for key in ("B", "C", "D"):
+                if key in raw:
+                    setattr(bg, key, float(raw[key]))
+        elif "shirley" in raw:
+            bg.kind = "shirley"
+            if str(raw["shirley"]).lower() == "active":
+                bg.active = True
+        elif "type" in raw:
+            bg.kind = str(raw["type"]).lower()
+            if bg.kind not in ("shirley", "linear", "tougaard", "none"):
+                raise XPSError(f"{where}: unknown background type '{raw['type']}'")
+        else:
+            raise XPSError(f"{where}: background table needs shirley, tougaard or type")
+        if bg.active and bg.kind not in ("shirley", "tougaard"):
+            raise XPSError(f"{where}: only shirley and tougaard backgrounds can be active")
+        return bg
+    raise XPSError(f"{where}: background must be a name or a table")
+
+
+def load_model(path) -> Model:
+    """Read and check a model TOML file; every problem names the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise XPSError(f"{path}: model file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise XPSError(f"{path}: cannot read model file ({exc})") from None
+    return parse_model(text, str(path))
+
+
+def parse_model(text: str, path: str = "<model>") -> Model:
+    """Model from TOML text (see module docstring); ``path`` is used in error messages."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise XPSError(f"{path}: not valid TOML ({exc})") from None
+    lines = text.splitlines()
+    where = {
+        "region": _line_of(lines, r"^\s*region\s*="),
+        "window": _line_of(lines, r"^\s*window\s*="),
+        "background": _line_of(lines, r"^\s*background\s*="),
+    }
+
+    def at(key):
+        return f"{path}: line {where[key]}" if where.get(key) else path
+
+    for key in raw:
+        if key not in ("region", "window", "background", "component", "description"):
+            line = _line_of(lines, rf"^\s*{re.escape(key)}\s*=|^\s*\[+\s*{re.escape(key)}")
+            raise XPSError(f"{path}: line {line}: unknown key '{key}'")
+    window = raw.get("window")
+    if window is not None:
+        if (not isinstance(window, list) or len(window) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in window)):
+            raise XPSError(f"{at('window')}: window must be [low, high] binding energies in eV")
+        window = (float(window[0]), float(window[1]))
+        if not window[0] < window[1]:
+            raise XPSError(f"{at('window')}: empty window [{window[0]}, {window[1]}] (low must be below high)")
+    background = _background(raw.get("background"), at("background"))
+    raw_components = raw.get("component", [])
+    if not isinstance(raw_components, list) or not raw_components:
+        raise XPSError(f"{path}: no [[component]] tables")
+    components, cursor = [], 0
+    for number, comp in enumerate(raw_components):
+        block_line = _line_of(lines, r"^\s*\[\[\s*component\s*\]\]", cursor)
+        cursor = block_line if block_line else cursor
+        name = comp.get("name") if isinstance(comp, dict) else None
+        name_line = _line_of(lines, r"^\s*name\s*=", cursor) or block_line
+        here = f"{path}: line {name_line or block_line}"
+        if not isinstance(name, str) or not name.strip():
+            raise XPSError(f"{here}: component {number + 1} has no name")
+        if name in [c.name for c in components]:
+            raise XPSError(f"{here}: component name '{name}' used twice")
+        for key in comp:
+            if key not in ("name", "shape", *KINDS):
+                line = _line_of(lines, rf"^\s*{re.escape(key)}\s*=", cursor) or name_line
+                raise XPSError(f"{path}: line {line}: unknown key '{key}' in component '{name}'")
+        params = {}
+        for kind in KINDS:
+            line = _line_of(lines, rf"^\s*{kind}\s*=", cursor)
+            next_block = _line_of(lines, r"^\s*\[\[\s*component\s*\]\]", cursor)
+            if line and next_block and line > next_block:
+                line = 0
+            where[f"{name}.{kind}"] = line or name_line
+            params[kind] = _param(comp.get(kind), kind, f"{path}: line {line or name_line}")
+        shape = str(comp.get("shape", "GL(30)"))
+        try:
+            shape_function(shape)
+        except XPSError as exc:
+            line = _line_of(lines, r"^\s*shape\s*=", cursor) or name_line
+            raise XPSError(f"{path}: line {line}: {exc}") from None
+        components.append(Component(name, shape, params["area"], params["center"], params["fwhm"], name_line))
+        where[name] = name_line
+    model = Model(str(raw.get("region", "")), window, background, components, path, where)
+    check_links(model)
+    return model
+
+
+def check_links(model: Model) -> None:
+    """Refuse links to unknown components and circular links (naming the offending line)."""
+    names = set(model.names)
+    for comp in model.components:
+        for kind in KINDS:
+            link = getattr(comp, kind).link
+            if link and link[0] not in names:
+                raise XPSError(f"{model.where(f'{comp.name}.{kind}')}: {kind} of '{comp.name}' links to "
+                               f"unknown component '{link[0]}' (known: {', '.join(model.names)})")
+    for comp in model.components:
+        for kind in KINDS:
+            seen = [comp.name]
+            current = comp
+            while getattr(current, kind).link:
+                target = getattr(current, kind).link[0]
+                if target in seen:
+                    raise XPSError(f"{model.where(f'{comp.name}.{kind}')}: circular {kind} link "
+                                   + " -> ".join(seen + [target]))
+                seen.append(target)
+                current = model.components[model.names.index(target)]
+
+
+@dataclass
+class Compiled:
+    """A model as a free-parameter vector and, per component and kind, ``value = scale * p[index] + offset``.
+
+    ``index[k, j] = -1`` marks a fixed value (``offset``); k runs over ``KINDS``.
+    """
+
+    model: Model
+    names: list[str]         # free parameter names, "<component>.<kind>"
+    p0: np.ndarray           # (P,) start values (NaN: estimate from data)
+    lower: np.ndarray
+    upper: np.ndarray
+    index: np.ndarray        # (3, C) int
+    scale: np.ndarray        # (3, C)
+    offset: np.ndarray       # (3, C)
+    functions: list          # per component f(x, center, fwhm)
+
+    def values(self, p: np.ndarray) -> np.ndarray:
+        """(3, S, C) area/center/fwhm of every component for free parameters ``p`` (S, P)."""
+        p = np.atleast_2d(p)
+        padded = np.concatenate([p, np.zeros((p.shape[0], 1))], axis=1)  # index -1 -> the zero column
+        return self.scale[:, None, :] * padded[:, self.index].transpose(1, 0, 2) + self.offset[:, None, :]
+
+    def area_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(M, o)`` with component areas ``= M @ p + o`` (M of shape (C, P))."""
+        n_comp = len(self.model.components)
+        matrix = np.zeros((n_comp, len(self.names)))
+        for j in range(n_comp):
+            if self.index[0, j] >= 0:
+                matrix[j, self.index[0, j]] = self.scale[0, j]
+        return matrix, self.offset[0].copy()
+
+    def kind_matrix(self, k: int) -> np.ndarray:
+        n_comp = len(self.model.components)
+        matrix = np.zeros((n_comp, len(self.names)))
+        for j in range(n_comp):
+            if self.index[k, j] >= 0:
+                matrix[j, self.index[k, j]] = self.scale[k, j]
+        return matrix
+
+
+def compile_model(model: Model) -> Compiled:
+    """Resolve links (chains allowed) into the affine map from free parameters to component values."""
+    check_links(model)
+    by_name = {c.name: c for c in model.components}
+    names, p0, lower, upper = [], [], [], []
+    n_comp = len(model.components)
+    index = np.full((3, n_comp), -1, dtype=int)
+    scale = np.zeros((3, n_comp))
+    offset = np.zeros((3, n_comp))
+    own: dict[tuple[str, str], int] = {}
+
+    def resolve(comp: Component, kind: str):
+        """(index, scale, offset) of ``comp``'s ``kind`` in terms of a root free parameter."""
+        param = getattr(comp, kind)
+        if param.link:
+            target, mode, by = param.link
+            i, s, o = resolve(by_name[target], kind)
+            return (i, s, o + by) if mode == "offset" else (i, s * by, o * by)
+        if not param.vary:
+            return -1, 0.0, float(param.value)
+        key = (comp.name, kind)
+        if key not in own:
+            own[key] = len(names)
+            names.append(f"{comp.name}.{kind}")
+            p0.append(np.nan if param.value is None else float(param.value))
+            lo, hi = param.min, param.max
+            if kind == "fwhm":
+                lo = max(lo, 1e-3)
+            lower.append(lo)
+            upper.append(hi)
+        return own[key], 1.0, 0.0
+
+    for j, comp in enumerate(model.components):
+        for k, kind in enumerate(KINDS):
+            index[k, j], scale[k, j], offset[k, j] = resolve(comp, kind)
+    return Compiled(model, names, np.array(p0, float), np.array(lower, float), np.array(upper, float),
+                    index, scale, offset, [c.function() for c in model.components])
+
+
+def simple_model(region: str, components: list[dict], window=None, background="shirley") -> Model:
+    """Build a model in code from dicts with the keys of a ``[[component]]`` table."""
+    comps = []
+    for comp in components:
+        params = {kind: _param(comp.get(kind), kind, f"<model>: component {comp['name']}") for kind in KINDS}
+        comps.append(Component(comp["name"], comp.get("shape", "GL(30)"), params["area"], params["center"],
+                               params["fwhm"]))
+    bg = background if isinstance(background, Background) else _background(background, "<model>")
+    model = Model(region, tuple(window) if window else None, bg, comps)
+    check_links(model)
+    return model
+
+
+def from_casa(info, excitation_energy: float, region: str | None = None, source: str = "<casa>") -> Model:
+    """Model from a CasaXPS block comment (:class:`xps.formats.casa.CasaInfo`).
+
+    Kinetic energies become binding energies (``BE = hv - KE``, in CasaXPS's calibrated scale);
+    a position link ``KE_i = KE_ref + offset`` becomes ``BE_i = BE_ref - offset``; area and FWHM
+    links keep their factor; Shirley/Linear/``U 2 Tougaard`` (B = p1, C = -p2)/``U 3 Tougaard``
+    (B, C, D = p1, p2, p3) backgrounds carry over with CasaXPS's end-point averaging width.
+    Component names repeated in CasaXPS (doublet partners) get " #<index>" appended.
+    """
+    regions = list(info.regions)
+    if region is not None:
+        regions = [r for r in regions if " ".join(r.name.split()).lower() == " ".join(region.split()).lower()]
+    if not regions:
+        raise XPSError(f"{source}: no CASA region" + (f" named {region!r}" if region else "") + " in the block comment")
+    if not info.comps:
+        raise XPSError(f"{source}: the block comment holds no CASA comp lines to refit")
+    reg = regions[0]
+    hv = float(excitation_energy)
+    kind = reg.background_kind
+    p1, p2, p3, _ = reg.parameters
+    average = max(1, int(round(reg.average_width)))
+    if kind == "shirley":
+        background = Background("shirley", average=average)
+    elif kind == "linear":
+        background = Background("linear", average=average)
+    elif kind == "tougaard_u2":
+        background = Background("tougaard", average=average, tougaard="U2", B=float(p1), C=abs(float(p2)))
+    elif kind == "tougaard_u3":
+        background = Background("tougaard", average=average, tougaard="U3", B=float(p1), C=float(p2), D=float(p3))
+    else:
+        raise XPSError(f"{source}: CASA region line {reg.line}: background '{reg.background}' is not supported "
+                       "(Shirley, Linear, U 2 Tougaard, U 3 Tougaard)")
+    names = [c.name for c in info.comps]
+    unique = [n if names.count(n) == 1 else f"{n} #{i}" for i, n in enumerate(names)]
+    comps = []
+    for i, comp in enumerate(info.comps):
+        where = f"{source}: CASA comp line {comp.line or i + 1}"
+        if comp.area.ref >= 0:
+            if comp.area.ref >= len(names):
+                raise XPSError(f"{where}: area links to comp {comp.area.ref}, which does not exist")
+            area = Param(None, link=(unique[comp.area.ref], "ratio", float(comp.area.factor)))
+        else:
+            lo, hi = max(0.0, comp.area.min), max(comp.area.max, comp.area.value)
+            area = Param(min(max(comp.area.value, lo), hi), lo, hi)
+        if comp.fwhm.ref >= 0:
+            if comp.fwhm.ref >= len(names):
+                raise XPSError(f"{where}: FWHM links to comp {comp.fwhm.ref}, which does not exist")
+            fwhm = Param(None, link=(unique[comp.fwhm.ref], "ratio", float(comp.fwhm.factor)))
+        else:
+            lo, hi = comp.fwhm.min, comp.fwhm.max
+            if not lo < hi:
+                fwhm = Param(comp.fwhm.value, comp.fwhm.value, comp.fwhm.value, vary=False)
+            else:
+                fwhm = Param(min(max(comp.fwhm.value, lo), hi), lo, hi)
+        if comp.position.ref >= 0:
+            if comp.position.ref >= len(names):
+                raise XPSError(f"{where}: position links to comp {comp.position.ref}, which does not exist")
+            center = Param(None, link=(unique[comp.position.ref], "offset", -float(comp.position.offset)))
+        else:
+            be = hv - comp.position.value
+            lo, hi = hv - comp.position.max, hv - comp.position.min
+            if not lo < hi:
+                center = Param(be, be, be, vary=False)
+            else:
+                center = Param(min(max(be, lo), hi), lo, hi)
+        comps.append(Component(unique[i], comp.lineshape, area, center, fwhm, comp.line))
+    model = Model(reg.name, reg.binding_window(hv), background, comps, source)
+    check_links(model)
+    return model
