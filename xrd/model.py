@@ -1,0 +1,381 @@
+"""The built-in powder-pattern model: parameters, structure factors, sparse peak evaluation.
+
+A :class:`PatternModel` holds what does not change during a refinement (data, reflection lists,
+orbits, form-factor coefficients) and evaluates the calculated pattern for a parameter dict.
+Speed comes from evaluating each peak only inside its window (GSAS-II's limits: 10 FWHM on the
+low-angle side, 15 on the high-angle side, swapped above 90°) as one flat vectorised array, and
+from keeping the layout of those windows fixed while derivatives are taken.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from .background import chebyshev_design
+from .dopant import doped_occupancy
+from .errors import XRDError
+from .profiles import (fcj_offsets, gaussian_variance, lorentz_polarization, lorentzian_fwhm, march_dollase,
+                       peak_position, pseudo_voigt, tch_fwhm_eta)
+from .recipe import Recipe
+from .reflections import generate_reflections, inverse_d_squared
+from .structure import (CELL_NAMES, Phase, anomalous, build_phase, cell_mass, form_factor_coefficients, volume)
+
+#: Finite-difference steps per parameter group (absolute, in the parameter's units).
+STEPS = {"cell": 2e-5, "angle": 2e-4, "zero": 1e-4, "displacement": 0.05, "profile": 1e-3, "uiso": 1e-4,
+         "xyz": 1e-5, "occupancy": 1e-4, "preferred_orientation": 1e-4}
+PROFILE_NAMES = ("U", "V", "W", "X", "Y")
+FCJ_NODES = 8
+
+
+@dataclass
+class Parameter:
+    """One model parameter: its group (recipe vocabulary), kind and the phases it touches.
+
+    ``kind`` is ``linear`` (scale, background: exact derivatives), ``intensity`` (changes only the
+    integrated intensities) or ``shape`` (moves or reshapes peaks).
+    """
+
+    name: str
+    value: float
+    group: str
+    kind: str
+    phases: tuple[int, ...] = ()
+    units: str = "1"
+
+    @property
+    def step(self) -> float:
+        if self.group == "cell":
+            return STEPS["angle"] if self.name.split(":")[-1] in ("alpha", "beta", "gamma") else STEPS["cell"]
+        return STEPS.get(self.group, 1e-4)
+
+
+@dataclass
+class _Layout:
+    """Frozen peak windows of one phase: flat (point, sub-peak) pairs."""
+
+    refl: np.ndarray  # reflections kept (indices into the phase's reflection list)
+    asym: np.ndarray  # (n_keep,) whether FCJ nodes are used for that reflection
+    sub_refl: np.ndarray  # (n_sub,) position in `refl` of each sub-peak
+    sub_line: np.ndarray  # (n_sub,) 0 = Ka1, 1 = Ka2
+    sub_node: np.ndarray  # (n_sub,) FCJ node or -1
+    flat_point: np.ndarray
+    flat_sub: np.ndarray
+
+
+class PatternModel:
+    """Calculated powder pattern of a recipe's phases on a measured 2theta grid.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    pattern : xarray.DataArray
+        Measured counts over ``two_theta`` (deg) with an ``esd`` coordinate (from :func:`xrd.read`).
+
+    Examples
+    --------
+    >>> model = PatternModel(load_recipe("examples/xrd/fluorapatite.toml"), xrd.read(path))  # doctest: +SKIP
+    >>> calc = model.calculate(model.values)                                                 # doctest: +SKIP
+    """
+
+    def __init__(self, recipe: Recipe, pattern: xr.DataArray):
+        self.recipe = recipe
+        source = pattern.attrs.get("source", str(recipe.data_file))
+        self.source = source
+        x = np.asarray(pattern["two_theta"].values, float)
+        y = np.asarray(pattern.values, float)
+        esd = np.asarray(pattern["esd"].values, float) if "esd" in pattern.coords else np.sqrt(np.abs(y))
+        if x.size < 10:
+            raise XRDError(f"{source}: only {x.size} points; not a powder pattern")
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))) or np.any(np.isnan(esd)):
+            bad = int(np.sum(~np.isfinite(y)) + np.sum(~np.isfinite(x)) + np.sum(np.isnan(esd)))
+            raise XRDError(f"{source}: {bad} NaN or infinite value(s) in the pattern")
+        if np.any(np.diff(x) <= 0):
+            raise XRDError(f"{source}: 2theta is not strictly increasing")
+        lo, hi = recipe.two_theta_range or (x[0], x[-1])
+        inside = (x >= lo - 1e-9) & (x <= hi + 1e-9)
+        if inside.sum() < 10:
+            raise XRDError(f"{source}: fewer than 10 points inside the range {lo}-{hi} deg")
+        self.x, self.y, self.esd = x[inside], y[inside], esd[inside]
+        used = np.ones(self.x.size, bool)
+        for a, b in recipe.exclude:
+            used &= ~((self.x >= a) & (self.x <= b))
+        self.used = used
+        # esd 0 (zero counts) or inf marks a weightless point, as in GSAS-II (xrd.read.weights)
+        good = np.isfinite(self.esd) & (self.esd > 0)
+        self.weight = np.where(used & good, 1.0 / np.where(good, self.esd, 1.0) ** 2, 0.0)
+        self.used = used & (self.weight > 0)
+        self.inst = recipe.instrument
+        self.lam1, lam2 = self.inst.wavelengths
+        self.ka2 = (not self.inst.single_wavelength)
+        self.lam_ratio = 360.0 * (lam2 - self.lam1) / (np.pi * self.lam1) if self.ka2 else 0.0
+        self.bkg_design = chebyshev_design(self.x, recipe.background_terms, self.x[0], self.x[-1])
+        self.phases: list[Phase] = [build_phase(p, str(recipe.path)) for p in recipe.phases]
+        self._prepare_reflections()
+        self.parameters: dict[str, Parameter] = {}
+        self._make_parameters()
+        self._layouts: list[_Layout] | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _prepare_reflections(self):
+        tt_max = min(self.x[-1] + 2.0, 179.0)
+        d_min = self.lam1 / (2.0 * math.sin(math.radians(tt_max / 2.0))) * 0.97
+        if self.ka2:
+            d_min = min(d_min, self.inst.wavelengths[1] / (2.0 * math.sin(math.radians(tt_max / 2.0))) * 0.97)
+        self.reflections = []
+        self._species = []
+        self._coef = []
+        self._anom = []
+        for phase in self.phases:
+            refl = generate_reflections(phase.spacegroup, phase.cell, d_min)
+            self.reflections.append(refl)
+            species = sorted({s for site in phase.sites for s in site.occupancy} | (
+                {self.recipe.dopant.element} if self.recipe.dopant else set()))
+            try:
+                coef = np.array([form_factor_coefficients(s) for s in species])
+                anom = np.array([anomalous(s, self.lam1) for s in species])
+            except ValueError as exc:
+                raise XRDError(f"{self.recipe.path}: phase {phase.name}: {exc}") from None
+            self._species.append(species)
+            self._coef.append(coef)
+            self._anom.append(anom)
+
+    def _add(self, name, value, group, kind, phases=(), units="1"):
+        self.parameters[name] = Parameter(name, float(value), group, kind, tuple(phases), units)
+
+    def _make_parameters(self):
+        recipe = self.recipe
+        for k, (phase, spec) in enumerate(zip(self.phases, recipe.phases)):
+            self._add(f"{phase.name}:scale", spec.scale if spec.scale is not None else 1.0, "scale", "linear", (k,))
+            for name in phase.cell_free:
+                units = "deg" if name in ("alpha", "beta", "gamma") else "Å"
+                self._add(f"{phase.name}:{name}", phase.cell[CELL_NAMES.index(name)], "cell", "shape", (k,), units)
+            for site in phase.sites:
+                self._add(f"{phase.name}:{site.label}:uiso", site.uiso, "uiso", "intensity", (k,), "Å²")
+                for j, axis in enumerate(site.free_names):
+                    col = site.free_basis[:, j]
+                    self._add(f"{phase.name}:{site.label}:{axis}", site.xyz @ col / (col @ col), "xyz",
+                              "intensity", (k,))
+            if phase.preferred_orientation is not None:
+                self._add(f"{phase.name}:po_ratio", phase.preferred_orientation[1], "preferred_orientation",
+                          "intensity", (k,))
+        for i in range(recipe.background_terms):
+            value = recipe.background_coefficients[i] if i < len(recipe.background_coefficients) else 0.0
+            self._add(f"bkg:{i}", value, "background", "linear", (), "counts")
+        inst = self.inst
+        self._add("zero", inst.zero, "zero", "shape", (), "deg")
+        self._add("displacement", 0.0, "displacement", "shape", (), "µm")
+        for name in PROFILE_NAMES:
+            units = "centideg²" if name in ("U", "V", "W") else "centideg"
+            self._add(name, getattr(inst, name), "profile", "shape", (), units)
+        self.dopant_params: list[tuple[str, list[str]]] = []
+        if recipe.dopant is not None:
+            names = {p.name: k for k, p in enumerate(self.phases)}
+            for group in recipe.dopant.groups():
+                for site_name in group:
+                    phase_name, label = site_name.split(":", 1)
+                    try:
+                        self.phases[names[phase_name]].site(label)
+                    except KeyError:
+                        raise XRDError(f"{recipe.path}: dopant site '{site_name}' does not exist in phase "
+                                       f"{phase_name}") from None
+                pname = f"{recipe.dopant.element}@" + "+".join(group)
+                phases = tuple(sorted({names[s.split(':')[0]] for s in group}))
+                self._add(pname, recipe.dopant.start, "occupancy", "intensity", phases)
+                self.dopant_params.append((pname, group))
+
+    @property
+    def values(self) -> dict[str, float]:
+        """Current parameter values."""
+        return {name: p.value for name, p in self.parameters.items()}
+
+    def names_in_groups(self, groups) -> list[str]:
+        """Parameter names refined by the given recipe groups, in model order."""
+        return [n for n, p in self.parameters.items() if p.group in groups]
+
+    # ------------------------------------------------------------------ phase state from values
+    def cell(self, k: int, values) -> np.ndarray:
+        phase = self.phases[k]
+        return phase.constrained_cell({n: values[f"{phase.name}:{n}"] for n in phase.cell_free})
+
+    def site_state(self, k: int, values):
+        """Per site of phase ``k``: (xyz, uiso, occupancy dict) under ``values`` (dopant applied)."""
+        phase = self.phases[k]
+        dopant = {}
+        for pname, group in self.dopant_params:
+            for site_name in group:
+                dopant[site_name] = values[pname]
+        out = []
+        for site in phase.sites:
+            xyz = site.xyz.copy()
+            for j, axis in enumerate(site.free_names):
+                col = site.free_basis[:, j]
+                v0 = site.xyz @ col / (col @ col)
+                xyz = xyz + col * (values[f"{phase.name}:{site.label}:{axis}"] - v0)
+            occ = site.occupancy
+            key = f"{phase.name}:{site.label}"
+            if key in dopant:
+                occ = doped_occupancy(occ, self.recipe.dopant.element, dopant[key])
+            out.append((xyz, values[f"{phase.name}:{site.label}:uiso"], occ))
+        return out
+
+    def mass(self, k: int, values) -> float:
+        return cell_mass(self.phases[k], [s[2] for s in self.site_state(k, values)])
+
+    # ------------------------------------------------------------------ intensities
+    def structure_factor_sq(self, k: int, values, hkl=None, inv_d2=None) -> np.ndarray:
+        """``|F|^2`` (electrons²) averaged over h and -h (anomalous dispersion included)."""
+        phase = self.phases[k]
+        refl = self.reflections[k]
+        hkl = refl.hkl if hkl is None else hkl
+        cell = self.cell(k, values)
+        inv_d2 = inverse_d_squared(cell, hkl) if inv_d2 is None else inv_d2
+        stol2 = inv_d2 / 4.0
+        c = self._coef[k]
+        f0 = np.sum(c[None, :, :4] * np.exp(-c[None, :, 4:8] * stol2[:, None, None]), axis=2) + c[None, :, 8]
+        f = f0 + self._anom[k][None, :]  # (n_refl, n_species)
+        index = {s: i for i, s in enumerate(self._species[k])}
+        fplus = np.zeros(hkl.shape[0], complex)
+        fminus = np.zeros(hkl.shape[0], complex)
+        for site, (xyz, uiso, occ) in zip(phase.sites, self.site_state(k, values)):
+            fsite = sum(o * f[:, index[s]] for s, o in occ.items())
+            dw = np.exp(-8.0 * np.pi**2 * uiso * stol2)
+            geometry = np.exp(2j * np.pi * (hkl @ site.orbit(xyz).T)).sum(axis=1)
+            fplus += fsite * dw * geometry
+            fminus += fsite * dw * np.conj(geometry)
+        return 0.5 * (np.abs(fplus) ** 2 + np.abs(fminus) ** 2)
+
+    def preferred_orientation(self, k: int, values) -> np.ndarray:
+        """March-Dollase factor of each reflection averaged over its equivalents (1 without PO)."""
+        phase = self.phases[k]
+        refl = self.reflections[k]
+        if phase.preferred_orientation is None:
+            return np.ones(len(refl))
+        axis = np.asarray(phase.preferred_orientation[0], float)
+        gstar = np.linalg.inv(_metric(self.cell(k, values)))
+        members = refl.members.astype(float)
+        num = members @ gstar @ axis
+        norm = np.sqrt(np.einsum("ni,ij,nj->n", members, gstar, members) * (axis @ gstar @ axis))
+        md = march_dollase(num / norm, values[f"{phase.name}:po_ratio"])
+        return np.bincount(refl.member_of, md, len(refl)) / refl.multiplicity
+
+    def peaks(self, k: int, values):
+        """Positions (deg), Gaussian variance (centideg²), Lorentzian FWHM (centideg), unit-scale intensities."""
+        phase = self.phases[k]
+        refl = self.reflections[k]
+        cell = self.cell(k, values)
+        inv_d2 = inverse_d_squared(cell, refl.hkl)
+        d = 1.0 / np.sqrt(inv_d2)
+        pos = peak_position(d, self.lam1, values["zero"], values["displacement"], self.inst.radius_mm)
+        sig2 = gaussian_variance(pos, values["U"], values["V"], values["W"])
+        gam = lorentzian_fwhm(pos, values["X"], values["Y"], self.inst.Z, self.lam1, phase.size_um, phase.mustrain)
+        lp = lorentz_polarization(pos, self.inst.polarization, self.inst.monochromator_angle)
+        intensity = (refl.multiplicity * self.structure_factor_sq(k, values, inv_d2=inv_d2) * lp
+                     * self.preferred_orientation(k, values) / volume(cell))
+        return pos, sig2, gam, np.nan_to_num(intensity)
+
+    # ------------------------------------------------------------------ profiles
+    def _layout(self, k: int, values) -> _Layout:
+        pos, sig2, gam, _ = self.peaks(k, values)
+        shl = self.inst.SH_L
+        fwhm_est = 2.355 * np.sqrt(sig2) / 100.0 + gam / 100.0
+        lines = [(0, pos)]
+        if self.ka2:
+            lines.append((1, pos + self.lam_ratio * np.tan(np.radians(pos / 2.0))))
+        x = self.x
+        fcj = np.zeros_like(pos)
+        if shl > 0:
+            offsets, _ = fcj_offsets(np.nan_to_num(pos, nan=90.0), shl, FCJ_NODES)
+            fcj = np.abs(offsets).max(axis=1)
+        low = np.where(pos < 90.0, 10.0, 15.0) * fwhm_est + fcj
+        high = np.where(pos < 90.0, 15.0, 10.0) * fwhm_est + fcj
+        keep = np.zeros(pos.size, bool)
+        for _, p in lines:
+            keep |= np.isfinite(p) & (p + high > x[0]) & (p - low < x[-1])
+        refl = np.nonzero(keep)[0]
+        asym = (fcj[refl] > 0.02 * fwhm_est[refl])
+        sub_refl, sub_line, sub_node, starts, stops = [], [], [], [], []
+        nodes = np.where(asym, FCJ_NODES, 1)
+        for line, p in lines:
+            r = np.repeat(np.arange(refl.size), nodes)
+            node = np.concatenate([np.arange(n) if a else [-1] for n, a in zip(nodes, asym)]) if refl.size else \
+                np.zeros(0, int)
+            centre = p[refl][r]
+            starts.append(np.searchsorted(x, centre - low[refl][r]))
+            stops.append(np.searchsorted(x, centre + high[refl][r]))
+            sub_refl.append(r)
+            sub_line.append(np.full(r.size, line))
+            sub_node.append(node.astype(int))
+        sub_refl, sub_line, sub_node = (np.concatenate(a) for a in (sub_refl, sub_line, sub_node))
+        starts, stops = np.concatenate(starts), np.concatenate(stops)
+        counts = np.maximum(stops - starts, 0)
+        flat_sub = np.repeat(np.arange(counts.size), counts)
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        flat_point = starts[flat_sub] + (np.arange(flat_sub.size) - first)
+        return _Layout(refl, asym, sub_refl, sub_line, sub_node, flat_point, flat_sub)
+
+    def freeze(self, values) -> None:
+        """Fix the peak windows at ``values`` (done at the start of each least-squares cycle)."""
+        self._layouts = [self._layout(k, values) for k in range(len(self.phases))]
+
+    def profile_terms(self, k: int, values):
+        """Flat arrays ``(point, reflection, value)``: the unit-area profile of each reflection at each
+        point (Ka2 weighted by its ratio, FCJ nodes by their weights); with the phase intensities this is
+        the sparse matrix of the pattern."""
+        if self._layouts is None:
+            self.freeze(values)
+        lay = self._layouts[k]
+        pos, sig2, gam, intensity = self.peaks(k, values)
+        r = lay.refl[lay.sub_refl]
+        centre = pos[r]
+        if self.ka2:
+            centre = np.where(lay.sub_line == 1, centre + self.lam_ratio * np.tan(np.radians(centre / 2.0)), centre)
+        weight = np.where(lay.sub_line == 1, self.inst.ka2_ratio, 1.0)
+        if np.any(lay.sub_node >= 0):
+            offsets, w_fcj = fcj_offsets(np.nan_to_num(pos[r]), self.inst.SH_L, FCJ_NODES)
+            node = np.maximum(lay.sub_node, 0)
+            has = lay.sub_node >= 0
+            rows = np.arange(r.size)
+            centre = centre + np.where(has, offsets[rows, node], 0.0)
+            weight = weight * np.where(has, w_fcj[rows, node], 1.0)
+        fwhm, eta = tch_fwhm_eta(sig2[r], gam[r])
+        s = lay.flat_sub
+        values_flat = weight[s] * pseudo_voigt(self.x[lay.flat_point] - centre[s], fwhm[s], eta[s])
+        return lay.flat_point, r[s], values_flat, intensity
+
+    def phase_pattern(self, k: int, values, intensity=None) -> np.ndarray:
+        """Unit-scale pattern of phase ``k`` (multiply by its scale)."""
+        point, refl, val, inten = self.profile_terms(k, values)
+        inten = inten if intensity is None else intensity
+        return np.bincount(point, val * inten[refl], minlength=self.x.size)
+
+    def background(self, values) -> np.ndarray:
+        coeffs = np.array([values[f"bkg:{i}"] for i in range(self.recipe.background_terms)])
+        return self.bkg_design @ coeffs
+
+    def calculate(self, values) -> np.ndarray:
+        """Calculated pattern (counts) on ``self.x``."""
+        total = self.background(values)
+        for k, phase in enumerate(self.phases):
+            total = total + values[f"{phase.name}:scale"] * self.phase_pattern(k, values)
+        return total
+
+    def reflection_table(self, values):
+        """``(two_theta, hkl label, phase name)`` of every Ka1 reflection inside the data range."""
+        tts, labels, names = [], [], []
+        for k, phase in enumerate(self.phases):
+            pos = self.peaks(k, values)[0]
+            inside = np.isfinite(pos) & (pos >= self.x[0]) & (pos <= self.x[-1])
+            tts.append(pos[inside])
+            labels += [lab for lab, ok in zip(self.reflections[k].labels(), inside) if ok]
+            names += [phase.name] * int(inside.sum())
+        return (np.concatenate(tts) if tts else np.zeros(0)), labels, names
+
+
+def _metric(cell):
+    from .structure import metric
+
+    return metric(cell)
