@@ -1,0 +1,272 @@
+"""Raw ToF-SIMS event lists -> fragment cube, streamed scan by scan.
+
+File layout (``.events`` / ``.bin``): headerless little-endian records of 5 x uint32 per detected
+ion: ``scan, shot, x, y, tof`` (``shot`` is not used; ``tof`` in time-of-flight channels, with
+m = ((tof - k0) / sf)^2). Records are sorted by scan, as an instrument writes them.
+
+:func:`events_to_cube` reads fixed-size chunks into one reused buffer, cuts each chunk at its
+last scan boundary (the rest is carried into the next chunk), and histograms only the scans the
+chunk covers: memory stays at the cube plus about two chunks, never one global bincount over the
+whole volume. Each event's fragment comes from a lookup table over channels (one gather instead
+of a search per event); ions outside every window count towards ``total`` only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from tqdm import tqdm
+
+from .._files import atomic_output, existing_file
+from ..errors import ToFSIMSError
+
+RECORD = 5  # uint32 per event
+RECORD_BYTES = 4 * RECORD
+SCAN, SHOT, X, Y, TOF = range(RECORD)
+MAX_CHANNEL = 1 << 26  # lookup-table limit (67 M channels ~ 6.7 ms at 100 ps)
+
+
+def channel_edges(mass_low, mass_high, sf: float, k0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Integer channel windows [lo, hi) for mass windows [m_low, m_high): ceil(k0 + sf sqrt(m))."""
+    lo = np.ceil(k0 + sf * np.sqrt(np.asarray(mass_low, float))).astype(np.int64)
+    hi = np.ceil(k0 + sf * np.sqrt(np.asarray(mass_high, float))).astype(np.int64)
+    return lo, hi
+
+
+def _windows(windows, sf, k0):
+    """Names and integer channel windows from a Dataset with mass windows or a {name: (lo, hi)} dict."""
+    if isinstance(windows, (xr.Dataset, xr.DataArray)):
+        if sf is None or k0 is None:
+            raise ToFSIMSError("events_to_cube: mass windows need sf and k0 to convert to channels")
+        names = [str(n) for n in windows["fragment"].values]
+        lo, hi = channel_edges(windows["mass_low"].values, windows["mass_high"].values, sf, k0)
+    else:
+        names = [str(n) for n in windows]
+        bounds = np.array([windows[n] for n in names], float).reshape(len(names), 2)
+        if sf is not None and k0 is not None:
+            lo, hi = channel_edges(bounds[:, 0], bounds[:, 1], sf, k0)
+        else:
+            lo, hi = np.ceil(bounds[:, 0]).astype(np.int64), np.ceil(bounds[:, 1]).astype(np.int64)
+    if not names:
+        raise ToFSIMSError("events_to_cube: no windows")
+    if np.any(hi <= lo) or np.any(lo < 0) or hi.max() > MAX_CHANNEL:
+        raise ToFSIMSError(f"events_to_cube: empty, negative or absurd channel windows {list(zip(lo, hi))}")
+    order = np.argsort(lo)
+    if np.any(lo[order][1:] < hi[order][:-1]):
+        raise ToFSIMSError("events_to_cube: fragment windows overlap")
+    return names, lo, hi
+
+
+def _lookup(lo, hi) -> np.ndarray:
+    """Channel -> fragment code (len(lo) means outside every window); one slot past the last edge."""
+    n = len(lo)
+    lut = np.full(int(hi.max()) + 1, n, dtype=np.uint8 if n < 255 else np.uint16)
+    for k, (a, b) in enumerate(zip(lo, hi)):
+        lut[a:b] = k
+    return lut
+
+
+def events_to_cube(
+    path,
+    windows,
+    shape,
+    *,
+    sf: float | None = None,
+    k0: float | None = None,
+    chunk_events: int = 1 << 22,
+    sputter_time_total: float | None = None,
+    field_of_view_um: float | None = None,
+    polarity: str = "unknown",
+    progress: bool = False,
+) -> xr.Dataset:
+    """Histogram an event list into ``counts`` (fragment, scan, y, x) and ``total`` (scan, y, x).
+
+    Parameters
+    ----------
+    path : path-like
+        Event file (5 x uint32 records, sorted by scan).
+    windows : xarray.Dataset or dict
+        A :func:`tofsims.masses.peak_windows` Dataset (mass windows, needs ``sf``/``k0``) or
+        ``{fragment: (low, high)}`` in u (with ``sf``/``k0``) or in channels (without).
+    shape : (n_scans, ny, nx)
+    chunk_events : int
+        Events per read; memory is the cube plus about two chunks.
+
+    Examples
+    --------
+    >>> w = peak_windows(["BO-", "MnO-"])                                  # doctest: +SKIP
+    >>> cube = events_to_cube("run.events", w, (50, 128, 128), sf=32985, k0=-368)   # doctest: +SKIP
+    """
+    path = existing_file(path)
+    size = path.stat().st_size
+    if size % RECORD_BYTES:
+        raise ToFSIMSError(f"{path}: truncated event list ({size} bytes is not a multiple of {RECORD_BYTES})")
+    n_scans, ny, nx = (int(v) for v in shape)
+    if min(n_scans, ny, nx) <= 0 or n_scans * ny * nx > 1 << 34:
+        raise ToFSIMSError(f"{path}: absurd cube shape {shape}")
+    names, lo, hi = _windows(windows, sf, k0)
+    lut = _lookup(lo, hi)
+    outside = len(names)
+    n_codes = outside + 1
+    counts = np.zeros((len(names), n_scans, ny, nx), np.uint32)
+    total = np.zeros((n_scans, ny, nx), np.uint32)
+    chunk_events = max(int(chunk_events), 1)
+    buf = np.empty((chunk_events, RECORD), "<u4")
+    raw = buf.reshape(-1).view(np.uint8)
+    filled, done, last_scan = 0, 0, 0
+    n_events = size // RECORD_BYTES
+    bar = tqdm(total=n_events, desc="events", unit="ev", unit_scale=True, disable=not progress, leave=False)
+    with open(path, "rb") as handle:
+        while True:
+            got = handle.readinto(raw[filled * RECORD_BYTES :])
+            filled += (got or 0) // RECORD_BYTES
+            if filled == 0:
+                break
+            eof = filled < chunk_events
+            cut = filled
+            scans = buf[:filled, SCAN]
+            if not eof:
+                boundary = int(np.searchsorted(scans, scans[filled - 1], side="left"))
+                if boundary > 0:
+                    cut = boundary  # keep the last (possibly unfinished) scan for the next chunk
+            chunk = buf[:cut]
+            _accumulate(path, chunk, done, lut, outside, n_codes, counts, total, last_scan)
+            last_scan = int(chunk[-1, SCAN])
+            done += cut
+            bar.update(cut)
+            rest = filled - cut
+            if rest:
+                buf[:rest] = buf[cut:filled].copy()
+            filled = rest
+            if eof and rest == 0:
+                break
+    bar.close()
+    return _dataset(path, names, lo, hi, counts, total, windows, sf, k0, sputter_time_total, field_of_view_um,
+                    polarity)
+
+
+def _accumulate(path, chunk, first_event, lut, outside, n_codes, counts, total, last_scan):
+    scan = chunk[:, SCAN]
+    n_scans, ny, nx = total.shape
+    if np.any(scan[1:] < scan[:-1]) or scan[0] < last_scan:
+        i = int(np.flatnonzero(scan[1:] < scan[:-1])[0]) + 1 if np.any(scan[1:] < scan[:-1]) else 0
+        raise ToFSIMSError(f"{path}: events not sorted by scan (event {first_event + i})")
+    s0, s1 = int(scan[0]), int(scan[-1])
+    x, y, tof = chunk[:, X], chunk[:, Y], chunk[:, TOF]
+    if s1 >= n_scans or x.max() >= nx or y.max() >= ny:
+        raise ToFSIMSError(
+            f"{path}: event outside the {nx} x {ny} x {n_scans} cube "
+            f"(max x {int(x.max())}, y {int(y.max())}, scan {s1}) near event {first_event}"
+        )
+    code = lut[np.minimum(tof, len(lut) - 1)]
+    n_local = s1 - s0 + 1
+    index = code.astype(np.int64)
+    index *= n_local
+    index += scan
+    index -= s0
+    index *= ny
+    index += y
+    index *= nx
+    index += x
+    hist = np.bincount(index, minlength=n_codes * n_local * ny * nx).reshape(n_codes, n_local, ny, nx)
+    counts[:, s0 : s1 + 1] += hist[:outside].astype(np.uint32)
+    total[s0 : s1 + 1] += hist.sum(axis=0).astype(np.uint32)
+
+
+def _dataset(path, names, lo, hi, counts, total, windows, sf, k0, sputter_time_total, fov, polarity):
+    n_scans, ny, nx = total.shape
+    if isinstance(windows, xr.Dataset) and "mass_low" in windows.coords:
+        mass_low, mass_high = windows["mass_low"].values, windows["mass_high"].values
+        centre = windows["fragment_mass"].values if "fragment_mass" in windows.coords else (mass_low + mass_high) / 2
+    elif sf is not None and k0 is not None:
+        mass_low, mass_high = ((lo - k0) / sf) ** 2, ((hi - k0) / sf) ** 2
+        centre = (mass_low + mass_high) / 2
+    else:
+        mass_low = mass_high = centre = np.full(len(names), np.nan)
+    pixel = fov / nx if fov else 1.0
+    unit = "um" if fov else "pixel"
+    per_scan = sputter_time_total / n_scans if sputter_time_total else np.nan
+    return xr.Dataset(
+        {
+            "counts": (("fragment", "scan", "y", "x"), counts, {"units": "counts"}),
+            "total": (("scan", "y", "x"), total, {"units": "counts"}),
+        },
+        coords={
+            "fragment": ("fragment", names),
+            "fragment_mass": ("fragment", np.asarray(centre, float), {"units": "u"}),
+            "mass_low": ("fragment", np.asarray(mass_low, float), {"units": "u"}),
+            "mass_high": ("fragment", np.asarray(mass_high, float), {"units": "u"}),
+            "tof_low": ("fragment", lo, {"units": "1"}),
+            "tof_high": ("fragment", hi, {"units": "1"}),
+            "scan": ("scan", np.arange(n_scans, dtype=np.int64), {"units": "1"}),
+            "sputter_time": ("scan", np.arange(n_scans) * per_scan, {"units": "s"}),
+            "depth": ("scan", np.full(n_scans, np.nan), {"units": "nm", "method": "none"}),
+            "y": ("y", (np.arange(ny) + 0.5) * pixel, {"units": unit}),
+            "x": ("x", (np.arange(nx) + 0.5) * pixel, {"units": unit}),
+        },
+        attrs={
+            "source": os.fspath(path),
+            "technique": "ToF-SIMS",
+            "format": "raw event list",
+            "polarity": polarity,
+            "field_of_view_um": float(fov) if fov else float("nan"),
+            "sf": float("nan") if sf is None else float(sf),
+            "k0": float("nan") if k0 is None else float(k0),
+            "sputter_time_total": float(sputter_time_total) if sputter_time_total else float("nan"),
+            "dead_time_corrected": 0,
+        },
+    )
+
+
+def read(path, windows=None, shape=None, **kw) -> xr.Dataset:
+    """Registry entry: :func:`events_to_cube` (``windows`` and ``shape`` are required)."""
+    if windows is None or shape is None:
+        raise ToFSIMSError(f"{path}: an event list needs windows= and shape= (n_scans, ny, nx) to build a cube")
+    return events_to_cube(path, windows, shape, **kw)
+
+
+def write(path, truth: xr.Dataset, *, seed: int = 0, chunk_scans: int = 8) -> xr.Dataset:
+    """Write ``truth["counts"]`` (+ ``total``) as a scan-sorted event list (see module doc).
+
+    Each ion gets a channel drawn uniformly in its fragment's window; ``total - sum`` ions get
+    channels between 3.5 and 3.9 u, where no fragment window lies. Returns ``truth`` with the
+    integer channel windows as coords ``tof_low``/``tof_high``.
+    """
+    rng = np.random.default_rng(seed)
+    sf, k0 = float(truth.attrs["sf"]), float(truth.attrs["k0"])
+    lo, hi = channel_edges(truth["mass_low"].values, truth["mass_high"].values, sf, k0)
+    gap_lo, gap_hi = channel_edges([3.5], [3.9], sf, k0)
+    counts = truth["counts"].transpose("fragment", "scan", "y", "x").values
+    n_frag, n_scans, ny, nx = counts.shape
+    rest = (
+        truth["total"].transpose("scan", "y", "x").values.astype(np.int64) - counts.sum(axis=0, dtype=np.int64)
+        if "total" in truth
+        else np.zeros((n_scans, ny, nx), np.int64)
+    )
+    lows = np.append(lo, gap_lo)
+    highs = np.append(hi, gap_hi)
+    with atomic_output(Path(path)) as out:
+        for s0 in range(0, n_scans, chunk_scans):
+            s1 = min(n_scans, s0 + chunk_scans)
+            block = np.concatenate([counts[:, s0:s1], rest[None, s0:s1].astype(counts.dtype)])  # (code, scan, y, x)
+            flat = block.reshape(n_frag + 1, -1)
+            code, voxel = np.nonzero(flat)
+            reps = flat[code, voxel].astype(np.int64)
+            code = np.repeat(code, reps)
+            voxel = np.repeat(voxel, reps)
+            order = np.argsort(voxel, kind="stable")  # raster order within each scan
+            code, voxel = code[order], voxel[order]
+            scan, rem = np.divmod(voxel, ny * nx)
+            y, x = np.divmod(rem, nx)
+            tof = rng.integers(lows[code], highs[code])
+            records = np.empty((code.size, RECORD), "<u4")
+            records[:, SCAN] = scan + s0
+            records[:, SHOT] = rng.integers(0, max(int(truth.attrs.get("shots_per_pixel", 1)), 1), code.size)
+            records[:, X], records[:, Y], records[:, TOF] = x, y, tof
+            out.write(records.tobytes())
+    truth = truth.copy()
+    truth = truth.assign_coords(tof_low=("fragment", lo, {"units": "1"}), tof_high=("fragment", hi, {"units": "1"}))
+    return truth

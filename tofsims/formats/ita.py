@@ -1,0 +1,486 @@
+"""IONTOF ITA/ITM images and spectra: what the ITStr blocks mean (read and write).
+
+Paths (as pySPM and IONTOF SurfaceLab <= 6 use them)::
+
+    Meta/SI Image/{res_x, res_y, fieldofview (m), intensdata (zlib float32 total image)}
+    MassIntervalList/mi[k]/{id, assign, desc, SN, cmass, lmass, umass}
+    filterdata/TofCorrection/ImageStack/Reduced Data/
+        NumberOfScans
+        ImageStackScans/{Image.XSize, Image.YSize, Image.NumberOfImages, Image.NumberOfScans}
+        ImageStackScans/Image[k]/ImageArray.Long[scan]        zlib uint32 (y, x)
+        ImageStackScansAdded/Image[k]/ImageArray.Long         zlib uint32 (y, x), sum over scans
+    filterdata/TofCorrection/Spectrum/Reduced Data/
+        IMassScaleSFK0/{sf, k0}
+        IITFSpecArray/CorrectedData                           zlib float32, one value per 2 channels
+    MassScale/{sf, k0}
+    propstart/<key>, propend/<key>                            key-value records
+
+Image ``k`` belongs to the mass interval whose ``id`` is ``k``; id 0 is the total-ion image and
+id 1 the "sum of the rest" (counts outside every interval); fragments start at id 2.
+
+Properties read from ``propend`` (``propstart`` as fallback): ``Instrument.Analyzer_Polarity_Switch``
+(polarity), ``Registration.Raster.ShotsPerPixel``, ``Registration.TimeResolution`` (channel width,
+s), ``Analysis.SputterTime`` or ``Measurement.SputterTime`` (total sputter time, s),
+``Instrument.LMIG.Species`` (primary ion). Two keys are this project's own (IONTOF files do not
+carry them; our simulator writes them): ``Analysis.DeadTimeCorrection`` (0/1) and
+``Analysis.SampleName``.
+
+Scan ``i`` of an interleaved depth profile is recorded after ``i`` sputter cycles, so its
+``sputter_time`` coordinate is ``i * total / n_scans`` (the first scan sees the pristine surface).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+
+import numpy as np
+import xarray as xr
+from tqdm import tqdm
+
+from ..errors import ToFSIMSError
+from . import itstr
+
+IMAGES = "filterdata/TofCorrection/ImageStack/Reduced Data"
+SCANS = IMAGES + "/ImageStackScans"
+ADDED = IMAGES + "/ImageStackScansAdded"
+SPECTRUM = "filterdata/TofCorrection/Spectrum/Reduced Data"
+TOTAL_ID, REST_ID, FIRST_FRAGMENT_ID = 0, 1, 2
+MAX_SIDE = 1 << 14  # pixels; IONTOF rasters go up to 4096 x 4096 (and 16384 is generous)
+MAX_SCANS = 1 << 20
+ZLIB_MAX_RATIO = 1040  # deflate cannot compress better than ~1032:1
+LAZY_BYTES = 1 << 30  # cubes above 1 GiB come back as lazy dask arrays
+
+
+# -- metadata -----------------------------------------------------------------------------------
+def _properties(f: itstr.ITStrFile) -> dict:
+    props = {}
+    for section in ("propstart", "propend"):  # propend wins: the state at the end of the run
+        block = f.find(section)
+        if block is None:
+            continue
+        for entry in f.children(block):
+            if entry.type == itstr.LEAF:
+                record = f.keyvalue(f.block_at(entry.offset))
+                props[record["key"] or entry.name] = record
+    return props
+
+
+def _prop(props: dict, *keys, kind: str = "float", default=None):
+    for key in keys:
+        if key in props:
+            return props[key][kind]
+    return default
+
+
+def peak_list(f: itstr.ITStrFile) -> list[dict]:
+    """The mass intervals: ``[{id, name, assign, desc, cmass, lmass, umass}]`` sorted by id."""
+    block = f.find("MassIntervalList")
+    peaks = []
+    if block is None:
+        return peaks
+    for entry in f.children(block):
+        if entry.name != "mi":
+            continue
+        mi = f.block_at(entry.offset)
+        values = {}
+        for child in f.children(mi):
+            leaf = f.block_at(child.offset)
+            values[child.name] = leaf
+        if "id" not in values:
+            raise ToFSIMSError(f"{f.path}: mass interval mi[{entry.id}] has no id")
+        peak = {"id": f.scalar(values["id"], "i")}
+        for key in ("assign", "desc", "SN"):
+            peak[key] = (
+                bytes(f.raw(values[key])).decode("utf-16-le", "replace").rstrip("\x00") if key in values else ""
+            )
+        for key in ("cmass", "lmass", "umass"):
+            peak[key] = f.scalar(values[key], "d") if key in values else float("nan")
+        peak["name"] = peak["assign"] or peak["desc"] or f"{peak['cmass']:.2f}u"
+        peaks.append(peak)
+    return sorted(peaks, key=lambda p: p["id"])
+
+
+def header(f: itstr.ITStrFile) -> dict:
+    """Image geometry, calibration and instrument settings, validated before any image is read."""
+    props = _properties(f)
+    nx = f.int32("Meta/SI Image/res_x")
+    ny = f.int32("Meta/SI Image/res_y")
+    if nx is None or ny is None:
+        nx = f.int32(SCANS + "/Image.XSize", _prop(props, "Registration.Raster.Resolution", kind="int"))
+        ny = f.int32(SCANS + "/Image.YSize", nx)
+    fov = f.float64("Meta/SI Image/fieldofview", _prop(props, "Registration.Raster.FieldOfView"))
+    n_scans = f.int32(IMAGES + "/NumberOfScans", f.int32(SCANS + "/Image.NumberOfScans"))
+    if n_scans is None:
+        n_scans = _prop(props, "Measurement.ScanNumber", kind="int")
+    if nx is None or ny is None:
+        raise ToFSIMSError(f"{f.path}: no image size (Meta/SI Image/res_x, res_y) in the file")
+    if not (0 < nx <= MAX_SIDE and 0 < ny <= MAX_SIDE):
+        raise ToFSIMSError(f"{f.path}: absurd image size {nx} x {ny} pixels (limit {MAX_SIDE})")
+    if n_scans is not None and not (0 < n_scans <= MAX_SCANS):
+        raise ToFSIMSError(f"{f.path}: absurd number of scans {n_scans}")
+    if fov is not None and not (np.isfinite(fov) and 0 < fov < 1.0):
+        raise ToFSIMSError(f"{f.path}: absurd field of view {fov} m")
+    sf = f.float64(SPECTRUM + "/IMassScaleSFK0/sf", f.float64("MassScale/sf"))
+    k0 = f.float64(SPECTRUM + "/IMassScaleSFK0/k0", f.float64("MassScale/k0"))
+    polarity = str(_prop(props, "Instrument.Analyzer_Polarity_Switch", kind="string", default="")).lower()
+    width = _prop(props, "Registration.TimeResolution")
+    return {
+        "nx": int(nx),
+        "ny": int(ny),
+        "n_scans": None if n_scans is None else int(n_scans),
+        "field_of_view_um": float("nan") if fov is None else float(f"{fov * 1e6:.12g}"),  # m -> um without 1e-15 noise
+        "sf": float("nan") if sf is None else sf,
+        "k0": float("nan") if k0 is None else k0,
+        "polarity": polarity if polarity in ("negative", "positive") else "unknown",
+        "shots_per_pixel": int(_prop(props, "Registration.Raster.ShotsPerPixel", kind="int", default=0)),
+        "channel_width_ns": float("nan") if width is None else width * 1e9,
+        "sputter_time_total": float(_prop(props, "Analysis.SputterTime", "Measurement.SputterTime", default=0.0)),
+        "primary_ion": str(_prop(props, "Instrument.LMIG.Species", kind="string", default="")),
+        "dead_time_corrected": int(_prop(props, "Analysis.DeadTimeCorrection", kind="int", default=0)),
+        "sample": str(_prop(props, "Analysis.SampleName", kind="string", default="")),
+    }
+
+
+def _scan_leaves(f: itstr.ITStrFile, image_id: int, n_pixels_bytes: int) -> list[itstr.Entry]:
+    """The per-scan leaves of image ``image_id`` ordered by scan, each checked for plausibility."""
+    block = f.find(f"{SCANS}/Image[{image_id}]")
+    if block is None:
+        raise ToFSIMSError(f"{f.path}: no per-scan images for mass interval {image_id} ({SCANS}/Image[{image_id}])")
+    leaves = sorted((e for e in f.children(block) if e.name == "ImageArray.Long"), key=lambda e: e.id)
+    for e in leaves:
+        if e.length * ZLIB_MAX_RATIO < n_pixels_bytes:
+            raise ToFSIMSError(
+                f"{f.path}: absurd image size: a {n_pixels_bytes}-byte image cannot be stored in "
+                f"{e.length} compressed bytes (scan {e.id} of image {image_id})"
+            )
+    return leaves
+
+
+def _load_leaf(path: str, offset: int, length: int, nbytes: int, shape) -> np.ndarray:
+    """Read and inflate one image leaf with plain reads (used by the lazy dask path)."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        head = handle.read(itstr.HEADER.size)
+        name_len = struct.unpack_from("<I", head, 5)[0]
+        handle.seek(offset + itstr.HEADER.size + name_len)
+        data = handle.read(length)
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, nbytes)
+    if len(out) != nbytes or inflater.unconsumed_tail:
+        raise ToFSIMSError(f"{path}: image leaf at offset {offset} does not inflate to {nbytes} bytes")
+    return np.frombuffer(out, "<u4").reshape(shape).astype(np.uint32, copy=False)
+
+
+def _inflate_into(f: itstr.ITStrFile, entry: itstr.Entry, out: np.ndarray) -> None:
+    block = f.block_at(entry.offset)
+    data = f.decompress(block, out.nbytes)
+    out[...] = np.frombuffer(data, "<u4").reshape(out.shape)
+
+
+def read_stack(path, fragment, scans=None) -> np.ndarray:
+    """Per-scan images of one fragment as a uint32 array (scan, y, x).
+
+    ``fragment`` is a name from the peak list ("BO-"), ``"total"``, or an interval id (int).
+
+    Examples
+    --------
+    >>> stack = read_stack("depth.ita", "BO-")                            # doctest: +SKIP
+    >>> stack.shape                                                        # doctest: +SKIP
+    (50, 128, 128)
+    """
+    with itstr.ITStrFile(path) as f:
+        head = header(f)
+        image_id = _image_id(f, fragment)
+        ny, nx = head["ny"], head["nx"]
+        leaves = _scan_leaves(f, image_id, ny * nx * 4)
+        if scans is not None:
+            leaves = [leaves[i] for i in np.atleast_1d(scans)]
+        out = np.empty((len(leaves), ny, nx), np.uint32)
+        for i, entry in enumerate(leaves):
+            _inflate_into(f, entry, out[i])
+        return out
+
+
+def _image_id(f: itstr.ITStrFile, fragment) -> int:
+    if isinstance(fragment, (int, np.integer)):
+        return int(fragment)
+    if str(fragment).lower() == "total":
+        return TOTAL_ID
+    peaks = peak_list(f)
+    for peak in peaks:
+        if fragment in (peak["name"], peak["assign"], peak["desc"]):
+            return peak["id"]
+    names = ", ".join(p["name"] for p in peaks if p["id"] >= FIRST_FRAGMENT_ID)
+    raise ToFSIMSError(f"{f.path}: no fragment {fragment!r} in the peak list (have: {names})")
+
+
+def read(path, fragments=None, scans=None, *, lazy: bool | None = None, progress: bool = False) -> xr.Dataset:
+    """Read an ITA file's per-scan fragment images as ``counts`` (fragment, scan, y, x).
+
+    Parameters
+    ----------
+    path : path-like
+        ``.ita`` / ``.itm`` file (opened read-only).
+    fragments : list of str, optional
+        Fragment names from the file's peak list; all by default.
+    scans : slice or sequence of int, optional
+        Scans to read; all by default.
+    lazy : bool, optional
+        Return a dask array read block by block (default: only when the cube exceeds 1 GiB).
+    progress : bool
+        Show a tqdm bar over the images read.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``counts`` uint32 (fragment, scan, y, x), ``total`` uint32 (scan, y, x) when the file has
+        the total-ion image, coords and attrs as in the ToF-SIMS data contract.
+
+    Examples
+    --------
+    >>> ds = read("depth.ita", fragments=["BO-", "MnO-"])                 # doctest: +SKIP
+    >>> ds["counts"].sel(fragment="BO-").sum("scan")                      # doctest: +SKIP
+    """
+    with itstr.ITStrFile(path) as f:
+        head = header(f)
+        peaks = [p for p in peak_list(f) if p["id"] >= FIRST_FRAGMENT_ID]
+        if fragments is None:
+            chosen = peaks
+        else:
+            by_name = {}
+            for p in peaks:
+                by_name.setdefault(p["name"], p)
+            missing = [fr for fr in fragments if fr not in by_name]
+            if missing:
+                have = ", ".join(by_name) or "none"
+                raise ToFSIMSError(f"{f.path}: fragments {missing} not in the peak list (have: {have})")
+            chosen = [by_name[fr] for fr in fragments]
+        ny, nx = head["ny"], head["nx"]
+        has_total = f.find(f"{SCANS}/Image[{TOTAL_ID}]") is not None
+        ids = [p["id"] for p in chosen] + ([TOTAL_ID] if has_total else [])
+        leaves = {i: _scan_leaves(f, i, ny * nx * 4) for i in ids}
+        n_file_scans = head["n_scans"] or (len(leaves[ids[0]]) if ids else 0)
+        for i, ls in leaves.items():
+            if len(ls) != n_file_scans:
+                raise ToFSIMSError(
+                    f"{f.path}: image {i} has {len(ls)} scans, the file says {n_file_scans} (truncated?)"
+                )
+        scan_index = np.arange(n_file_scans)
+        if scans is not None:
+            scan_index = scan_index[scans] if isinstance(scans, slice) else np.asarray(scans, dtype=int)
+            if scan_index.size and (scan_index.min() < 0 or scan_index.max() >= n_file_scans):
+                raise ToFSIMSError(f"{f.path}: scans {scans} outside 0..{n_file_scans - 1}")
+        shape = (len(chosen), len(scan_index), ny, nx)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * 4
+        if lazy is None:
+            lazy = nbytes > LAZY_BYTES
+        if lazy:
+            counts = _lazy_cube(f, [leaves[p["id"]] for p in chosen], scan_index, (ny, nx))
+            total = _lazy_cube(f, [leaves[TOTAL_ID]], scan_index, (ny, nx))[0] if has_total else None
+        else:
+            counts = np.empty(shape, np.uint32)
+            total = np.empty(shape[1:], np.uint32) if has_total else None
+            jobs = [(counts[k, j], leaves[p["id"]][s]) for k, p in enumerate(chosen) for j, s in enumerate(scan_index)]
+            if has_total:
+                jobs += [(total[j], leaves[TOTAL_ID][s]) for j, s in enumerate(scan_index)]
+            for out, entry in tqdm(jobs, desc="ITA images", unit="img", disable=not progress, leave=False):
+                _inflate_into(f, entry, out)
+        return _dataset(path, head, chosen, scan_index, n_file_scans, counts, total)
+
+
+def _lazy_cube(f, leaf_lists, scan_index, shape):
+    import dask
+    import dask.array as da
+
+    nbytes = shape[0] * shape[1] * 4
+    load = dask.delayed(_load_leaf, pure=True)
+    rows = []
+    for leaves in leaf_lists:
+        images = [
+            da.from_delayed(
+                load(str(f.path), leaves[s].offset, leaves[s].length, nbytes, shape), shape=shape, dtype=np.uint32
+            )
+            for s in scan_index
+        ]
+        rows.append(da.stack(images))
+    return da.stack(rows)
+
+
+def _dataset(path, head, chosen, scan_index, n_file_scans, counts, total) -> xr.Dataset:
+    ny, nx = head["ny"], head["nx"]
+    fov = head["field_of_view_um"]
+    pixel = fov / nx if np.isfinite(fov) else 1.0
+    per_scan = head["sputter_time_total"] / n_file_scans if n_file_scans else 0.0
+    coords = {
+        "fragment": ("fragment", [p["name"] for p in chosen]),
+        "fragment_mass": ("fragment", np.array([p["cmass"] for p in chosen], float), {"units": "u"}),
+        "mass_low": ("fragment", np.array([p["lmass"] for p in chosen], float), {"units": "u"}),
+        "mass_high": ("fragment", np.array([p["umass"] for p in chosen], float), {"units": "u"}),
+        "scan": ("scan", np.asarray(scan_index, np.int64), {"units": "1"}),
+        "sputter_time": ("scan", np.asarray(scan_index, float) * per_scan, {"units": "s"}),
+        "depth": ("scan", np.full(len(scan_index), np.nan), {"units": "nm", "method": "none"}),
+        "y": ("y", (np.arange(ny) + 0.5) * pixel, {"units": "um" if np.isfinite(fov) else "pixel"}),
+        "x": ("x", (np.arange(nx) + 0.5) * pixel, {"units": "um" if np.isfinite(fov) else "pixel"}),
+    }
+    data = {"counts": (("fragment", "scan", "y", "x"), counts, {"units": "counts", "long_name": "secondary ion counts"})}
+    if total is not None:
+        data["total"] = (("scan", "y", "x"), total, {"units": "counts", "long_name": "total ion counts"})
+    attrs = {
+        "source": os.fspath(path),
+        "technique": "ToF-SIMS",
+        "format": "IONTOF ITA (ITStr)",
+        "polarity": head["polarity"],
+        "field_of_view_um": fov,
+        "sf": head["sf"],
+        "k0": head["k0"],
+        "channel_width_ns": head["channel_width_ns"],
+        "shots_per_pixel": head["shots_per_pixel"],
+        "sputter_time_total": head["sputter_time_total"],
+        "dead_time_corrected": head["dead_time_corrected"],
+        "primary_ion": head["primary_ion"],
+        "sample": head["sample"] or os.path.splitext(os.path.basename(os.fspath(path)))[0],
+        "n_scans_file": int(n_file_scans),
+    }
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def read_spectrum(path) -> xr.Dataset:
+    """The file's summed spectrum: ``intensity`` over ``channel`` (unbinned channel numbers)."""
+    with itstr.ITStrFile(path) as f:
+        head = header(f)
+        block = f.find(SPECTRUM + "/IITFSpecArray/CorrectedData") or f.find(SPECTRUM + "/IITFSpecArray/Data")
+        if block is None:
+            raise ToFSIMSError(f"{f.path}: no spectrum ({SPECTRUM}/IITFSpecArray)")
+        values = f.array(block, "<f4").astype(np.float64)
+    binning = 2  # IONTOF stores the reduced spectrum with one value per two channels
+    channel = binning * np.arange(values.size) + binning / 2
+    return xr.Dataset(
+        {"intensity": (("channel",), values, {"units": "counts"})},
+        coords={"channel": ("channel", channel, {"units": "1", "long_name": "time-of-flight channel (bin centre)"})},
+        attrs={
+            "source": os.fspath(path),
+            "technique": "ToF-SIMS",
+            "binning": binning,
+            "dead_time_corrected": head["dead_time_corrected"],
+            "polarity": head["polarity"],
+            "channel_width_ns": head["channel_width_ns"],
+            "sf": head["sf"],
+            "k0": head["k0"],
+        },
+    )
+
+
+def info(path) -> dict:
+    """Header, peak list and the full block tree summary of an ITA/ITM file (no images read)."""
+    with itstr.ITStrFile(path) as f:
+        head = header(f)
+        head["peaks"] = peak_list(f)
+        head["n_blocks"] = sum(1 for _ in f.walk())
+        head["file_size"] = f.size
+        return head
+
+
+# -- writing ------------------------------------------------------------------------------------
+def write(path, ds: xr.Dataset, spectrum: xr.Dataset | None = None, *, level: int = 6) -> None:
+    """Write ``counts`` (fragment, scan, y, x) [+ ``total``] as an ITA file pySPM and :func:`read` open.
+
+    ``ds`` follows the ToF-SIMS data contract (coords ``fragment_mass``, ``mass_low``,
+    ``mass_high``; attrs ``field_of_view_um``, ``polarity``, ``sf``, ``k0``, ...). ``total``
+    defaults to the sum of the fragments; image id 1 ("sum of rest") holds ``total - sum``.
+    """
+    counts = np.asarray(ds["counts"].transpose("fragment", "scan", "y", "x").values)
+    if counts.dtype != np.uint32:
+        if np.any(counts < 0) or np.any(counts != np.round(counts)):
+            raise ToFSIMSError(f"{path}: counts to write must be non-negative integers")
+        counts = counts.astype(np.uint32)
+    n_frag, n_scans, ny, nx = counts.shape
+    summed = counts.sum(axis=0, dtype=np.uint64)
+    total = (
+        np.asarray(ds["total"].transpose("scan", "y", "x").values, np.uint64) if "total" in ds else summed
+    )
+    if np.any(total < summed):
+        raise ToFSIMSError(f"{path}: total counts below the sum of the fragments")
+    rest = (total - summed).astype(np.uint32)
+    total = total.astype(np.uint32)
+    attrs = ds.attrs
+    fov_m = float(attrs.get("field_of_view_um", 100.0)) * 1e-6
+    sf, k0 = float(attrs.get("sf", 32985.0)), float(attrs.get("k0", -368.0))
+    polarity = str(attrs.get("polarity", "negative"))
+
+    root = itstr.new_root()
+    si = root.path("Meta/SI Image")
+    si.int32("res_x", nx)
+    si.int32("res_y", ny)
+    si.float64("fieldofview", fov_m)
+    si.text("description", "total")
+    si.array("intensdata", total.sum(axis=0), "<f4")
+
+    mil = root.path("MassIntervalList")
+    names = [str(v) for v in ds["fragment"].values]
+    intervals = [(TOTAL_ID, "total", "", np.nan, np.nan, np.nan), (REST_ID, "sum of rest", "", np.nan, np.nan, np.nan)]
+    for k, name in enumerate(names):
+        intervals.append(
+            (
+                FIRST_FRAGMENT_ID + k,
+                "",
+                name,
+                float(ds["fragment_mass"].values[k]) if "fragment_mass" in ds.coords else np.nan,
+                float(ds["mass_low"].values[k]) if "mass_low" in ds.coords else np.nan,
+                float(ds["mass_high"].values[k]) if "mass_high" in ds.coords else np.nan,
+            )
+        )
+    for mid, desc, assign, cmass, lmass, umass in intervals:
+        mi = mil.dir("mi", mid)
+        mi.int32("id", mid)
+        mi.text("assign", assign)
+        mi.text("desc", desc)
+        mi.text("SN", f"{{00000000-0000-0000-0000-{mid:012d}}}")
+        mi.float64("cmass", 0.0 if np.isnan(cmass) else cmass)
+        mi.float64("lmass", 0.0 if np.isnan(lmass) else lmass)
+        mi.float64("umass", 0.0 if np.isnan(umass) else umass)
+
+    reduced = root.path(IMAGES)
+    reduced.int32("NumberOfScans", n_scans)
+    stack = root.path(SCANS)
+    stack.uint32("Image.XSize", nx)
+    stack.uint32("Image.YSize", ny)
+    stack.uint32("Image.NumberOfImages", n_frag + FIRST_FRAGMENT_ID)
+    stack.uint32("Image.NumberOfScans", n_scans)
+    added = root.path(ADDED)
+    images = [total, rest] + [counts[k] for k in range(n_frag)]
+    for image_id, cube in enumerate(images):
+        node = stack.dir("Image", image_id)
+        for s in range(n_scans):
+            node.array("ImageArray.Long", cube[s], "<u4", id=s, level=level)
+        added.dir("Image", image_id).array("ImageArray.Long", cube.sum(axis=0, dtype=np.uint32), "<u4", level=level)
+
+    spec_root = root.path(SPECTRUM)
+    cal = spec_root.dir("IMassScaleSFK0")
+    cal.float64("sf", sf)
+    cal.float64("k0", k0)
+    scale = root.path("MassScale")
+    scale.float64("sf", sf)
+    scale.float64("k0", k0)
+    if spectrum is not None:
+        spec_root.dir("IITFSpecArray").array("CorrectedData", spectrum["intensity"].values, "<f4")
+
+    width_s = float(attrs.get("channel_width_ns", 0.1)) * 1e-9
+    properties = [
+        ("Instrument.Analyzer_Polarity_Switch", 0, 0.0, polarity.capitalize()),
+        ("Registration.Raster.ShotsPerPixel", int(attrs.get("shots_per_pixel", 1)), 0.0, ""),
+        ("Registration.Raster.Resolution", nx, float(nx), f"{nx}"),
+        ("Registration.Raster.FieldOfView", 0, fov_m, f"{fov_m * 1e6:g} um"),
+        ("Registration.TimeResolution", 0, width_s, f"{width_s * 1e9:g} ns"),
+        ("Measurement.ScanNumber", n_scans, float(n_scans), f"{n_scans}"),
+        ("Analysis.SputterTime", 0, float(attrs.get("sputter_time_total", 0.0)), f"{attrs.get('sputter_time_total', 0.0)} s"),
+        ("Instrument.LMIG.Species", 0, 0.0, str(attrs.get("primary_ion", "Bi3+"))),
+        ("Analysis.DeadTimeCorrection", int(attrs.get("dead_time_corrected", 0)), 0.0, ""),
+        ("Analysis.SampleName", 0, 0.0, str(attrs.get("sample", ""))),
+    ]
+    for section in ("propstart", "propend"):
+        node = root.path(section)
+        for key, ivalue, fvalue, text in properties:
+            node.property(key, int_value=ivalue, float_value=fvalue, text=text)
+    itstr.write(path, root)
