@@ -4,7 +4,8 @@
 ``REGISTRY`` maps a lower-case extension to the candidate pattern-format modules in the order they
 are tried; ``INSTRUMENT_REGISTRY`` does the same for instrument parameter files.  When the
 extension is unknown or ambiguous (``.raw`` is both Bruker binary and GSAS text) the first bytes
-decide (:func:`find_format`).
+decide (:func:`find_format`); when no format recognises the content, the extension's own reader
+runs so that its error names the actual problem.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def _choose(path, fmt, modules, registry, what) -> ModuleType:
     for module in modules:
         if module not in candidates and module.sniff(head):
             return module
+    if candidates:
+        # nothing recognised the content: let the extension's reader say precisely what is wrong
+        return candidates[0]
     known = ", ".join(sorted(registry))
     raise fail(path, f"not a recognised {what} file (by extension {path.suffix or '(none)'} or content); known: {known}")
 
