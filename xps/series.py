@@ -1,0 +1,236 @@
+"""Fit one region in every block of a file (an etch series), with charge correction, into a result Dataset.
+
+The result follows the doptrace conventions: dims (``etch_time`` or ``block``, ``component``) for
+``area``, ``center``, ``fwhm``, ``fraction`` with ``*_stderr``; ``redchi`` and ``charge_shift``
+per level; the curves ``data``, ``background``, ``envelope`` over (level, ``binding_energy``) and
+``component_curve`` over (level, ``component``, ``binding_energy``). When the levels' energy grids
+differ (per-level charge shifts, CasaXPS calibrations) the curves run over a ``channel`` dim with a
+2-D ``binding_energy`` coordinate instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+
+from .errors import XPSError
+from .fit import FitResult, fit_series, fit_spectra
+from .model import Model, compile_model, from_casa, simple_model
+
+ADVENTITIOUS_C = 284.8  # eV
+
+
+def _norm(text) -> str:
+    return " ".join(str(text).split()).lower()
+
+
+def region_blocks(blocks: list[xr.DataArray], region: str, source: str = "") -> list[xr.DataArray]:
+    """The blocks of ``region`` in file order; :class:`XPSError` listing the regions present if none."""
+    chosen = [b for b in blocks if _norm(b.attrs.get("region", "")) == _norm(region)]
+    if not chosen:
+        present = sorted({str(b.attrs.get("region", "")) for b in blocks})
+        raise XPSError(f"{source}: no blocks of region {region!r} (regions present: {', '.join(present)})")
+    for b in chosen:
+        if b.size == 0:
+            raise XPSError(f"{source}: block {b.attrs.get('block_index')} ({region}) is empty")
+    return chosen
+
+
+def _levels(chosen: list[xr.DataArray]) -> tuple[str, np.ndarray, str]:
+    times = np.array([float(b.attrs.get("etch_time", math.nan)) for b in chosen])
+    if np.all(np.isfinite(times)) and np.unique(times).size == times.size:
+        return "etch_time", times, "s"
+    return "block", np.array([int(b.attrs.get("block_index", i)) for i, b in enumerate(chosen)]), "1"
+
+
+def c1s_shifts(blocks: list[xr.DataArray], chosen: list[xr.DataArray], source: str = "") -> np.ndarray:
+    """Charge shift (eV) per chosen block: 284.8 eV minus the fitted C 1s peak of the same level.
+
+    The C 1s block of the same etch time is used (without etch times: the closest C 1s block
+    before the chosen block in the file). One GL(30) peak on a Shirley background is fitted within
+    +-6 eV of the C 1s maximum.
+    """
+    c1s = [b for b in blocks if _norm(b.attrs.get("region", "")) == "c 1s"]
+    if not c1s:
+        raise XPSError(f"{source}: --c1s needs a C 1s block for the charge correction; the file has none")
+    shifts = []
+    for block in chosen:
+        t = float(block.attrs.get("etch_time", math.nan))
+        same = [c for c in c1s if math.isfinite(t) and float(c.attrs.get("etch_time", math.nan)) == t]
+        if not same:
+            before = [c for c in c1s if int(c.attrs.get("block_index", 0)) <= int(block.attrs.get("block_index", 0))]
+            same = before[-1:] or c1s[:1]
+        c = same[0]
+        x = np.asarray(c["binding_energy"].values, float)
+        y = np.asarray(c.values, float)
+        peak = float(x[np.argmax(y)])
+        window = (max(x[0], peak - 6.0), min(x[-1], peak + 6.0))
+        model = simple_model("C 1s", [
+            {"name": "C-C", "center": [peak, window[0], window[1]], "fwhm": [1.4, 0.4, 4.0]},
+            {"name": "C-O", "center": {"offset_from": "C-C", "by": 1.6}, "fwhm": {"same_as": "C-C"}},
+        ], window=window, background="shirley")
+        res = fit_spectra(model, x, y[None], counts_per_unit=float(c.attrs.get("counts_per_unit", 1.0) or 1.0),
+                          source=source)
+        shifts.append(ADVENTITIOUS_C - float(res.values()["center"][0][0, 0]))
+    return np.array(shifts)
+
+
+def fit_region(blocks: list[xr.DataArray], model: Model, region: str | None = None, shift: float | None = None,
+               c1s: bool = False, source: str = "", chain: bool = True) -> xr.Dataset:
+    """Fit ``model`` to ``region`` (default: the model's) in every block; see the module docstring."""
+    region = region or model.region
+    if not region:
+        raise XPSError(f"{model.path}: the model names no region; pass --region")
+    chosen = region_blocks(blocks, region, source)
+    dim, levels, level_units = _levels(chosen)
+    order = np.argsort(levels, kind="stable")
+    chosen = [chosen[i] for i in order]
+    levels = levels[order]
+    if c1s:
+        shifts = c1s_shifts(blocks, chosen, source)
+    else:
+        shifts = np.full(len(chosen), 0.0 if shift is None else float(shift))
+    grids = [np.asarray(b["binding_energy"].values, float) for b in chosen]
+    n = min(g.size for g in grids)
+    if any(g.size != n for g in grids):
+        # Different grids: fit level by level (each from the previous level's result).
+        results, previous = [], None
+        for b, g, s in zip(chosen, grids, shifts):
+            res = fit_spectra(model, g + s, np.asarray(b.values, float)[None],
+                              counts_per_unit=float(b.attrs.get("counts_per_unit", 1.0) or 1.0), p0=previous,
+                              source=source)
+            previous = res.params if chain else None
+            results.append(res)
+        return result_dataset(results, model, dim, levels, level_units, chosen, shifts, source)
+    energy = np.stack(grids) + shifts[:, None]
+    y = np.stack([np.asarray(b.values, float) for b in chosen])
+    cpu = np.array([float(b.attrs.get("counts_per_unit", 1.0) or 1.0) for b in chosen])
+    res = fit_series(model, energy, y, counts_per_unit=cpu, chain=chain, source=source)
+    return result_dataset([res], model, dim, levels, level_units, chosen, shifts, source)
+
+
+def fit_casa(blocks: list[xr.DataArray], region: str | None = None, source: str = "") -> xr.Dataset:
+    """Refit every block of ``region`` with the CasaXPS model stored in that block's comment.
+
+    Energies are put on CasaXPS's calibrated scale (its ``Calib ... BE ADD`` shift); CasaXPS's own
+    component areas are kept as ``casa_area`` beside ours.
+    """
+    from .formats import casa
+
+    candidates = []
+    for b in blocks:
+        info = casa.from_block(b)
+        if info is None or not info.comps or not info.regions:
+            continue
+        if region is not None and _norm(b.attrs.get("region", "")) != _norm(region) and not any(
+                _norm(r.name) == _norm(region) for r in info.regions):
+            continue
+        candidates.append((b, info))
+    if not candidates:
+        what = f"region {region!r}" if region else "any block"
+        raise XPSError(f"{source}: no CASA comp lines (a CasaXPS fit model) in {what}")
+    first_region = _norm(candidates[0][0].attrs.get("region", ""))
+    candidates = [(b, i) for b, i in candidates if _norm(b.attrs.get("region", "")) == first_region]
+    results, models, shifts, chosen, casa_areas = [], [], [], [], []
+    for b, info in candidates:
+        model = from_casa(info, float(b.attrs.get("excitation_energy", math.nan)), None, source)
+        if models and model.names != models[0].names:
+            continue  # a differently built model in another block of the same region
+        shift = info.calibration_shift
+        x = np.asarray(b["binding_energy"].values, float) + shift
+        res = fit_spectra(model, x, np.asarray(b.values, float)[None],
+                          counts_per_unit=float(b.attrs.get("counts_per_unit", 1.0) or 1.0), source=source)
+        results.append(res)
+        models.append(model)
+        shifts.append(shift)
+        chosen.append(b)
+        casa_areas.append([c.area.value for c in info.comps])
+    dim, levels, level_units = _levels(chosen)
+    ds = result_dataset(results, models[0], dim, levels, level_units, chosen, np.array(shifts), source)
+    ds["casa_area"] = ((dim, "component"), np.array(casa_areas, float), {"units": ds["area"].attrs["units"],
+                       "long_name": "area stored by CasaXPS in the block comment"})
+    ds.attrs["model"] = "CasaXPS block comment"
+    return ds
+
+
+def _cat(results: list[FitResult], name: str) -> np.ndarray:
+    arrays = [getattr(r, name) for r in results]
+    return np.concatenate(arrays, axis=0)
+
+
+def result_dataset(results: list[FitResult], model: Model, dim: str, levels, level_units: str,
+                   chosen: list[xr.DataArray], shifts, source: str) -> xr.Dataset:
+    """Assemble fits (one result per batch, rows = levels in order) into the conventions' Dataset."""
+    units = str(chosen[0].attrs.get("units", "counts/s"))
+    area_units = f"{units}*eV"
+    values = {k: [] for k in ("area", "center", "fwhm")}
+    for r in results:
+        for k, (v, s) in r.values().items():
+            values[k].append((v, s))
+    fracs = [r.fractions() for r in results]
+    components = model.names
+    ds = xr.Dataset(coords={
+        dim: (dim, np.asarray(levels), {"units": level_units}),
+        "component": ("component", components),
+        "shape": ("component", [c.shape for c in model.components]),
+    })
+    for k, unit in (("area", area_units), ("center", "eV"), ("fwhm", "eV")):
+        v = np.concatenate([a for a, _ in values[k]])
+        s = np.concatenate([b for _, b in values[k]])
+        ds[k] = ((dim, "component"), v, {"units": unit})
+        ds[f"{k}_stderr"] = ((dim, "component"), s, {"units": unit})
+    ds["fraction"] = ((dim, "component"), np.concatenate([f for f, _ in fracs]),
+                      {"units": "1", "long_name": "share of the fitted area"})
+    ds["fraction_stderr"] = ((dim, "component"), np.concatenate([s for _, s in fracs]), {"units": "1"})
+    ds["redchi"] = ((dim,), np.concatenate([r.redchi for r in results]), {"units": "1"})
+    ds["charge_shift"] = ((dim,), np.asarray(shifts, float), {"units": "eV",
+                          "long_name": "shift added to the measured binding energies"})
+    ds["iterations"] = ((dim,), np.concatenate([r.iterations for r in results]), {"units": "1"})
+    energy = [r.energy for r in results]
+    n = {e.shape[1] for e in energy}
+    stacked = {name: None for name in ("data", "background", "envelope", "components")}
+    if len(n) == 1:
+        stacked = {"data": _cat(results, "data"), "background": _cat(results, "background"),
+                   "components": _cat(results, "components"),
+                   "envelope": np.concatenate([r.envelope for r in results])}
+        grid = np.concatenate(energy)
+    else:
+        width = max(n)
+
+        def pad(a):
+            out = np.full(a.shape[:-1] + (width,), np.nan)
+            out[..., : a.shape[-1]] = a
+            return out
+
+        stacked = {"data": np.concatenate([pad(r.data) for r in results]),
+                   "background": np.concatenate([pad(r.background) for r in results]),
+                   "components": np.concatenate([pad(r.components) for r in results]),
+                   "envelope": np.concatenate([pad(r.envelope) for r in results])}
+        grid = np.concatenate([pad(e) for e in energy])
+    common = np.allclose(grid, grid[:1], equal_nan=True)
+    if common:
+        edim = "binding_energy"
+        ds = ds.assign_coords(binding_energy=(edim, grid[0], {"units": "eV"}))
+    else:
+        edim = "channel"
+        ds = ds.assign_coords(binding_energy=((dim, edim), grid, {"units": "eV"}))
+    ds["data"] = ((dim, edim), stacked["data"], {"units": units})
+    ds["background"] = ((dim, edim), stacked["background"], {"units": units})
+    ds["envelope"] = ((dim, edim), stacked["envelope"], {"units": units})
+    ds["component_curve"] = ((dim, "component", edim), stacked["components"], {"units": units})
+    ds.attrs.update({
+        "technique": "XPS",
+        "source": source,
+        "region": model.region or str(chosen[0].attrs.get("region", "")),
+        "fitted": "area center fwhm fraction",
+        "model": model.path,
+        "background": model.background.kind + (" (active)" if model.background.active else ""),
+        "window": list(model.window) if model.window else [],
+        "level_dim": dim,
+    })
+    return ds
+
+
+__all__ = ["fit_region", "fit_casa", "c1s_shifts", "result_dataset", "compile_model"]
