@@ -213,3 +213,70 @@ def test_comparison_checks_its_inputs():
     assert float(integ["intensity"].sel(fragment="InO-")) == pytest.approx(
         ds["counts"].values[2].sum() / ds["total"].values.sum())
     assert isinstance(integ["tile_counts"], xr.DataArray) and integ.sizes["tile"] == 16
+
+
+# ----------------------------------------------------------------------------- ITA round trip
+simulate = pytest.importorskip("tofsims.simulate")
+
+
+def _ita(tmp_path, name, truth=None, **kw):
+    import tofsims
+
+    truth = simulate.write_ita(tmp_path / name, truth, with_spectrum=False, **kw)
+    return tofsims.read(tmp_path / name), truth
+
+
+def test_ita_round_trip_maps_profiles_and_volumes_equal_the_truth(tmp_path):
+    ds, truth = _ita(tmp_path, "bulk.ita", shape=(12, 40, 40), bulk_doped=True, seed=4)
+    ds = processing.sputter_to_depth(ds, crater_depth_nm=truth.attrs["crater_depth_nm"])
+    np.testing.assert_allclose(ds["depth"].values, truth["true_depth"].values)
+    counts, total = truth["counts"], truth["total"]
+    names = [str(n) for n in truth["fragment"].values]
+    result = maps.fragment_maps(ds, names, scans=(2, 9), normalize="total")
+    np.testing.assert_array_equal(result["counts"].values, counts.isel(scan=slice(2, 10)).sum("scan").values)
+    np.testing.assert_array_equal(result["reference"].values, total.isel(scan=slice(2, 10)).sum("scan").values)
+    prof = profiles.depth_profile(ds, names, normalize="total")
+    np.testing.assert_array_equal(prof["counts"].values, counts.sum(("y", "x")).values)
+    np.testing.assert_array_equal(prof["reference"].values, total.sum(("y", "x")).values)
+    for name in ("BO-", "InO-"):
+        vol = volume.fragment_volume(ds, name)
+        np.testing.assert_array_equal(vol["counts"].values, counts.sel(fragment=name).values)
+        pr = volume.projections(ds, name)
+        np.testing.assert_array_equal(pr["proj_xz"].values, counts.sel(fragment=name).sum("y").values)
+        np.testing.assert_array_equal(pr["proj_yz"].values, counts.sel(fragment=name).sum("x").values)
+        sl = volume.orthogonal_slices(ds, name, x=3, y=30, scan=11)
+        np.testing.assert_array_equal(sl["slice_xz"].values, counts.sel(fragment=name).isel(y=30).values)
+    for res in (result, prof, vol, pr, sl):
+        check_result(res)
+
+
+def test_ita_uniform_boron_is_uniform_and_a_20_percent_gradient_is_detected(tmp_path):
+    verdicts = {}
+    for gradient in (0.0, 0.2):
+        ds, truth = _ita(tmp_path, f"g{gradient}.ita", shape=(24, 48, 48), bulk_doped=True, b_gradient=gradient,
+                         seed=11)
+        ds = processing.sputter_to_depth(ds, crater_depth_nm=500.0)
+        test = profiles.uniformity_test(profiles.depth_profile(ds, "BO-,MnO-", normalize="total"))
+        verdicts[gradient] = test
+    flat, graded = verdicts[0.0].sel(fragment="BO-"), verdicts[0.2].sel(fragment="BO-")
+    assert int(flat["uniform"]) == 1 and float(flat["p_value"]) > 0.05
+    assert abs(float(flat["relative_change"])) < 3 * float(flat["relative_change_stderr"])
+    assert int(graded["uniform"]) == 0 and float(graded["p_value"]) < 1e-6
+    # Truth: +20 % from the first to the last scan, seen over the scans beyond the surface layer
+    # and diluted a little by the normalisation to total ions (BO- is part of the total).
+    z0, z1 = verdicts[0.2].attrs["axis_range"]
+    rate = lambda z: 1 + 0.2 * z / (500.0 * 23 / 24)  # noqa: E731
+    assert float(graded["relative_change"]) == pytest.approx((rate(z1) - rate(z0)) / rate((z0 + z1) / 2), abs=0.03)
+
+
+def test_ita_colocalized_pair_is_significant_and_independent_pair_is_not(tmp_path):
+    ds, _ = _ita(tmp_path, "coloc.ita", shape=(6, 64, 64), bulk_doped=True, seed=2)
+    together = coloc.colocalization(ds, "BO-:MnO-", bin=4)
+    assert float(together["pearson_r"]) > 0.8 and float(together["p_value"]) < 0.01
+    # BO- in grains of another, unrelated grain layout than MnO-
+    grains_mn = simulate.phantom((6, 64, 64), bulk_doped=True, seed=2)
+    grains_b = simulate.phantom((6, 64, 64), bulk_doped=True, seed=3)
+    grains_mn["expected"].loc[{"fragment": "BO-"}] = grains_b["expected"].sel(fragment="BO-")
+    ds, _ = _ita(tmp_path, "apart.ita", grains_mn, seed=2)
+    apart = coloc.colocalization(ds, "BO-:MnO-", bin=4)
+    assert float(apart["p_value"]) > 0.05

@@ -87,13 +87,15 @@ def uniformity_test(profile: xr.Dataset, fragments=None, surface_depth: float | 
        compared to ``cv_poisson`` expected from counting alone (``p_slab``).
 
     ``p_value = min(1, 2 min(p_slope, p_dispersion))`` (Bonferroni); ``uniform = p_value > alpha``.
+    ``surface_to_bulk`` is the normalised intensity of the excluded surface layer over the bulk
+    one (a surface-only dopant shows a large value, a bulk dopant about 1).
     The first ``surface_fraction`` of the range (or everything shallower than ``surface_depth``,
     in the profile's axis units) is excluded as the surface layer.
 
     Returns
     -------
     Dataset over ``fragment`` (and ``slab``): ``slope``, ``intercept`` (fitted, with
-    ``_stderr``), ``relative_change`` (+ ``_stderr``), ``p_slope``, ``chi2_dispersion``,
+    ``_stderr``), ``relative_change`` and ``surface_to_bulk`` (+ ``_stderr``), ``p_slope``, ``chi2_dispersion``,
     ``p_dispersion``, ``p_value``, ``uniform`` (1/0), per slab ``cv_observed``, ``cv_poisson``,
     ``p_slab``.
 
@@ -149,6 +151,8 @@ def uniformity_test(profile: xr.Dataset, fragments=None, surface_depth: float | 
             "p_dispersion": (per_fragment, data["p_dispersion"], {"units": "1"}),
             "p_value": (per_fragment, data["p_value"], {"units": "1"}),
             "uniform": (per_fragment, (data["p_value"] > alpha).astype("int8"), {"units": "1"}),
+            "surface_to_bulk": (per_fragment, data["surface_to_bulk"], {"units": "1"}),
+            "surface_to_bulk_stderr": (per_fragment, data["surface_to_bulk_stderr"], {"units": "1"}),
             "cv_observed": (per_slab, data["cv_observed"], {"units": "1"}),
             "cv_poisson": (per_slab, data["cv_poisson"], {"units": "1"}),
             "p_slab": (per_slab, data["p_slab"], {"units": "1"}),
@@ -212,7 +216,16 @@ def _test_one(profile, name, z, keep, has_reference, nested, n_slabs) -> dict:
         cv_poi.append(float(np.sqrt(np.mean(vg)) / mean) if mean > 0 else np.nan)
         chi_g = float(np.sum((yg - mean) ** 2 / vg))
         p_slab.append(float(stats.chi2.sf(chi_g, g.size - 1)) if g.size > 1 else np.nan)
+    surface_to_bulk, surface_to_bulk_se = np.nan, np.nan
+    all_counts = np.asarray(profile["counts"].sel(fragment=name).values, float)
+    if (~keep).any():
+        n_s = all_counts[~keep].sum()
+        d_s = np.asarray(profile["reference"].values, float)[~keep].sum() if has_reference else float((~keep).sum())
+        if d_s > 0:
+            surface_to_bulk = (n_s / d_s) / p
+            surface_to_bulk_se = surface_to_bulk * np.sqrt(1 / max(n_s, 1.0) + 1 / counts.sum())
     return {
+        "surface_to_bulk": surface_to_bulk, "surface_to_bulk_stderr": surface_to_bulk_se,
         "slope": slope, "slope_stderr": slope_se, "intercept": intercept, "intercept_stderr": intercept_se,
         "relative_change": rel, "relative_change_stderr": rel_se, "p_slope": p_slope, "chi2": chi2,
         "p_dispersion": p_dispersion, "p_value": min(1.0, 2 * min(p_slope, p_dispersion)),

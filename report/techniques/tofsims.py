@@ -235,6 +235,7 @@ def _uniformity_rows(sample, test):
             sample, str(name),
             format_value(float(t["relative_change"]) * 100, float(t["relative_change_stderr"]) * 100, "%"),
             f"{float(t['p_slope']):.3g}", f"{float(t['p_dispersion']):.3g}", f"{float(t['p_value']):.3g}",
+            format_value(float(t["surface_to_bulk"]), float(t["surface_to_bulk_stderr"])),
             "uniform" if int(t["uniform"]) else "NOT uniform",
         ])
     return rows
@@ -274,7 +275,8 @@ def section(analyses) -> list:
                                f"{float(c['p_m1']):.3g}", f"{float(c['p_m2']):.3g}"])
     if uniform_rows:
         blocks.append(Table(["sample", "fragment", "relative change over depth", "p slope", "p dispersion",
-                             "p", "verdict (alpha 0.05)"], uniform_rows, "Uniformity with depth"))
+                             "p", "surface / bulk", "verdict (alpha 0.05)"], uniform_rows,
+                            "Uniformity with depth (beyond the surface layer)"))
     if coloc_rows:
         blocks.append(Table(["sample", "pair", "Pearson r", "p (spatial null)", "Manders M1", "Manders M2",
                              "p M1", "p M2"], coloc_rows, "Colocalization (Costes thresholds)"))
