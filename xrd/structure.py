@@ -287,7 +287,10 @@ def form_factor_coefficients(species: str) -> np.ndarray:
     element = gemmi.Element(symbol)
     if element.atomic_number == 0:
         raise ValueError(f"unknown element '{symbol}'")
-    coef = gemmi.IT92_get_exact(element, charge) if charge else None
+    coef = None
+    if charge:
+        gemmi.IT92_set_ignore_charge(False)  # gemmi's default ignores charges; ion tables need this
+        coef = gemmi.IT92_get_exact(element, charge)
     coef = coef or element.it92
     if coef is None:
         raise ValueError(f"no X-ray form factor for '{species}'")
