@@ -163,7 +163,7 @@ def _load_text(path: str | os.PathLike) -> str:
     if b"\x00" in data[:4096]:
         raise XPSError(f"{path}: not a VAMAS file (binary content)")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         # Windows instrument software writes cp1252/latin-1 comments (degree signs, micro).
         return data.decode("latin-1")
