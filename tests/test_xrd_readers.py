@@ -468,3 +468,18 @@ def test_registry_lists_every_format_by_extension():
     assert names == {"bruker-raw", "brml", "xrdml", "gsas", "xy"}
     assert [m.NAME for m in REGISTRY[".raw"]] == ["bruker-raw", "gsas"]
     assert REGISTRY[".brml"][0].NAME == "brml" and REGISTRY[".xra"][0].NAME == "gsas"
+
+
+def test_prm_written_without_fortran_columns_and_single_wavelength(tmp_path):
+    loose = tmp_path / "loose.prm"
+    loose.write_text("INS   HTYPE   PXCR\nINS  1 ICONS 1.5405 1.5443 0.0 0 0.65 0 0.48\n"
+                     "INS  1PRCF1     3    8      0.01\nINS  1PRCF11   3.0 -1.0 4.0 0.1\n")
+    inst = xrd.read_instrument(loose)
+    assert inst.wavelengths == (1.5405, 1.5443) and inst.polarization == 0.65 and inst.ka2_ratio == 0.48
+    assert (inst.U, inst.V, inst.W) == (3.0, -1.0, 4.0)
+    mono = tmp_path / "mono.prm"
+    mono.write_text("INS   HTYPE   PXCR\n"
+                    f"INS  1 ICONS{0.7093:10.6f}{0.0:10.6f}{0.0:10.1f}{0:10d}{0.99:10.2f}{0:5d}{0.0:10.1f}\n"
+                    "INS  1PRCF11   1.000000E+00   0.000000E+00   1.000000E+00   0.000000E+00\n")
+    m = xrd.read_instrument(mono)
+    assert m.wavelength == 0.7093 and not m.has_ka2 and m.ka2_ratio == 0.0 and m.polarization == 0.99

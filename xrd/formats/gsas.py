@@ -140,9 +140,10 @@ def read_all(path, **kw):
                 raise fail(path, f"{label}: no data points")
             two_theta = table[:, 0] / 100.0
             counts = table[:, 1]
-            esd = table[:, 2] if kind == "FXYE" else None
-            if esd is not None:
-                esd = np.where(counts > 0, esd, 0.0)
+            esd = table[:, 2] if kind == "FXYE" else np.sqrt(np.clip(counts, 0.0, None))
+            # as GSAS-II: non-positive counts become 0 with weight 0
+            esd = np.where(counts > 0, esd, 0.0)
+            counts = np.clip(counts, 0.0, None)
         else:
             if bintyp != "CONST" or len(words) < 7:
                 raise fail(path, f"line {lineno}: {kind} bank needs 'CONST start step' (centidegrees), got {bank_line!r}")

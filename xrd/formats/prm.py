@@ -81,15 +81,19 @@ def read_instrument(path, bank: int = 1, gsas2: bool = True) -> Instrument:
     if icons_key not in records:
         raise fail(path, f"no '{icons_key.strip()}' record (wavelengths) for bank {bank}")
     icons = records[icons_key].ljust(65)
-    fields_ = {
+    columns = {
         "Lam1": icons[0:10], "Lam2": icons[10:20], "zero": icons[20:30],
         "polarization": icons[40:50], "ratio": icons[55:65],
     }
-    if len(icons.split()) >= 7 and not icons[0:10].strip():
-        # not in fixed columns: fall back to the blank-separated order of the same fields
+    try:
+        values = {k: float(v) if v.strip() else 0.0 for k, v in columns.items()}
+    except ValueError:
+        # not in Fortran columns (hand-edited, tab-separated): the same fields in blank-separated order
         parts = icons.split()
-        fields_ = {"Lam1": parts[0], "Lam2": parts[1], "zero": parts[2], "polarization": parts[4], "ratio": parts[6]}
-    values = {k: _number(path, icons_key, v, k) for k, v in fields_.items()}
+        if len(parts) < 7:
+            raise fail(path, f"{icons_key.strip()}: expected Lam1 Lam2 zero - polarization - ratio, got {icons.strip()!r}") from None
+        columns = {"Lam1": parts[0], "Lam2": parts[1], "zero": parts[2], "polarization": parts[4], "ratio": parts[6]}
+    values = {k: _number(path, icons_key, v, k) for k, v in columns.items()}
     lam1, lam2 = values["Lam1"], values["Lam2"]
     if not lam1 > 0:
         raise fail(path, f"{icons_key.strip()}: wavelength {lam1} is not positive")
