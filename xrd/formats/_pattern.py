@@ -164,8 +164,11 @@ def make_pattern(
         dims=("two_theta",),
         coords={
             "two_theta": ("two_theta", x.copy(), {"units": "deg", "long_name": "2theta"}),
-            "esd": ("two_theta", e, {"units": "counts", "long_name": "standard deviation of the intensity",
-                            "zero_means": "no weight (GSAS-II gives these points weight 0)"}),
+            "esd": ("two_theta", e, {
+                "units": "counts",
+                "long_name": "standard deviation of the intensity",
+                "zero_means": "no weight (GSAS-II gives these points weight 0)",
+            }),
         },
         name="intensity",
         attrs=attrs,
