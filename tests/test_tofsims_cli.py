@@ -1,0 +1,149 @@
+"""``doptrace tofsims ...`` on simulated ITA files: outputs equal the truth, bad input is one line + exit 2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from report.cli import main
+from report.conventions import read_netcdf
+from report.techniques.tofsims import parse_length_nm
+from tofsims.errors import ToFSIMSError
+
+simulate = pytest.importorskip("tofsims.simulate")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tofsims_cli")
+    bulk = simulate.write_ita(folder / "bulk.ita", simulate.demo_volume("LBO-LRMO", True, seed=5, shape=(12, 32, 32)),
+                              seed=5)
+    surface = simulate.write_ita(folder / "surface.ita",
+                                 simulate.demo_volume("BM-LRMO", False, seed=6, shape=(12, 32, 32)), seed=6)
+    return folder, bulk, surface
+
+
+def run(capsys, *argv):
+    code = main(["tofsims", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_info_lists_fragments_with_their_counts(files, capsys):
+    folder, bulk, _ = files
+    code, out, _ = run(capsys, "info", folder / "bulk.ita")
+    assert code == 0
+    assert "polarity: negative" in out and "dims: fragment=7, scan=12, y=32, x=32" in out
+    assert f"BO-  27.0048 u" in out
+    assert f"{int(bulk['counts'].sel(fragment='MnO-').sum())} counts" in out
+
+
+def test_maps_writes_exact_normalised_maps_and_a_plot(files, capsys, tmp_path):
+    folder, bulk, _ = files
+    code, out, _ = run(capsys, "maps", folder / "bulk.ita", "--fragments", "BO-,MnO-,InO-,ClO-", "--normalize",
+                       "total", "--ratio", "BO-:MnO-", "--scans", "2:7", "--out", tmp_path / "m.nc", "--plot",
+                       tmp_path / "m.png")
+    assert code == 0, out
+    result = read_netcdf(tmp_path / "m.nc")
+    expected = bulk["counts"].isel(scan=slice(2, 8)).sum("scan")
+    np.testing.assert_array_equal(result["counts"].values, expected.sel(fragment=["BO-", "MnO-", "InO-", "ClO-"]).values)
+    total = bulk["total"].isel(scan=slice(2, 8)).sum("scan").values
+    np.testing.assert_allclose(result["intensity"].sel(fragment="InO-").values,
+                               expected.sel(fragment="InO-").values / total)
+    assert result.attrs["ratio"] == "BO-/MnO-"
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_depth_converts_time_to_depth_and_calls_bulk_boron_uniform(files, capsys, tmp_path):
+    folder, bulk, _ = files
+    code, out, _ = run(capsys, "depth", folder / "bulk.ita", "--fragments", "BO-,MnO-", "--crater-depth", "0.5um",
+                       "--out", tmp_path / "d.nc", "--plot", tmp_path / "d.png")
+    assert code == 0
+    result = read_netcdf(tmp_path / "d.nc")
+    np.testing.assert_allclose(result["depth"].values, bulk["true_depth"].values)
+    assert "crater depth 500 nm" in result["depth"].attrs["method"]
+    np.testing.assert_array_equal(result["counts"].sel(fragment="BO-").values,
+                                  bulk["counts"].sel(fragment="BO-").sum(("y", "x")).values)
+    assert int(result["uniformity_uniform"].sel(fragment="BO-")) == 1
+    assert "BO-: relative change" in out and "-> uniform" in out
+
+
+def test_depth_shows_surface_boron_as_surface_enriched(files, capsys, tmp_path):
+    folder, _, surface = files
+    code, out, _ = run(capsys, "depth", folder / "surface.ita", "--fragments", "BO-", "--crater-depth", "500nm",
+                       "--surface-depth", "100", "--out", tmp_path / "s.nc")
+    assert code == 0
+    result = read_netcdf(tmp_path / "s.nc")
+    # Simulated surface layer: scans 0-2 (0-83 nm) at 15.05 BO- counts per voxel, 0.05 below.
+    bo = surface["counts"].sel(fragment="BO-").sum(("y", "x")).values.astype(float)
+    total = surface["total"].sum(("y", "x")).values.astype(float)
+    truth = (bo[:3].sum() / total[:3].sum()) / (bo[3:].sum() / total[3:].sum())
+    assert truth > 50
+    assert float(result["uniformity_surface_to_bulk"].sel(fragment="BO-")) == pytest.approx(truth)
+    assert int(result["uniformity_uniform"].sel(fragment="BO-")) == 1  # background only below the surface
+
+
+def test_coloc_separates_bulk_doping_from_surface_coating(files, capsys, tmp_path):
+    folder, _, _ = files
+    code, out, _ = run(capsys, "coloc", folder / "bulk.ita", "--pair", "BO-:MnO-", "--bin", "2",
+                       "--out", tmp_path / "c.nc", "--plot", tmp_path / "c.png")
+    assert code == 0
+    result = read_netcdf(tmp_path / "c.nc")
+    assert float(result["pearson_r"]) > 0.8 and float(result["p_value"]) < 0.01
+    code, out, _ = run(capsys, "coloc", folder / "surface.ita", "--pair", "BO-:MnO-", "--scans", "4:11",
+                       "--out", tmp_path / "c2.nc")
+    assert code == 0
+    assert float(read_netcdf(tmp_path / "c2.nc")["p_value"]) > 0.05
+
+
+def test_compare_gives_the_exact_normalised_ratio(files, capsys, tmp_path):
+    folder, bulk, surface = files
+    code, out, _ = run(capsys, "compare", folder / "bulk.ita", folder / "surface.ita", "--fragments", "InO-,ClO-",
+                       "--boot", "300", "--out", tmp_path / "x.nc", "--plot", tmp_path / "x.png")
+    assert code == 0
+    result = read_netcdf(tmp_path / "x.nc")
+
+    def norm(truth, name):
+        return float(truth["counts"].sel(fragment=name).sum()) / float(truth["total"].sum())
+
+    for name in ("InO-", "ClO-"):
+        r = result.sel(fragment=name)
+        assert float(r["ratio"]) == pytest.approx(norm(surface, name) / norm(bulk, name))
+        assert float(r["ratio_boot_low"]) < float(r["ratio"]) < float(r["ratio_boot_high"])
+    assert list(result["sample"].values) == ["LBO-LRMO", "BM-LRMO"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["maps", "{missing}", "--out", "{out}"], "no such file"),
+        (["maps", "{junk}", "--out", "{out}"], "magic"),
+        (["maps", "{bulk}", "--fragments", "XX-", "--out", "{out}"], "XX- not in the peak list"),
+        (["depth", "{bulk}", "--crater-depth", "deep", "--out", "{out}"], "expected a length"),
+        (["depth", "{bulk}", "--crater-depth=-5nm", "--out", "{out}"], "positive length"),
+        (["maps", "{bulk}", "--scans", "3:99", "--out", "{out}"], "outside the 12 scans"),
+        (["coloc", "{bulk}", "--pair", "BO-", "--out", "{out}"], "a pair is two fragments"),
+        (["compare", "{bulk}", "{junk}", "--fragments", "InO-", "--out", "{out}"], "magic"),
+        (["depth", "{bulk}", "--normalize", "CN-", "--out", "{out}"], "normalisation reference 'CN-'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_output(files, capsys, tmp_path, argv, message):
+    folder, _, _ = files
+    junk = tmp_path / "junk.ita"
+    junk.write_bytes(b"NOTITSTR" + bytes(200))
+    names = {"missing": tmp_path / "absent.ita", "junk": junk, "bulk": folder / "bulk.ita", "out": tmp_path / "o.nc"}
+    code, out, err = run(capsys, *[a.format(**names) for a in argv])
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("doptrace: error: ")
+    assert message in lines[0]
+    assert not (tmp_path / "o.nc").exists()
+
+
+def test_length_parsing():
+    assert parse_length_nm("500nm") == 500.0
+    assert parse_length_nm("0.5 um") == pytest.approx(500.0)
+    assert parse_length_nm("5000A") == pytest.approx(500.0)
+    assert parse_length_nm(250) == 250.0
+    with pytest.raises(ToFSIMSError):
+        parse_length_nm("500 parsec")
