@@ -91,12 +91,13 @@ def _atomic_text(path: Path, text: str) -> None:
 def write_xye(path, two_theta, counts, esd) -> Path:
     """Write a pattern as three columns (2theta deg, counts, esd) that GSAS-II's xye reader takes.
 
-    Points with a non-positive esd get GSAS-II's convention (its reader then weighs them 1/counts).
+    Weights follow :func:`xrd.read.weights`: a zero or non-finite esd means weight 0, written as an
+    infinite esd (GSAS-II's reader computes 1/esd^2 = 0; a 0 there would mean 1/counts instead).
     """
     path = Path(path)
     lines = ["/* doptrace pattern for GSAS-II: 2theta(deg) counts esd */"]
     for x, y, s in zip(np.asarray(two_theta, float), np.asarray(counts, float), np.asarray(esd, float)):
-        lines.append(f"{x:.8f} {y:.10g} {s:.10g}" if s > 0 else f"{x:.8f} {y:.10g}")
+        lines.append(f"{x:.8f} {y:.10g} {s:.10g}" if np.isfinite(s) and s > 0 else f"{x:.8f} {y:.10g} inf")
     _atomic_text(path, "\n".join(lines) + "\n")
     return path
 
@@ -148,44 +149,41 @@ def _species(label: str) -> tuple[str, int]:
 
 
 def _g2_type(label: str) -> str:
-    """GSAS-II atom type of a recipe species; ions only where GSAS-II tabulates them (else neutral).
+    """GSAS-II atom type of a recipe species: ``"Li+"`` -> ``"Li+1"``, ``"O2-"`` -> ``"O-2"``, ``"Mn"``.
 
-    ``"Li+"`` -> ``"Li+1"``, ``"O2-"`` -> ``"O-2"``, ``"Mn"`` -> ``"Mn"``.
+    An ion is used only where the built-in engine uses one too (gemmi's IT92 table has it, see
+    :func:`xrd.structure.form_factor_coefficients`) and GSAS-II tabulates it; otherwise the neutral
+    atom, so both engines compute the same structure factors.
     """
+    import gemmi
+
+    from GSASII import atmdata
+
     symbol, charge = _species(label)
     if charge == 0:
         return symbol
-    from GSASII import atmdata
-
     name = f"{symbol}{'+' if charge > 0 else '-'}{abs(charge)}"
-    return name if name in atmdata.XrayFF else symbol
+    if gemmi.IT92_get_exact(gemmi.Element(symbol), charge) is not None and name in atmdata.XrayFF:
+        return name
+    return symbol
 
 
-def _sites_from_cif(path: Path, phase_name: str):
-    """Space group, cell and sites of a CIF phase (gemmi); atoms sharing a position form one site."""
-    import gemmi
+def _phase_model(spec, where: str):
+    """Space-group name, cell and :class:`~xrd.recipe.SiteSpec` list of a recipe phase.
 
+    A CIF phase is read exactly as the built-in engine reads it (:func:`xrd.structure.phase_from_cif`,
+    one site per CIF atom site), so the two engines refine the same model.
+    """
     from .recipe import SiteSpec
 
-    try:
-        small = gemmi.read_small_structure(str(path))
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise XRDError(f"{path}: cannot read CIF for phase {phase_name} ({exc})") from None
-    cell = small.cell
-    sites: list[SiteSpec] = []
-    for atom in small.sites:
-        xyz = (atom.fract.x, atom.fract.y, atom.fract.z)
-        species = atom.type_symbol or atom.element.name
-        same = next((s for s in sites if max(abs(a - b) for a, b in zip(s.xyz, xyz)) < 1e-4), None)
-        if same is not None:
-            same.occupancy[species] = same.occupancy.get(species, 0.0) + float(atom.occ)
-            continue
-        uiso = float(atom.u_iso) if atom.u_iso > 0 else 0.01
-        sites.append(SiteSpec(atom.label, xyz, uiso, {species: float(atom.occ)}))
-    sg = small.find_spacegroup()
-    if sg is None:
-        raise XRDError(f"{path}: CIF gives no space group for phase {phase_name}")
-    return sg.xhm(), (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma), sites
+    if spec.cif is None:
+        return spec.space_group, tuple(spec.cell), list(spec.sites)
+    from .structure import phase_from_cif
+
+    phase = phase_from_cif(Path(spec.cif), spec)
+    sites = [SiteSpec(s.label, tuple(float(v) for v in s.xyz), float(s.uiso), dict(s.occupancy))
+             for s in phase.sites]
+    return phase.spacegroup.xhm(), tuple(float(v) for v in phase.cell), sites
 
 
 def _g2_space_group(name: str, where: str):
@@ -194,10 +192,14 @@ def _g2_space_group(name: str, where: str):
 
     from GSASII import GSASIIspc as G2spc
 
-    try:
-        sg = gemmi.SpaceGroup(name)
+    try:  # gemmi's reading of the name, as the built-in engine (xrd.structure.find_spacegroup)
+        sg = gemmi.find_spacegroup_by_name(str(name).strip())
+        if sg is None and str(name).strip().isdigit():
+            sg = gemmi.find_spacegroup_by_number(int(name))
     except (RuntimeError, ValueError):
-        raise XRDError(f"{where}: unknown space group '{name}'") from None
+        sg = None
+    if sg is None:
+        raise XRDError(f"{where}: '{name}' is not a space group")
     symbol = sg.hm + (" r" if sg.ext == "R" else "")
     err, sgdata = G2spc.SpcGroup(symbol)
     if err:
@@ -302,15 +304,12 @@ class _Project:
         for index, spec in enumerate(recipe.phases):
             self._add_phase(index, spec)
         self._add_dopant()
-        self.gpx.save()
+        self.gpx.index_ids()  # saves and indexes every atom, so constraint variables resolve
         self._add_constraints()
 
     def _add_phase(self, index: int, spec):
         where = f"{self.where}: phase {spec.name}"
-        if spec.cif is not None:
-            space_group, cell, sites = _sites_from_cif(Path(spec.cif), spec.name)
-        else:
-            space_group, cell, sites = spec.space_group, tuple(spec.cell), spec.sites
+        space_group, cell, sites = _phase_model(spec, where)
         symbol = _g2_space_group(space_group, where)
         phase = self.gpx.add_phase(phasename=spec.name, spacegroup=symbol, cell=list(cell), histograms=[self.hist])
         if phase.name != spec.name:
@@ -422,7 +421,11 @@ class _Project:
             for index in site.atoms.values():
                 records[index].refinement_flags = occ + flags
 
-    def run_stage(self, groups: list[str], cycles: int, name: str):
+    def run_stage(self, groups: list[str], cycles: int, name: str) -> dict:
+        """Refine with the flags of ``groups``; returns the stage's history entry."""
+        import time
+
+        tic = time.perf_counter()
         self.set_flags(groups)
         self.gpx.set_Controls("cycles", int(cycles))
         try:
@@ -433,50 +436,40 @@ class _Project:
         cov = self.gpx["Covariance"]["data"]
         if "Rvals" not in cov or not np.isfinite(float(cov["Rvals"].get("Rwp", np.nan))):
             raise XRDError(f"{self.where}: GSAS-II stage '{name}' gave no result (see {self.workdir}/doptrace.lst)")
-        return float(self.hist.residuals["wR"])
+        rvals = cov["Rvals"]
+        return {"stage": name, "rwp": round(float(self.hist.residuals["wR"]), 4), "gof": round(float(rvals["GOF"]), 4),
+                "nvar": int(rvals["Nvars"]), "seconds": round(time.perf_counter() - tic, 3),
+                "converged": bool(rvals.get("converged", False))}
 
     # -------------------------------------------------------------------------------- results
     def covariance(self):
-        """Values, esds and covariance of the refined parameters *plus* the constrained ones.
+        """GSAS-II's covariance with every parameter written as a linear map of its variables.
 
-        GSAS-II's covariance is over its independent variables (the vary list, which holds
-        generated ``::constr:n`` combinations when constraint equations are used); every dependent
-        parameter is linear in them (``GSASIImapvars``), so the full covariance is J C J^T.
-        Returns (names, values, covariance), names in GSAS-II form.
+        GSAS-II's covariance ``C`` is over its independent variables (the vary list, holding
+        generated ``::constr:n`` combinations when constraint equations are used); every
+        constrained or symmetry-generated parameter is linear in them (``GSASIImapvars``).
+        Returns ``(rows, values, C)``: ``rows[name]`` is the gradient of parameter ``name`` over
+        the vary list, ``values[name]`` its value; covariance of any set = R C R^T.
         """
         from GSASII import GSASIImapvars as G2mv
 
         cov = self.gpx["Covariance"]["data"]
         vary = list(cov["varyList"])
-        matrix = cov.get("covMatrix")
         n = len(vary)
-        if matrix is None or np.shape(matrix) != (n, n):
-            matrix = np.full((n, n), np.nan)
-        parm = dict(cov.get("parmDict", {}))
-        parm.update({name: float(v[0]) for name, v in cov.get("depSigDict", {}).items()})
-        parm.update(zip(vary, (float(v) for v in cov["variables"])))
-        names, rows = [], []
-        for i, name in enumerate(vary):
-            row = np.zeros(n)
-            row[i] = 1.0
-            names.append(name)
-            rows.append(row)
-        for dep, ind, inv, symgen in zip(G2mv.dependentParmList, G2mv.indParmList, G2mv.invarrayList,
-                                         G2mv.symGenList):
-            if symgen:
-                continue
+        matrix = cov.get("covMatrix")
+        matrix = np.full((n, n), np.nan) if matrix is None or np.shape(matrix) != (n, n) else np.asarray(matrix, float)
+        values = dict(cov.get("parmDict", {}))
+        values.update({name: float(v[0]) for name, v in cov.get("depSigDict", {}).items()})
+        values.update(zip(vary, (float(v) for v in cov["variables"])))
+        rows = {name: np.eye(n)[i] for i, name in enumerate(vary)}
+        for dep, ind, inv in zip(G2mv.dependentParmList, G2mv.indParmList, G2mv.invarrayList):
             for name, vec in zip(dep, inv):
                 row = np.zeros(n)
                 for weight, iname in zip(np.atleast_1d(vec), ind):
-                    if isinstance(iname, str) and iname in vary:
-                        row[vary.index(iname)] = weight
-                if str(name) not in names:
-                    names.append(str(name))
-                    rows.append(row)
-        jac = np.array(rows).reshape(len(rows), n)
-        full = jac @ np.asarray(matrix, float) @ jac.T
-        values = np.array([float(parm.get(name, np.nan)) for name in names])
-        return names, values, full
+                    if isinstance(iname, str) and iname in rows:
+                        row += weight * rows[iname]
+                rows.setdefault(str(name), row)
+        return rows, values, matrix
 
     def atom_value(self, site: _Site, species: str, offset: int) -> float:
         """Current value of an atom entry (offset from x: 0-2 xyz, 3 occupancy) in the project."""
@@ -484,31 +477,76 @@ class _Project:
         cx = phase.data["General"]["AtomPtrs"][0]
         return float(phase.data["Atoms"][site.atoms[species]][cx + offset])
 
-    def value_of(self, name: str, value: float) -> float:
-        """Reported value of a GSAS-II parameter: coordinate shifts ``dAx`` become coordinates."""
-        parts = name.split(":")
-        if len(parts) == 4 and parts[2] in ("dAx", "dAy", "dAz"):
-            phase = self.phases[int(parts[0])][1]
-            cx = phase.data["General"]["AtomPtrs"][0]
-            return float(phase.data["Atoms"][int(parts[3])][cx + _XYZ.index(parts[2][-1])])
-        return float(value)
+    def parameter_table(self, rows: dict, values: dict, n: int):
+        """The refined parameters under the built-in engine's names, each as (name, value, row).
 
-    def readable(self) -> dict[str, str]:
-        """GSAS-II parameter name -> doptrace name (``PHASE:SITE:uiso``, ``background:2`` ...)."""
-        out = {":0:Scale": "scale", ":0:Shift": "displacement", ":0:Zero": "zero"}
-        out.update({f":0:{k}": k for k in ("U", "V", "W", "X", "Y", "Z", "SH/L")})
-        out.update({f":0:Back;{i}": f"background:{i}" for i in range(self.recipe.background_terms)})
-        for index, (name, _phase) in enumerate(self.phases):
-            out[f"{index}:0:Scale"] = f"{name}:scale"
-            out[f"{index}:0:MD"] = f"{name}:po_ratio"
-            out.update({f"{index}::A{i}": f"{name}:A{i}" for i in range(6)})
+        Names follow :class:`xrd.model.PatternModel`: ``PHASE:scale``, ``PHASE:a`` (free cell
+        parameters; GSAS-II refines the reciprocal metric A_ij, mapped here through its gradient),
+        ``PHASE:SITE:uiso``, ``PHASE:SITE:x``, ``PHASE:po_ratio``, ``bkg:i``, ``zero``,
+        ``displacement``, ``U``..``Y`` and one ``B@PHASE:SITE[+...]`` per dopant parameter.
+        """
+        from GSASII import GSASIIlattice as G2lat
+        from GSASII import GSASIIstrIO as G2stIO
+
+        from .structure import CELL_NAMES, find_spacegroup, free_cell_names
+
+        out = []
+        zero = np.zeros(n)
+        self.cell_gradients = {}  # phase -> (a b c alpha beta gamma, their gradient rows)
+
+        def add(name, gname, value=None, factor=1.0):
+            if gname in rows and np.any(rows[gname]):
+                val = values.get(gname, np.nan) if value is None else value
+                out.append((name, float(val), factor * rows[gname]))
+
+        single = len(self.phases) == 1
+        hist_scale = float(self.hist.data["Sample Parameters"]["Scale"][0])
+        for index, ((name, phase), spec) in enumerate(zip(self.phases, self.recipe.phases)):
+            frac = float(phase.data["Histograms"][self.hist.name]["Scale"][0])
+            if single:
+                add(f"{name}:scale", ":0:Scale", hist_scale * frac, frac)
+            else:
+                add(f"{name}:scale", f"{index}:0:Scale", hist_scale * frac, hist_scale)
+            # cell: a b c alpha beta gamma from the six A_ij, differentiated along each variable
+            a_vals = np.array(G2lat.cell2A(phase.data["General"]["Cell"][1:7]), float)
+            a_rows = np.array([rows.get(f"{index}::A{i}", zero) for i in range(6)])
+            if np.any(a_rows):
+                # GSAS-II fills the symmetry-equal A_ij itself (cellFill), so go through it
+                sgdata = phase.data["General"]["SGData"]
+
+                def cell_of(avec, sgdata=sgdata, index=index):
+                    filled = G2stIO.cellFill(f"{index}::", sgdata, {f"{index}::A{i}": v for i, v in enumerate(avec)},
+                                             {})[0]
+                    return np.array(G2lat.A2cell(filled), float)
+
+                cell0 = cell_of(a_vals)
+                step = 1e-7 * np.max(np.abs(a_vals))
+                grad = np.zeros((6, n))
+                for j in np.flatnonzero(np.any(a_rows != 0, axis=0)):
+                    grad[:, j] = (cell_of(a_vals + step * a_rows[:, j]) - cell0) / step
+                self.cell_gradients[name] = (cell0, grad)
+                sg_name = spec.space_group if spec.cif is None else _phase_model(spec, self.where)[0]
+                for cname in free_cell_names(find_spacegroup(sg_name, self.where)):
+                    k = CELL_NAMES.index(cname)
+                    out.append((f"{name}:{cname}", float(cell0[k]), grad[k]))
+            add(f"{name}:po_ratio", f"{index}:0:MD")
         for site in self.sites:
             first = next(iter(site.atoms))
-            out[site.var("AUiso", first)] = f"{site.key}:uiso"
-            for axis in range(3):
-                out[site.var(f"dA{_XYZ[axis]}", first)] = f"{site.key}:{_XYZ[axis]}"
-            if site.dopant is not None:
-                out[site.var("Afrac", site.dopant)] = f"{site.key}:{self.recipe.dopant.element} fraction"
+            for axis in site.free_axes:
+                add(f"{site.key}:{_XYZ[axis]}", site.var(f"dA{_XYZ[axis]}", first), self.atom_value(site, first, axis))
+            add(f"{site.key}:uiso", site.var("AUiso", first))
+        if self.recipe.dopant is not None:
+            by_key = {s.key: s for s in self.sites}
+            for group in self.recipe.dopant.groups():
+                site = by_key[group[0]]
+                add(f"{self.recipe.dopant.element}@" + "+".join(group), site.var("Afrac", site.dopant),
+                    self.atom_value(site, site.dopant, 3))
+        for i in range(self.recipe.background_terms):
+            add(f"bkg:{i}", f":0:Back;{i}")
+        add("zero", ":0:Zero")
+        add("displacement", ":0:Shift")
+        for key in ("U", "V", "W", "X", "Y"):
+            add(key, f":0:{key}")
         return out
 
     def curves(self):
@@ -592,7 +630,7 @@ def refine(recipe, data=None, instrument=None, workdir=None, progress: bool = Fa
     -------
     xarray.Dataset
         :func:`xrd.refine.build_result` layout, ``attrs["engine"] = "gsas2"``, plus
-        ``attrs["stage_rwp"]`` (Rwp after each stage, %) and ``attrs["gsas2_version"]``.
+        ``attrs["stages"]`` (Rwp, GOF, Nvar, seconds after each stage) and ``attrs["gsas2_version"]``.
 
     Raises
     ------
@@ -620,15 +658,15 @@ def _refine(recipe, pattern, inst, workdir: Path, progress: bool) -> xr.Dataset:
     from tqdm.auto import tqdm
 
     project = _Project(recipe, pattern, inst, workdir)
-    stage_rwp = []
+    history = []
     groups_per_stage = recipe.cumulative_groups()
     for stage, groups in tqdm(list(zip(recipe.stages, groups_per_stage)), desc="GSAS-II stages",
                               disable=not progress, unit="stage"):
-        stage_rwp.append(project.run_stage(groups, stage.max_cycles, stage.name))
-    return _assemble(project, pattern, groups_per_stage[-1], stage_rwp)
+        history.append(project.run_stage(groups, stage.max_cycles, stage.name))
+    return _assemble(project, pattern, groups_per_stage[-1], history)
 
 
-def _assemble(project: _Project, pattern, final_groups, stage_rwp) -> xr.Dataset:
+def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
     from .dopant import correlation_words
     from .refine import build_result
 
@@ -636,69 +674,67 @@ def _assemble(project: _Project, pattern, final_groups, stage_rwp) -> xr.Dataset
     cov = project.gpx["Covariance"]["data"]
     rvals = cov["Rvals"]
     gof = float(rvals["GOF"])
-    names, values, full = project.covariance()
-    esd_all = np.sqrt(np.clip(np.diag(full), 0, None))
-    readable = project.readable()
-    dopant_vars = {s.var("Afrac", s.dopant): s for s in project.sites if s.dopant is not None}
-    n_ind = len(cov["varyList"])
-    report = [k for k, name in enumerate(names)
-              if (k < n_ind and not name.startswith("::")) or name in dopant_vars]
-    par_names = [readable.get(names[k], names[k]) for k in report]
-    par_values = np.array([project.value_of(names[k], values[k]) for k in report])
-    par_esd = esd_all[report]
-    sub = full[np.ix_(report, report)]
+    rows, values, matrix = project.covariance()
+    table = project.parameter_table(rows, values, matrix.shape[0])
+    par_names = [t[0] for t in table]
+    par_values = np.array([t[1] for t in table])
+    jac = np.array([t[2] for t in table]).reshape(len(table), matrix.shape[0])
+    par_cov = jac @ matrix @ jac.T
+    par_esd = np.sqrt(np.clip(np.diag(par_cov), 0, None))
     with np.errstate(invalid="ignore", divide="ignore"):
-        corr = sub / np.outer(par_esd, par_esd)
+        corr = par_cov / np.outer(par_esd, par_esd)
+    index = {name: k for k, name in enumerate(par_names)}
 
-    # per phase: cell, scale, weight fraction
+    # per phase: cell, scale, weight fraction. Cell esds are propagated here from the covariance of
+    # GSAS-II's A_ij; GSAS-II's own GSASIIlattice.getCellEsd (this version) contracts dcell/dA over
+    # the wrong index, which inflates hexagonal/trigonal a, b esds by 5/3 (cubic and orthorhombic
+    # cells are unaffected); its numbers are kept in attrs["gsas2_cell_esd"] for comparison.
+    cells, cell_esds, scales, scale_esds, g2_cell_esd = [], [], [], [], {}
     hist_scale = float(project.hist.data["Sample Parameters"]["Scale"][0])
-    hist_scale_esd = float(esd_all[names.index(":0:Scale")]) if ":0:Scale" in names else 0.0
-    cells, cell_esds, scales, scale_esds = [], [], [], []
-    for index, (name, phase) in enumerate(project.phases):
+    for name, phase in project.phases:
         with project._quiet():
-            cell, cell_sig = phase.get_cell_and_esd()
+            _cell, cell_sig = phase.get_cell_and_esd()
         keys = ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
-        cells.append([float(cell[k]) for k in keys])
-        cell_esds.append([float(cell_sig[k]) for k in keys])
-        frac = float(phase.data["Histograms"][project.hist.name]["Scale"][0])
-        frac_name = f"{index}:0:Scale"
-        frac_esd = float(esd_all[names.index(frac_name)]) if frac_name in names else 0.0
-        scales.append(hist_scale * frac)
-        scale_esds.append(math.hypot(hist_scale_esd * frac, hist_scale * frac_esd))
+        g2_cell_esd[name] = [float(cell_sig[k]) for k in keys]
+        if name in project.cell_gradients:
+            cell0, grad = project.cell_gradients[name]
+            cells.append([float(v) for v in cell0])
+            cell_esds.append([math.sqrt(max(float(g @ matrix @ g), 0.0)) for g in grad])
+        else:
+            cells.append([float(v) for v in phase.data["General"]["Cell"][1:7]])
+            cell_esds.append([0.0] * 6)
+        k = index.get(f"{name}:scale")
+        scales.append(hist_scale * float(phase.data["Histograms"][project.hist.name]["Scale"][0]))
+        scale_esds.append(float(par_esd[k]) if k is not None else 0.0)
     wf, wf_esd = _weight_fractions(project)
 
-    # dopant sites
+    # dopant sites: one value per candidate site, the parameter of its group
     sites, frac, frac_esd, words, dmin = [], [], [], [], []
     if recipe.dopant is not None:
         by_key = {s.key: s for s in project.sites}
-        group_of = {key: group for group in recipe.dopant.groups() for key in group}
-        for key in recipe.dopant.sites:
-            site = by_key[key]
-            var = site.var("Afrac", site.dopant)
-            sites.append(key)
-            if var in names:
-                k = names.index(var)
-                frac.append(float(values[k]))
-                frac_esd.append(float(esd_all[k]))
-                j = report.index(k)
-                masked = np.array(corr, copy=True)
-                for other in group_of[key]:  # the same parameter under another site's name
-                    other_var = by_key[other].var("Afrac", by_key[other].dopant)
-                    if other != key and names.index(other_var) in report:
-                        masked[j, report.index(names.index(other_var))] = 0.0
-                words.append(correlation_words(par_names, masked, j))
-            else:
-                frac.append(project.atom_value(site, site.dopant, 3))
-                frac_esd.append(float("nan"))
-                words.append("fraction not refined")
+        for group in recipe.dopant.groups():
+            pname = f"{recipe.dopant.element}@" + "+".join(group)
+            for key in group:
+                sites.append(key)
+                k = index.get(pname)
+                if k is not None:
+                    frac.append(float(par_values[k]))
+                    frac_esd.append(float(par_esd[k]))
+                    words.append(correlation_words(par_names, corr, k))
+                else:
+                    frac.append(project.atom_value(by_key[key], by_key[key].dopant, 3))
+                    frac_esd.append(float("nan"))
+                    words.append("not refined")
 
     two_theta, obs, calc, background, esd, used = project.curves()
     refl_tt, refl_hkl, refl_phase = project.reflections()
     rwp, rp = float(project.hist.residuals["wR"]), float(project.hist.residuals["R"])
     nobs, nvar = int(rvals["Nobs"]), int(rvals["Nvars"])
     if sites:  # last: the what-if cycle it may run changes the project
-        dmin = _min_detectable(project, final_groups, sites, frac_esd, gof)
-    extra = {"stage_rwp": [float(r) for r in stage_rwp], "gsas2_version": _version(),
+        dmin = _min_detectable(project, final_groups, sites, frac_esd)
+    extra = {"stages": history, "wavelength": float(project.inst.wavelengths[0]),
+             "dopant_element": recipe.dopant.element if recipe.dopant else "", "dopant_min_detectable_sigma": 3.0,
+             "gsas2_version": _version(), "gsas2_cell_esd": g2_cell_esd,
              "gsas2_project": str(project.workdir / "doptrace.gpx")}
     return build_result(
         two_theta=two_theta, obs=obs, calc=calc, background=background, esd=esd, used=used,
@@ -730,30 +766,26 @@ def _weight_fractions(project: _Project):
         return list(w), [float("nan")] * n
 
 
-def _min_detectable(project: _Project, final_groups, sites, frac_esd, gof):
+def _min_detectable(project: _Project, final_groups, sites, frac_esd):
     """3-sigma detection limit of each dopant fraction from the Fisher information of the pattern.
 
-    The esd GSAS-II reports is sqrt((J^T W J)^-1_ii) * GOF; the Fisher-information limit
-    (:func:`xrd.dopant.min_detectable`) leaves out the GOF. When the recipe never refines the
-    occupancy, one extra GSAS-II cycle with the fractions free (at the final model) gives it.
+    Same rule as the built-in engine (:func:`xrd.dopant.min_detectable` on J^T W J / GOF^2): three
+    times the marginal esd of the fraction with every other refined parameter free. When the
+    recipe never refines the occupancy, one extra GSAS-II cycle at the final model with the
+    fractions free gives that esd (a what-if: the reported values are taken before it).
     """
     if all(np.isfinite(frac_esd)):
-        return [3.0 * e / gof if gof > 0 else float("nan") for e in frac_esd]
+        return [3.0 * e for e in frac_esd]
     try:
         project.run_stage(list(final_groups) + ["occupancy"], 1, "what-if: dopant detectability")
     except XRDError:
         return [float("nan")] * len(sites)
-    names, _values, full = project.covariance()
-    gof2 = float(project.gpx["Covariance"]["data"]["Rvals"]["GOF"])
-    by_key = {s.key: s for s in project.sites}
-    out = []
-    for key in sites:
-        var = by_key[key].var("Afrac", by_key[key].dopant)
-        if var in names and gof2 > 0:
-            out.append(3.0 * math.sqrt(max(full[names.index(var), names.index(var)], 0.0)) / gof2)
-        else:
-            out.append(float("nan"))
-    return out
+    rows, values, matrix = project.covariance()
+    esd = {name: math.sqrt(max(float(row @ matrix @ row), 0.0))
+           for name, _value, row in project.parameter_table(rows, values, matrix.shape[0])}
+    element = project.recipe.dopant.element
+    group_of = {key: group for group in project.recipe.dopant.groups() for key in group}
+    return [3.0 * esd.get(f"{element}@" + "+".join(group_of[key]), float("nan")) for key in sites]
 
 
 def _version() -> str:
