@@ -169,7 +169,7 @@ def _la_table(alpha: float, beta: float, m: float, w: float | None):
 def _ds_table(asym: float, gauss: float):
     t = np.linspace(-_HALF_RANGE, _HALF_RANGE, _GRID_POINTS)
     gamma = 0.5
-    raw = np.cos(np.pi * asym / 2 + (1 - asym) * np.arctan(t / gamma)) / (gamma**2 + t * t) ** ((1 - asym) / 2)
+    raw = np.cos(np.pi * asym / 2 + (1 - asym) * np.arctan(-t / gamma)) / (gamma**2 + t * t) ** ((1 - asym) / 2)
     return _unit_table(raw, t, gauss)
 
 
@@ -201,7 +201,7 @@ def lf(x, center, fwhm, alpha=1.0, beta=1.0, w=100.0, m=0.0):
 def doniach_sunjic(x, center, fwhm, asym=0.1, gauss=0.0):
     """Doniach-Sunjic metal line, optionally Gaussian broadened (Gaussian FWHM ``gauss`` in units of 2 gamma).
 
-    ``DS(x) = cos(pi a / 2 + (1 - a) arctan((x - E) / gamma)) / (gamma^2 + (x - E)^2)^((1 - a) / 2)``
+    ``DS(x) = cos(pi a / 2 + (1 - a) arctan((E - x) / gamma)) / (gamma^2 + (x - E)^2)^((1 - a) / 2)``
 
     The tail towards high binding energy makes the true area infinite for ``a > 0``; the shape is
     normalised to area 1 over +-60 gamma-widths and scaled so its true FWHM is ``fwhm``.

@@ -162,13 +162,13 @@ background = {{ shirley = "active", average = 5 }}
 [[component]]
 name = "B-O-B"
 shape = "GL(30)"
-center = [192.0, 191.6, 192.4]
+center = [192.0, 191.7, 192.3]
 fwhm = [1.4, 0.8, 2.4]
 
 [[component]]
 name = "TM-O-B"
 shape = "GL(30)"
-center = [191.1, 190.6, 191.5]
+center = [191.1, 190.8, 191.4]
 fwhm = {{ same_as = "B-O-B" }}
 """
 
