@@ -1,0 +1,96 @@
+"""The ToF-SIMS adapter in a project run: demo files, results on disk, report section."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from report.conventions import read_netcdf
+from report.demo import toml_value
+from report.runner import run_project
+from report.techniques import adapters
+
+pytest.importorskip("tofsims.simulate")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tofsims_project")
+    adapter = adapters()["tofsims"]
+    lines = ['title = "ToF-SIMS demo"', ""]
+    entries = {}
+    for number, (sample, bulk) in enumerate((("BM-LRMO", False), ("LBO-LRMO", True))):
+        found = adapter.demo_entries(folder / "data", sample, bulk, 7 + 100 * number)
+        entries[sample] = found
+        lines += ["[[sample]]", f"name = {toml_value(sample)}", ""]
+        for entry in found:
+            lines.append("[[sample.tofsims]]")
+            for key, value in entry.items():
+                if hasattr(value, "resolve"):
+                    value = value.resolve().relative_to(folder.resolve()).as_posix()
+                lines.append(f"{key} = {toml_value(value)}")
+            lines.append("")
+    (folder / "project.toml").write_text("\n".join(lines), encoding="utf-8")
+    summary = run_project(folder / "project.toml", folder / "out", progress=False)
+    return folder, entries, summary
+
+
+def test_demo_entries_follow_the_schema_and_write_real_ita_files(project):
+    _, entries, _ = project
+    schema = adapters()["tofsims"].ENTRY_SCHEMA
+    for found in entries.values():
+        assert len(found) == 1
+        entry = found[0]
+        assert set(entry) <= set(schema)
+        assert entry["file"].read_bytes()[:8] == b"ITStrF01"
+        assert entry["crater_depth_nm"] == 500.0
+
+
+def test_project_run_writes_results_that_tell_the_two_samples_apart(project):
+    folder, _, summary = project
+    assert not summary.failed, [a.error for a in summary.failed]
+    results = folder / "out" / "results"
+    names = {p.name for p in results.glob("*.nc")}
+    for sample in ("BM-LRMO", "LBO-LRMO"):
+        for kind in ("maps", "profile", "uniformity", "coloc", "projections", "integrated"):
+            assert f"{sample}__tofsims0__{kind}.nc" in names
+    bulk_u = read_netcdf(results / "LBO-LRMO__tofsims0__uniformity.nc").sel(fragment="BO-")
+    surf_u = read_netcdf(results / "BM-LRMO__tofsims0__uniformity.nc").sel(fragment="BO-")
+    assert int(bulk_u["uniform"]) == 1 and float(bulk_u["p_value"]) > 0.05
+    assert float(bulk_u["surface_to_bulk"]) == pytest.approx(1.0, abs=0.1)
+    assert float(surf_u["surface_to_bulk"]) > 20  # boron only at the surface
+    bulk_c = read_netcdf(results / "LBO-LRMO__tofsims0__coloc.nc")
+    surf_c = read_netcdf(results / "BM-LRMO__tofsims0__coloc.nc")
+    assert float(bulk_c["pearson_r"]) > 0.8 and float(bulk_c["p_value"]) < 0.01
+    assert float(surf_c["p_value"]) > 0.05
+    profile = read_netcdf(results / "LBO-LRMO__tofsims0__profile.nc")
+    assert profile["depth"].attrs["method"].startswith("crater depth 500 nm")
+    assert np.nanmax(profile["depth"].values) == pytest.approx(500.0 * 23 / 24)
+
+
+def test_report_section_has_maps_profiles_coloc_and_comparison(project):
+    folder, _, summary = project
+    html = (folder / "out" / "report.html").read_text(encoding="utf-8")
+    assert 'id="tofsims"' in html
+    start = html.index('id="tofsims"')
+    section = html[start:]
+    assert section.count("<img") >= 7  # 2 x (maps, profile, coloc) + comparison bars
+    for caption in ("fragment maps summed over scans", "depth profiles with Poisson error bars",
+                    "colocalization of BO- and MnO-", "Comparison LBO-LRMO vs BM-LRMO", "Uniformity with depth",
+                    "Colocalization (Costes thresholds)", "Sample comparison"):
+        assert caption in section
+    assert "NOT uniform" not in section.split("Uniformity with depth")[1].split("</table>")[0].split("LBO-LRMO")[1]
+
+
+def test_section_comparison_uses_the_integrated_results(project):
+    _, _, summary = project
+    adapter = adapters()["tofsims"]
+    done = [a for a in summary.analyses if a.entry.technique == "tofsims"]
+    blocks = adapter.section(done)
+    table = [b for b in blocks if getattr(b, "caption", "") == "Sample comparison"][0]
+    a = done[0].results["integrated"]
+    b = done[1].results["integrated"]
+    for row in table.rows:
+        name = row[0]
+        expected = float(b["intensity"].sel(fragment=name) / a["intensity"].sel(fragment=name))
+        assert float(row[1]) == pytest.approx(expected, abs=5e-4)
