@@ -84,12 +84,17 @@ def test_shirley_recovers_its_own_background():
     assert np.allclose(both[1], 2 * truth, rtol=1e-5, atol=1e-3)
 
 
-def test_shirley_of_a_step_with_endpoint_averaging():
-    x = np.linspace(0, 10, 101)
-    step = np.where(x > 5, 5.0, 1.0)
-    bg = bgs.shirley(x, step, average=5)
-    assert bg[0] == pytest.approx(1.0) and bg[-1] == pytest.approx(5.0)
-    assert np.allclose(bg, step, atol=1e-9)
+def test_shirley_of_a_symmetric_peak_on_a_step():
+    """Endpoint means 1 and 5 (averaged over 5 points); at the centre of a symmetric peak the
+    Shirley background is exactly half way (3), and it is flat far from the peak."""
+    x = np.linspace(0, 20, 2001)
+    peak = 100 * gaussian(x, 10.0, 1.0)
+    y = peak + 1 + 4 * bgs.cumulative_integral(x, peak) / np.trapezoid(peak, x)
+    y[:5] += np.array([0.1, -0.1, 0.2, -0.2, 0.0])  # noise that the endpoint average removes
+    bg = bgs.shirley(x, y, average=5)
+    assert bg[1000] == pytest.approx(3.0, abs=1e-3)
+    assert bg[0] == pytest.approx(1.0, abs=1e-9) and bg[-1] == pytest.approx(5.0, abs=1e-6)
+    assert np.all(np.diff(bg) >= -1e-12)
 
 
 def test_linear_background():
