@@ -243,3 +243,13 @@ def test_writer_refuses_bad_blocks(tmp_path):
         vamas.write(target, [no_hv])
     with pytest.raises(XPSError, match="no blocks"):
         vamas.write(target, [])
+
+
+def test_truncated_phi(shared, tmp_path):
+    raw = shared("xps/pynxtools-xps/SnO2_10nm_1.pro").read_bytes()
+    for cut, problem in ((len(raw) - 1000, "truncated PHI file: record"), (raw.index(b"EOFH") - 10, "no EOFH")):
+        path = tmp_path / f"cut{cut}.pro"
+        path.write_bytes(raw[:cut])
+        with pytest.raises(XPSError, match=problem) as exc:
+            xps.read(path)
+        _one_line(exc, path)

@@ -11,7 +11,7 @@ import pytest
 
 import xps
 from xps.errors import XPSError
-from xps.formats import REGISTRY, avantage, casa, reader_for, specs_xy, text, vamas
+from xps.formats import REGISTRY, avantage, casa, phi, reader_for, specs_xy, text, vamas
 from xps.formats._spectrum import make_spectrum
 
 from conftest import SHARED_DATA
@@ -463,8 +463,8 @@ def test_registry_and_sniffing(shared, tmp_path):
     renamed.write_bytes(shared("xps/khervefitting/Pt4f.vms").read_bytes())
     assert reader_for(renamed) is vamas
     assert xps.read(renamed)[0].attrs["region"] == "Pt 4f"
-    with pytest.raises(XPSError, match=r"not a recognised XPS file \(extension .spe"):
-        xps.read(shared("xps/pynxtools-xps/SnO2_10nm.spe"))
+    with pytest.raises(XPSError, match=r"not a recognised XPS file \(extension .xml"):
+        xps.read(shared("xps/pynxtools-xps/In-situ_PBTTT_XPS_SPECS.xml"))
 
 
 def test_reading_leaves_inputs_untouched(shared):
@@ -481,3 +481,41 @@ def test_reading_leaves_inputs_untouched(shared):
             pass
     after = {p: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files}
     assert before == after
+
+
+# ----------------------------------------------------------------------------- PHI MultiPak
+
+
+def test_phi_spe(shared):
+    path = shared("xps/pynxtools-xps/SnO2_10nm.spe")
+    assert reader_for(path) is phi
+    [survey] = xps.read(path)
+    assert survey.attrs["region"] == "Survey" and survey.sizes["binding_energy"] == 1751
+    np.testing.assert_allclose(survey["binding_energy"].values[[0, -1]], [0.0, 1400.0])
+    assert survey.attrs["excitation_energy"] == 1486.6 and survey.attrs["pass_energy"] == 224.0
+    # Stored values are summed counts / dwell: x dwell (counts_per_unit) gives integers.
+    counts = survey.values * survey.attrs["counts_per_unit"]
+    assert survey.attrs["counts_per_unit"] == pytest.approx(0.12)
+    np.testing.assert_allclose(counts, np.round(counts), atol=0.01)
+
+
+def test_phi_depth_profile_is_an_etch_series(shared):
+    blocks = xps.read(shared("xps/pynxtools-xps/SnO2_10nm_1.pro"))
+    assert len(blocks) == 4 * 21
+    assert sorted({b.attrs["region"] for b in blocks}) == ["C 1s", "Si 2p", "Sn 3d5/2", "Survey"]
+    series = xps.stack_series(blocks, "Sn 3d5/2")
+    assert dict(series.sizes) == {"etch_time": 21, "binding_energy": 101}
+    np.testing.assert_allclose(series["etch_time"].values, 30.0 * np.arange(21))  # DepthCalDef: 0.5 min per cycle
+    np.testing.assert_allclose(series["binding_energy"].values[[0, -1]], [480.0, 500.0])
+    # Known truth: MultiPak's own Sn 3d5/2 profile areas stored in the file. A linear background
+    # through the window ends and a trapezoid integral reproduce them within 5 % at every level.
+    x = series["binding_energy"].values
+    for level, block in zip(series.values, sorted((b for b in blocks if b.attrs["region"] == "Sn 3d5/2"),
+                                                  key=lambda b: b.attrs["etch_time"])):
+        ends = [level[:3].mean(), level[-3:].mean()]
+        area = np.trapezoid(level - np.interp(x, [x[:3].mean(), x[-3:].mean()], ends), x)
+        assert area == pytest.approx(block.attrs["vendor_area"], rel=0.05)
+    # Carbon contamination falls once sputtering starts; silicon (substrate) appears late.
+    carbon = [b.attrs["vendor_area"] for b in blocks if b.attrs["region"] == "C 1s"]
+    silicon = [b.attrs["vendor_area"] for b in blocks if b.attrs["region"] == "Si 2p"]
+    assert carbon[0] > 3 * carbon[-1] and silicon[0] == 0 and silicon[-1] > 1000

@@ -12,11 +12,11 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import XPSError
-from . import avantage, specs_xy, text, vamas
+from . import avantage, phi, specs_xy, text, vamas
 
 #: Readers in sniffing order (most specific content signature first); ``text`` last because it
 #: also takes any .csv/.txt/.xy by extension.
-READERS: list[ModuleType] = [vamas, specs_xy, avantage, text]
+READERS: list[ModuleType] = [vamas, phi, specs_xy, avantage, text]
 
 #: Extension (lower case, with dot) -> reader modules that claim it.
 REGISTRY: dict[str, list[ModuleType]] = {}
@@ -65,7 +65,7 @@ def reader_for(path: str | os.PathLike) -> ModuleType:
     for module in READERS:
         if module.sniff(head):
             return module
-    if vamas.is_comment_fragment(head):
+    if path.suffix.lower() in vamas.EXTENSIONS and vamas.is_comment_fragment(head):
         raise XPSError(
             f"{path}: a VAMAS comment fragment (metadata lines only, no spectra); "
             "read its text with xps.formats.vamas.read_comment_fragment"
