@@ -463,6 +463,11 @@ def test_registry_and_sniffing(shared, tmp_path):
     renamed.write_bytes(shared("xps/khervefitting/Pt4f.vms").read_bytes())
     assert reader_for(renamed) is vamas
     assert xps.read(renamed)[0].attrs["region"] == "Pt 4f"
+    # Reader options: progress is accepted everywhere, format-specific options are checked.
+    assert len(xps.read(shared("xps/lg4x-v2/111126_0100.csv"), progress=True)) == 1
+    assert xps.read(shared("xps/lg4x-v2/111126_0100.csv"), region="O 1s")[0].attrs["region"] == "O 1s"
+    with pytest.raises(XPSError, match="option\\(s\\) region do not apply to vamas files"):
+        xps.read(renamed, region="x")
     with pytest.raises(XPSError, match=r"not a recognised XPS file \(extension .xml"):
         xps.read(shared("xps/pynxtools-xps/In-situ_PBTTT_XPS_SPECS.xml"))
 

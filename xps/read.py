@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 
@@ -31,7 +32,8 @@ def read(path: str | os.PathLike, **kwargs) -> list[xr.DataArray]:
     path : path-like
         The file; opened read-only.
     **kwargs
-        Passed to the format's reader (e.g. ``progress=True`` for VAMAS).
+        Passed to the format's reader: ``progress=True`` (VAMAS; ignored elsewhere),
+        ``excitation_energy=`` / ``abscissa=`` / ``region=`` (text and Excel tables).
 
     Raises
     ------
@@ -46,6 +48,12 @@ def read(path: str | os.PathLike, **kwargs) -> list[xr.DataArray]:
     ['B 1s', 'B 1s', ...]
     """
     module = reader_for(path)
+    accepted = inspect.signature(module.read).parameters
+    kwargs = {k: v for k, v in kwargs.items() if k in accepted or k != "progress"}  # progress: where supported
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        fmt = module.__name__.rsplit(".", 1)[-1]
+        raise XPSError(f"{path}: option(s) {', '.join(unknown)} do not apply to {fmt} files")
     blocks = module.read(path, **kwargs)
     if not blocks:
         raise XPSError(f"{path}: no spectra found")
