@@ -147,3 +147,32 @@ def test_length_parsing():
     assert parse_length_nm(250) == 250.0
     with pytest.raises(ToFSIMSError):
         parse_length_nm("500 parsec")
+
+
+def test_calibrate_real_spectrum_writes_the_library_fit(shared, capsys, tmp_path):
+    # The accuracy against the file's m/z column is tested with tofsims.calibration itself;
+    # here: the command writes exactly that fit, and the m/z column is never used for it.
+    import tofsims
+    from tofsims import calibration
+
+    path = shared("tofsims/iontof_spectrum_txt/N_HEA19_Bi1_1.txt")
+    code, out, _ = run(capsys, "calibrate", path, "--out", tmp_path / "cal.nc")
+    assert code == 0
+    cal = read_netcdf(tmp_path / "cal.nc")
+    spectrum = tofsims.read(path)
+    direct = calibration.calibrate(spectrum.drop_vars("mz_file"))
+    assert float(cal["sf"]) == pytest.approx(float(direct["sf"]))
+    assert float(cal["k0"]) == pytest.approx(float(direct["k0"]))
+    assert float(cal["sf"]) == pytest.approx(32985, rel=1e-3)  # PROVENANCE.md: sf about 32985
+    assert list(cal["calibrant"].values) == list(direct["calibrant"].values)
+    assert "sf = " in out and "H- " in out and "residual" in out
+
+
+def test_calibrate_simulated_ita_spectrum_finds_the_true_scale(files, capsys, tmp_path):
+    folder, bulk, _ = files
+    code, out, _ = run(capsys, "calibrate", folder / "bulk.ita", "--peaks", "H-,C-,O-,OH-,C2-,Cl-",
+                       "--out", tmp_path / "cal.nc")
+    assert code == 0
+    cal = read_netcdf(tmp_path / "cal.nc")
+    assert float(cal["sf"]) == pytest.approx(bulk.attrs["sf"], rel=2e-5)
+    assert float(cal["k0"]) == pytest.approx(bulk.attrs["k0"], abs=2.0)

@@ -446,15 +446,25 @@ def _info(args) -> int:
 def _calibrate(args) -> int:
     import tofsims
     from tofsims import calibration
+    from tofsims.formats import detect
 
-    spectrum = tofsims.read(args.spectrum)
+    if detect(args.spectrum) == "ita":
+        from tofsims.formats.ita import read_spectrum
+
+        spectrum = read_spectrum(args.spectrum)
+    else:
+        spectrum = tofsims.read(args.spectrum)
     peaks = _split(args.peaks)
-    result = calibration.calibrate(spectrum, peaks) if peaks else calibration.calibrate(spectrum)
+    result = calibration.calibrate(spectrum, peaks)
     _write(result, args.out)
-    for key in ("sf", "k0"):
-        if key in result:
-            err = float(result[f"{key}_stderr"]) if f"{key}_stderr" in result else float("nan")
-            print(f"{key} = {float(result[key]):.6g} ± {err:.2g}")
+    width = result.attrs.get("channel_width_ns")
+    print(f"sf = {float(result['sf']):.6g} ± {float(result['sf_stderr']):.2g} channel/u^0.5, "
+          f"k0 = {float(result['k0']):.6g} ± {float(result['k0_stderr']):.2g} channel, "
+          f"binning {result.attrs.get('binning')}" + (f", channel width {width:g} ns" if np.isfinite(width or np.nan) else ""))
+    for name in result["calibrant"].values:
+        r = result.sel(calibrant=name)
+        print(f"  {name:8s} {float(r['mass']):10.5f} u  residual {float(r['residual_channel']):+8.2f} channel "
+              f"{float(r['residual_mass']):+.5f} u{'' if int(r['used']) else '  (not used)'}")
     return 0
 
 
