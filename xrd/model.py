@@ -119,6 +119,20 @@ class PatternModel:
         self._make_parameters()
         self._layouts: list[_Layout] | None = None
 
+    def set_observed(self, counts, esd=None) -> None:
+        """Replace the observed counts (same grid), e.g. for Monte-Carlo draws; esd defaults to sqrt(counts)."""
+        y = np.asarray(counts, float)
+        if y.shape != self.x.shape or not np.all(np.isfinite(y)):
+            raise XRDError(f"{self.source}: observed counts must be {self.x.size} finite values")
+        self.y = y
+        self.esd = np.sqrt(np.clip(y, 0, None)) if esd is None else np.asarray(esd, float)
+        good = np.isfinite(self.esd) & (self.esd > 0)
+        used = np.ones(self.x.size, bool)
+        for a, b in self.recipe.exclude:
+            used &= ~((self.x >= a) & (self.x <= b))
+        self.weight = np.where(used & good, 1.0 / np.where(good, self.esd, 1.0) ** 2, 0.0)
+        self.used = used & good
+
     # ------------------------------------------------------------------ set-up
     def _prepare_reflections(self):
         tt_max = min(self.x[-1] + 2.0, 179.0)

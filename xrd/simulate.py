@@ -126,7 +126,11 @@ def simulate(recipe: Recipe, *, dopant: dict[str, float] | None = None, values: 
 
 def write_xye(pattern: xr.DataArray, path, truth: dict | None = None) -> Path:
     """Write ``two_theta counts esd`` columns with a comment header, atomically (temp file + rename)."""
-    path = Path(path)
+    return _atomic_text(Path(path), xye_text(pattern, truth))
+
+
+def xye_text(pattern: xr.DataArray, truth: dict | None = None) -> str:
+    """``.xye`` text: comment header (source, wavelengths, seed, true parameter values) + 3 columns."""
     lines = [f"# doptrace XRD simulation: {pattern.attrs.get('source', '')}",
              f"# wavelength = {pattern.attrs.get('wavelength', float('nan'))}",
              f"# wavelength2 = {pattern.attrs.get('wavelength2', float('nan'))}",
@@ -134,8 +138,7 @@ def write_xye(pattern: xr.DataArray, path, truth: dict | None = None) -> Path:
     for key, value in sorted((truth or {}).items()):
         lines.append(f"# truth {key} = {value:.8g}")
     body = np.column_stack([pattern["two_theta"].values, pattern.values, pattern["esd"].values])
-    text = "\n".join(lines) + "\n" + "\n".join(f"{a:.4f} {b:.1f} {c:.4f}" for a, b, c in body) + "\n"
-    return _atomic_text(path, text)
+    return "\n".join(lines) + "\n" + "\n".join(f"{a:.4f} {b:.1f} {c:.4f}" for a, b, c in body) + "\n"
 
 
 def _atomic_text(path: Path, text: str) -> Path:
