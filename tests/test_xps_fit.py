@@ -1,0 +1,173 @@
+"""The batched fitter against lmfit, linked doublets, model-file errors with line numbers, charge correction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xps
+from xps import backgrounds as bgs
+from xps.errors import XPSError
+from xps.fit import fit_lmfit, fit_spectra, poisson_sigma
+from xps.model import parse_model
+from xps.series import fit_region
+from xps.simulate import simulate_series, spectrum
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "xps"
+
+B1S_STATIC = """
+region = "B 1s"
+window = [186.0, 197.0]
+background = "shirley"
+[[component]]
+name = "B-O-B"
+center = [192.0, 191.5, 192.5]
+fwhm = [1.3, 0.8, 2.5]
+[[component]]
+name = "TM-O-B"
+center = [191.2, 190.6, 191.6]
+fwhm = { same_as = "B-O-B" }
+"""
+
+
+def test_same_answer_as_lmfit():
+    """Same model, same static Shirley, same weights: our batched LM and lmfit agree."""
+    rng = np.random.default_rng(5)
+    x = np.arange(185.0, 198.0, 0.1)
+    truth = spectrum(x, [(7000, 192.0, 1.4, "GL(30)"), (3000, 191.1, 1.4, "GL(30)")], 300, 0.06)
+    y = rng.poisson(truth).astype(float)
+    model = parse_model(B1S_STATIC)
+    ours = fit_spectra(model, x, y[None], weights="data")
+    sigma = poisson_sigma(y[None], 1.0)[0]
+    ref, _, _ = fit_lmfit(model, x, y, sigma)
+    area, area_err = ours.values()["area"]
+    center, center_err = ours.values()["center"]
+    for j in range(2):
+        assert area[0, j] == pytest.approx(ref.params[f"c{j}_area"].value, abs=0.02 * area_err[0, j])
+        assert center[0, j] == pytest.approx(ref.params[f"c{j}_center"].value, abs=0.02 * center_err[0, j])
+        assert area_err[0, j] == pytest.approx(ref.params[f"c{j}_area"].stderr, rel=0.02)
+    assert ours.redchi[0] == pytest.approx(ref.redchi, rel=1e-4)
+
+
+def _in3d_spectrum(oxide_share, seed, step=0.1):
+    rng = np.random.default_rng(seed)
+    x = np.arange(438.0, 460.0, step)
+    total = 40000.0
+    chl, ox = (1 - oxide_share) * total * 0.6, oxide_share * total * 0.6
+    comps = [(chl, 446.0, 1.3, "GL(30)"), (chl * 2 / 3, 453.54, 1.3, "GL(30)")]
+    if oxide_share:
+        comps += [(ox, 444.5, 1.5, "GL(30)"), (ox * 2 / 3, 452.04, 1.5, "GL(30)")]
+    return x, rng.poisson(spectrum(x, comps, 2000, 0.05)).astype(float)
+
+
+def test_issue_in3d_model_holds_splitting_and_ratio_exactly():
+    model = xps.load_model(EXAMPLES / "in3d.toml")
+    x, y = _in3d_spectrum(0.0, seed=2)
+    res = fit_spectra(model, x, y[None])
+    center = res.values()["center"][0][0]
+    area = res.values()["area"][0][0]
+    fwhm = res.values()["fwhm"][0][0]
+    assert center[1] - center[0] == pytest.approx(7.54, abs=1e-9)
+    assert area[1] / area[0] == pytest.approx(0.6667, abs=1e-12)
+    assert fwhm[1] == fwhm[0]
+    assert center[0] == pytest.approx(446.0, abs=0.02)
+    assert res.redchi[0] < 1.5
+
+
+def test_in3d_oxide_doublet_found_with_right_share():
+    model = xps.load_model(EXAMPLES / "in3d_oxide.toml")
+    x, y = _in3d_spectrum(0.25, seed=3)
+    res = fit_spectra(model, x, y[None])
+    frac, frac_err = res.fractions()
+    names = model.names
+    oxide = frac[0, names.index("In3d5/2 oxide")] + frac[0, names.index("In3d3/2 oxide")]
+    assert oxide == pytest.approx(0.25, abs=0.02)
+    # the oxide 5/2 share alone: 0.25 of the 5/2 + 3/2 total area = 0.15, within 2 stderr
+    share = frac[0, names.index("In3d5/2 oxide")]
+    assert abs(share - 0.15) < 2 * frac_err[0, names.index("In3d5/2 oxide")] + 1e-3
+    center = res.values()["center"][0][0]
+    assert center[names.index("In3d5/2 oxide")] == pytest.approx(444.5, abs=0.05)
+    assert center[names.index("In3d3/2 oxide")] - center[names.index("In3d5/2 oxide")] == pytest.approx(7.54, abs=1e-9)
+
+
+def _line_of(text, needle):
+    return next(i + 1 for i, line in enumerate(text.splitlines()) if needle in line)
+
+
+@pytest.mark.parametrize("edit,needle,message", [
+    (lambda t: t.replace('same_as = "B-O-B"', 'same_as = "B-O-X"'), 'same_as = "B-O-X"', "unknown component 'B-O-X'"),
+    (lambda t: t.replace('center = [192.0, 191.5, 192.5]', 'center = { offset_from = "TM-O-B", by = 0.9 }')
+     .replace('center = [191.2, 190.6, 191.6]', 'center = { offset_from = "B-O-B", by = -0.9 }'),
+     'center = { offset_from = "TM-O-B"', "circular center link"),
+    (lambda t: t.replace("window = [186.0, 197.0]", "window = [197.0, 186.0]"), "window =", "empty window"),
+    (lambda t: t.replace('name = "TM-O-B"', 'name = "TM-O-B"\nshape = "XY(3)"'), 'shape = "XY(3)"', "line shape"),
+])
+def test_model_errors_name_file_and_line(tmp_path, edit, needle, message):
+    text = edit(B1S_STATIC)
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(XPSError) as err:
+        xps.load_model(path)
+    assert str(path) in str(err.value)
+    assert f"line {_line_of(text, needle)}" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_window_outside_data_names_the_file():
+    model = parse_model(B1S_STATIC.replace("window = [186.0, 197.0]", "window = [500.0, 520.0]"), "m.toml")
+    x = np.arange(185.0, 198.0, 0.1)
+    with pytest.raises(XPSError, match=r"data.vms: model window \[500.0, 520.0\] eV \(m.toml: line 3\)"):
+        fit_spectra(model, x, np.ones((1, x.size)), source="data.vms")
+
+
+def test_nan_counts_refused():
+    x = np.arange(185.0, 198.0, 0.1)
+    y = np.ones((1, x.size))
+    y[0, 4] = np.nan
+    with pytest.raises(XPSError, match="NaN"):
+        fit_spectra(parse_model(B1S_STATIC), x, y, source="f.vms")
+
+
+def test_tougaard_u3_background_and_active_modes():
+    model = parse_model(B1S_STATIC.replace('background = "shirley"',
+                                           'background = { tougaard = "U3", B = 551, C = 436, D = 2, active = true }'))
+    x = np.round(np.arange(186.0, 197.0 + 1e-9, 0.1), 6)
+    peaks = 7000 * xps.lineshapes.gl(x, 192.0, 1.4) + 3000 * xps.lineshapes.gl(x, 191.1, 1.4)
+    truth = peaks + 300 + bgs.tougaard_response(x, peaks, 551 * 0.5, 436, 2, "U3")
+    rng = np.random.default_rng(9)
+    res = fit_spectra(model, x, rng.poisson(truth).astype(float)[None])
+    frac, frac_err = res.fractions()
+    assert abs(frac[0, 1] - 0.3) < 2 * frac_err[0, 1]
+    assert res.params[0, res.param_names.index("background.B")] == pytest.approx(551 * 0.5, rel=0.25)
+
+
+def test_c1s_charge_correction_recovers_the_shift(tmp_path):
+    charge = np.array([0.6, 0.5, 0.4, 0.3])
+    simulate_series(tmp_path / "s.vms", etch_times=(0, 10, 20, 30), regions=("B 1s", "C 1s"), seed=4,
+                    charge=charge)
+    ds = fit_region(xps.read(tmp_path / "s.vms"), xps.load_model(EXAMPLES / "b1s.toml"), c1s=True)
+    assert np.allclose(ds["charge_shift"].values, -charge, atol=0.05)
+    assert np.allclose(ds["center"].sel(component="B-O-B").values, 192.0, atol=0.06)
+    fixed = fit_region(xps.read(tmp_path / "s.vms"), xps.load_model(EXAMPLES / "b1s.toml"), shift=-0.45)
+    assert np.allclose(fixed["charge_shift"].values, -0.45)
+
+
+def test_casa_refit_of_assigned_mo3d(shared):
+    """Refit of the first Mo 3d block with its CasaXPS model: main components (>= 12 % of the
+    CasaXPS area) within 5 % of CasaXPS's stored areas."""
+    from xps.series import fit_casa
+
+    ds = fit_casa(xps.read(shared("xps/cheminfo-vamas/assigned.vms")), "Mo 3d")
+    first = ds.isel(block=0)
+    casa = first["casa_area"].values
+    ours = first["area"].values
+    main = casa >= 0.12 * casa.sum()
+    assert main.sum() >= 3
+    assert np.all(np.abs(ours[main] / casa[main] - 1) < 0.05), (ours / casa).round(3)
+    # the doublet links of the CasaXPS model are kept exactly
+    names = [str(n) for n in ds["component"].values]
+    i, j = names.index("Mo 3d MoS2 1T #2"), names.index("Mo 3d MoS2 1T #3")
+    assert ours[j] / ours[i] == pytest.approx(0.66666667, rel=1e-9)
+    assert float(first["center"].values[j] - first["center"].values[i]) == pytest.approx(3.14, abs=1e-9)
