@@ -524,3 +524,19 @@ def test_phi_depth_profile_is_an_etch_series(shared):
     carbon = [b.attrs["vendor_area"] for b in blocks if b.attrs["region"] == "C 1s"]
     silicon = [b.attrs["vendor_area"] for b in blocks if b.attrs["region"] == "Si 2p"]
     assert carbon[0] > 3 * carbon[-1] and silicon[0] == 0 and silicon[-1] > 1000
+
+
+@pytest.mark.parametrize("content", [
+    "Binding Energy;Counts / s\n290,5;1200\n290,0;1300,5\n289,5;1250\n",
+    "# exported\nBE\tCPS\n290,5\t1200\n290,0\t1300,5\n289,5\t1250\n",
+    "290.5 1200\n290.0 1300.5\n289.5 1250\n",
+    "290.5,1200\n290.0,1300.5\n289.5,1250\n",
+])
+def test_plain_tables_delimiters_and_decimal_commas(tmp_path, content):
+    path = tmp_path / "C1s_table.txt"
+    path.write_text(content)
+    [da] = xps.read(path)
+    np.testing.assert_array_equal(da["binding_energy"].values, [289.5, 290.0, 290.5])
+    np.testing.assert_array_equal(da.values, [1250.0, 1300.5, 1200.0])
+    assert da.attrs["region"] == "C 1s"
+    assert da.attrs["units"] == ("counts/s" if ("CPS" in content or "/ s" in content) else "counts")

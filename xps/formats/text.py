@@ -67,11 +67,15 @@ def _is_numeric_row(cells: list[str]) -> bool:
     return len(cells) >= 2 and all(_NUMBER.match(c) for c in cells)
 
 
-def _delimiter(line: str) -> str | None:
+def _delimiter(line: str) -> tuple[str | None, bool]:
+    """(delimiter, decimal_comma) for a data line; decimal commas occur with tab/semicolon/space."""
     for candidate in ("\t", ",", ";"):
         if candidate in line and _is_numeric_row(_split(line, candidate)):
-            return candidate
-    return None
+            return candidate, False
+    for candidate in ("\t", ";", None):
+        if (candidate is None or candidate in line) and _is_numeric_row(_split(line.replace(",", "."), candidate)):
+            return candidate, True
+    return None, False
 
 
 def region_from_name(name: str) -> str:
@@ -120,7 +124,7 @@ def read(
 def _read_table(path, lines, excitation_energy, abscissa, region, etch_time) -> xr.DataArray:
     header: list[str] = []
     start = None
-    delimiter = None
+    delimiter, decimal_comma = None, False
     for number, line in enumerate(lines):
         stripped = line.strip()
         if not stripped:
@@ -132,8 +136,9 @@ def _read_table(path, lines, excitation_energy, abscissa, region, etch_time) -> 
                 header.append(stripped.lstrip("#%/ "))
                 continue
             break
-        delimiter = _delimiter(stripped) if start is None else delimiter
-        cells = _split(stripped, delimiter)
+        if start is None:
+            delimiter, decimal_comma = _delimiter(stripped)
+        cells = _split(stripped.replace(",", ".") if decimal_comma else stripped, delimiter)
         if start is None:
             if _is_numeric_row(cells):
                 start = number
@@ -153,7 +158,7 @@ def _read_table(path, lines, excitation_energy, abscissa, region, etch_time) -> 
                 rest = next(i for i in range(number, len(lines)) if lines[i].strip())
                 raise XPSError(f"{path}: line {rest + 1}: more than one data table (blank line inside the data)")
             break
-        cells = [c for c in _split(stripped, delimiter) if c != ""]
+        cells = [c for c in _split(stripped.replace(",", ".") if decimal_comma else stripped, delimiter) if c != ""]
         if width is None:
             width = len(cells)
         if len(cells) != width:
@@ -178,7 +183,7 @@ def _read_table(path, lines, excitation_energy, abscissa, region, etch_time) -> 
     for i, label in enumerate(lowered[: table.shape[1]]):
         if i != e_col and re.search(r"count|cps|intens|signal", label):
             y_col = i
-            per_second = bool(re.search(r"cps|/s|per s", label))
+            per_second = bool(re.search(r"cps|c/s|/\s*s\b|per\s*s", label))
             break
     else:
         y_col = 1 if e_col == 0 else 0
