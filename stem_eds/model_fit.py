@@ -102,23 +102,27 @@ def _merge(spans):
 def fit_regions(targets, all_families, fwhm_mnka_ev: float, e_min: float, e_max: float):
     """Merged energy regions [(lo, hi, [Family ...])] around the target families.
 
-    A region grows once to cover every family that has a strong line inside it, so an
-    overlapping neighbour (Mn L under O K, Co Kb under Ni Ka) is always fitted whole.
+    A region grows to cover every family with more than 1 % of its area inside it, until
+    nothing changes, so an overlapping neighbour (Mn L under O K, Co Kb under Ni Ka, the tail of
+    Co Ka at the edge of a Mn K region) is always fitted whole.
     """
     spans = _merge([_span(f, fwhm_mnka_ev) for f in targets])
-    for _ in range(2):
+    for _ in range(10):
         grown = list(spans)
         for lo, hi in spans:
+            edges = np.array([max(lo, e_min), min(hi, e_max)])
             for fam in all_families:
-                if any(lo <= l.energy <= hi for l in fam.lines if l.weight >= REGION_LINE_WEIGHT):
+                if fam.shape(edges, fwhm_mnka_ev).sum() >= 0.01:
                     grown.append(list(_span(fam, fwhm_mnka_ev)))
-        spans = _merge(grown)
+        grown = _merge(grown)
+        if grown == spans:
+            break
+        spans = grown
     regions = []
     for lo, hi in spans:
         lo, hi = max(lo, xl.MIN_ENERGY_KEV, e_min), min(hi, e_max)
-        edges = np.linspace(lo, hi, 2)
-        # A family counts when at least 5 % of its 'a'-line area falls in the region.
-        members = [f for f in all_families if f.shape(edges, fwhm_mnka_ev).sum() >= 0.05]
+        edges = np.array([lo, hi])
+        members = [f for f in all_families if f.shape(edges, fwhm_mnka_ev).sum() >= 1e-3]
         regions.append((lo, hi, members))
     return regions
 
@@ -169,8 +173,35 @@ def _calibrate(sum_spectrum, energy, scale, regions, fwhm0, degree_of, source):
     return float(fit.x[0]), float(fit.x[1])
 
 
+def _redchi(y: np.ndarray, a: np.ndarray, p: np.ndarray) -> float:
+    model = a @ (p @ y)
+    return float(np.sum((y - model) ** 2 / np.maximum(model, 1.0)) / max(1, y.size - a.shape[1]))
+
+
+def _choose_degree(y, energy, scale, members, fwhm, zp, weights, source, where, max_degree: int = 6) -> int:
+    """Background degree from the sum spectrum (which has the most counts, so the strictest test).
+
+    The smallest degree whose reduced chi-square is within 10 % of the best of degrees 1..6 (or
+    <= 1.2): a too-stiff background biases weak lines (B K on the detector's efficiency edge)
+    in every pixel, a too-soft one only costs a little precision.
+    """
+    scores = {}
+    for deg in range(1, max_degree + 1):
+        a = design_matrix(energy, scale, members, fwhm, deg, zp)
+        if a.shape[1] + 4 > y.size:
+            break
+        try:
+            scores[deg] = _redchi(y, a, _projection(a, weights, source, where))
+        except EDSError:
+            break
+    if not scores:
+        return 1
+    best = min(scores.values())
+    return min(d for d, r in scores.items() if r <= max(1.2, 1.1 * best))
+
+
 def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: bool = True,
-                      progress: bool = False) -> xr.Dataset:
+                      degree: int | None = None, progress: bool = False) -> xr.Dataset:
     """Per-spectrum intensities of ``lines`` from the linear line-family model.
 
     Parameters
@@ -184,6 +215,8 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
         others); the elements named in the file are added automatically.
     calibrate : bool
         Refine the detector resolution and an energy shift on the sum spectrum first.
+    degree : int, optional
+        Degree of the background polynomial (default: 2 for regions under 1.5 keV, 3 above).
 
     Returns
     -------
@@ -215,7 +248,7 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
     regions = fit_regions(targets, all_fams, fwhm, energy[0], energy[-1])
 
     def degree_of(width):
-        return 2 if width < 1.5 else 3
+        return int(degree) if degree is not None else (2 if width < 1.5 else 3)
 
     spatial_axes = tuple(range(da.ndim - 1))
     total = np.asarray(da.data.sum(axis=spatial_axes), dtype=float) if da.ndim > 1 else np.asarray(da.data, dtype=float)
@@ -231,16 +264,19 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
         if i1 - i0 < len(members) + 4:
             raise EDSError(f"{source}: fit region {lo:.3f}-{hi:.3f} keV has too few channels")
         zp = lo < 0.3
-        a = design_matrix(energy[i0:i1] - shift, scale, members, fwhm, degree_of(hi - lo), zp)
         mean = total[i0:i1] / n_spectra
         weights = 1.0 / np.maximum(mean, max(mean.mean() * 0.05, 1e-9))
-        p = _projection(a, weights, source, f"{lo:.3f}-{hi:.3f} keV")
-        coef = p @ total[i0:i1]
-        resid = total[i0:i1] - a @ coef
-        dof = max(1, i1 - i0 - a.shape[1])
-        redchi = float(np.sum(resid**2 / np.maximum(a @ coef, 1.0)) / dof)
+        where = f"{lo:.3f}-{hi:.3f} keV"
+        if degree is None:
+            best = _choose_degree(total[i0:i1], energy[i0:i1] - shift, scale, members, fwhm, zp, weights, source, where)
+        else:
+            best = int(degree)
+        a = design_matrix(energy[i0:i1] - shift, scale, members, fwhm, best, zp)
+        p = _projection(a, weights, source, where)
+        redchi = _redchi(total[i0:i1], a, p)
         plans.append((i0, i1, members, p))
-        record.append({"range_kev": [lo, hi], "families": [f.name for f in members], "redchi_sum": redchi})
+        record.append({"range_kev": [lo, hi], "families": [f.name for f in members], "background_degree": best,
+                       "redchi_sum": redchi})
         first, last = min(first, i0), max(last, i1)
 
     n_par = [p.shape[0] for *_, p in plans]

@@ -236,3 +236,21 @@ def info(path) -> dict:
     return summary
 
 
+
+
+def bin_pixels(da: xr.DataArray, factor: int) -> xr.DataArray:
+    """Sum ``factor`` x ``factor`` pixel blocks (edges that do not fill a block are dropped)."""
+    if factor is None or int(factor) <= 1:
+        return da
+    factor = int(factor)
+    if "x" not in da.dims or "y" not in da.dims:
+        raise EDSError(f"{da.attrs.get('source', 'spectrum')}: --bin needs a spectrum image (x, y)")
+    if da.sizes["x"] < factor or da.sizes["y"] < factor:
+        raise EDSError(f"{da.attrs.get('source', 'spectrum')}: bin {factor} is larger than the image")
+    binned = da.coarsen(x=factor, y=factor, boundary="trim").sum()
+    for dim in ("x", "y"):
+        binned[dim] = da[dim].coarsen({dim: factor}, boundary="trim").mean()
+        binned[dim].attrs = dict(da[dim].attrs)
+    binned.attrs = dict(da.attrs)
+    binned.attrs["binning"] = factor
+    return binned
