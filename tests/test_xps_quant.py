@@ -1,0 +1,56 @@
+"""Quantification: atomic % from simulated areas against the ground truth; RSF tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xps
+from xps.errors import XPSError
+from xps.quantify import load_rsf_table, quantify
+from xps.simulate import HV, simulate_series
+
+
+def test_bundled_tables_hold_the_required_lines():
+    for table, reference in (("scofield", "c 1s"), ("kratos", "f 1s")):
+        rsf, source = load_rsf_table(table)
+        assert rsf[reference] == 1.0
+        for line in ("B 1s", "C 1s", "O 1s", "Li 1s", "Mn 2p", "Co 2p", "Ni 2p", "In 3d", "Cl 2p"):
+            assert rsf[line.lower()] > 0
+        assert source
+    scofield, _ = load_rsf_table("scofield")
+    assert scofield["o 1s"] == pytest.approx(2.93)
+    assert scofield["b 1s"] == pytest.approx(0.486)
+
+
+def test_atomic_percent_matches_truth(tmp_path):
+    truth = simulate_series(tmp_path / "s.vms", etch_times=(0, 50, 200), regions=("B 1s", "O 1s", "In 3d"),
+                            seed=8, intensity=3.0)
+    regions = ["B 1s", "O 1s", "In 3d"]
+    q = quantify(xps.read(tmp_path / "s.vms"), regions, table="scofield", ke_exponent=0.6)
+    rsf, _ = load_rsf_table("scofield")
+    centre = {"B 1s": 191.5, "O 1s": 531.0, "In 3d": 449.0}  # window mid-points of the simulator
+    corrected = np.stack([truth["regions"][r]["area"].sum(axis=1) / (rsf[r.lower()] * (HV - centre[r]) ** 0.6)
+                          for r in regions], axis=1)
+    expected = 100 * corrected / corrected.sum(axis=1, keepdims=True)
+    got = q["atomic_percent"].values
+    err = q["atomic_percent_stderr"].values
+    assert np.all(np.abs(got - expected) < np.maximum(4 * err, 0.02 * expected)), (got, expected, err)
+    assert np.allclose(got.sum(axis=1), 100)
+    assert q["atomic_percent"].dims == ("etch_time", "element")
+    assert list(q["element"].values) == ["B", "O", "In"]
+
+
+def test_user_table_and_missing_line(tmp_path):
+    simulate_series(tmp_path / "s.vms", etch_times=(0,), regions=("B 1s", "O 1s"), seed=1)
+    table = tmp_path / "mine.toml"
+    table.write_text('source = "mine"\n[rsf]\n"B 1s" = 1.0\n"O 1s" = 1.0\n')
+    blocks = xps.read(tmp_path / "s.vms")
+    a = quantify(blocks, ["B 1s", "O 1s"], table=str(table), ke_exponent=0)
+    ratio = a["area"].values[0, 0] / a["area"].values[0].sum()
+    assert a["atomic_percent"].values[0, 0] == pytest.approx(100 * ratio)
+    table.write_text('[rsf]\n"B 1s" = 1.0\n')
+    with pytest.raises(XPSError, match="no RSF for 'O 1s'"):
+        quantify(blocks, ["B 1s", "O 1s"], table=str(table))
+    with pytest.raises(XPSError, match="Mn 2p"):
+        quantify(blocks, ["B 1s", "Mn 2p"])
