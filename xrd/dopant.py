@@ -80,8 +80,11 @@ def min_detectable(fisher: np.ndarray, index: int, sigmas: float = 3.0) -> float
     ``d_min = k * sqrt((F^-1)_ii)`` with ``F = J^T W J`` of the actual pattern at the solution:
     the marginal esd of parameter ``i`` with every other refined parameter free.
     """
+    # invert through the correlation-like normalised matrix: parameters span many decades
+    d = np.sqrt(np.diag(fisher))
+    d = np.where(d > 0, d, np.inf)
     try:
-        cov = np.linalg.pinv(fisher, rcond=1e-12, hermitian=True)
+        cov = np.linalg.pinv(fisher / np.outer(d, d), rcond=1e-13, hermitian=True) / np.outer(d, d)
     except np.linalg.LinAlgError:
         return float("nan")
     var = cov[index, index]
