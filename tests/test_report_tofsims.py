@@ -77,6 +77,7 @@ def test_report_section_has_maps_profiles_coloc_and_comparison(project):
     assert section.count("<img") >= 7  # 2 x (maps, profile, coloc) + comparison bars
     for caption in ("fragment maps summed over scans", "depth profiles with Poisson error bars",
                     "colocalization of BO- and MnO-", "Comparison LBO-LRMO vs BM-LRMO", "Uniformity with depth",
+                    "side projections of the BO- volume",
                     "Colocalization (Costes thresholds)", "Sample comparison"):
         assert caption in section
     assert "NOT uniform" not in section.split("Uniformity with depth")[1].split("</table>")[0].split("LBO-LRMO")[1]

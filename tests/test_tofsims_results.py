@@ -280,3 +280,20 @@ def test_ita_colocalized_pair_is_significant_and_independent_pair_is_not(tmp_pat
     ds, _ = _ita(tmp_path, "apart.ita", grains_mn, seed=2)
     apart = coloc.colocalization(ds, "BO-:MnO-", bin=4)
     assert float(apart["p_value"]) > 0.05
+
+
+def test_lazy_ita_read_gives_the_same_results_without_loading_early(tmp_path):
+    import tofsims
+
+    truth = simulate.write_ita(tmp_path / "lazy.ita", shape=(10, 32, 32), bulk_doped=True, seed=9,
+                               with_spectrum=False)
+    ds = tofsims.read(tmp_path / "lazy.ita", lazy=True)
+    assert hasattr(ds["counts"].data, "dask")
+    binned = processing.bin_depth(processing.bin_lateral(ds, 2), 2)
+    assert hasattr(binned["counts"].data, "dask")  # processing stays lazy
+    np.testing.assert_array_equal(maps.fragment_maps(ds, "BO-,InO-")["counts"].values,
+                                  truth["counts"].sel(fragment=["BO-", "InO-"]).sum("scan").values)
+    np.testing.assert_array_equal(profiles.depth_profile(ds, "MnO-", normalize="total")["reference"].values,
+                                  truth["total"].sum(("y", "x")).values)
+    np.testing.assert_array_equal(binned["counts"].sel(fragment="O-").values,
+                                  truth["counts"].sel(fragment="O-").values.reshape(5, 2, 16, 2, 16, 2).sum((1, 3, 5)))

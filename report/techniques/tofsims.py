@@ -65,6 +65,13 @@ def load(path, dead_time: bool = False, drift_correct: bool = False, crater_dept
     ds = tofsims.read(path)
     if "counts" not in ds:
         raise ToFSIMSError(f"{path}: holds no image stack (a spectrum or profile export?)")
+    if hasattr(ds["counts"].data, "dask"):
+        import psutil
+
+        # Several results each reduce the cube: keep it in memory (one read pass) when it fits
+        # comfortably, otherwise every result streams it again, chunk by chunk.
+        if ds.nbytes < 0.4 * psutil.virtual_memory().available:
+            ds = ds.persist()
     if dead_time:
         ds = processing.dead_time_correct(ds)
     if drift_correct:
@@ -198,6 +205,29 @@ def coloc_figure(result, title: str = ""):
     return fig
 
 
+def projection_figure(result, title: str = ""):
+    """Side views of one fragment's volume: counts summed over y (depth vs x) and over x (depth vs y)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), layout="constrained", squeeze=False)
+    use_depth = "depth" in result.coords and np.all(np.isfinite(result["depth"].values))
+    z = result["depth"].values if use_depth else result["scan"].values
+    for ax, key, lateral in zip(axes[0], ("proj_xz", "proj_yz"), ("x", "y")):
+        image = np.asarray(result[key].values, float)
+        pos = result[lateral].values
+        dz = (z[1] - z[0]) if z.size > 1 else 1.0
+        dp = (pos[1] - pos[0]) if pos.size > 1 else 1.0
+        im = ax.imshow(image, aspect="auto", cmap="magma", interpolation="nearest", origin="upper",
+                       extent=(pos[0] - dp / 2, pos[-1] + dp / 2, z[-1] + dz / 2, z[0] - dz / 2))
+        ax.set_xlabel(f"{lateral} ({result[lateral].attrs.get('units', '')})")
+        ax.set_ylabel("depth (nm)" if use_depth else "scan")
+        ax.set_title(f"{result.attrs.get('fragment')} summed over {'y' if lateral == 'x' else 'x'}", fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="counts")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def compare_figure(result):
     """Normalised intensities per fragment and sample, with Poisson (thick) and bootstrap (thin) intervals."""
     from report.figures import new_figure
@@ -263,6 +293,9 @@ def section(analyses) -> list:
         if "profile" in res:
             blocks.append(Figure(profile_figure(res["profile"], res.get("uniformity"), sample),
                                  f"{sample}: depth profiles with Poisson error bars"))
+        if "projections" in res:
+            blocks.append(Figure(projection_figure(res["projections"], sample),
+                                 f"{sample}: side projections of the {res['projections'].attrs.get('fragment')} volume"))
         if "uniformity" in res:
             uniform_rows += _uniformity_rows(sample, res["uniformity"])
         if "coloc" in res:
