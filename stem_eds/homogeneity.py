@@ -1,7 +1,9 @@
 """Homogeneity of element distributions: block dispersion index, chi-square test, correlations, profiles.
 
 Always computed on composition (at% with k-factors, else intensity fractions), never on raw
-counts, which follow thickness. For block size ``b`` the intensities are summed in b x b blocks
+counts, which follow thickness. Quantitative elements are expressed among the quantitative
+elements only; a qualitative light element (B K) as its share of itself plus those, so that its
+uncertain numbers do not leak into the Mn/Co/Ni verdicts. For block size ``b`` the intensities are summed in b x b blocks
 and the composition recomputed per block (a ratio of sums, so no small-count bias); then
 
     H(b) = CV_observed / CV_Poisson = std_i(x_i) / sqrt(mean_i sigma_i^2),   se(H) ~ H / sqrt(2 (n - 1))
@@ -11,7 +13,7 @@ and the composition recomputed per block (a ratio of sums, so no small-count bia
 scale; a real variation raises H at the scales where it is larger than counting noise.
 
 Verdict per element: ``inhomogeneous at scale s`` when some block size is significant
-(p < 0.01 / number of sizes), reported at the scale of largest H; otherwise ``homogeneous`` if
+(p < 0.001 / number of sizes), reported at the scale of largest H; otherwise ``homogeneous`` if
 the counts could have revealed a ``tolerance`` relative variation, else ``too few counts to tell``.
 """
 
@@ -22,11 +24,10 @@ import xarray as xr
 from scipy import stats
 
 from .errors import EDSError
-from .quantify import _ratio_with_errors
 from . import lines as xl
 
 BLOCK_SIZES = (2, 4, 8, 16, 32)
-ALPHA = 0.01
+ALPHA = 0.001
 
 
 def _weights(ds: xr.Dataset) -> np.ndarray:
@@ -37,10 +38,37 @@ def _weights(ds: xr.Dataset) -> np.ndarray:
     return np.ones(len(elements))
 
 
+def fractions(u: np.ndarray, var: np.ndarray, qualitative: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Composition of each element among the quantitative ones (a qualitative element joins only its own).
+
+    x_i = u_i / U_i with U_i = u_i + sum_{j quantitative, j != i} u_j, and first-order Poisson variance
+    [var_i (U_i - u_i)^2 + u_i^2 sum_{j in U_i, j != i} var_j] / U_i^4: a light element (B K) whose
+    numbers are qualitative then cannot imprint its own noise or bias on the Mn/Co/Ni maps.
+    """
+    quant = ~np.asarray(qualitative, bool)
+    if not quant.any():
+        quant = np.ones_like(quant)
+    shape = (-1,) + (1,) * (u.ndim - 1)
+    q = quant.reshape(shape)
+    u_q, var_q = np.where(q, u, 0.0).sum(axis=0), np.where(q, var, 0.0).sum(axis=0)
+    denominator = np.where(q, u_q, u_q + u)
+    others_var = np.where(q, var_q - var, var_q)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = u / denominator
+        var_x = (var * (denominator - u) ** 2 + u**2 * others_var) / denominator**4
+    return x, np.sqrt(np.maximum(var_x, 0.0))
+
+
+def _qualitative(ds: xr.Dataset) -> np.ndarray:
+    if "qualitative" in ds.coords:
+        return np.asarray(ds["qualitative"].values, bool)
+    return np.zeros(ds.sizes["element"], bool)
+
+
 def composition_maps(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(values %, stderr %, valid mask) of the per-pixel composition over (element, y, x)."""
     u, var = _terms(ds)
-    x, err = _ratio_with_errors(u, var)
+    x, err = fractions(u, var, _qualitative(ds))
     total = u.sum(axis=0)
     valid = np.isfinite(total) & (total > 0.1 * np.nanmedian(np.where(total > 0, total, np.nan)))
     return 100 * x, 100 * err, valid
@@ -62,7 +90,7 @@ def _terms(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return w * intensity, w**2 * np.asarray(ds["intensity_stderr"].values, float) ** 2
 
 
-def block_dispersion(u: np.ndarray, var: np.ndarray, valid: np.ndarray, size: int) -> dict | None:
+def block_dispersion(u: np.ndarray, var: np.ndarray, valid: np.ndarray, size: int, qualitative=None) -> dict | None:
     """H, its stderr, CVs and the chi-square p-value of every element for one block size."""
     n_el, ny, nx = u.shape
     by, bx = ny // size, nx // size
@@ -76,7 +104,8 @@ def block_dispersion(u: np.ndarray, var: np.ndarray, valid: np.ndarray, size: in
     ok = blocks(valid[None].astype(float))[0] == size * size
     if ok.sum() < 4:
         return None
-    x, err = _ratio_with_errors(blocks(u)[:, ok], blocks(var)[:, ok])
+    qualitative = np.zeros(n_el, bool) if qualitative is None else qualitative
+    x, err = fractions(blocks(u)[:, ok], blocks(var)[:, ok], qualitative)
     n = x.shape[1]
     mean = x.mean(axis=1)
     rms_err = np.sqrt(np.mean(err**2, axis=1))
@@ -106,10 +135,10 @@ def _weighted_slope(coord: np.ndarray, values: np.ndarray, errors: np.ndarray) -
     return float(beta[1]), float(np.sqrt(cov[1, 1] * max(1.0, redchi)))
 
 
-def _profile(u, var, valid, axis_sum) -> tuple[np.ndarray, np.ndarray]:
+def _profile(u, var, valid, axis_sum, qualitative) -> tuple[np.ndarray, np.ndarray]:
     um = np.where(valid[None], u, 0.0).sum(axis=axis_sum)
     vm = np.where(valid[None], var, 0.0).sum(axis=axis_sum)
-    x, err = _ratio_with_errors(um, vm)
+    x, err = fractions(um, vm, qualitative)
     return 100 * x, 100 * err
 
 
@@ -141,6 +170,7 @@ def homogeneity(ds: xr.Dataset, block_sizes=BLOCK_SIZES, tolerance: float = 0.05
     source = ds.attrs.get("source", "map")
     u, var = _terms(ds)
     elements = [str(e) for e in ds["element"].values]
+    qual = _qualitative(ds)
     x_map, err_map, valid = composition_maps(ds)
     if valid.sum() < 4:
         raise EDSError(f"{source}: fewer than 4 pixels with counts; nothing to test")
@@ -148,7 +178,7 @@ def homogeneity(ds: xr.Dataset, block_sizes=BLOCK_SIZES, tolerance: float = 0.05
     pixel_units = ds["x"].attrs.get("units", "px")
     rows = {}
     for size in block_sizes:
-        result = block_dispersion(u, var, valid, int(size))
+        result = block_dispersion(u, var, valid, int(size), qual)
         if result is not None:
             rows[int(size)] = result
     if not rows:
@@ -173,8 +203,8 @@ def homogeneity(ds: xr.Dataset, block_sizes=BLOCK_SIZES, tolerance: float = 0.05
     flat = x_map[:, valid]
     corr = np.corrcoef(flat) if flat.shape[0] > 1 else np.ones((1, 1))
     # Line profiles (mean along the other axis) and a radial profile about the count-weighted centre.
-    px, px_err = _profile(u, var, valid, 1)  # over y -> along x
-    py, py_err = _profile(u, var, valid, 2)
+    px, px_err = _profile(u, var, valid, 1, qual)  # over y -> along x
+    py, py_err = _profile(u, var, valid, 2, qual)
     xs = np.asarray(ds["x"].values, float)
     ys = np.asarray(ds["y"].values, float)
     total = np.where(valid, u.sum(axis=0), 0.0)
@@ -185,7 +215,7 @@ def homogeneity(ds: xr.Dataset, block_sizes=BLOCK_SIZES, tolerance: float = 0.05
     which = np.digitize(r, edges) - 1
     ur = np.stack([np.where(valid & (which == k), u, 0.0).sum(axis=(1, 2)) for k in range(n_radial)], axis=1)
     vr = np.stack([np.where(valid & (which == k), var, 0.0).sum(axis=(1, 2)) for k in range(n_radial)], axis=1)
-    pr, pr_err = _ratio_with_errors(ur, vr)
+    pr, pr_err = fractions(ur, vr, qual)
     pr, pr_err = 100 * pr, 100 * pr_err
     radius = 0.5 * (edges[1:] + edges[:-1])
     slopes = {

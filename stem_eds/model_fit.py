@@ -12,7 +12,8 @@ amplitude ``a_f`` is the area (counts) of the family's 'a' line.
 
 The model is linear in (a, b) and the design matrix is the same for every pixel, so one
 projection matrix ``P = (A^T W A)^-1 A^T W`` (weights from the mean spectrum) gives all pixels'
-amplitudes as a single matrix product, and their Poisson variances as ``y @ (P**2)^T``. exSpy's
+amplitudes as a single matrix product, and their Poisson variances from the fitted expectation as
+``coef @ (P**2 A)^T``. exSpy's
 EDSTEMModel fits the same kind of model non-linearly pixel by pixel; this is why it is written
 here instead: it is orders of magnitude faster and exact for a linear model.
 """
@@ -274,26 +275,29 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
         a = design_matrix(energy[i0:i1] - shift, scale, members, fwhm, best, zp)
         p = _projection(a, weights, source, where)
         redchi = _redchi(total[i0:i1], a, p)
-        plans.append((i0, i1, members, p))
+        # var(coef_k) = sum_c P_kc^2 lambda_c with lambda = A coef, i.e. coef @ (P^2 A)^T.
+        plans.append((i0, i1, members, p, ((p**2) @ a).T))
         record.append({"range_kev": [lo, hi], "families": [f.name for f in members], "background_degree": best,
                        "redchi_sum": redchi})
         first, last = min(first, i0), max(last, i1)
 
-    n_par = [p.shape[0] for *_, p in plans]
+    n_par = [plan[3].shape[0] for plan in plans]
     offsets = np.cumsum([0] + n_par)
 
     def fit(block):
         out = np.empty((block.shape[0], 2 * offsets[-1]))
-        for (i0, i1, _, p), o in zip(plans, offsets):
-            y = block[:, i0 - first:i1 - first]
-            out[:, o:o + p.shape[0]] = y @ p.T
-            out[:, offsets[-1] + o:offsets[-1] + o + p.shape[0]] = y @ (p**2).T
+        for (i0, i1, _, p, m), o in zip(plans, offsets):
+            coef = block[:, i0 - first:i1 - first] @ p.T
+            out[:, o:o + p.shape[0]] = coef
+            # Poisson variance from the fitted expectation (not the observed counts, whose
+            # fluctuations would correlate each value with its own error bar).
+            out[:, offsets[-1] + o:offsets[-1] + o + p.shape[0]] = coef @ m
         return out
 
     result = reduce_spectra(da.data, fit, 2 * offsets[-1], slice(first, last), progress, "model fit")
     values, variances = [], []
     for line_, fam in zip(lines, targets):
-        k = next(j for j, (i0, i1, members, p) in enumerate(plans) if fam in members)
+        k = next(j for j, plan in enumerate(plans) if fam in plan[2])
         column = offsets[k] + plans[k][2].index(fam)
         values.append(result[..., column] * line_.weight)
         variances.append(result[..., offsets[-1] + column] * line_.weight**2)
