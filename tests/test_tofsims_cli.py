@@ -68,6 +68,17 @@ def test_depth_converts_time_to_depth_and_calls_bulk_boron_uniform(files, capsys
     assert "BO-: relative change" in out and "-> uniform" in out
 
 
+def test_depth_with_per_layer_sputter_rates(files, capsys, tmp_path):
+    folder, bulk, _ = files
+    code, _, _ = run(capsys, "depth", folder / "bulk.ita", "--fragments", "MnO-", "--rates", "2.0:240,0.25",
+                     "--out", tmp_path / "r.nc")
+    assert code == 0
+    depth = read_netcdf(tmp_path / "r.nc")["depth"]
+    t = bulk["sputter_time"].values  # 0, 100, ..., 1100 s
+    np.testing.assert_allclose(depth.values, np.where(t <= 240, 2.0 * t, 480 + 0.25 * (t - 240)))
+    assert depth.attrs["method"] == "per-layer sputter rates"
+
+
 def test_depth_shows_surface_boron_as_surface_enriched(files, capsys, tmp_path):
     folder, _, surface = files
     code, out, _ = run(capsys, "depth", folder / "surface.ita", "--fragments", "BO-", "--crater-depth", "500nm",
@@ -121,6 +132,8 @@ def test_compare_gives_the_exact_normalised_ratio(files, capsys, tmp_path):
         (["maps", "{bulk}", "--fragments", "XX-", "--out", "{out}"], "XX- not in the peak list"),
         (["depth", "{bulk}", "--crater-depth", "deep", "--out", "{out}"], "expected a length"),
         (["depth", "{bulk}", "--crater-depth=-5nm", "--out", "{out}"], "positive length"),
+        (["depth", "{bulk}", "--rates", "fast", "--out", "{out}"], "expected rate:until_s"),
+        (["depth", "{bulk}", "--rates", "1:50,2:20,1", "--out", "{out}"], "layer end times must increase"),
         (["maps", "{bulk}", "--scans", "3:99", "--out", "{out}"], "outside the 12 scans"),
         (["coloc", "{bulk}", "--pair", "BO-", "--out", "{out}"], "a pair is two fragments"),
         (["compare", "{bulk}", "{junk}", "--fragments", "InO-", "--out", "{out}"], "magic"),

@@ -14,6 +14,7 @@ ENTRY_SCHEMA = {
     "fragments": ("list", False),  # default: every fragment in the peak list
     "normalize": ("text", False),  # "total" (default), "fragments", a fragment name, or "none"
     "crater_depth_nm": ("number", False),
+    "layer_rates": ("list", False),  # [[rate_nm_per_s, until_s], ..., [last_rate]] instead of a crater depth
     "surface_depth_nm": ("number", False),  # excluded from the uniformity test
     "uniformity": ("list", False),  # fragments tested for uniformity with depth (default: BO- if present)
     "pair": ("text", False),  # colocalization pair "BO-:MnO-"
@@ -56,7 +57,27 @@ def _normalization(value) -> str | None:
     return None if value in (None, "", "none") else str(value)
 
 
-def load(path, dead_time: bool = False, drift_correct: bool = False, crater_depth_nm=None):
+def parse_rates(text) -> list[tuple[float, float]]:
+    """``"1.0:30,2.0:60,0.5"`` (nm/s until s, last layer open) or ``[[1.0, 30], [2.0, 60], [0.5]]``
+    -> ``[(30, 1.0), (60, 2.0), (inf, 0.5)]`` as :func:`tofsims.processing.sputter_to_depth` takes them."""
+    from tofsims.errors import ToFSIMSError
+
+    items = text if isinstance(text, (list, tuple)) else [i.split(":") for i in str(text).split(",") if i.strip()]
+    layers = []
+    try:
+        for item in items:
+            item = list(item) if isinstance(item, (list, tuple)) else [item]
+            rate = float(item[0])
+            until = float(item[1]) if len(item) > 1 else float("inf")
+            layers.append((until, rate))
+    except (ValueError, IndexError, TypeError):
+        raise ToFSIMSError(f"sputter rates {text!r}: expected rate:until_s,...,last_rate, e.g. 1.0:30,0.5") from None
+    if not layers or any(not np.isfinite(u) for u, _ in layers[:-1]):
+        raise ToFSIMSError(f"sputter rates {text!r}: every layer but the last needs an end time")
+    return layers
+
+
+def load(path, dead_time: bool = False, drift_correct: bool = False, crater_depth_nm=None, layer_rates=None):
     """Read a file and apply the requested corrections, in the order the physics needs."""
     import tofsims
     from tofsims import processing
@@ -76,8 +97,9 @@ def load(path, dead_time: bool = False, drift_correct: bool = False, crater_dept
         ds = processing.dead_time_correct(ds)
     if drift_correct:
         ds = processing.correct_drift(ds, processing.estimate_drift(ds))
-    if crater_depth_nm is not None:
-        ds = processing.sputter_to_depth(ds, crater_depth_nm=float(crater_depth_nm))
+    if crater_depth_nm is not None or layer_rates is not None:
+        ds = processing.sputter_to_depth(ds, crater_depth_nm=None if crater_depth_nm is None else float(crater_depth_nm),
+                                         rates=None if layer_rates is None else parse_rates(layer_rates))
     return ds
 
 
@@ -97,7 +119,8 @@ def analyse(settings: dict) -> dict:
     path = Path(settings["file"])
     crater = settings.get("crater_depth_nm")
     ds = load(path, dead_time=bool(settings.get("dead_time", False)),
-              drift_correct=bool(settings.get("drift_correct", False)), crater_depth_nm=crater)
+              drift_correct=bool(settings.get("drift_correct", False)), crater_depth_nm=crater,
+              layer_rates=settings.get("layer_rates"))
     fragments = _fragments_in(ds, _split(settings.get("fragments")))
     normalize = _normalization(settings.get("normalize", "total" if "total" in ds else None))
     seed = int(settings.get("seed", 0))
@@ -392,6 +415,7 @@ def register_cli(subparsers) -> None:
     common(p)
     p.add_argument("--normalize", default="total", help="total (default), fragments, a fragment, or none")
     p.add_argument("--crater-depth", help="crater depth, e.g. 500nm")
+    p.add_argument("--rates", help="per-layer sputter rates instead: nm/s:until_s,...,last nm/s, e.g. 1.0:30,0.5")
     p.add_argument("--surface-depth", type=float, help="nm excluded from the uniformity test")
     p.add_argument("--out", required=True)
     p.add_argument("--plot")
@@ -432,8 +456,9 @@ def _scans(text):
     return int(match.group(1)), int(match.group(2))
 
 
-def _load_args(args, path, crater=None):
-    return load(path, dead_time=args.dead_time, drift_correct=args.drift_correct, crater_depth_nm=crater)
+def _load_args(args, path, crater=None, rates=None):
+    return load(path, dead_time=args.dead_time, drift_correct=args.drift_correct, crater_depth_nm=crater,
+                layer_rates=rates)
 
 
 def _write(ds, out, fig=None, plot=None) -> None:
@@ -523,7 +548,7 @@ def _depth(args) -> int:
     from tofsims import profiles
 
     crater = parse_length_nm(args.crater_depth) if args.crater_depth else None
-    ds = _load_args(args, args.file, crater)
+    ds = _load_args(args, args.file, crater, args.rates)
     if _scans(args.scans):
         from tofsims.maps import scan_selection
 
