@@ -648,7 +648,9 @@ def refine(recipe, data=None, instrument=None, workdir=None, progress: bool = Fa
     recipe, pattern, inst = _load_inputs(recipe, data, instrument)
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="doptrace-gsas2-") as tmp:
-            return _refine(recipe, pattern, inst, Path(tmp), progress)
+            result = _refine(recipe, pattern, inst, Path(tmp), progress)
+        result.attrs.pop("gsas2_project", None)  # the folder is gone
+        return result
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     return _refine(recipe, pattern, inst, workdir, progress)
@@ -699,7 +701,8 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
         if name in project.cell_gradients:
             cell0, grad = project.cell_gradients[name]
             cells.append([float(v) for v in cell0])
-            cell_esds.append([math.sqrt(max(float(g @ matrix @ g), 0.0)) for g in grad])
+            esd = [math.sqrt(max(float(g @ matrix @ g), 0.0)) for g in grad]
+            cell_esds.append([e if e > 1e-9 else 0.0 for e in esd])  # symmetry-fixed: exactly 0
         else:
             cells.append([float(v) for v in phase.data["General"]["Cell"][1:7]])
             cell_esds.append([0.0] * 6)
@@ -726,6 +729,9 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
                     frac_esd.append(float("nan"))
                     words.append("not refined")
 
+    occupancies = {site.key: {("dopant " if species == site.dopant else "") + species.split(" ")[0]:
+                              project.atom_value(site, species, 3) for species in site.atoms}
+                   for site in project.sites}
     two_theta, obs, calc, background, esd, used = project.curves()
     refl_tt, refl_hkl, refl_phase = project.reflections()
     rwp, rp = float(project.hist.residuals["wR"]), float(project.hist.residuals["R"])
@@ -734,7 +740,7 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
         dmin = _min_detectable(project, final_groups, sites, frac_esd)
     extra = {"stages": history, "wavelength": float(project.inst.wavelengths[0]),
              "dopant_element": recipe.dopant.element if recipe.dopant else "", "dopant_min_detectable_sigma": 3.0,
-             "gsas2_version": _version(), "gsas2_cell_esd": g2_cell_esd,
+             "gsas2_version": _version(), "gsas2_cell_esd": g2_cell_esd, "site_occupancies": occupancies,
              "gsas2_project": str(project.workdir / "doptrace.gpx")}
     return build_result(
         two_theta=two_theta, obs=obs, calc=calc, background=background, esd=esd, used=used,
