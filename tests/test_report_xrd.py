@@ -1,0 +1,56 @@
+"""XRD report adapter: demo entries -> analyse -> result conventions -> report section, via a project run."""
+
+from __future__ import annotations
+
+import pytest
+
+from report.conventions import check_result, read_netcdf
+from report.demo import toml_value
+from report.html import Figure, Table, Text
+from report.runner import run_project
+from report.techniques import adapters
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("xrd_report")
+    adapter = adapters()["xrd"]
+    lines = ['title = "xrd adapter test"', ""]
+    for number, (sample, bulk) in enumerate((("BM-LRMO", False), ("LBO-LRMO", True))):
+        lines += ["[[sample]]", f"name = {toml_value(sample)}", "", "[[sample.xrd]]"]
+        for entry in adapter.demo_entries(folder / "data", sample, bulk, 31 + number):
+            for key, value in entry.items():
+                lines.append(f"{key} = {toml_value(value.relative_to(folder).as_posix())}")
+        lines.append("")
+    (folder / "project.toml").write_text("\n".join(lines))
+    return folder, run_project(folder / "project.toml", folder / "out", progress=False)
+
+
+def test_demo_samples_refine_to_the_simulated_boron(project):
+    folder, summary = project
+    assert not summary.failed, [a.error for a in summary.failed]
+    by_sample = {a.sample: a.results["refinement"] for a in summary.analyses}
+    for ds in by_sample.values():
+        check_result(ds)
+        assert float(ds.gof) == pytest.approx(1.0, abs=0.1)
+    bulk = by_sample["LBO-LRMO"].sel(site="LiTMO2:Li")
+    assert bulk.dopant_verdict.item() == "determined"
+    assert abs(float(bulk.dopant_fraction) - 0.06) < 2 * float(bulk.dopant_fraction_stderr)
+    surface = by_sample["BM-LRMO"]
+    assert set(surface.sel(site=["LiTMO2:Li", "LiTMO2:TM"]).dopant_verdict.values) == {"consistent with zero"}
+    stored = read_netcdf(summary.analyses[0].outputs[0])
+    assert stored.attrs["stages"][-1]["stage"] == "+B site fractions"
+
+
+def test_section_has_plot_parameter_and_verdict_tables(project):
+    folder, summary = project
+    blocks = adapters()["xrd"].section(summary.analyses)
+    assert sum(isinstance(b, Figure) for b in blocks) == 2
+    tables = [b for b in blocks if isinstance(b, Table)]
+    verdicts = next(t for t in tables if t.caption == "Dopant site fractions")
+    assert len(verdicts.rows) == 10 and {r[3] for r in verdicts.rows} >= {"determined", "consistent with zero"}
+    params = next(t for t in tables if t.caption.startswith("Refined parameters"))
+    assert any(r[1] == "Li2MnO3" and r[2] == "beta" and "±" in r[3] for r in params.rows)
+    assert any(isinstance(b, Text) and "Verdict rule" in b.text for b in blocks)
+    html = (folder / "out" / "report.html").read_text()
+    assert "X-ray diffraction (Rietveld)" in html and "Dopant site fractions" in html

@@ -1,0 +1,122 @@
+"""``doptrace xrd ...``: info, simulate -> refine round trip, sequence, CIF/plot output, one-line errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from report.cli import main
+from report.conventions import read_netcdf
+
+RECIPE = Path(__file__).resolve().parents[1] / "examples" / "xrd" / "li-rich-two-phase.toml"
+
+
+def cli(capsys, *argv):
+    code = main(["xrd", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("xrd_cli")
+    code = main(["xrd", "simulate", str(RECIPE), "--out", str(folder / "p.xye"), "--counts", "1e6", "--seed", "4",
+                 "--dopant", "LiTMO2:Li=0.06", "--dopant", "Li2MnO3:Li2c=0.08", "--dopant", "Li2MnO3:Li4h=0.08"])
+    assert code == 0
+    return folder
+
+
+def test_info_on_real_raw_file(shared, capsys):
+    code, out, _ = cli(capsys, "info", shared("xrd/gsas2_tutorials/MDtutorials_CWInstDemo_data_LaB6_Jan2018.raw"))
+    assert code == 0 and "3040 points" in out
+
+
+def test_simulate_writes_truth_header_and_counts(simulated):
+    text = (simulated / "p.xye").read_text()
+    assert "# truth B@LiTMO2:Li = 0.06" in text
+    data = np.loadtxt(simulated / "p.xye")
+    assert data.shape == (4501, 3)
+    assert data[:, 0].min() == 10.0 and data[:, 0].max() == 100.0
+    assert data[:, 1].max() == pytest.approx(1.0e6 + 3.0e4, rel=0.05)  # 1e6 peak above ~3e4 background
+
+
+def test_refine_round_trip_writes_result_plot_and_cifs(simulated, capsys):
+    out = simulated / "r.nc"
+    code, text, _ = cli(capsys, "refine", RECIPE, "--data", simulated / "p.xye", "--out", out,
+                        "--plot", simulated / "r.png", "--cif-out", simulated / "cifs", "--quiet")
+    assert code == 0
+    assert "B on LiTMO2:Li" in text and "Rwp" in text
+    ds = read_netcdf(out)
+    assert ds.attrs["engine"] == "builtin" and ds.attrs["technique"] == "XRD"
+    li = ds.sel(site="LiTMO2:Li")
+    assert abs(float(li.dopant_fraction) - 0.06) < 2 * float(li.dopant_fraction_stderr)
+    assert (simulated / "r.png").stat().st_size > 10_000
+    cif = (simulated / "cifs" / "LiTMO2.cif").read_text()
+    a = re.search(r"_cell_length_a (\d+\.\d+)\((\d+)\)", cif)
+    assert a and abs(float(a.group(1)) - 2.85) < 0.0002
+    boron = re.search(r"^Li_B\d B 0\.000000 0\.000000 0\.500000 (\S+)", cif, re.M)
+    assert boron and float(boron.group(1)) == pytest.approx(float(li.dopant_fraction), abs=1e-4)
+
+
+def test_sequence_tracks_lattice_and_peak_shift(tmp_path, capsys):
+    from xrd.recipe import load_recipe
+    from xrd.simulate import simulate, write_xye
+
+    recipe = load_recipe(RECIPE)
+    files = []
+    for i, c in enumerate((14.230, 14.260)):  # c expands: (003) moves to lower angle
+        pattern = simulate(recipe, counts=2e5, seed=20 + i, values={"LiTMO2:c": c})
+        files.append(write_xye(pattern, tmp_path / f"scan{i}.xye"))
+    code, text, _ = cli(capsys, "sequence", RECIPE, *files, "--out", tmp_path / "s.nc", "--quiet")
+    assert code == 0 and "scan 1" in text
+    ds = read_netcdf(tmp_path / "s.nc")
+    c = ds.c.sel(phase="LiTMO2").values
+    assert np.all(np.abs(c - [14.230, 14.260]) < 3 * ds.c_stderr.sel(phase="LiTMO2").values)
+    # (003) at 2 asin(3 lambda / 2c): shift from c = 14.230 to 14.260
+    expected = 2 * np.degrees(np.arcsin(3 * 1.5405 / (2 * 14.260))) - 2 * np.degrees(np.arcsin(3 * 1.5405 / (2 * 14.230)))
+    assert float(ds.peak_003_shift[1]) == pytest.approx(expected, abs=3 * float(ds.peak_003_stderr[1]) + 1e-4)
+    assert float(ds.peak_101_shift[1]) == pytest.approx(0.0, abs=0.003)
+
+
+def _bad_recipe(tmp_path, text_from, text_to):
+    path = tmp_path / "bad.toml"
+    path.write_text(RECIPE.read_text().replace(text_from, text_to))
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    (('"LiTMO2:TM", "Li2MnO3:Li2c"', '"LiTMO2:Nope", "Li2MnO3:Li2c"'), "LiTMO2:Nope"),
+    (('space_group = "R -3 m:H"', 'space_group = "P 7"'), "not a space group"),
+])
+def test_bad_recipe_is_one_line_error_without_output(simulated, tmp_path, capsys, change, message):
+    recipe = _bad_recipe(tmp_path, *change)
+    out = tmp_path / "r.nc"
+    code, _, err = cli(capsys, "refine", recipe, "--data", simulated / "p.xye", "--out", out, "--quiet")
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("doptrace: error: ") and str(recipe) in err and message in err
+    assert not out.exists()
+
+
+def test_nan_counts_are_one_line_error_without_output(tmp_path, capsys):
+    data = tmp_path / "nan.xye"
+    x = np.arange(10.0, 100.0, 0.02)
+    y = np.full(x.size, 100.0)
+    y[100] = np.nan
+    np.savetxt(data, np.column_stack([x, y, np.sqrt(np.abs(y))]))
+    out = tmp_path / "r.nc"
+    code, _, err = cli(capsys, "refine", RECIPE, "--data", data, "--out", out, "--plot", tmp_path / "p.png")
+    assert code == 2 and err.count("\n") == 1 and str(data) in err and "nan" in err.lower()
+    assert not out.exists() and not (tmp_path / "p.png").exists()
+
+
+def test_gsas2_engine_absent_is_a_clear_error(simulated, tmp_path, capsys):
+    from xrd import gsas2
+
+    if gsas2.available():
+        pytest.skip("GSAS-II is installed here; the comparison lives in test_xrd_gsas2.py")
+    code, _, err = cli(capsys, "refine", RECIPE, "--data", simulated / "p.xye", "--engine", "gsas2",
+                       "--out", tmp_path / "g.nc")
+    assert code == 2 and "GSAS-II is not installed" in err and not (tmp_path / "g.nc").exists()
