@@ -253,3 +253,26 @@ def test_truncated_phi(shared, tmp_path):
         with pytest.raises(XPSError, match=problem) as exc:
             xps.read(path)
         _one_line(exc, path)
+
+
+def test_specs_xml_bad(shared, tmp_path):
+    raw = shared("xps/pynxtools-xps/In-situ_PBTTT_XPS_SPECS.xml").read_bytes()
+    cut = tmp_path / "cut.xml"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(XPSError, match="malformed XML") as exc:
+        xps.read(cut)
+    _one_line(exc, cut)
+    # A counts sequence that lost values: the declared length no longer matches.
+    at = raw.index(b'name="counts" length="1320"')
+    short = tmp_path / "short.xml"
+    short.write_bytes(raw[:at] + b'name="counts" length="1321"' + raw[at + len(b'name="counts" length="1320"'):])
+    with pytest.raises(XPSError, match="counts declares 1321 values, holds 1320") as exc:
+        xps.read(short)
+    _one_line(exc, short)
+    # Entity expansion ("billion laughs") is refused by defusedxml, as a one-line XPSError.
+    bomb = tmp_path / "bomb.xml"
+    bomb.write_text('<?xml version="1.0"?>\n<!-- specs.de/Serializer -->\n<!DOCTYPE a [<!ENTITY x "xx">'
+                    '<!ENTITY y "&x;&x;&x;">]>\n<any>&y;</any>\n')
+    with pytest.raises(XPSError, match="refused XML") as exc:
+        xps.read(bomb)
+    _one_line(exc, bomb)

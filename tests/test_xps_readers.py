@@ -11,7 +11,7 @@ import pytest
 
 import xps
 from xps.errors import XPSError
-from xps.formats import REGISTRY, avantage, casa, phi, reader_for, specs_xy, text, vamas
+from xps.formats import REGISTRY, avantage, casa, phi, reader_for, specs_xml, specs_xy, text, vamas
 from xps.formats._spectrum import make_spectrum
 
 from conftest import SHARED_DATA
@@ -468,8 +468,12 @@ def test_registry_and_sniffing(shared, tmp_path):
     assert xps.read(shared("xps/lg4x-v2/111126_0100.csv"), region="O 1s")[0].attrs["region"] == "O 1s"
     with pytest.raises(XPSError, match="option\\(s\\) region do not apply to vamas files"):
         xps.read(renamed, region="x")
-    with pytest.raises(XPSError, match=r"not a recognised XPS file \(extension .xml"):
-        xps.read(shared("xps/pynxtools-xps/In-situ_PBTTT_XPS_SPECS.xml"))
+    notes = tmp_path / "notes.xml"
+    notes.write_text("<?xml version='1.0'?><notes/>")
+    with pytest.raises(XPSError, match=r"not a recognised XPS file \(content does not match the .xml format\)"):
+        xps.read(notes)
+    with pytest.raises(XPSError, match=r"not a recognised XPS file \(extension .md is not one of"):
+        xps.read(shared("xps/PROVENANCE.md"))
 
 
 def test_reading_leaves_inputs_untouched(shared):
@@ -540,3 +544,47 @@ def test_plain_tables_delimiters_and_decimal_commas(tmp_path, content):
     np.testing.assert_array_equal(da.values, [1250.0, 1300.5, 1200.0])
     assert da.attrs["region"] == "C 1s"
     assert da.attrs["units"] == ("counts/s" if ("CPS" in content or "/ s" in content) else "counts")
+
+
+# ----------------------------------------------------------------------------- SPECS SpecsLab 2 XML
+
+
+def _peak_be(da, lo, hi):
+    window = da.sel(binding_energy=slice(lo, hi))
+    return float(window["binding_energy"][int(np.argmax(window.values))])
+
+
+def test_specs_xml_mcd_rebuild(shared):
+    path = shared("xps/pynxtools-xps/In-situ_PBTTT_XPS_SPECS.xml")
+    assert reader_for(path) is specs_xml
+    survey, c1s = xps.read(path)
+    assert (survey.attrs["region"], c1s.attrs["region"]) == ("Survey", "C 1s")
+    assert survey.sizes["binding_energy"] == 1403 and c1s.sizes["binding_energy"] == 201
+    np.testing.assert_allclose(c1s["binding_energy"].values[[0, -1]], [280.0, 290.0], atol=1e-9)  # hv 1253.6 - KE
+    assert c1s.attrs["scans"] == 2 and c1s.attrs["declared_scans"] == 15  # the public file was cut to 2 scans
+    assert c1s.attrs["counts_per_unit"] == pytest.approx(0.2 * 2)
+    # Known chemistry of PBTTT (thiophene polymer, Mg Ka): C 1s ~284 eV, S 2p ~164 eV, O 1s ~531.5 eV,
+    # and the survey and the C 1s region put the carbon peak at the same energy.
+    assert _peak_be(survey, 280, 292) == pytest.approx(284.0, abs=0.6)
+    assert _peak_be(c1s, 280, 290) == pytest.approx(_peak_be(survey, 280, 292), abs=0.5)
+    assert _peak_be(survey, 160, 170) == pytest.approx(164.0, abs=1.0)
+    assert _peak_be(survey, 525, 540) == pytest.approx(531.5, abs=1.0)
+    assert "transmission" in c1s.coords
+
+
+def test_specs_xml_shift_sign_sharpens_peaks(shared):
+    """The +shift convention aligns the five detectors: the opposite sign smears the C 1s peak."""
+    from defusedxml import ElementTree
+
+    root = ElementTree.parse(str(shared("xps/pynxtools-xps/In-situ_PBTTT_XPS_SPECS.xml"))).getroot()
+    data = [d for d in root.iter("struct") if d.get("type_name") == "RegionData"][1]
+    region = data.find("struct[@name='region']")
+    value = lambda tag, name, node=region: float(node.find(f"{tag}[@name='{name}']").text)  # noqa: E731
+    shifts = np.array([float(d.find("double[@name='shift']").text) for d in data.iter("struct")
+                       if d.get("type_name") == "Detector"])
+    counts = np.array(data.find(".//sequence[@name='counts']/ulong").text.split(), float).reshape(-1, 5)
+    args = (int(value("ulong", "mcd_head", data)), value("double", "kinetic_energy"), value("double", "scan_delta"),
+            value("double", "pass_energy"), int(value("ulong", "values_per_curve")))
+    right = specs_xml.rebuild_mcd(counts, shifts, *args)
+    wrong = specs_xml.rebuild_mcd(counts, -shifts, *args)
+    assert right.max() / right.mean() > 1.5 * wrong.max() / wrong.mean()

@@ -12,11 +12,11 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import XPSError
-from . import avantage, phi, specs_xy, text, vamas
+from . import avantage, phi, specs_xml, specs_xy, text, vamas
 
 #: Readers in sniffing order (most specific content signature first); ``text`` last because it
 #: also takes any .csv/.txt/.xy by extension.
-READERS: list[ModuleType] = [vamas, phi, specs_xy, avantage, text]
+READERS: list[ModuleType] = [vamas, phi, specs_xy, specs_xml, avantage, text]
 
 #: Extension (lower case, with dot) -> reader modules that claim it.
 REGISTRY: dict[str, list[ModuleType]] = {}
