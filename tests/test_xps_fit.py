@@ -23,7 +23,7 @@ window = [186.0, 197.0]
 background = "shirley"
 [[component]]
 name = "B-O-B"
-center = [192.0, 191.5, 192.5]
+center = [192.0, 191.4, 192.5]
 fwhm = [1.3, 0.8, 2.5]
 [[component]]
 name = "TM-O-B"
@@ -98,7 +98,7 @@ def _line_of(text, needle):
 
 @pytest.mark.parametrize("edit,needle,message", [
     (lambda t: t.replace('same_as = "B-O-B"', 'same_as = "B-O-X"'), 'same_as = "B-O-X"', "unknown component 'B-O-X'"),
-    (lambda t: t.replace('center = [192.0, 191.5, 192.5]', 'center = { offset_from = "TM-O-B", by = 0.9 }')
+    (lambda t: t.replace('center = [192.0, 191.4, 192.5]', 'center = { offset_from = "TM-O-B", by = 0.9 }')
      .replace('center = [191.2, 190.6, 191.6]', 'center = { offset_from = "B-O-B", by = -0.9 }'),
      'center = { offset_from = "TM-O-B"', "circular center link"),
     (lambda t: t.replace("window = [186.0, 197.0]", "window = [197.0, 186.0]"), "window =", "empty window"),

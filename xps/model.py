@@ -170,8 +170,11 @@ def _background(raw, where: str) -> Background:
                     setattr(bg, key, float(raw[key]))
         elif "shirley" in raw:
             bg.kind = "shirley"
-            if str(raw["shirley"]).lower() == "active":
+            mode = str(raw["shirley"]).lower()
+            if mode == "active":
                 bg.active = True
+            elif mode not in ("static", "data", "true"):
+                raise XPSError(f"{where}: shirley must be \"active\" or \"static\"")
         elif "type" in raw:
             bg.kind = str(raw["type"]).lower()
             if bg.kind not in ("shirley", "linear", "tougaard", "none"):
