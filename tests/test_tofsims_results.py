@@ -297,3 +297,14 @@ def test_lazy_ita_read_gives_the_same_results_without_loading_early(tmp_path):
                                   truth["total"].sum(("y", "x")).values)
     np.testing.assert_array_equal(binned["counts"].sel(fragment="O-").values,
                                   truth["counts"].sel(fragment="O-").values.reshape(5, 2, 16, 2, 16, 2).sum((1, 3, 5)))
+
+
+def test_integrated_intensity_in_a_roi_per_voxel():
+    ds = oxide_stack()
+    roi = processing.roi_mask(ds, rect=(0.0, 5.0, 0.0, 5.0))  # 10 x 10 pixels
+    integ = compare.integrated_intensities(ds, "BO-", normalize=None, roi=roi, tile=4)
+    check_result(integ)
+    assert float(integ["reference"]) == 100 * 20  # voxels
+    assert float(integ["intensity"].sel(fragment="BO-")) == pytest.approx(
+        ds["counts"].values[0, :, :10, :10].sum() / 2000)
+    assert float(integ["tile_reference"].sum()) == 2000

@@ -40,10 +40,9 @@ def integrated_intensities(ds: xr.Dataset, fragments=None, normalize: str | None
     counts = counts.stack(tile=("y", "x")).reset_index("tile", drop=True)
     counts = counts.drop_vars([c for c in ("x", "y") if c in counts.coords])
     if normalize is None:
-        pixels = np.ones((tiled.sizes["y"], tiled.sizes["x"])) * tile * tile
-        if roi is not None:
-            pixels = bin_lateral(xr.Dataset({"counts": roi.astype("int64").expand_dims(fragment=["roi"], scan=[0])
-                                            .transpose("fragment", "scan", "y", "x")}), tile)["counts"].values[0, 0]
+        ny, nx = tiled.sizes["y"], tiled.sizes["x"]
+        inside = np.ones((sub.sizes["y"], sub.sizes["x"])) if roi is None else np.asarray(roi.values, float)
+        pixels = inside[: ny * tile, : nx * tile].reshape(ny, tile, nx, tile).sum(axis=(1, 3))
         reference = np.ravel(pixels) * sub.sizes["scan"]
         nested = False
         exact_reference = True
