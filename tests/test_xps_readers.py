@@ -331,8 +331,10 @@ def _vamas_lines(*, mode="NORM", excluded=(), listing="exclude", future_exp=(), 
         entries = [str(len(kept)), *map(str, kept)]
     head += ["1", "Etch Time", "s", *entries, "1", "22",
              str(len(future_exp)), *future_exp, str(future_block), "2"]
-    depth_profile = mode in ("MAPDP", "SDP")
+    depth_profile = mode in ("MAPDP", "MAPSVDP", "SDP", "SDPSV")
     mapping = mode in ("MAP", "MAPDP")
+    field_of_view = mode in ("MAP", "MAPDP", "MAPSV", "MAPSVDP", "SEM")
+    linescan = mode in ("MAPSV", "MAPSVDP", "SEM")
     blocks = []
     for index, (etch, start) in enumerate(((10.0, 1290.0), (30.0, 1290.5))):
         items = [(1, ["2024"]), (2, ["5"]), (3, ["6"]), (4, ["7"]), (5, ["8"]), (6, ["9"]), (7, ["0"]),
@@ -341,7 +343,8 @@ def _vamas_lines(*, mode="NORM", excluded=(), listing="exclude", future_exp=(), 
         items += [(11, [str(etch)]), (12, ["Al"])]
         items += [(13, ["18", "1", "1"])] if depth_profile else []
         items += [(14, ["1486.6"]), (15, ["150"]), (16, ["1e+37", "1e+37"])]
-        items += [(17, ["700", "300"])] if mapping else []
+        items += [(17, ["700", "300"])] if field_of_view else []
+        items += [(18, ["0", "0", "10", "0", "10", "10"])] if linescan else []
         items += [(19, ["0"]), (20, ["0"]), (21, ["FAT"]), (22, ["20"]), (24, ["1"]), (25, ["-4.5"]), (26, ["0"]),
                   (27, ["1e+37", "1e+37"]), (28, ["0", "0"]), (29, ["B"]), (30, ["1s", "-1"]),
                   (31, ["Kinetic Energy", "eV", str(start), "0.5"]), (32, ["1", "Intensity", "d"]),
@@ -359,7 +362,7 @@ def _vamas_lines(*, mode="NORM", excluded=(), listing="exclude", future_exp=(), 
 
 
 @pytest.mark.parametrize("listing", ["exclude", "include"])
-@pytest.mark.parametrize("mode", ["NORM", "MAP", "SDP", "MAPDP"])
+@pytest.mark.parametrize("mode", ["NORM", "MAP", "SDP", "MAPDP", "MAPSV", "MAPSVDP", "SDPSV", "SEM", "NOEXP"])
 def test_experiment_modes_exclusion_and_future_entries(tmp_path, mode, listing):
     lines = _vamas_lines(mode=mode, excluded=EXCLUDED, listing=listing, future_exp=("x", "y"), future_block=2)
     path = tmp_path / "modes.vms"
