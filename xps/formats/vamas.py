@@ -410,10 +410,10 @@ def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int) 
         energy = start + step * np.arange(ordinates.shape[0])
     labels = [label.lower() for label, _ in corresponding]
     transmission_column = next((i for i, label in enumerate(labels) if "transmission" in label), None)
-    intensity_column = next(i for i in range(len(labels)) if i != transmission_column) if len(labels) > (
-        transmission_column is not None) else None
-    if intensity_column is None:
+    candidates = [i for i in range(len(labels)) if i != transmission_column]
+    if not candidates:
         raise XPSError(f"{where}: no intensity variable (only {corresponding[0][0]!r})")
+    intensity_column = candidates[0]
     intensity_label, intensity_units = corresponding[intensity_column]
     per_second = bool(re.search(r"per second|c/s|cps|counts/s", f"{intensity_label} {intensity_units} {block['id']}",
                                 re.IGNORECASE))
@@ -435,6 +435,8 @@ def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int) 
         abscissa = "kinetic energy"
     elif "binding" in lower:
         abscissa = "binding energy"
+    elif "energy" in lower:
+        abscissa = "kinetic energy"  # the standard's electron-spectroscopy abscissa when unqualified
     else:
         raise XPSError(f"{where}: abscissa {abscissa_label!r} is neither kinetic nor binding energy")
     extra = {
