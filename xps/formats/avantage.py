@@ -153,3 +153,131 @@ def read(path: str | os.PathLike, *, excitation_energy: float | None = None) -> 
     if not spectra:
         raise XPSError(f"{path}: no region sheet with a 'Binding Energy' column")
     return spectra
+
+
+def _open(path: Path):
+    from openpyxl import load_workbook
+
+    _check_zip(path)
+    try:
+        return load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a corrupt workbook
+        raise XPSError(f"{path}: cannot open the Excel workbook ({type(exc).__name__}: {exc})") from None
+
+
+def read_fit(path: str | os.PathLike) -> dict[str, xr.Dataset]:
+    """Avantage's own fit stored beside each region's data: component curves, background, envelope.
+
+    Avantage draws each component on top of the background and writes 0 outside the fitted
+    range; the returned ``component_curve`` is the peak alone (curve - background inside the
+    range, 0 outside), so ``background + component_curve.sum("component") == envelope``.
+
+    Returns
+    -------
+    dict
+        region -> Dataset over ``binding_energy`` (eV, ascending) and ``component`` with
+        ``data``, ``background``, ``envelope`` (counts/s) and ``component_curve``; regions
+        without a fit are left out.
+
+    Examples
+    --------
+    >>> fits = read_fit("Hard_carbon_Thermo.xlsx")  # doctest: +SKIP
+    >>> fits["C 1s"].component.values.tolist()[:2]  # doctest: +SKIP
+    ['C1s sp2 C', 'C1s Shake up']
+    """
+    from ._spectrum import canonical_region
+
+    path = Path(path)
+    workbook = _open(path)
+    out = {}
+    try:
+        for sheet in workbook.worksheets:
+            if sheet.title.strip().lower().startswith(SKIPPED_SHEETS):
+                continue
+            rows = sheet.iter_rows(values_only=True)
+            labels = next((r for _, r in zip(range(200), rows) if r and isinstance(r[0], str) and _HEADER.match(r[0])),
+                          None)
+            if labels is None or "Backgnd." not in labels or "Envelope" not in labels:
+                continue
+            names = [str(label).strip() for label in labels]
+            table = []
+            for row in rows:
+                if not row or _number(row[0]) is None:
+                    if table:
+                        break
+                    continue
+                table.append([math.nan if _number(v) is None else _number(v) for v in row[: len(names)]])
+            data = np.array(table, dtype=float)
+            bg_col, env_col = names.index("Backgnd."), names.index("Envelope")
+            y_col = next(i for i in range(1, len(names)) if np.isfinite(data[0, i]))
+            comp_cols = [i for i in range(y_col + 1, len(names))
+                         if names[i] and names[i] not in ("Backgnd.", "Envelope", "Residuals", "None")]
+            order = np.argsort(data[:, 0])
+            data = data[order]
+            bg = data[:, bg_col]
+            inside = bg != 0
+            curves = np.where(inside[:, None], data[:, comp_cols] - bg[:, None], 0.0)
+            units = {"units": "counts/s"}
+            out[canonical_region(region_from_sheet(sheet.title))] = xr.Dataset(
+                {
+                    "data": ("binding_energy", data[:, y_col], units),
+                    "background": ("binding_energy", bg, units),
+                    "envelope": ("binding_energy", data[:, env_col], units),
+                    "component_curve": (("binding_energy", "component"), curves, units),
+                },
+                coords={"binding_energy": ("binding_energy", data[:, 0], {"units": "eV"}),
+                        "component": [names[i] for i in comp_cols]},
+                attrs={"source": str(path), "sheet": sheet.title, "technique": "XPS"},
+            )
+    finally:
+        workbook.close()
+    return out
+
+
+def read_quantification(path: str | os.PathLike) -> xr.Dataset:
+    """Avantage's "Quantifications" sheet: peak BE, FWHM, area and atomic % per component.
+
+    Returns
+    -------
+    Dataset
+        Over ``component`` (the sheet's names): ``peak_binding_energy`` (eV), ``fwhm`` (eV),
+        ``area`` (counts/s eV), ``atomic_percent`` (%).
+    """
+    path = Path(path)
+    workbook = _open(path)
+    try:
+        sheet = next((s for s in workbook.worksheets if s.title.strip().lower().startswith("quantification")), None)
+        if sheet is None:
+            raise XPSError(f"{path}: no 'Quantifications' sheet")
+        rows = [r for r in sheet.iter_rows(values_only=True) if r and any(v is not None for v in r)]
+    finally:
+        workbook.close()
+    header_at = next((i for i, r in enumerate(rows) if any(str(v).strip() == "Peak BE" for v in r if v is not None)),
+                     None)
+    if header_at is None:
+        raise XPSError(f"{path}: 'Quantifications' sheet has no 'Peak BE' column row")
+    header = [str(v).strip() if v is not None else "" for v in rows[header_at]]
+    wanted = {"Peak BE": "peak_binding_energy", "FWHM eV": "fwhm", "Atomic %": "atomic_percent"}
+    columns = {key: header.index(label) for label, key in wanted.items() if label in header}
+    area_col = next((i for i, h in enumerate(header) if h.startswith("Area")), None)
+    name_col = header.index("Name") if "Name" in header else 0
+    if area_col is None or len(columns) < 3:
+        raise XPSError(f"{path}: 'Quantifications' sheet lacks Peak BE / FWHM eV / Area / Atomic % columns")
+    names, values = [], []
+    for row in rows[header_at + 1 :]:
+        cells = list(row) + [None] * (len(header) - len(row))
+        # The names sit one column left of the header's "Name" label in Avantage exports.
+        name = next((str(cells[i]).strip() for i in (name_col - 1, name_col) if isinstance(cells[i], str)), None)
+        numbers = {key: _number(cells[col]) for key, col in columns.items()}
+        area = _number(cells[area_col])
+        if name is None or area is None or any(v is None for v in numbers.values()):
+            continue
+        names.append(name)
+        values.append({**numbers, "area": area})
+    if not names:
+        raise XPSError(f"{path}: 'Quantifications' sheet has no component rows")
+    units = {"peak_binding_energy": "eV", "fwhm": "eV", "area": "counts/s eV", "atomic_percent": "%"}
+    return xr.Dataset(
+        {key: ("component", np.array([v[key] for v in values]), {"units": unit}) for key, unit in units.items()},
+        coords={"component": names}, attrs={"source": str(path), "technique": "XPS"},
+    )
