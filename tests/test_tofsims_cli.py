@@ -34,7 +34,7 @@ def test_info_lists_fragments_with_their_counts(files, capsys):
     code, out, _ = run(capsys, "info", folder / "bulk.ita")
     assert code == 0
     assert "polarity: negative" in out and "dims: fragment=7, scan=12, y=32, x=32" in out
-    assert f"BO-  27.0048 u" in out
+    assert "BO-  27.0048 u" in out
     assert f"{int(bulk['counts'].sel(fragment='MnO-').sum())} counts" in out
 
 
