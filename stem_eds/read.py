@@ -35,10 +35,40 @@ def _check_path(path) -> Path:
     return path
 
 
+_SFS_MAGIC = b"AAMVHFSS"
+_SFS_HEADER = 0x118
+
+
+def check_bcf_container(path: Path) -> None:
+    """Check a Bruker ``.bcf`` (AidAim SFS container) is whole before RosettaSciIO parses it.
+
+    Written here because RosettaSciIO's compiled BCF unpacker crashes the interpreter
+    (segmentation fault) on a truncated file instead of raising. The SFS header states the chunk
+    size (uint32 at 0x128) and the number of chunks (uint32 at 0x148); a whole file holds
+    0x118 header bytes plus every chunk.
+    """
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(0x150)
+    if len(head) < 0x14C or head[:8] != _SFS_MAGIC:
+        raise EDSError(f"{path}: not a Bruker BCF file (no SFS container header)")
+    chunk = struct.unpack_from("<I", head, 0x128)[0]
+    n_chunks = struct.unpack_from("<I", head, 0x148)[0]
+    if not (256 <= chunk <= 2**24) or n_chunks == 0:
+        raise EDSError(f"{path}: corrupt BCF container header (chunk size {chunk}, {n_chunks} chunks)")
+    expected = _SFS_HEADER + chunk * n_chunks
+    if size < expected:
+        raise EDSError(f"{path}: truncated BCF file ({size} of {expected} bytes)")
+
+
 def _load_all(path: Path, lazy: bool, sum_frames: bool, sum_detectors: bool) -> list:
     import hyperspy.api as hs
 
     kwargs = {"lazy": lazy}
+    if path.suffix.lower() == ".bcf":
+        check_bcf_container(path)
     if path.suffix.lower() == ".emd":
         kwargs.update(sum_frames=sum_frames, sum_EDS_detectors=sum_detectors)
     # RosettaSciIO reports a pruned Velox file only as a log warning; we turn it into an error below.
