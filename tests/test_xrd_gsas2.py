@@ -312,3 +312,48 @@ def test_missing_data_file_is_an_error(tmp_path):
         gsas2.refine(recipe)
     with pytest.raises(XRDError, match="nothing.xye"):
         gsas2.refine(recipe, data=tmp_path / "nothing.xye")
+
+
+LAB6_CIF = """data_LaB6
+_cell_length_a 4.1568
+_cell_length_b 4.1568
+_cell_length_c 4.1568
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P m -3 m'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+_atom_site_U_iso_or_equiv
+La1 La 0 0 0 1 0.005
+B1 B 0.1996 0.5 0.5 1 0.005
+"""
+
+
+def test_lab6_raw_with_cif_phase_reproduces_gsas2_reference(tmp_path, shared):
+    """REFERENCE.md section 3: Bruker RAW v4 LaB6 with a CIF phase, 250 mm goniometer, same stages."""
+    raw = shared("xrd/gsas2_tutorials/MDtutorials_CWInstDemo_data_LaB6_Jan2018.raw")
+    prm = shared(FAP_PRM)
+    (tmp_path / "lab6.cif").write_text(LAB6_CIF, encoding="utf-8")
+    stages = "".join(f'[[stage]]\nrefine = {groups}\n' for groups in (
+        '["scale", "background"]', '["cell", "displacement"]', '["profile"]', '["xyz", "uiso"]', "[]"))
+    (tmp_path / "lab6.toml").write_text(
+        f'[data]\nfile = "{raw.as_posix()}"\n[instrument]\nfile = "{prm.as_posix()}"\nradius_mm = 250\n'
+        '[background]\nterms = 6\n[[phase]]\nname = "LaB6"\ncif = "lab6.cif"\nsize_um = 10.0\n' + stages,
+        encoding="utf-8")
+    result = gsas2.refine(tmp_path / "lab6.toml")
+    assert int(result.nobs) == 3040 and int(result.nvar) == 17
+    assert [h["rwp"] for h in result.attrs["stages"]] == pytest.approx([28.644, 27.593, 10.859, 8.337, 8.336],
+                                                                         abs=0.05)
+    assert float(result.rwp) == pytest.approx(8.336, abs=0.02)
+    assert abs(float(result.a[0]) - 4.155523) < 3 * 0.000048
+    assert float(result.a_stderr[0]) == pytest.approx(0.000048, rel=0.05)  # cubic: GSAS-II's esd unchanged
+    par = dict(zip(result.parameter.values, result.parameters_value.values))
+    assert par["LaB6:B1:x"] == pytest.approx(0.20751, abs=0.00123)
+    assert par["LaB6:La1:uiso"] == pytest.approx(-0.01723, abs=0.00052)
+    assert par["displacement"] == pytest.approx(20.4796, abs=0.8637)

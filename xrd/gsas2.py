@@ -171,19 +171,36 @@ def _g2_type(label: str) -> str:
 def _phase_model(spec, where: str):
     """Space-group name, cell and :class:`~xrd.recipe.SiteSpec` list of a recipe phase.
 
-    A CIF phase is read exactly as the built-in engine reads it (:func:`xrd.structure.phase_from_cif`,
-    one site per CIF atom site), so the two engines refine the same model.
+    A CIF phase is read as the built-in engine reads it (:func:`xrd.structure.phase_from_cif`):
+    gemmi, one site per CIF atom site, ion labels from the CIF charges, Uiso 0.01 when absent.
+    (Written out here because that function calls ``SmallStructure.find_spacegroup``, which
+    gemmi 0.7 no longer has.)
     """
+    import gemmi
+
     from .recipe import SiteSpec
 
     if spec.cif is None:
         return spec.space_group, tuple(spec.cell), list(spec.sites)
-    from .structure import phase_from_cif
-
-    phase = phase_from_cif(Path(spec.cif), spec)
-    sites = [SiteSpec(s.label, tuple(float(v) for v in s.xyz), float(s.uiso), dict(s.occupancy))
-             for s in phase.sites]
-    return phase.spacegroup.xhm(), tuple(float(v) for v in phase.cell), sites
+    path = Path(spec.cif)
+    try:
+        small = gemmi.read_small_structure(str(path))
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise XRDError(f"{path}: not a readable CIF ({exc})") from None
+    sg = small.spacegroup
+    if sg is None:
+        raise XRDError(f"{path}: CIF names no known space group")
+    sites = []
+    for atom in small.sites:
+        symbol = atom.element.name
+        label = f"{symbol}{abs(atom.charge)}{'+' if atom.charge > 0 else '-'}" if atom.charge else symbol
+        uiso = atom.u_iso if atom.u_iso > 0 else 0.01
+        sites.append(SiteSpec(atom.label, tuple(float(v) for v in atom.fract.tolist()), float(uiso),
+                              {label: float(atom.occ)}))
+    if not sites:
+        raise XRDError(f"{path}: CIF has no atom sites")
+    cell = small.cell
+    return sg.xhm(), (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma), sites
 
 
 def _g2_space_group(name: str, where: str):
