@@ -615,3 +615,33 @@ def test_avantage_fit_and_quantification(shared):
         # The asymmetric sp2 line's tail runs past the exported window: 0.5 % of its area.
         assert area == pytest.approx(float(table["area"].sel(component=name)), rel=0.005)
     assert float(table["peak_binding_energy"].sel(component="C1s C-C")) == 284.83
+
+
+def test_casa_comment_format_round_trip(shared, tmp_path):
+    import dataclasses
+
+    def content(info):
+        return ([dataclasses.replace(r, line=0) for r in info.regions],
+                [dataclasses.replace(c, line=0) for c in info.comps],
+                info.process_lines, info.annotations, info.vendor_lines)
+
+    infos = [casa.from_block(b) for b in xps.read(shared("xps/cheminfo-vamas/assigned.vms"))]
+    infos.append(casa.parse_comment(vamas.read_comment_fragment(shared("xps/pynxtools-xps/casa_process.vms"))))
+    for info in infos:
+        assert content(casa.parse_comment(casa.format_comment(info))) == content(info)
+    # A doptrace-made B 1s model travels to CasaXPS inside a VAMAS block comment and back.
+    hv = 1486.69
+    region = casa.CasaRegion("B 1s", "Shirley", hv - 196.0, hv - 188.0, 0.486, 2, 0, 0, (0, 0, 0, 0), "B 1s")
+    free = casa.CasaComp("B-O-B", "GL(30)", casa.CasaParam(1000.0, 0, 1e6, -1, 1), casa.CasaParam(1.4, 0.8, 2.5, -1, 1),
+                         casa.CasaPosition(hv - 192.0, hv - 192.5, hv - 191.5, -1, 1), rsf=0.486, tag="B 1s")
+    linked = dataclasses.replace(free, name="TM-O-B", area=casa.CasaParam(400.0, 0, 1e6, -1, 1),
+                                 fwhm=casa.CasaParam(1.4, 0, 0, 0, 1), position=casa.CasaPosition(hv - 191.1, 0, 0, 0, 0.9))
+    model = casa.CasaInfo(regions=[region], comps=[free, linked], present=True)
+    grid = np.arange(186.0, 198.0, 0.1)
+    da = make_spectrum("sim", grid, np.full(grid.size, 100.0), excitation_energy=hv, region="B 1s",
+                       comment=casa.format_comment(model))
+    [back] = xps.read(vamas.write(tmp_path / "model.vms", [da]))
+    again = casa.from_block(back)
+    assert content(again) == content(model)
+    assert again.comps[1].binding_energy(hv) == pytest.approx(191.1)
+    assert again.regions[0].binding_window(hv) == pytest.approx((188.0, 196.0))

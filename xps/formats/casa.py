@@ -377,3 +377,52 @@ def from_block(da) -> CasaInfo | None:
     source = f"{da.attrs.get('source', '<data>')} block {da.attrs.get('block_index', '?')}"
     info = parse_comment(str(da.attrs.get("comment", "")), source=source)
     return info if info.present else None
+
+
+def _num(value: float) -> str:
+    value = float(value)
+    if math.isnan(value):
+        return "0"
+    return str(int(value)) if value == int(value) and abs(value) < 1e15 else repr(value)
+
+
+def format_region(region: CasaRegion) -> str:
+    """One ``CASA region`` line (inverse of :func:`parse_region`)."""
+    nums = [region.ke_start, region.ke_end, region.rsf, region.average_width, region.start_offset,
+            region.end_offset, *region.parameters]
+    tail = [_num(v) for v in (region.mass, region.flag, region.library_rsf)]
+    return (f"CASA region (*{region.name}*) (*{region.background}*) " + " ".join(_num(v) for v in nums)
+            + f" (*{region.tag}*) " + " ".join(tail))
+
+
+def format_comp(comp: CasaComp) -> str:
+    """One ``CASA comp`` line (inverse of :func:`parse_comp`)."""
+    def five(p, last):
+        return " ".join(_num(v) for v in (p.value, p.min, p.max, p.ref, last))
+
+    shape = f"{comp.lineshape}*{comp.lineshape_flags}" if comp.lineshape_flags else f"{comp.lineshape}*"
+    return (f"CASA comp (*{comp.name}*) (*{shape}) Area {five(comp.area, comp.area.factor)} "
+            f"MFWHM {five(comp.fwhm, comp.fwhm.factor)} Position {five(comp.position, comp.position.offset)} "
+            f"RSF {_num(comp.rsf)} MASS {_num(comp.mass)} INDEX {comp.index} (*{comp.tag}*) CONST (*{comp.const}*) "
+            f"UNCORRECTEDRSF {_num(comp.uncorrected_rsf)}")
+
+
+def format_comment(info: CasaInfo) -> str:
+    """A VAMAS block comment CasaXPS reads back: the counted sections, then the vendor lines.
+
+    ``parse_comment(format_comment(info))`` reproduces ``info`` (regions, comps, process lines,
+    annotations, vendor lines), so a doptrace model can be handed to CasaXPS in a VAMAS file.
+
+    Examples
+    --------
+    >>> text = format_comment(CasaInfo(process_lines=["Calib M = 281.17 A = 284.8 BE ADD"], present=True))
+    >>> text.splitlines()[:3]
+    ['Casa Info Follows', '1', 'Calib M = 281.17 A = 284.8 BE ADD']
+    """
+    lines = [MARKER, str(len(info.process_lines)), *info.process_lines, str(len(info.annotations))]
+    for annotation in info.annotations:
+        lines += [annotation, ""]
+    lines += [str(len(info.regions)), *(format_region(r) for r in info.regions)]
+    lines += [str(len(info.comps)), *(format_comp(c) for c in info.comps)]
+    lines += list(info.vendor_lines)
+    return "\n".join(lines)
