@@ -631,9 +631,10 @@ def test_casa_comment_format_round_trip(shared, tmp_path):
         assert content(casa.parse_comment(casa.format_comment(info))) == content(info)
     # A doptrace-made B 1s model travels to CasaXPS inside a VAMAS block comment and back.
     hv = 1486.69
-    region = casa.CasaRegion("B 1s", "Shirley", hv - 196.0, hv - 188.0, 0.486, 2, 0, 0, (0, 0, 0, 0), "B 1s")
+    region = casa.CasaRegion("B 1s", "Shirley", hv - 196.0, hv - 188.0, 0.486, 2, 0, 0, (0, 0, 0, 0), "B 1s", 10.81, 0, 0.486)
     free = casa.CasaComp("B-O-B", "GL(30)", casa.CasaParam(1000.0, 0, 1e6, -1, 1), casa.CasaParam(1.4, 0.8, 2.5, -1, 1),
-                         casa.CasaPosition(hv - 192.0, hv - 192.5, hv - 191.5, -1, 1), rsf=0.486, tag="B 1s")
+                         casa.CasaPosition(hv - 192.0, hv - 192.5, hv - 191.5, -1, 1), rsf=0.486, mass=10.81,
+                         tag="B 1s", uncorrected_rsf=0.486)
     linked = dataclasses.replace(free, name="TM-O-B", area=casa.CasaParam(400.0, 0, 1e6, -1, 1),
                                  fwhm=casa.CasaParam(1.4, 0, 0, 0, 1), position=casa.CasaPosition(hv - 191.1, 0, 0, 0, 0.9))
     model = casa.CasaInfo(regions=[region], comps=[free, linked], present=True)
