@@ -17,6 +17,17 @@ back into :func:`xrd.refine.build_result` so both engines return the same layout
 GSAS-II is optional: :func:`available` says whether ``import GSASII`` works; :func:`refine` raises
 :class:`~xrd.errors.XRDError` with the reason when it does not.
 
+Conventions kept from GSAS-II: ``scale`` is GSAS-II's histogram scale x phase fraction (about 100x
+the built-in engine's, whose profiles are per degree rather than per centidegree); esds are
+GSAS-II's covariance as GSAS-II computes it. Known GSAS-II quirks (version at git 013259a0), stated
+so nobody mistakes them for doptrace's: ``getCellEsd`` contracts d(cell)/dA over the wrong index
+(hexagonal a, b esds 5/3 too large; this driver propagates the A_ij covariance itself and keeps
+GSAS-II's numbers in ``attrs["gsas2_cell_esd"]``); and the analytic position derivative of a
+symmetry-tied A0 (cubic, tetragonal, hexagonal/trigonal) keeps only the h^2 term, so GSAS-II's own
+covariance overstates those cell esds (measured here: hexagonal FAP a x2.7, cubic LaB6 a x1.6
+against the Fisher information of GSAS-II's own pattern; c, monoclinic cells unaffected). That is
+left as GSAS-II reports it.
+
 Example
 -------
 >>> from xrd import gsas2
