@@ -14,8 +14,10 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse
 
 from .model import PatternModel
+from .profiles import tch_fwhm_eta
 
 
 @dataclass
@@ -45,33 +47,55 @@ class FitResult:
 def jacobian(model: PatternModel, values: dict[str, float], names: list[str]) -> np.ndarray:
     """``d calc / d p`` (counts per unit parameter), shape ``(n_points, len(names))``.
 
-    The peak windows are those frozen by the last :meth:`PatternModel.freeze`.
+    The peak windows are those frozen by the last :meth:`PatternModel.freeze`. Per-reflection
+    derivatives (intensity, position, FWHM, eta) of every parameter are stacked and turned into
+    pattern derivatives by four sparse products with the profile and its analytic partials.
     """
     n = model.x.size
     jac = np.zeros((n, len(names)))
-    terms = [model.profile_terms(k, values) for k in range(len(model.phases))]
+    shape = any(model.parameters[name].kind == "shape" for name in names)
+    for k, phase in enumerate(model.phases):
+        terms = model.profile_terms(k, values, partials=shape)
+        point, refl, val, inten = terms[:4]
+        n_refl = inten.size
+        mats = [scipy.sparse.csr_matrix((v, (point, refl)), shape=(n, n_refl))
+                for v in ((val,) + tuple(terms[4:]))]
+        scale = values[f"{phase.name}:scale"]
+        cols, d_int, d_pos, d_fw, d_eta = [], [], [], [], []
+        for j, name in enumerate(names):
+            par = model.parameters[name]
+            touches = (par.phases and k in par.phases) or (not par.phases and par.kind == "shape")
+            if par.group == "scale" and k in par.phases:
+                jac[:, j] += mats[0] @ inten
+                continue
+            if not touches or par.kind == "linear":
+                continue
+            h = par.step
+            up = model.peaks(k, {**values, name: values[name] + h})
+            down = model.peaks(k, {**values, name: values[name] - h})
+            cols.append(j)
+            d_int.append((up[3] - down[3]) / (2 * h))
+            if par.kind == "shape":
+                f_u, e_u = tch_fwhm_eta(up[1], up[2])
+                f_d, e_d = tch_fwhm_eta(down[1], down[2])
+                d_pos.append(np.nan_to_num((up[0] - down[0]) / (2 * h)))
+                d_fw.append((f_u - f_d) / (2 * h))
+                d_eta.append((e_u - e_d) / (2 * h))
+            else:
+                zero = np.zeros(n_refl)
+                d_pos.append(zero)
+                d_fw.append(zero)
+                d_eta.append(zero)
+        if cols:
+            block = mats[0] @ np.array(d_int).T
+            if shape:
+                weighted = inten[:, None]
+                block += (mats[1] @ (weighted * np.array(d_pos).T) + mats[2] @ (weighted * np.array(d_fw).T)
+                          + mats[3] @ (weighted * np.array(d_eta).T))
+            jac[:, cols] += scale * block
     for j, name in enumerate(names):
-        par = model.parameters[name]
-        if par.group == "scale":
-            point, refl, val, inten = terms[par.phases[0]]
-            jac[:, j] = np.bincount(point, val * inten[refl], minlength=n)
-        elif par.group == "background":
+        if model.parameters[name].group == "background":
             jac[:, j] = model.bkg_design[:, int(name.split(":")[1])]
-        elif par.kind == "intensity":
-            h = par.step
-            for k in par.phases:
-                point, refl, val, _ = terms[k]
-                up = model.peaks(k, {**values, name: values[name] + h})[3]
-                down = model.peaks(k, {**values, name: values[name] - h})[3]
-                scale = values[f"{model.phases[k].name}:scale"]
-                jac[:, j] += scale * np.bincount(point, val * ((up - down) / (2 * h))[refl], minlength=n)
-        else:
-            h = par.step
-            phases = par.phases or range(len(model.phases))
-            for k in phases:
-                up = model.phase_pattern(k, {**values, name: values[name] + h})
-                down = model.phase_pattern(k, {**values, name: values[name] - h})
-                jac[:, j] += values[f"{model.phases[k].name}:scale"] * (up - down) / (2 * h)
     return jac
 
 
@@ -113,10 +137,11 @@ def covariance(fisher: np.ndarray) -> np.ndarray:
 
 
 def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: list[str], max_cycles: int = 10,
-                        tol: float = 1e-6) -> FitResult:
+                        tol: float = 1e-6, with_covariance: bool = True) -> FitResult:
     """Refine ``names`` from ``values``; at most ``max_cycles`` Jacobian evaluations.
 
-    Stops when a cycle lowers chi² by less than ``tol`` (relative) or no step lowers it.
+    Stops when a cycle lowers chi² by less than ``tol`` (relative) or no step lowers it. With
+    ``with_covariance=False`` (intermediate stages) the final Jacobian and covariance are skipped.
     """
     start = time.perf_counter()
     values = dict(values)
@@ -155,6 +180,9 @@ def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: li
     model.freeze(values)
     calc = model.calculate(values)
     chi2 = chi_square(model, calc)
+    if not with_covariance:
+        nan = np.full((len(names), len(names)), np.nan)
+        return FitResult(values, list(names), nan, nan, calc, chi2, cycles, time.perf_counter() - start, history)
     jac = jacobian(model, values, names) * sw[:, None]
     fisher = jac.T @ jac
     dof = max(int(model.used.sum()) - len(names), 1)

@@ -19,7 +19,7 @@ from .background import chebyshev_design
 from .dopant import doped_occupancy
 from .errors import XRDError
 from .profiles import (fcj_offsets, gaussian_variance, lorentz_polarization, lorentzian_fwhm, march_dollase,
-                       peak_position, pseudo_voigt, tch_fwhm_eta)
+                       peak_position, pseudo_voigt, pseudo_voigt_derivatives, tch_fwhm_eta)
 from .recipe import Recipe
 from .reflections import generate_reflections, inverse_d_squared
 from .structure import (CELL_NAMES, Phase, anomalous, build_phase, cell_mass, form_factor_coefficients, volume)
@@ -118,6 +118,10 @@ class PatternModel:
         self.parameters: dict[str, Parameter] = {}
         self._make_parameters()
         self._layouts: list[_Layout] | None = None
+        self._key_names: dict[int, list[str]] = {}
+        self._f2_cache: dict[int, tuple] = {}
+        self._f0_cache: dict[int, tuple] = {}
+        self._geometry_cache: dict[tuple, tuple] = {}
 
     def set_observed(self, counts, esd=None) -> None:
         """Replace the observed counts (same grid), e.g. for Monte-Carlo draws; esd defaults to sqrt(counts)."""
@@ -240,24 +244,59 @@ class PatternModel:
         return cell_mass(self.phases[k], [s[2] for s in self.site_state(k, values)])
 
     # ------------------------------------------------------------------ intensities
+    def _intensity_key(self, k: int, values) -> tuple:
+        names = self._key_names.get(k)
+        if names is None:
+            names = [n for n, p in self.parameters.items()
+                     if k in p.phases and (p.kind == "intensity" or p.group == "cell")]
+            self._key_names[k] = names
+        return tuple(values[n] for n in names)
+
     def structure_factor_sq(self, k: int, values, hkl=None, inv_d2=None) -> np.ndarray:
         """``|F|^2`` (electrons²) averaged over h and -h (anomalous dispersion included)."""
+        if hkl is None:
+            # the last result per phase is kept: profile and position parameters do not change it
+            key = self._intensity_key(k, values)
+            cached = self._f2_cache.get(k)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            f2 = self._structure_factor_sq(k, values, None, inv_d2)
+            self._f2_cache[k] = (key, f2)
+            return f2
+        return self._structure_factor_sq(k, values, hkl, inv_d2)
+
+    def _structure_factor_sq(self, k: int, values, hkl=None, inv_d2=None) -> np.ndarray:
         phase = self.phases[k]
         refl = self.reflections[k]
         hkl = refl.hkl if hkl is None else hkl
         cell = self.cell(k, values)
         inv_d2 = inverse_d_squared(cell, hkl) if inv_d2 is None else inv_d2
         stol2 = inv_d2 / 4.0
-        c = self._coef[k]
-        f0 = np.sum(c[None, :, :4] * np.exp(-c[None, :, 4:8] * stol2[:, None, None]), axis=2) + c[None, :, 8]
-        f = f0 + self._anom[k][None, :]  # (n_refl, n_species)
+        own = hkl is refl.hkl
+        cached = self._f0_cache.get(k) if own else None
+        if cached is not None and np.array_equal(cached[0], stol2):
+            f = cached[1]
+        else:
+            c = self._coef[k]
+            f0 = np.sum(c[None, :, :4] * np.exp(-c[None, :, 4:8] * stol2[:, None, None]), axis=2) + c[None, :, 8]
+            f = f0 + self._anom[k][None, :]  # (n_refl, n_species)
+            if own:
+                self._f0_cache[k] = (stol2, f)
         index = {s: i for i, s in enumerate(self._species[k])}
         fplus = np.zeros(hkl.shape[0], complex)
         fminus = np.zeros(hkl.shape[0], complex)
-        for site, (xyz, uiso, occ) in zip(phase.sites, self.site_state(k, values)):
+        for j, (site, (xyz, uiso, occ)) in enumerate(zip(phase.sites, self.site_state(k, values))):
             fsite = sum(o * f[:, index[s]] for s, o in occ.items())
             dw = np.exp(-8.0 * np.pi**2 * uiso * stol2)
-            geometry = np.exp(2j * np.pi * (hkl @ site.orbit(xyz).T)).sum(axis=1)
+            key = tuple(xyz)
+            geo = self._geometry_cache.get((k, j)) if own else None
+            if geo is not None and geo[0] == key:
+                geometry = geo[1]
+            else:
+                # sum over the orbit of exp(2 pi i h.x): the costly part, kept while the site does not move
+                geometry = np.exp(2j * np.pi * (hkl @ site.orbit(xyz).T)).sum(axis=1)
+                if own:
+                    self._geometry_cache[(k, j)] = (key, geometry)
             fplus += fsite * dw * geometry
             fminus += fsite * dw * np.conj(geometry)
         return 0.5 * (np.abs(fplus) ** 2 + np.abs(fminus) ** 2)
@@ -335,18 +374,27 @@ class PatternModel:
         """Fix the peak windows at ``values`` (done at the start of each least-squares cycle)."""
         self._layouts = [self._layout(k, values) for k in range(len(self.phases))]
 
-    def profile_terms(self, k: int, values):
-        """Flat arrays ``(point, reflection, value)``: the unit-area profile of each reflection at each
-        point (Ka2 weighted by its ratio, FCJ nodes by their weights); with the phase intensities this is
-        the sparse matrix of the pattern."""
+    def profile_terms(self, k: int, values, partials: bool = False):
+        """Flat arrays ``(point, reflection, value, intensities)``: the unit-area profile of each reflection
+        at each point (Ka2 weighted by its ratio, FCJ nodes by their weights); with the phase intensities
+        this is the sparse matrix of the pattern.
+
+        With ``partials=True`` also ``(d value/d centre, d value/d FWHM, d value/d eta, centre factor)``
+        per flat entry, the centre factor being ``d centre / d (Ka1 position)`` (1 for Ka1, the
+        dispersion term for Ka2); FCJ node offsets are held fixed in these partials.
+        """
         if self._layouts is None:
             self.freeze(values)
         lay = self._layouts[k]
         pos, sig2, gam, intensity = self.peaks(k, values)
         r = lay.refl[lay.sub_refl]
         centre = pos[r]
+        factor = np.ones(r.size)
         if self.ka2:
-            centre = np.where(lay.sub_line == 1, centre + self.lam_ratio * np.tan(np.radians(centre / 2.0)), centre)
+            is2 = lay.sub_line == 1
+            half = np.radians(centre / 2.0)
+            centre = np.where(is2, centre + self.lam_ratio * np.tan(half), centre)
+            factor = np.where(is2, 1.0 + self.lam_ratio * (np.pi / 360.0) / np.cos(half) ** 2, 1.0)
         weight = np.where(lay.sub_line == 1, self.inst.ka2_ratio, 1.0)
         if np.any(lay.sub_node >= 0):
             offsets, w_fcj = fcj_offsets(np.nan_to_num(pos[r]), self.inst.SH_L, FCJ_NODES)
@@ -357,8 +405,12 @@ class PatternModel:
             weight = weight * np.where(has, w_fcj[rows, node], 1.0)
         fwhm, eta = tch_fwhm_eta(sig2[r], gam[r])
         s = lay.flat_sub
-        values_flat = weight[s] * pseudo_voigt(self.x[lay.flat_point] - centre[s], fwhm[s], eta[s])
-        return lay.flat_point, r[s], values_flat, intensity
+        dx = self.x[lay.flat_point] - centre[s]
+        if not partials:
+            return lay.flat_point, r[s], weight[s] * pseudo_voigt(dx, fwhm[s], eta[s]), intensity
+        pv, d_dx, d_f, d_eta = pseudo_voigt_derivatives(dx, fwhm[s], eta[s])
+        w = weight[s]
+        return (lay.flat_point, r[s], w * pv, intensity, -w * d_dx * factor[s], w * d_f, w * d_eta)
 
     def phase_pattern(self, k: int, values, intensity=None) -> np.ndarray:
         """Unit-scale pattern of phase ``k`` (multiply by its scale)."""

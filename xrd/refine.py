@@ -201,16 +201,19 @@ def run(recipe, pattern=None, *, start: dict | None = None, stages=None, progres
             continue
         values = linear_start(model, values, names)
         tic = time.perf_counter()
-        fit = levenberg_marquardt(model, values, names, max_cycles=max_cycles)
+        last = number == len(groups_per_stage) - 1
+        fit = levenberg_marquardt(model, values, names, max_cycles=max_cycles, with_covariance=last)
         values = fit.values
         stats = statistics(model, fit.calc, len(names))
         name = recipe.stages[number].name if stages is None and number < len(recipe.stages) else f"stage {number + 1}"
-        history.append({"stage": name, "rwp": round(stats["rwp"], 4), "gof": round(stats["gof"], 4),
+        history.append({"stage": name, "rwp": round(float(stats["rwp"]), 4), "gof": round(float(stats["gof"]), 4),
                         "nvar": len(names), "cycles": fit.cycles, "seconds": round(time.perf_counter() - tic, 3)})
     if fit is None:
         from .errors import XRDError
 
         raise XRDError(f"{recipe.path}: no stage refines anything")
+    if not np.all(np.isfinite(fit.covariance)):
+        fit = levenberg_marquardt(model, values, fit.names, max_cycles=0)  # covariance at the solution only
     dataset = _dataset(model, fit, history)
     return Refinement(model, values, fit, history, dataset)
 

@@ -1,0 +1,96 @@
+"""XRD speed: the two-phase Li-rich refinement (4501 points, all stages), built-in engine vs GSAS-II.
+
+    python benchmarks/bench_xrd.py               # simulated pattern, 3e4 counts at the strongest peak
+    python benchmarks/bench_xrd.py --repeat 3 --fap
+
+1. ``xrd.refine.run`` on a simulated two-phase pattern (examples/xrd/li-rich-two-phase.toml: R-3m
+   LiTMO2 + C2/m Li2MnO3, B candidates on 5 sites, 5 cumulative stages). Target: < 10 s on 2 cores.
+2. When GSAS-II is importable, ``xrd.gsas2.refine`` on the same recipe and pattern in the same run:
+   reports its wall time and the ratio builtin/GSAS-II (target <= 1), plus both Rwp values.
+3. ``--fap``: the fluorapatite tutorial (../shared/data/xrd) with both engines when present.
+
+Wall times are the best of ``--repeat`` runs (the machine is shared; best-of is the least noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "examples" / "xrd" / "li-rich-two-phase.toml"
+FAP = REPO / "examples" / "xrd" / "fluorapatite.toml"
+SHARED = REPO.parent / "shared" / "data" / "xrd" / "gsas2_tutorials"
+
+
+def best_of(repeat: int, func):
+    times, result = [], None
+    for _ in range(repeat):
+        tic = time.perf_counter()
+        result = func()
+        times.append(time.perf_counter() - tic)
+    return min(times), result
+
+
+def compare(label: str, recipe, pattern, repeat: int, target: float | None) -> None:
+    from xrd.refine import run
+
+    builtin_s, result = best_of(repeat, lambda: run(recipe, pattern))
+    ds = result.dataset
+    line = f"{label}: builtin {builtin_s:.2f} s (Rwp {float(ds.rwp):.3f} %, {int(ds.nobs)} points, " \
+           f"{int(ds.nvar)} parameters)"
+    if target is not None:
+        line += f"  target < {target:g} s: {'PASS' if builtin_s < target else 'FAIL'}"
+    print(line)
+    for h in result.history:
+        print(f"    {h['stage']:<24} Rwp {h['rwp']:8.3f} %  cycles {h['cycles']:2d}  {h['seconds']:.2f} s")
+    try:
+        from xrd import gsas2
+    except ImportError:
+        print("    GSAS-II driver not importable: no ratio")
+        return
+    if not gsas2.available():
+        print(f"    GSAS-II not installed: no ratio ({gsas2.unavailable_reason()})")
+        return
+    g2_s, g2 = best_of(repeat, lambda: gsas2.refine(recipe, data=pattern))
+    print(f"    GSAS-II {g2_s:.2f} s (Rwp {float(g2.rwp):.3f} %)  ratio builtin/GSAS-II = {builtin_s / g2_s:.2f} "
+          f"(target <= 1: {'PASS' if builtin_s <= g2_s else 'FAIL'})")
+    if ds.sizes.get("site", 0):
+        for site in ds.site.values:
+            a, b = ds.sel(site=site), g2.sel(site=site)
+            print(f"    B on {site:<14} builtin {float(a.dopant_fraction):+.4f}({float(a.dopant_fraction_stderr):.4f})"
+                  f"  GSAS-II {float(b.dopant_fraction):+.4f}({float(b.dopant_fraction_stderr):.4f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", type=float, default=3.0e4)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--fap", action="store_true", help="also the fluorapatite tutorial (needs ../shared)")
+    args = parser.parse_args()
+
+    from xrd.recipe import load_recipe, parse_recipe
+    from xrd.simulate import simulate
+
+    recipe = load_recipe(RECIPE)
+    pattern = simulate(recipe, dopant={"LiTMO2:Li": 0.054, "Li2MnO3:Li2c": 0.075, "Li2MnO3:Li4h": 0.075},
+                       counts=args.counts, seed=1, values={"displacement": 30.0})
+    compare(f"two-phase Li-rich ({args.counts:g} counts)", recipe, pattern, args.repeat, target=10.0)
+    if args.fap:
+        if not SHARED.is_dir():
+            print(f"fluorapatite: {SHARED} absent, skipped")
+            return
+        from xrd.read import read
+
+        raw = tomllib.loads(FAP.read_text(encoding="utf-8"))
+        raw.pop("data")
+        raw["instrument"].pop("file")
+        fap = parse_recipe(raw, FAP).with_instrument(SHARED / "LabData_data_INST_XRY.PRM")
+        fap = fap.with_data(SHARED / "LabData_data_FAP.XRA")
+        compare("fluorapatite (5752 points)", fap, read(fap.data_file), args.repeat, target=None)
+
+
+if __name__ == "__main__":
+    main()
