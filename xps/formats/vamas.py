@@ -191,7 +191,8 @@ def is_comment_fragment(head: bytes) -> bool:
         count = int(lines[0].strip())
     except ValueError:
         return False
-    return 0 < count and len(lines) - 1 >= min(count, len(lines) - 1) and len(lines) - 1 <= count + 1
+    # The announced count covers what follows (a cut-out fragment may lose its last line or two).
+    return 0 < count and count - 2 <= len(lines) - 1 <= count + 1
 
 
 def read_comment_fragment(path: str | os.PathLike) -> str:
