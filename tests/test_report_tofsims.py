@@ -95,3 +95,15 @@ def test_section_comparison_uses_the_integrated_results(project):
         name = row[0]
         expected = float(b["intensity"].sel(fragment=name) / a["intensity"].sel(fragment=name))
         assert float(row[1]) == pytest.approx(expected, abs=5e-4)
+
+
+def test_analyse_a_depth_profile_export(tmp_path):
+    from tofsims import simulate
+
+    truth = simulate.poisson_counts(simulate.phantom((10, 16, 16), bulk_doped=True, seed=2), seed=2)
+    exports = simulate.write_ascii_exports(tmp_path, truth, stem="p")
+    results = adapters()["tofsims"].analyse({"file": exports["profile"], "crater_depth_nm": 500.0})
+    assert set(results) == {"profile", "uniformity"}
+    np.testing.assert_array_equal(results["profile"]["counts"].sel(fragment="InO-").values,
+                                  truth["counts"].sel(fragment="InO-").sum(("y", "x")).values)
+    assert int(results["uniformity"]["uniform"].sel(fragment="BO-")) == 1

@@ -79,6 +79,23 @@ def test_depth_with_per_layer_sputter_rates(files, capsys, tmp_path):
     assert depth.attrs["method"] == "per-layer sputter rates"
 
 
+def test_depth_reads_an_ascii_depth_profile_export(files, capsys, tmp_path):
+    _, bulk, _ = files
+    exports = simulate.write_ascii_exports(tmp_path, bulk, stem="bulk")
+    code, out, _ = run(capsys, "depth", exports["profile"], "--fragments", "BO-,MnO-", "--crater-depth", "500nm",
+                       "--out", tmp_path / "p.nc")
+    assert code == 0
+    result = read_netcdf(tmp_path / "p.nc")
+    np.testing.assert_array_equal(result["counts"].values,
+                                  bulk["counts"].sel(fragment=["BO-", "MnO-"]).sum(("y", "x")).values)
+    np.testing.assert_allclose(result["depth"].values, bulk["true_depth"].values)
+    assert result.attrs["normalization"] == "none"  # no total-ion column in this export
+    assert int(result["uniformity_uniform"].sel(fragment="BO-")) == 1
+    code, _, err = run(capsys, "depth", exports["profile"], "--normalize", "Total", "--out", tmp_path / "q.nc")
+    assert code == 2 and "normalisation reference 'Total' is not a column" in err
+    assert not (tmp_path / "q.nc").exists()
+
+
 def test_depth_shows_surface_boron_as_surface_enriched(files, capsys, tmp_path):
     folder, _, surface = files
     code, out, _ = run(capsys, "depth", folder / "surface.ita", "--fragments", "BO-", "--crater-depth", "500nm",

@@ -60,6 +60,71 @@ def depth_profile(ds: xr.Dataset, fragments=None, roi: xr.DataArray | None = Non
     return out
 
 
+def profile_from_export(ds: xr.Dataset, fragments=None, normalize: str | None = None) -> xr.Dataset:
+    """A depth-profile export (``intensity`` over ``sputter_time, fragment``) in the layout of
+    :func:`depth_profile`: ``counts`` (fragment, scan) with ``counts_stderr = sqrt(counts)``.
+
+    ``normalize`` names a column (``"total"`` matches a column called total/Total, case-blind) used
+    as the reference: nested binomial errors for the total, independent Poisson otherwise. Scan
+    ``i`` starts at ``sputter_time[i]``; the total sputter time is taken as the last time plus one
+    step (the convention of the image stacks). Exported values that are not whole counts
+    (normalised or dead-time-corrected exports) keep approximate Poisson errors, flagged in
+    ``attrs["integer_counts"]``.
+
+    Examples
+    --------
+    >>> prof = profile_from_export(tofsims.read("profile.txt"), "BO-,MnO-")  # doctest: +SKIP
+    """
+    source = source_of(ds)
+    if "intensity" not in ds or set(ds["intensity"].dims) != {"sputter_time", "fragment"}:
+        raise ToFSIMSError(f"{source}: not a depth-profile export (intensity over sputter_time, fragment)")
+    values = ds["intensity"].transpose("fragment", "sputter_time")
+    t = np.asarray(ds["sputter_time"].values, float)
+    if t.size < 2 or not np.all(np.isfinite(values.values)) or np.any(values.values < 0):
+        raise ToFSIMSError(f"{source}: depth profile is too short, negative or not finite")
+    if np.any(np.diff(t) <= 0):
+        raise ToFSIMSError(f"{source}: sputter times do not increase")
+    names = [str(n) for n in ds["fragment"].values]
+    lower = {n.lower(): n for n in names}
+    reference = None
+    if normalize is not None:
+        key = lower.get(str(normalize).lower())
+        if key is None:
+            raise ToFSIMSError(f"{source}: normalisation reference '{normalize}' is not a column ({', '.join(names)})")
+        reference = key
+    if fragments is None:
+        chosen = [n for n in names if n != reference and n.lower() != "total"]
+    else:
+        chosen = [f.strip() for f in fragments.split(",")] if isinstance(fragments, str) else list(fragments)
+        missing = [f for f in chosen if f not in names]
+        if missing:
+            raise ToFSIMSError(f"{source}: fragment(s) {', '.join(missing)} not in the profile ({', '.join(names)})")
+    scan = np.arange(t.size)
+    counts = xr.DataArray(values.sel(fragment=chosen).values, dims=("fragment", "scan"),
+                          coords={"fragment": chosen})
+    out = xr.Dataset(coords={
+        "scan": ("scan", scan, {"units": "1"}),
+        "sputter_time": ("scan", t, {"units": "s"}),
+        "depth": ("scan", np.full(t.size, np.nan), {"units": "nm", "method": "none"}),
+    })
+    out["counts"] = counts.assign_attrs(units="counts", long_name="counts per scan")
+    out["counts_stderr"] = np.sqrt(counts).assign_attrs(units="counts")
+    if reference is not None:
+        den = xr.DataArray(values.sel(fragment=reference).values, dims=("scan",))
+        nested = reference.lower() == "total"
+        ratio, stderr = ratio_with_stderr(counts, den, nested)
+        out["reference"] = den.assign_attrs(units="counts", normalization=reference)
+        out["intensity"] = ratio.assign_attrs(units="1", long_name=f"counts / {reference}")
+        out["intensity_stderr"] = stderr.assign_attrs(units="1")
+        out.attrs["nested_reference"] = int(nested)
+    out.attrs.update(
+        technique="ToF-SIMS", source=source, normalization=reference or "none",
+        sputter_time_total=float(t[-1] + np.median(np.diff(t))),
+        integer_counts=int(np.all(values.values == np.round(values.values))),
+    )
+    return out
+
+
 def _axis(profile: xr.Dataset) -> tuple[np.ndarray, str, str]:
     if "depth" in profile.coords and np.all(np.isfinite(profile["depth"].values)):
         return np.asarray(profile["depth"].values, float), "depth", "nm"

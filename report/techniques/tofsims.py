@@ -103,6 +103,26 @@ def load(path, dead_time: bool = False, drift_correct: bool = False, crater_dept
     return ds
 
 
+def _profile_export(path, fragments, normalize, crater_depth_nm=None, layer_rates=None):
+    """The profile of a depth-profile ASCII export, or None when ``path`` holds something else."""
+    import tofsims
+    from tofsims import processing, profiles
+    from tofsims.formats import detect
+
+    if detect(path) != "profile":
+        return None
+    ds = tofsims.read(path)
+    columns = [str(n).lower() for n in ds["fragment"].values]
+    if normalize == "total" and "total" not in columns:
+        normalize = None  # the default; this export has no total-ion column
+    profile = profiles.profile_from_export(ds, fragments, _normalization(normalize))
+    if crater_depth_nm is not None or layer_rates is not None:
+        profile = processing.sputter_to_depth(
+            profile, crater_depth_nm=None if crater_depth_nm is None else float(crater_depth_nm),
+            rates=None if layer_rates is None else parse_rates(layer_rates))
+    return profile
+
+
 def _fragments_in(ds, wanted) -> list[str]:
     names = [str(n) for n in ds["fragment"].values]
     if wanted:
@@ -118,6 +138,12 @@ def analyse(settings: dict) -> dict:
 
     path = Path(settings["file"])
     crater = settings.get("crater_depth_nm")
+    export = _profile_export(path, _split(settings.get("fragments")), settings.get("normalize", "total"),
+                             crater, settings.get("layer_rates"))
+    if export is not None:
+        tested = _split(settings.get("uniformity")) or [f for f in ("BO-",) if f in export["fragment"].values] or None
+        return {"profile": export, "uniformity": profiles.uniformity_test(
+            export, tested, surface_depth=settings.get("surface_depth_nm"))}
     ds = load(path, dead_time=bool(settings.get("dead_time", False)),
               drift_correct=bool(settings.get("drift_correct", False)), crater_depth_nm=crater,
               layer_rates=settings.get("layer_rates"))
@@ -548,13 +574,15 @@ def _depth(args) -> int:
     from tofsims import profiles
 
     crater = parse_length_nm(args.crater_depth) if args.crater_depth else None
-    ds = _load_args(args, args.file, crater, args.rates)
-    if _scans(args.scans):
-        from tofsims.maps import scan_selection
-
-        ds = scan_selection(ds, _scans(args.scans))
     fragments = _split(args.fragments)
-    profile = profiles.depth_profile(ds, fragments, normalize=_normalization(args.normalize))
+    profile = _profile_export(args.file, fragments, args.normalize, crater, args.rates)
+    if profile is None:
+        ds = _load_args(args, args.file, crater, args.rates)
+        if _scans(args.scans):
+            from tofsims.maps import scan_selection
+
+            ds = scan_selection(ds, _scans(args.scans))
+        profile = profiles.depth_profile(ds, fragments, normalize=_normalization(args.normalize))
     test = profiles.uniformity_test(profile, surface_depth=args.surface_depth)
     result = profile.copy()
     for name in test.data_vars:
