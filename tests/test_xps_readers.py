@@ -538,6 +538,8 @@ def test_phi_depth_profile_is_an_etch_series(shared):
     "# exported\nBE\tCPS\n290,5\t1200\n290,0\t1300,5\n289,5\t1250\n",
     "290.5 1200\n290.0 1300.5\n289.5 1250\n",
     "290.5,1200\n290.0,1300.5\n289.5,1250\n",
+    "K.E.\tB.E.\tCounts\tBackground\n1196.1\t290.5\t1200\t900\n1196.6\t290.0\t1300.5\t910\n1197.1\t289.5\t1250\t905\n",
+    "Counts,BE/eV\n1200,290.5\n1300.5,290.0\n1250,289.5\n",
 ])
 def test_plain_tables_delimiters_and_decimal_commas(tmp_path, content):
     path = tmp_path / "C1s_table.txt"

@@ -175,11 +175,13 @@ def _read_table(path, lines, excitation_energy, abscissa, region, etch_time) -> 
     header_text = " ".join(header)
     e_col, y_col, kinetic, per_second = 0, 1, False, False
     lowered = [label.lower() for label in labels]
-    for i, label in enumerate(lowered[: table.shape[1]]):
-        if re.search(r"\bb\.?e\b|binding", label):
-            e_col = i
-        elif re.search(r"\bk\.?e\b|kinetic", label):
-            e_col, kinetic = i, True
+    # A binding-energy column wins over a kinetic one when a table has both.
+    binding_cols = [i for i, label in enumerate(lowered[: table.shape[1]]) if re.search(r"\bb\.?e\b|binding", label)]
+    kinetic_cols = [i for i, label in enumerate(lowered[: table.shape[1]]) if re.search(r"\bk\.?e\b|kinetic", label)]
+    if binding_cols:
+        e_col = binding_cols[0]
+    elif kinetic_cols:
+        e_col, kinetic = kinetic_cols[0], True
     for i, label in enumerate(lowered[: table.shape[1]]):
         if i != e_col and re.search(r"count|cps|intens|signal", label):
             y_col = i
