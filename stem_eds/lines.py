@@ -42,10 +42,13 @@ def element_lines(element: str, source: str = "") -> list[Line]:
     >>> [l.name for l in element_lines("B")]
     ['B_Ka']
     """
-    try:
-        props = getattr(_ELEMENTS, element).Atomic_properties.Xray_lines.as_dictionary()
-    except AttributeError:
-        raise EDSError(f"{source or 'element list'}: unknown element {element!r}") from None
+    entry = getattr(_ELEMENTS, element, None) if element.isalpha() else None
+    if entry is None:
+        raise EDSError(f"{source or 'element list'}: unknown element {element!r}")
+    lines_node = entry.get_item("Atomic_properties.Xray_lines")
+    if lines_node is None:
+        raise EDSError(f"{source or 'element list'}: {element} has no X-ray line EDS can detect")
+    props = lines_node.as_dictionary()
     out = [
         Line(f"{element}_{name}", element, name[0], float(v["energy (keV)"]), float(v["weight"]))
         for name, v in props.items()

@@ -252,7 +252,8 @@ def read(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool 
 
 def info(path) -> dict:
     """Summary of a file for ``doptrace eds info``: shape, dims, axes and acquisition parameters."""
-    da = read(path, lazy=True)
+    # Lazy only for large files: RosettaSciIO's lazy Velox path (sparse + dask) is slow on small ones.
+    da = read(path, lazy=Path(path).stat().st_size > 200 * 2**20)
     summary = {
         "file": str(path),
         "format": FORMATS[Path(path).suffix.lower()],
