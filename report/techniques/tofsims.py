@@ -512,6 +512,9 @@ def _info(args) -> int:
             print(f"{key}: {ds.attrs[key]}")
     print("dims: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()))
     if "fragment" in ds.coords:
+        sums = None
+        if "counts" in ds and "fragment" in ds["counts"].dims:
+            sums = ds["counts"].sum([d for d in ds["counts"].dims if d != "fragment"]).compute()  # one pass
         for name in ds["fragment"].values:
             line = f"  {name}"
             if "fragment_mass" in ds.coords:
@@ -519,8 +522,8 @@ def _info(args) -> int:
                 line += f"  {float(sel['fragment_mass']):.4f} u"
                 if "mass_low" in ds.coords:
                     line += f"  [{float(sel['mass_low']):.4f}, {float(sel['mass_high']):.4f}]"
-            if "counts" in ds and "fragment" in ds["counts"].dims:
-                line += f"  {int(ds['counts'].sel(fragment=name).sum())} counts"
+            if sums is not None:
+                line += f"  {int(sums.sel(fragment=name))} counts"
             print(line)
     if "intensity" in ds:
         print(f"total intensity: {float(ds['intensity'].sum()):.6g}")
