@@ -153,3 +153,52 @@ def test_nan_counts_and_bad_recipes_raise_xrderror():
     raw["dopant"] = {"element": "B", "sites": ["X:Nope"]}
     with pytest.raises(XRDError, match="X:Nope"):
         parse_recipe(raw, "bad.toml")
+
+
+def _layered_raw(po_ratio=None):
+    phase = {"name": "LiTMO2", "space_group": "R -3 m:H", "cell": [2.85, 2.85, 14.23, 90, 90, 120], "size_um": 0.2,
+             "site": [{"label": "TM", "xyz": [0, 0, 0], "uiso": 0.005, "occupancy": {"Ni": 0.5, "Mn": 0.5}},
+                      {"label": "Li", "xyz": [0, 0, 0.5], "uiso": 0.012, "occupancy": {"Li+": 1.0}},
+                      {"label": "O", "xyz": [0, 0, 0.2585], "uiso": 0.008, "occupancy": {"O": 1.0}}]}
+    if po_ratio is not None:
+        phase["preferred_orientation"] = {"hkl": [0, 0, 3], "ratio": po_ratio}
+    return {"instrument": {"wavelengths": [1.5405, 1.5443], "ka2_ratio": 0.5, "polarization": 0.7, "X": 2.0},
+            "range": {"two_theta": [15.0, 90.0], "exclude": [[40.0, 41.0]]},
+            "background": {"terms": 3, "coefficients": [200.0, -50.0, 10.0]},
+            "phase": [phase],
+            "stage": [{"refine": ["scale", "background"]}, {"refine": ["preferred_orientation", "cell", "xyz"]}]}
+
+
+def test_preferred_orientation_and_exclusion_round_trip():
+    from xrd.refine import run
+    from xrd.simulate import simulate
+
+    truth_recipe = parse_recipe(_layered_raw(0.8), "po.toml")
+    pattern, truth = simulate(truth_recipe, counts=2e5, seed=3, return_truth=True)
+    start = parse_recipe(_layered_raw(1.0), "po.toml")  # refinement starts without texture
+    result = run(start, pattern)
+    ratio = result.values["LiTMO2:po_ratio"]
+    esd = dict(zip(result.fit.names, result.fit.stderr))["LiTMO2:po_ratio"]
+    assert abs(ratio - 0.8) < 3 * esd and esd < 0.01
+    assert abs(result.values["LiTMO2:O:z"] - 0.2585) < 3 * dict(zip(result.fit.names, result.fit.stderr))["LiTMO2:O:z"]
+    ds = result.dataset
+    inside = (ds.two_theta >= 40.0) & (ds.two_theta <= 41.0)
+    assert int(ds.used[inside].sum()) == 0 and int(ds.nobs) == int(ds.sizes["two_theta"] - inside.sum())
+    assert float(ds.gof) == pytest.approx(1.0, abs=0.1)
+
+
+def test_cif_written_by_cif_out_reads_back_with_the_same_structure_factors(tmp_path):
+    from xrd.cif_out import cif_texts
+    from xrd.refine import run
+    from xrd.simulate import grid_pattern, simulate
+
+    recipe = parse_recipe(_layered_raw(), "layered.toml")
+    result = run(recipe, simulate(recipe, counts=1e5, seed=1))
+    (tmp_path / "LiTMO2.cif").write_text(cif_texts(result)["LiTMO2"])
+    raw = _layered_raw()
+    raw["phase"][0] = {"name": "LiTMO2", "cif": "LiTMO2.cif", "size_um": 0.2}
+    from_cif = parse_recipe(raw, tmp_path / "from_cif.toml")
+    model = PatternModel(from_cif, grid_pattern(from_cif))
+    assert [s.multiplicity for s in model.phases[0].sites] == [3, 3, 3, 6]  # TM split into Ni and Mn rows, Li, O
+    reference = result.model.structure_factor_sq(0, result.values)
+    assert model.structure_factor_sq(0, model.values) == pytest.approx(reference, rel=2e-4)

@@ -257,18 +257,23 @@ def phase_from_cif(path: Path, spec: PhaseSpec | None = None) -> Phase:
         small = gemmi.read_small_structure(str(path))
     except (RuntimeError, ValueError, OSError) as exc:
         raise XRDError(f"{path}: not a readable CIF ({exc})") from None
-    sg = small.find_spacegroup()
+    sg = small.spacegroup
+    if sg is None and small.spacegroup_hm:
+        sg = gemmi.find_spacegroup_by_name(small.spacegroup_hm)
+    if sg is None and small.spacegroup_number:
+        sg = gemmi.find_spacegroup_by_number(small.spacegroup_number)
     if sg is None:
         raise XRDError(f"{path}: CIF names no known space group")
     cell = np.array([small.cell.a, small.cell.b, small.cell.c, small.cell.alpha, small.cell.beta, small.cell.gamma])
     sites = []
     for atom in small.sites:
         symbol = atom.element.name
-        label = f"{symbol}{atom.charge:+d}" if atom.charge else symbol
+        label = symbol
         if atom.charge:
             label = f"{symbol}{abs(atom.charge)}{'+' if atom.charge > 0 else '-'}"
         uiso = atom.u_iso if atom.u_iso > 0 else 0.01
-        sites.append(make_site(SiteSpec(atom.label, tuple(atom.fract.tolist()), uiso, {label: atom.occ}), sg,
+        xyz = (atom.fract.x, atom.fract.y, atom.fract.z)
+        sites.append(make_site(SiteSpec(atom.label, xyz, uiso, {label: atom.occ}), sg,
                                spec.name if spec else path.stem))
     if not sites:
         raise XRDError(f"{path}: CIF has no atom sites")
