@@ -1,6 +1,18 @@
 """XPS file formats: one module per format, each exposing ``read(path, **kwargs)``,
 ``sniff(head: bytes) -> bool`` and ``EXTENSIONS``; :data:`REGISTRY` maps extensions to them.
 
+========== ============================================== =====================================
+module     format                                         extensions
+========== ============================================== =====================================
+vamas      ISO 14976 VAMAS (read + write)                 .vms .vamas .npl
+phi        PHI MultiPak spectra and depth profiles        .spe .pro
+specs_xy   SPECS Prodigy XY export                        .xy
+specs_xml  SPECS SpecsLab 2 XML (multi-channel detector)  .xml
+avantage   Thermo Avantage / KherveFitting Excel          .xlsx .xlsm
+text       plain tables, CasaXPS tabulated text export    .csv .txt .xy .dat .tsv
+casa       CasaXPS block comments (not a file reader)     -
+========== ============================================== =====================================
+
 :func:`reader_for` picks the reader by content sniffing first (the first 64 KiB), the file
 extension second, so a VAMAS file saved as ``.txt`` still reads as VAMAS.
 """
