@@ -171,3 +171,16 @@ def test_casa_refit_of_assigned_mo3d(shared):
     i, j = names.index("Mo 3d MoS2 1T #2"), names.index("Mo 3d MoS2 1T #3")
     assert ours[j] / ours[i] == pytest.approx(0.66666667, rel=1e-9)
     assert float(first["center"].values[j] - first["center"].values[i]) == pytest.approx(3.14, abs=1e-9)
+
+
+@pytest.mark.parametrize("region", ["W 4f", "S 2p", "Nb 3d"])
+def test_casa_refit_other_regions(shared, region):
+    """W 4f (LA on Shirley), S 2p (GL on U 2 Tougaard), Nb 3d: components holding >= 20 % of
+    CasaXPS's area come back within 5 % of CasaXPS's stored areas."""
+    from xps.series import fit_casa
+
+    ds = fit_casa(xps.read(shared("xps/cheminfo-vamas/assigned.vms")), region).isel(block=0)
+    casa, ours = ds["casa_area"].values, ds["area"].values
+    main = casa >= 0.2 * casa.sum()
+    assert main.any()
+    assert np.all(np.abs(ours[main] / casa[main] - 1) < 0.05), (ours / casa).round(3)
