@@ -88,5 +88,7 @@ def reader_for(path: str | os.PathLike) -> ModuleType:
         if getattr(module, "ACCEPTS_BY_EXTENSION", False):
             return module
     known = ", ".join(sorted(REGISTRY))
-    why = f"content does not match the {ext} format" if claimed else f"extension {ext or '(none)'} is not one of {known}"
+    control = sum(1 for byte in head[:4096] if byte < 9 or 13 < byte < 32)
+    kind = "binary content" if control > 0.01 * min(len(head), 4096) else "content"
+    why = f"{kind} does not match the {ext} format" if claimed else f"extension {ext or '(none)'} is not one of {known}"
     raise XPSError(f"{path}: not a recognised XPS file ({why})")
