@@ -156,6 +156,16 @@ def test_costes_threshold_splits_signal_from_uncorrelated_background():
     assert m1 > 0.9 and m2 > 0.9
 
 
+def test_without_positive_correlation_manders_uses_otsu_thresholds():
+    mask = grains((32, 32), 8).astype(bool)
+    a = np.where(mask, 30.0, 2.0)
+    b = np.where(mask, 2.0, 30.0)  # anti-correlated: no Costes threshold exists
+    res = coloc.costes_threshold(a, b)
+    assert not res["converged"]
+    assert 2.0 < res["threshold_a"] < 30.0 and 2.0 < res["threshold_b"] < 30.0
+    assert coloc.manders(a, b, res["threshold_a"], res["threshold_b"]) == (0.0, 0.0)
+
+
 def test_colocalized_pair_is_significant_and_independent_pair_is_not():
     ds = oxide_stack(seed=1, n=64)
     together = coloc.colocalization(ds, "BO-:MnO-", bin=4)

@@ -14,7 +14,7 @@ import xarray as xr
 
 from .errors import ToFSIMSError
 from .maps import fragment_maps
-from .processing import source_of
+from .processing import otsu_threshold, source_of
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -46,16 +46,18 @@ def costes_threshold(a: np.ndarray, b: np.ndarray, levels: int = 256) -> dict:
 
     Orthogonal (total least squares) regression ``b = m a + c``; thresholds ``(t, m t + c)``
     are lowered from the top until the Pearson coefficient of the pixels below both thresholds
-    is <= 0. Returns ``threshold_a``, ``threshold_b``, ``slope``, ``intercept``, ``converged``;
-    without a positive regression slope there is no Costes threshold and both are 0 (Manders'
-    original definition: every pixel with signal), ``converged`` False.
+    is <= 0. Returns ``threshold_a``, ``threshold_b``, ``slope``, ``intercept``, ``converged``.
+    Without a positive regression slope (or no threshold reaching r <= 0) there is no Costes
+    threshold: each image is then thresholded on its own by Otsu's method (signal vs
+    background), ``converged`` False.
     """
     a = np.asarray(a, float).ravel()
     b = np.asarray(b, float).ravel()
     va, vb = a.var(), b.var()
     cov = np.mean((a - a.mean()) * (b - b.mean()))
+    fallback = {"threshold_a": otsu_threshold(a), "threshold_b": otsu_threshold(b), "converged": False}
     if va == 0 or vb == 0 or cov <= 0:
-        return {"threshold_a": 0.0, "threshold_b": 0.0, "slope": np.nan, "intercept": np.nan, "converged": False}
+        return dict(fallback, slope=np.nan, intercept=np.nan)
     slope = (vb - va + np.sqrt((vb - va) ** 2 + 4 * cov**2)) / (2 * cov)
     intercept = b.mean() - slope * a.mean()
     candidates = np.unique(np.quantile(a, np.linspace(1, 0, levels)))[::-1]
@@ -76,8 +78,7 @@ def costes_threshold(a: np.ndarray, b: np.ndarray, levels: int = 256) -> dict:
             t = float(ta[hit[0]])
             return {"threshold_a": t, "threshold_b": float(slope * t + intercept), "slope": float(slope),
                     "intercept": float(intercept), "converged": True}
-    return {"threshold_a": 0.0, "threshold_b": 0.0, "slope": float(slope), "intercept": float(intercept),
-            "converged": False}
+    return dict(fallback, slope=float(slope), intercept=float(intercept))
 
 
 def manders(a: np.ndarray, b: np.ndarray, threshold_a: float, threshold_b: float) -> tuple[float, float]:
@@ -224,6 +225,7 @@ def colocalization(ds: xr.Dataset, pair=("BO-", "MnO-"), bin: int = 4, scans=Non
             "technique": "ToF-SIMS", "source": source_of(ds), "fragment_a": pair[0], "fragment_b": pair[1],
             "binning": int(bin), "n_null": int(n_null), "seed": int(seed),
             "costes_converged": int(res["costes_converged"]),
+            "threshold_method": "Costes" if res["costes_converged"] else "Otsu per image (no Costes threshold)",
             "null_model": "random toroidal shifts combined with rotations/flips of image_b",
             "scan_first": maps.attrs["scan_first"], "scan_last": maps.attrs["scan_last"],
         },

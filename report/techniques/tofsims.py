@@ -354,14 +354,15 @@ def section(analyses) -> list:
             coloc_rows.append([sample, f"{c.attrs['fragment_a']}:{c.attrs['fragment_b']}",
                                f"{float(c['pearson_r']):.3f}", f"{float(c['p_value']):.3g}",
                                f"{float(c['manders_m1']):.3f}", f"{float(c['manders_m2']):.3f}",
-                               f"{float(c['p_m1']):.3g}", f"{float(c['p_m2']):.3g}"])
+                               f"{float(c['p_m1']):.3g}", f"{float(c['p_m2']):.3g}",
+                               "Costes" if int(c.attrs.get("costes_converged", 0)) else "Otsu (no Costes)"])
     if uniform_rows:
         blocks.append(Table(["sample", "fragment", "relative change over depth", "p slope", "p dispersion",
                              "p", "surface / bulk", "verdict (alpha 0.05)"], uniform_rows,
                             "Uniformity with depth (beyond the surface layer)"))
     if coloc_rows:
         blocks.append(Table(["sample", "pair", "Pearson r", "p (spatial null)", "Manders M1", "Manders M2",
-                             "p M1", "p M2"], coloc_rows, "Colocalization (Costes thresholds)"))
+                             "p M1", "p M2", "thresholds"], coloc_rows, "Colocalization (Costes thresholds)"))
     integrated = [a for a in analyses if "integrated" in a.results]
     if len(integrated) >= 2:
         reference = integrated[0]
