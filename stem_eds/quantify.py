@@ -127,7 +127,8 @@ def _factor_array(ds: xr.Dataset, factors: dict, table: str) -> tuple[np.ndarray
 
 
 def quantify(ds: xr.Dataset, factors: dict, method: str = "cl", thickness_nm: float | None = None,
-             density_g_cm3: float | None = None, dose: float | None = None, iterations: int = 6) -> xr.Dataset:
+             density_g_cm3: float | None = None, dose: float | None = None, absorption: bool = False,
+             iterations: int = 6) -> xr.Dataset:
     """Weight and atomic percent from line intensities (``element`` dim, any spatial dims).
 
     Parameters
@@ -139,8 +140,12 @@ def quantify(ds: xr.Dataset, factors: dict, method: str = "cl", thickness_nm: fl
     method : {"cl", "zeta"}
         Cliff-Lorimer k-factors, or zeta factors (needs ``dose``, electrons per spectrum).
     thickness_nm, density_g_cm3 : float, optional
-        With CL, apply the thin-film absorption correction (density defaults to the mixture's);
-        the zeta method corrects absorption with the mass thickness it measures.
+        With CL, apply the thin-film absorption correction (density defaults to the mixture's).
+    dose : float, optional
+        Electrons per spectrum (zeta method): beam current x live time / e.
+    absorption : bool
+        Zeta method: correct absorption with the mass thickness it measures (zeta factors must
+        then be in kg electrons / (m^2 photons)).
 
     Returns
     -------
@@ -174,7 +179,8 @@ def quantify(ds: xr.Dataset, factors: dict, method: str = "cl", thickness_nm: fl
                             float(ds.attrs.get("elevation_deg", 22.0) or 22.0), float(ds.attrs.get("tilt_beta_deg", 0.0) or 0.0))
     if method == "zeta" and not (dose and dose > 0):
         raise EDSError(f"{source}: the zeta-factor method needs the electron dose (beam current x live time)")
-    for _ in range(iterations if (thickness_nm or method == "zeta") else 1):
+    correcting = bool(thickness_nm) if method == "cl" else absorption
+    for _ in range(iterations if correcting else 1):
         corr = correction.reshape(shape)
         u = kk * intensity / corr
         var_u = (kk / corr) ** 2 * var_i + (intensity / corr) ** 2 * kerr**2
@@ -184,6 +190,8 @@ def quantify(ds: xr.Dataset, factors: dict, method: str = "cl", thickness_nm: fl
         if method == "zeta":
             mass_thickness = u.sum(axis=0) / dose  # kg/m^2
             rho_t = float(np.nanmean(mass_thickness)) * 0.1  # g/cm^2
+            if not correcting:
+                break
         elif thickness_nm:
             from exspy.material import density_of_mixture
 
@@ -241,3 +249,10 @@ def sum_region(ds: xr.Dataset, mask=None) -> xr.Dataset:
     out["intensity_stderr"].attrs["units"] = "count"
     out.attrs.update(ds.attrs)
     return out
+
+
+def electron_dose(beam_current_na: float, live_time_s: float) -> float:
+    """Electrons delivered while the detector was live: D = I t / e."""
+    if not (np.isfinite(beam_current_na) and np.isfinite(live_time_s)) or beam_current_na <= 0 or live_time_s <= 0:
+        raise EDSError(f"dose: beam current {beam_current_na} nA and live time {live_time_s} s must be positive")
+    return beam_current_na * 1e-9 * live_time_s / ELEMENTARY_CHARGE
