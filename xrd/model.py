@@ -108,6 +108,8 @@ class PatternModel:
         good = np.isfinite(self.esd) & (self.esd > 0)
         self.weight = np.where(used & good, 1.0 / np.where(good, self.esd, 1.0) ** 2, 0.0)
         self.used = used & (self.weight > 0)
+        if self.used.sum() < 10:
+            raise XRDError(f"{source}: fewer than 10 points with a usable esd inside the refinement range")
         self.inst = recipe.instrument
         self.lam1, lam2 = self.inst.wavelengths
         self.ka2 = (not self.inst.single_wavelength)

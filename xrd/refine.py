@@ -30,7 +30,7 @@ def build_result(
     reflection_two_theta=(), reflection_hkl=(), reflection_phase=(),
     parameter_names=(), parameter_values=(), parameter_stderr=(), correlation=None,
     rwp, rp, rexp, gof, nobs, nvar,
-    engine, source, recipe, used=None, extra_attrs=None,
+    engine, source, recipe, used=None, extra_attrs=None, parameter_units=None,
 ) -> xr.Dataset:
     """The XRD result Dataset from arrays (one layout for every engine).
 
@@ -55,6 +55,8 @@ def build_result(
     engine : "builtin" or "gsas2"; source : data file; recipe : recipe file.
     used : bool array (n,), optional
         Points inside the refinement (False in excluded regions).
+    parameter_units : list of str (n_par,), optional
+        Units of each refined parameter (a ``parameter_units`` coordinate).
 
     Returns
     -------
@@ -123,6 +125,8 @@ def build_result(
             "parameter2": ("parameter2", np.array(names, dtype=object)),
         },
     )
+    if parameter_units is not None:
+        ds = ds.assign_coords(parameter_units=("parameter", np.array([str(u) for u in parameter_units], dtype=object)))
     fitted = ["a", "b", "c", "alpha", "beta", "gamma", "weight_fraction", "scale", "parameters"]
     if nsite:
         fitted.append("dopant_fraction")
@@ -320,7 +324,7 @@ def _dataset(model, fit, history) -> xr.Dataset:
         parameter_names=names, parameter_values=[values[n] for n in names], parameter_stderr=err,
         correlation=corr, rwp=stats["rwp"], rp=stats["rp"], rexp=stats["rexp"], gof=stats["gof"],
         nobs=stats["nobs"], nvar=stats["nvar"], engine="builtin", source=str(model.source),
-        recipe=str(recipe.path), used=model.used,
+        recipe=str(recipe.path), used=model.used, parameter_units=[model.parameters[n].units for n in names],
         extra_attrs={"stages": history, "wavelength": float(model.lam1),
                      "dopant_element": recipe.dopant.element if recipe.dopant else "",
                      "dopant_min_detectable_sigma": 3.0},
