@@ -219,7 +219,10 @@ def section(analyses) -> list:
             param_rows.append([analysis.sample, "fit", "Rwp / Rp / GOF",
                                f"{float(ds.rwp):.2f} % / {float(ds.rp):.2f} % / {float(ds.gof):.3f}"])
             for k, phase in enumerate(ds.phase.values):
-                for var, units in (("a", "Å"), ("b", "Å"), ("c", "Å"), ("beta", "deg"), ("weight_fraction", "1")):
+                for var, units in (("a", "Å"), ("b", "Å"), ("c", "Å"), ("alpha", "deg"), ("beta", "deg"),
+                                   ("gamma", "deg"), ("weight_fraction", "1")):
+                    if var in ("alpha", "beta", "gamma") and not float(ds[var + "_stderr"][k]) > 0:
+                        continue  # fixed by symmetry
                     param_rows.append([analysis.sample, str(phase), var,
                                        format_value(float(ds[var][k]), float(ds[var + "_stderr"][k]), units)])
             for j, site in enumerate(ds.site.values):
