@@ -179,7 +179,24 @@ def _inflate_into(f: itstr.ITStrFile, entry: itstr.Entry, out: np.ndarray) -> No
     out[...] = np.frombuffer(data, "<u4").reshape(out.shape)
 
 
-def read_stack(path, fragment, scans=None) -> np.ndarray:
+def _inflate_all(f: itstr.ITStrFile, jobs, workers: int | None, progress: bool = False) -> None:
+    """Inflate ``[(out, entry)]``; zlib releases the GIL, so a few threads share the work."""
+    workers = min(4, os.cpu_count() or 1) if workers is None else max(int(workers), 1)
+    bar = tqdm(total=len(jobs), desc="ITA images", unit="img", disable=not progress, leave=False)
+    if workers == 1 or len(jobs) < 4:
+        for out, entry in jobs:
+            _inflate_into(f, entry, out)
+            bar.update()
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(lambda job: _inflate_into(f, job[1], job[0]), jobs):
+                bar.update()
+    bar.close()
+
+
+def read_stack(path, fragment, scans=None, *, workers: int | None = None) -> np.ndarray:
     """Per-scan images of one fragment as a uint32 array (scan, y, x).
 
     ``fragment`` is a name from the peak list ("BO-"), ``"total"``, or an interval id (int).
@@ -198,8 +215,7 @@ def read_stack(path, fragment, scans=None) -> np.ndarray:
         if scans is not None:
             leaves = [leaves[i] for i in np.atleast_1d(scans)]
         out = np.empty((len(leaves), ny, nx), np.uint32)
-        for i, entry in enumerate(leaves):
-            _inflate_into(f, entry, out[i])
+        _inflate_all(f, [(out[i], entry) for i, entry in enumerate(leaves)], workers)
         return out
 
 
@@ -216,7 +232,8 @@ def _image_id(f: itstr.ITStrFile, fragment) -> int:
     raise ToFSIMSError(f"{f.path}: no fragment {fragment!r} in the peak list (have: {names})")
 
 
-def read(path, fragments=None, scans=None, *, lazy: bool | None = None, progress: bool = False) -> xr.Dataset:
+def read(path, fragments=None, scans=None, *, lazy: bool | None = None, progress: bool = False,
+         workers: int | None = None) -> xr.Dataset:
     """Read an ITA file's per-scan fragment images as ``counts`` (fragment, scan, y, x).
 
     Parameters
@@ -231,6 +248,8 @@ def read(path, fragments=None, scans=None, *, lazy: bool | None = None, progress
         Return a dask array read block by block (default: only when the cube exceeds 1 GiB).
     progress : bool
         Show a tqdm bar over the images read.
+    workers : int, optional
+        Threads inflating images (zlib releases the GIL); default min(4, CPUs).
 
     Returns
     -------
@@ -285,8 +304,7 @@ def read(path, fragments=None, scans=None, *, lazy: bool | None = None, progress
             jobs = [(counts[k, j], leaves[p["id"]][s]) for k, p in enumerate(chosen) for j, s in enumerate(scan_index)]
             if has_total:
                 jobs += [(total[j], leaves[TOTAL_ID][s]) for j, s in enumerate(scan_index)]
-            for out, entry in tqdm(jobs, desc="ITA images", unit="img", disable=not progress, leave=False):
-                _inflate_into(f, entry, out)
+            _inflate_all(f, jobs, workers, progress)
         return _dataset(path, head, chosen, scan_index, n_file_scans, counts, total)
 
 
