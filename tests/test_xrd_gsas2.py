@@ -357,3 +357,14 @@ def test_lab6_raw_with_cif_phase_reproduces_gsas2_reference(tmp_path, shared):
     assert par["LaB6:B1:x"] == pytest.approx(0.20751, abs=0.00123)
     assert par["LaB6:La1:uiso"] == pytest.approx(-0.01723, abs=0.00052)
     assert par["displacement"] == pytest.approx(20.4796, abs=0.8637)
+
+
+def test_unknown_element_is_an_error_not_hydrogen(tmp_path):
+    """GSAS-II silently turns an unknown atom type into H; the driver refuses it instead."""
+    text = LI_RECIPE.read_text(encoding="utf-8").replace("occupancy = { O = 1.0 }", "occupancy = { Xq = 1.0 }", 1)
+    path = tmp_path / "typo.toml"
+    path.write_text(text, encoding="utf-8")
+    simulate = importlib.import_module("xrd.simulate").simulate
+    pattern = simulate(load_recipe(LI_RECIPE), counts=1000, seed=2)
+    with pytest.raises(XRDError, match=r"typo\.toml: site LiTMO2:O: 'Xq' is not a chemical element"):
+        gsas2.refine(load_recipe(path), pattern)

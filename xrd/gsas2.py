@@ -171,6 +171,9 @@ def _g2_type(label: str) -> str:
     from GSASII import atmdata
 
     symbol, charge = _species(label)
+    if gemmi.Element(symbol).atomic_number == 0 or symbol not in atmdata.XrayFF:
+        # GSAS-II would silently turn an unknown symbol into H
+        raise ValueError(f"'{label}' is not a chemical element")
     if charge == 0:
         return symbol
     name = f"{symbol}{'+' if charge > 0 else '-'}{abs(charge)}"
@@ -295,8 +298,13 @@ class _Project:
         self.x, self.y, self.esd = x, y, esd
         self.limits = (float(x[inside].min()), float(x[inside].max()))
         self.inst = inst
-        with self._quiet():
-            self._build()
+        try:
+            with self._quiet():
+                self._build()
+        except XRDError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - GSAS-II raises bare Exceptions (bad element, ...)
+            raise XRDError(f"{self.where}: GSAS-II could not build the project ({type(exc).__name__}: {exc})") from None
 
     @contextlib.contextmanager
     def _quiet(self):
@@ -370,7 +378,11 @@ class _Project:
         while label in taken:
             label += "d"
         x, y, z = site.spec.xyz
-        phase.add_atom(x, y, z, _g2_type(species), label, occ=float(occ), uiso=float(site.spec.uiso))
+        try:
+            g2_type = _g2_type(species)
+        except ValueError as exc:
+            raise XRDError(f"{self.where}: site {site.key}: {exc}") from None
+        phase.add_atom(x, y, z, g2_type, label, occ=float(occ), uiso=float(site.spec.uiso))
         site.atoms[key or species] = len(phase.data["Atoms"]) - 1
 
     def _add_dopant(self):
@@ -385,9 +397,9 @@ class _Project:
                 raise XRDError(f"{self.where}: dopant site '{key}' does not exist "
                                f"(sites: {', '.join(sorted(by_key))})")
             total = site.spec.total
-            if total <= 0:
-                raise XRDError(f"{self.where}: dopant site '{key}' has zero total occupancy")
             start = float(dopant.start)
+            if total <= 0 or not 0.0 <= start <= total:
+                raise XRDError(f"{self.where}: dopant start {start} does not fit site '{key}' (total {total})")
             phase = phases[site.phase]
             cx = phase.data["General"]["AtomPtrs"][0]
             for species, occ in site.spec.occupancy.items():  # hosts keep total - d (xrd.dopant rule)
