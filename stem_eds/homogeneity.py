@@ -14,7 +14,8 @@ scale; a real variation raises H at the scales where it is larger than counting 
 
 Verdict per element: ``inhomogeneous at scale s`` when some block size is significant
 (p < 0.001 / number of sizes), reported at the scale of largest H; otherwise ``homogeneous`` if
-the counts could have revealed a ``tolerance`` relative variation, else ``too few counts to tell``.
+the test could have flagged a relative variation (CV) of ``tolerance`` at some block size, else
+``too few counts to tell``.
 """
 
 from __future__ import annotations
@@ -186,6 +187,11 @@ def homogeneity(ds: xr.Dataset, block_sizes=BLOCK_SIZES, tolerance: float = 0.05
     sizes = list(rows)
     stack = {key: np.stack([rows[s][key] for s in sizes], axis=1) for key in ("H", "H_stderr", "cv_observed", "cv_poisson", "p_value")}
     alpha = ALPHA / len(sizes)
+    # Smallest CV the test would flag at each block size: H_crit^2 = chi2_{1-alpha}(n-1) / (n-1),
+    # CV_detectable = CV_Poisson sqrt(H_crit^2 - 1); the best block size sets the sensitivity.
+    n_blocks = np.array([rows[s]["n_blocks"] for s in sizes], float)
+    h_crit2 = stats.chi2.isf(alpha, n_blocks - 1) / (n_blocks - 1)
+    detectable = np.nanmin(stack["cv_poisson"] * np.sqrt(h_crit2 - 1.0)[None, :], axis=1)
     verdicts, scales = [], []
     for i, element in enumerate(elements):
         significant = [j for j in range(len(sizes)) if stack["p_value"][i, j] < alpha and stack["H"][i, j] > 1]
@@ -193,7 +199,7 @@ def homogeneity(ds: xr.Dataset, block_sizes=BLOCK_SIZES, tolerance: float = 0.05
             j = max(significant, key=lambda j: stack["H"][i, j])
             scales.append(sizes[j] * pixel)
             verdicts.append(f"inhomogeneous at scale {sizes[j]} px ({sizes[j] * pixel:.3g} {pixel_units})")
-        elif np.nanmin(stack["cv_poisson"][i]) > tolerance:
+        elif detectable[i] > tolerance:
             scales.append(np.nan)
             verdicts.append("too few counts to tell")
         else:
@@ -243,6 +249,7 @@ def homogeneity(ds: xr.Dataset, block_sizes=BLOCK_SIZES, tolerance: float = 0.05
             "profile_radial_stderr": (("element", "radius"), pr_err, {"units": value_units}),
             "verdict": ("element", np.array(verdicts, dtype=object)),
             "scale": ("element", np.array(scales, float), {"units": pixel_units}),
+            "detectable_cv": ("element", detectable, {"units": "1", "long_name": "smallest CV the test detects"}),
         },
         coords={
             "element": elements,
