@@ -184,3 +184,32 @@ def test_casa_refit_other_regions(shared, region):
     main = casa >= 0.2 * casa.sum()
     assert main.any()
     assert np.all(np.abs(ours[main] / casa[main] - 1) < 0.05), (ours / casa).round(3)
+
+
+def test_real_angle_series_c1s(shared):
+    """ARXPS.vms (Kratos, C 1s at 5 take-off angles, charged by about +4 eV): the series is keyed by
+    the file's "Angle" variable, the C 1s charge correction brings C-C to 284.8 eV and a 3-component
+    model fits the real counts to Poisson precision (reduced chi-square near 1)."""
+    model = parse_model("""
+region = "C 1s"
+window = [281.0, 292.0]
+background = "shirley"
+[[component]]
+name = "C-C"
+center = [284.8, 283.5, 286.0]
+fwhm = [1.2, 0.5, 3.0]
+[[component]]
+name = "C-O"
+center = [286.5, 285.8, 287.5]
+fwhm = { same_as = "C-C" }
+[[component]]
+name = "O-C=O"
+center = [288.8, 288.0, 289.8]
+fwhm = { same_as = "C-C" }
+""")
+    ds = fit_region(xps.read(shared("xps/cheminfo-vamas/ARXPS.vms")), model, c1s=True)
+    assert ds["fraction"].dims == ("angle", "component")
+    assert ds["angle"].values.tolist() == [0.0, 40.0, 55.0, 63.0, 70.0]
+    assert np.all((ds["charge_shift"].values > 3.5) & (ds["charge_shift"].values < 4.5))
+    assert np.allclose(ds["center"].sel(component="C-C").values, 284.8, atol=0.03)
+    assert np.all(ds["redchi"].values < 2.0)

@@ -38,10 +38,31 @@ def region_blocks(blocks: list[xr.DataArray], region: str, source: str = "") -> 
     return chosen
 
 
+_POSITION_WORDS = ("index", "position", "x ", "y ", "z ")
+
+
 def _levels(chosen: list[xr.DataArray]) -> tuple[str, np.ndarray, str]:
+    """The level dimension: etch time when every block has a distinct one; else an experimental
+    variable that distinguishes the blocks (e.g. "Angle" of an angle-resolved series, not stage
+    indices or positions); else the block index."""
     times = np.array([float(b.attrs.get("etch_time", math.nan)) for b in chosen])
     if np.all(np.isfinite(times)) and np.unique(times).size == times.size:
         return "etch_time", times, "s"
+    labels = list(dict(chosen[0].attrs.get("experimental_variables") or {}))
+    for label in labels:
+        if any(_norm(label).startswith(w.strip()) for w in _POSITION_WORDS):
+            continue
+        try:
+            values = np.array([float((b.attrs.get("experimental_variables") or {}).get(label, math.nan))
+                               for b in chosen])
+        except (TypeError, ValueError):
+            continue
+        if np.all(np.isfinite(values)) and np.unique(values).size == values.size:
+            units = dict(chosen[0].attrs.get("experimental_variable_units") or {}).get(label, "")
+            units = str(units).strip()
+            units = "1" if units in ("", "d", "n") else units
+            name = "_".join(_norm(label).replace("[", " ").replace("]", " ").split()) or "level"
+            return name, values, units
     return "block", np.array([int(b.attrs.get("block_index", i)) for i, b in enumerate(chosen)]), "1"
 
 

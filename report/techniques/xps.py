@@ -67,7 +67,10 @@ def analyse(settings: dict) -> dict:
 def _level_label(ds, i: int) -> str:
     dim = ds.attrs.get("level_dim", "etch_time")
     value = ds[dim].values[i]
-    return f"etch {value:g} s" if dim == "etch_time" else f"block {value}"
+    if dim == "etch_time":
+        return f"etch {value:g} s"
+    units = ds[dim].attrs.get("units", "1")
+    return f"{dim} {value:g}" + ("" if units == "1" else f" {units}")
 
 
 def fit_figure(ds, level: int = 0, title: str = ""):
@@ -114,7 +117,10 @@ def fraction_figure(items, title: str = ""):
         ax.errorbar(ds[dim].values, ds["fraction"].sel(component=comp).values,
                     yerr=ds["fraction_stderr"].sel(component=comp).values, marker="o", capsize=3,
                     label=f"{label}: {comp}")
-    ax.set_xlabel("etch time (s)" if all(d.attrs.get("level_dim") == "etch_time" for _, d in items) else "block")
+    dims = {d.attrs.get("level_dim", "etch_time") for _, d in items}
+    dim = dims.pop() if len(dims) == 1 else "level"
+    units = items[0][1][dim].attrs.get("units", "1") if dim in items[0][1] else "1"
+    ax.set_xlabel("etch time (s)" if dim == "etch_time" else dim.replace("_", " ") + ("" if units == "1" else f" ({units})"))
     ax.set_ylabel("fraction of fitted area (1)")
     ax.set_ylim(bottom=0)
     ax.set_title(title)
