@@ -67,13 +67,11 @@ def window_problem(lo: float, hi: float, line: xl.Line, neighbours, fwhm_mnka_ev
     """Why [lo, hi] keV is not clean continuum for ``line`` ('' when it is)."""
     if lo < xl.MIN_ENERGY_KEV:
         return f"reaches below {xl.MIN_ENERGY_KEV} keV into the zero-energy noise peak"
-    for other in neighbours:
-        if other.name == line.name:
-            continue
+    # The line itself and its own family members (Kb beside a Ka) count as lines too.
+    for other in [line] + [n for n in neighbours if n.name != line.name]:
         half = float(xl.fwhm_kev(other.energy, fwhm_mnka_ev))  # +-1 FWHM holds 98 % of a Gaussian
         if lo < other.energy + half and hi > other.energy - half:
             return f"lies on {other.name} ({other.energy:.3f} keV)"
-    # The line's own family members (Kb under a Ka background window ...) are lines too.
     return ""
 
 
