@@ -35,8 +35,11 @@ def test_demo_samples_tell_bulk_from_surface_boron(tmp_path):
     quant = bulk[0]["quant"]
     assert np.allclose(quant["atomic_percent"].sum("element"), 100)
     in3d = bulk[1]["fit"]
-    oxide = in3d["fraction"].sel(component=["In3d5/2 oxide", "In3d3/2 oxide"]).sum("component").values
-    assert abs(oxide[0] - 0.1) < 0.03 and abs(oxide[-1] - 0.3) < 0.03
+    oxide = in3d["group_fraction"].sel(group="In-O").values
+    oxide_err = in3d["group_fraction_stderr"].sel(group="In-O").values
+    truth = 0.1 + 0.2 * np.minimum(in3d["etch_time"].values / 200.0, 1.0)
+    assert np.all(np.abs(oxide - truth) < 3 * oxide_err), (oxide, truth, oxide_err)
+    assert np.allclose(oxide, in3d["fraction"].sel(component=["In3d5/2 oxide", "In3d3/2 oxide"]).sum("component"))
 
 
 def test_section_blocks(tmp_path):

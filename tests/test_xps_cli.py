@@ -35,7 +35,7 @@ def test_fit_writes_result_and_plot(series, tmp_path, capsys):
     assert main(["xps", "fit", str(path), "--model", str(EXAMPLES / "b1s.toml"), "--out", str(out),
                  "--plot", str(plot), "--c1s"]) == 0
     ds = read_netcdf(out)
-    assert ds.attrs["technique"] == "XPS" and ds.attrs["fitted"] == "area center fwhm fraction"
+    assert ds.attrs["technique"] == "XPS" and ds.attrs["fitted"] == "area center fwhm fraction group_fraction"
     for name in ("area", "center", "fwhm", "fraction", "redchi", "data", "background", "envelope", "component_curve"):
         assert name in ds
     share = ds["fraction"].sel(component="TM-O-B").values

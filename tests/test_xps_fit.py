@@ -87,6 +87,11 @@ def test_in3d_oxide_doublet_found_with_right_share():
     # the oxide 5/2 share alone: 0.25 of the 5/2 + 3/2 total area = 0.15, within 2 stderr
     share = frac[0, names.index("In3d5/2 oxide")]
     assert abs(share - 0.15) < 2 * frac_err[0, names.index("In3d5/2 oxide")] + 1e-3
+    groups, share, share_err = res.group_fractions([c.group for c in model.components])
+    assert groups == ["In-Cl", "In-O"]
+    assert share[0, 1] == pytest.approx(oxide, rel=1e-12)
+    assert abs(share[0, 1] - 0.25) < 2 * share_err[0, 1]
+    assert 0.002 < share_err[0, 1] < 0.02
     center = res.values()["center"][0][0]
     assert center[names.index("In3d5/2 oxide")] == pytest.approx(444.5, abs=0.05)
     assert center[names.index("In3d3/2 oxide")] - center[names.index("In3d5/2 oxide")] == pytest.approx(7.54, abs=1e-9)

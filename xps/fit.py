@@ -76,6 +76,15 @@ class FitResult:
             out[kind] = (vals[k], np.sqrt(np.clip(var, 0, None)))
         return out
 
+    def group_fractions(self, groups: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Share of every group of components (e.g. both lines of a doublet) with full-covariance stderr."""
+        names = list(dict.fromkeys(groups))
+        member = np.array([[g == name for g in groups] for name in names], dtype=float)  # (G, C)
+        n_model = len(self.compiled.names)
+        matrix, offset = self.compiled.area_matrix()
+        return (names, *_shares(self.params[:, :n_model], self.cov[:, :n_model, :n_model],
+                                member @ matrix, member @ offset))
+
     def fractions(self) -> tuple[np.ndarray, np.ndarray]:
         """Share of every component in the fitted area, with stderr from the full covariance.
 
@@ -83,15 +92,20 @@ class FitResult:
         """
         n_model = len(self.compiled.names)
         matrix, offset = self.compiled.area_matrix()
-        areas = self.params[:, :n_model] @ matrix.T + offset
-        total = areas.sum(axis=1, keepdims=True)
-        safe = np.where(total != 0, total, np.nan)
-        frac = areas / safe
-        cov_a = np.einsum("cp,spq,dq->scd", matrix, self.cov[:, :n_model, :n_model], matrix)
-        eye = np.eye(areas.shape[1])[None]
-        grad = (eye - frac[:, :, None]) / safe[:, :, None]
-        cov_f = grad @ cov_a @ grad.transpose(0, 2, 1)
-        return frac, np.sqrt(np.clip(np.diagonal(cov_f, axis1=1, axis2=2), 0, None))
+        return _shares(self.params[:, :n_model], self.cov[:, :n_model, :n_model], matrix, offset)
+
+
+def _shares(p, cov, matrix, offset):
+    """Shares ``a_j / sum a`` of ``a = matrix @ p + offset`` and their stderr from ``cov`` of ``p``."""
+    areas = p @ matrix.T + offset
+    total = areas.sum(axis=1, keepdims=True)
+    safe = np.where(total != 0, total, np.nan)
+    frac = areas / safe
+    cov_a = np.einsum("cp,spq,dq->scd", matrix, cov, matrix)
+    eye = np.eye(areas.shape[1])[None]
+    grad = (eye - frac[:, :, None]) / safe[:, :, None]
+    cov_f = grad @ cov_a @ grad.transpose(0, 2, 1)
+    return frac, np.sqrt(np.clip(np.diagonal(cov_f, axis1=1, axis2=2), 0, None))
 
 
 def poisson_sigma(y: np.ndarray, counts_per_unit) -> np.ndarray:

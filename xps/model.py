@@ -13,6 +13,7 @@ A model file (binding energies in eV)::
     center = [446.0, 445.0, 447.0]      # value, min, max; a bare number is held fixed
     fwhm = [1.5, 0.8, 2.5]
     area = [1000, 0, 1e9]               # optional; estimated from the data when absent
+    group = "In chloride"               # optional chemical state; its share is reported too
     [[component]]
     name = "In3d3/2 chloride"
     center = { offset_from = "In3d5/2 chloride", by = 7.54 }
@@ -62,6 +63,10 @@ class Component:
     center: Param
     fwhm: Param
     line: int = 0  # line of ``name = ...`` in the model file (0: not from a file)
+    group: str = ""  # chemical state the component belongs to (doublet partners share one); default: name
+
+    def __post_init__(self):
+        self.group = self.group or self.name
 
     def function(self):
         return shape_function(self.shape)
@@ -243,7 +248,7 @@ def parse_model(text: str, path: str = "<model>") -> Model:
         if name in [c.name for c in components]:
             raise XPSError(f"{here}: component name '{name}' used twice")
         for key in comp:
-            if key not in ("name", "shape", *KINDS):
+            if key not in ("name", "shape", "group", *KINDS):
                 line = _line_of(lines, rf"^\s*{re.escape(key)}\s*=", cursor) or name_line
                 raise XPSError(f"{path}: line {line}: unknown key '{key}' in component '{name}'")
         params = {}
@@ -260,7 +265,12 @@ def parse_model(text: str, path: str = "<model>") -> Model:
         except XPSError as exc:
             line = _line_of(lines, r"^\s*shape\s*=", cursor) or name_line
             raise XPSError(f"{path}: line {line}: {exc}") from None
-        components.append(Component(name, shape, params["area"], params["center"], params["fwhm"], name_line))
+        group = comp.get("group", name)
+        if not isinstance(group, str) or not group.strip():
+            line = _line_of(lines, r"^\s*group\s*=", cursor) or name_line
+            raise XPSError(f"{path}: line {line}: group of '{name}' must be a non-empty string")
+        components.append(Component(name, shape, params["area"], params["center"], params["fwhm"], name_line,
+                                    group))
         where[name] = name_line
     model = Model(str(raw.get("region", "")), window, background, components, path, where)
     check_links(model)
@@ -375,7 +385,7 @@ def simple_model(region: str, components: list[dict], window=None, background="s
     for comp in components:
         params = {kind: _param(comp.get(kind), kind, f"<model>: component {comp['name']}") for kind in KINDS}
         comps.append(Component(comp["name"], comp.get("shape", "GL(30)"), params["area"], params["center"],
-                               params["fwhm"]))
+                               params["fwhm"], group=comp.get("group", "")))
     bg = background if isinstance(background, Background) else _background(background, "<model>")
     model = Model(region, tuple(window) if window else None, bg, comps)
     check_links(model)
@@ -447,7 +457,7 @@ def from_casa(info, excitation_energy: float, region: str | None = None, source:
                 center = Param(be, be, be, vary=False)
             else:
                 center = Param(min(max(be, lo), hi), lo, hi)
-        comps.append(Component(unique[i], comp.lineshape, area, center, fwhm, comp.line))
+        comps.append(Component(unique[i], comp.lineshape, area, center, fwhm, comp.line, names[i]))
     model = Model(reg.name, reg.binding_window(hv), background, comps, source)
     check_links(model)
     return model

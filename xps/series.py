@@ -196,6 +196,7 @@ def result_dataset(results: list[FitResult], model: Model, dim: str, levels, lev
         dim: (dim, np.asarray(levels), {"units": level_units}),
         "component": ("component", components),
         "shape": ("component", [c.shape for c in model.components]),
+        "component_group": ("component", [c.group for c in model.components]),
     })
     for k, unit in (("area", area_units), ("center", "eV"), ("fwhm", "eV")):
         v = np.concatenate([a for a, _ in values[k]])
@@ -205,6 +206,12 @@ def result_dataset(results: list[FitResult], model: Model, dim: str, levels, lev
     ds["fraction"] = ((dim, "component"), np.concatenate([f for f, _ in fracs]),
                       {"units": "1", "long_name": "share of the fitted area"})
     ds["fraction_stderr"] = ((dim, "component"), np.concatenate([s for _, s in fracs]), {"units": "1"})
+    groups = [c.group for c in model.components]
+    group_parts = [r.group_fractions(groups) for r in results]
+    ds = ds.assign_coords(group=("group", group_parts[0][0]))
+    ds["group_fraction"] = ((dim, "group"), np.concatenate([g[1] for g in group_parts]),
+                            {"units": "1", "long_name": "share of the fitted area per chemical state (group)"})
+    ds["group_fraction_stderr"] = ((dim, "group"), np.concatenate([g[2] for g in group_parts]), {"units": "1"})
     ds["redchi"] = ((dim,), np.concatenate([r.redchi for r in results]), {"units": "1"})
     ds["charge_shift"] = ((dim,), np.asarray(shifts, float), {"units": "eV",
                           "long_name": "shift added to the measured binding energies"})
@@ -245,7 +252,7 @@ def result_dataset(results: list[FitResult], model: Model, dim: str, levels, lev
         "technique": "XPS",
         "source": source,
         "region": model.region or str(chosen[0].attrs.get("region", "")),
-        "fitted": "area center fwhm fraction",
+        "fitted": "area center fwhm fraction group_fraction",
         "model": model.path,
         "background": model.background.kind + (" (active)" if model.background.active else ""),
         "window": list(model.window) if model.window else [],

@@ -99,11 +99,20 @@ def fit_figure(ds, level: int = 0, title: str = ""):
 
 
 def headline_component(ds) -> str:
+    """The component (or group of components, e.g. "In-O") whose share is the headline."""
     names = [str(n) for n in ds["component"].values]
+    groups = [str(g) for g in ds["group"].values] if "group" in ds.coords else []
     wanted = ds.attrs.get("headline") or HEADLINE_DEFAULT
-    if wanted in names:
+    if wanted in names or wanted in groups:
         return wanted
     return names[-1] if len(names) > 1 else names[0]
+
+
+def headline_share(ds, name: str):
+    """(share, stderr) over the levels of a component or of a group of components."""
+    if "group" in ds.coords and name in [str(g) for g in ds["group"].values] and name not in [str(n) for n in ds["component"].values]:
+        return ds["group_fraction"].sel(group=name).values, ds["group_fraction_stderr"].sel(group=name).values
+    return ds["fraction"].sel(component=name).values, ds["fraction_stderr"].sel(component=name).values
 
 
 def fraction_figure(items, title: str = ""):
@@ -114,9 +123,8 @@ def fraction_figure(items, title: str = ""):
     for label, ds in items:
         comp = headline_component(ds)
         dim = ds.attrs.get("level_dim", "etch_time")
-        ax.errorbar(ds[dim].values, ds["fraction"].sel(component=comp).values,
-                    yerr=ds["fraction_stderr"].sel(component=comp).values, marker="o", capsize=3,
-                    label=f"{label}: {comp}")
+        share, err = headline_share(ds, comp)
+        ax.errorbar(ds[dim].values, share, yerr=err, marker="o", capsize=3, label=f"{label}: {comp}")
     dims = {d.attrs.get("level_dim", "etch_time") for _, d in items}
     dim = dims.pop() if len(dims) == 1 else "level"
     units = items[0][1][dim].attrs.get("units", "1") if dim in items[0][1] else "1"
@@ -214,7 +222,7 @@ def demo_entries(data_dir, sample: str, bulk_doped: bool, seed: int) -> list[dic
         write_text_atomic(in3d, text)
     return [
         {"file": vms, "model": b1s, "c1s": True, "quantify": ["B 1s", "O 1s", "In 3d", "C 1s"]},
-        {"file": vms, "model": in3d, "c1s": True, "headline": "In3d5/2 oxide"},
+        {"file": vms, "model": in3d, "c1s": True, "headline": "In-O"},
     ]
 
 
@@ -223,19 +231,23 @@ window = [440.0, 458.0]
 background = { shirley = "active", average = 5 }
 [[component]]
 name = "In3d5/2 chloride"
+group = "In-Cl"
 center = [446.0, 445.0, 447.0]
 fwhm = [1.5, 0.8, 2.5]
 [[component]]
 name = "In3d3/2 chloride"
+group = "In-Cl"
 center = { offset_from = "In3d5/2 chloride", by = 7.54 }
 fwhm = { same_as = "In3d5/2 chloride" }
 area = { ratio_to = "In3d5/2 chloride", by = 0.6667 }
 [[component]]
 name = "In3d5/2 oxide"
+group = "In-O"
 center = [444.5, 444.0, 445.2]
 fwhm = [1.5, 0.8, 2.5]
 [[component]]
 name = "In3d3/2 oxide"
+group = "In-O"
 center = { offset_from = "In3d5/2 oxide", by = 7.54 }
 fwhm = { same_as = "In3d5/2 oxide" }
 area = { ratio_to = "In3d5/2 oxide", by = 0.6667 }
