@@ -22,7 +22,8 @@ from .profiles import (fcj_offsets, gaussian_variance, lorentz_polarization, lor
                        peak_position, pseudo_voigt, pseudo_voigt_derivatives, tch_fwhm_eta)
 from .recipe import Recipe
 from .reflections import generate_reflections, inverse_d_squared
-from .structure import (CELL_NAMES, Phase, anomalous, build_phase, cell_mass, form_factor_coefficients, volume)
+from .structure import (CELL_NAMES, Phase, anomalous, build_phase, cell_mass, form_factor_coefficients, metric,
+                        volume)
 
 #: Finite-difference steps per parameter group (absolute, in the parameter's units).
 STEPS = {"cell": 2e-5, "angle": 2e-4, "zero": 1e-4, "displacement": 0.05, "profile": 1e-3, "uiso": 1e-4,
@@ -310,7 +311,7 @@ class PatternModel:
         if phase.preferred_orientation is None:
             return np.ones(len(refl))
         axis = np.asarray(phase.preferred_orientation[0], float)
-        gstar = np.linalg.inv(_metric(self.cell(k, values)))
+        gstar = np.linalg.inv(metric(self.cell(k, values)))
         members = refl.members.astype(float)
         num = members @ gstar @ axis
         norm = np.sqrt(np.einsum("ni,ij,nj->n", members, gstar, members) * (axis @ gstar @ axis))
@@ -442,8 +443,3 @@ class PatternModel:
             names += [phase.name] * int(inside.sum())
         return (np.concatenate(tts) if tts else np.zeros(0)), labels, names
 
-
-def _metric(cell):
-    from .structure import metric
-
-    return metric(cell)

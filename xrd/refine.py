@@ -237,7 +237,7 @@ def refine(recipe, pattern=None, *, start: dict | None = None, stages=None, prog
 
 def _dataset(model, fit, history) -> xr.Dataset:
     from .dopant import correlation_words, min_detectable
-    from .engine import covariance, jacobian, statistics
+    from .engine import jacobian, statistics
     from .structure import CELL_NAMES as _CELLS
 
     values = fit.values

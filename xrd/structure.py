@@ -214,7 +214,6 @@ def _tidy_basis(basis: np.ndarray) -> np.ndarray:
         return basis
     if basis.shape[1] == 3:
         return np.eye(3)
-    reduced, _ = scipy.linalg.qr(basis, mode="economic")
     # reduced row echelon of basis^T gives columns with a leading 1 on the first free axis
     m = basis.T.copy()
     row = 0

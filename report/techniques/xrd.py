@@ -152,8 +152,9 @@ def _sequence(args) -> int:
     ds = sequence(recipe, [Path(f) for f in args.files], progress=not args.quiet)
     write_netcdf(ds, args.out)
     for i in range(ds.sizes["scan"]):
-        print(f"scan {i}: Rwp {float(ds.rwp[i]):.2f} %  (003) {format_value(float(ds.peak_003[i]), float(ds.peak_003_stderr[i]), 'deg')}"
-              f"  (101) {format_value(float(ds.peak_101[i]), float(ds.peak_101_stderr[i]), 'deg')}")
+        p003 = format_value(float(ds.peak_003[i]), float(ds.peak_003_stderr[i]), "deg")
+        p101 = format_value(float(ds.peak_101[i]), float(ds.peak_101_stderr[i]), "deg")
+        print(f"scan {i}: Rwp {float(ds.rwp[i]):.2f} %  (003) {p003}  (101) {p101}")
     return 0
 
 
@@ -232,7 +233,8 @@ def section(analyses) -> list:
                     analysis.sample, str(site),
                     format_value(float(ds.dopant_fraction[j]), float(ds.dopant_fraction_stderr[j])), verdict,
                     f"{float(ds.dopant_min_detectable[j]):.3f}", str(ds.dopant_correlations.values[j])])
-    blocks.append(Table(["sample", "phase", "parameter", "value"], param_rows, "Refined parameters (esd scaled by GOF)"))
+    blocks.append(Table(["sample", "phase", "parameter", "value"], param_rows,
+                        "Refined parameters (esd scaled by GOF)"))
     if verdict_rows:
         blocks.append(Table(["sample", "site", "dopant fraction", "verdict", "detectable at 3σ",
                              "strongest correlations"], verdict_rows, "Dopant site fractions"))
