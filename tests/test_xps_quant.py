@@ -21,6 +21,10 @@ def test_bundled_tables_hold_the_required_lines():
     scofield, _ = load_rsf_table("scofield")
     assert scofield["o 1s"] == pytest.approx(2.93)
     assert scofield["b 1s"] == pytest.approx(0.486)
+    assert scofield["mn 2p"] == pytest.approx(9.17 + 4.74)  # 2p3/2 + 2p1/2 (Scofield 1976)
+    kratos, _ = load_rsf_table("kratos")
+    assert kratos["c 1s"] == pytest.approx(0.278) and kratos["o 1s"] == pytest.approx(0.78)
+    assert kratos["in 3d"] == pytest.approx(7.27)
 
 
 def test_atomic_percent_matches_truth(tmp_path):
