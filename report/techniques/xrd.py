@@ -164,7 +164,8 @@ def summary(ds) -> str:
              f"Nobs {int(ds.nobs)}  Nvar {int(ds.nvar)}  ({ds.attrs.get('engine')})"]
     for k, phase in enumerate(ds.phase.values):
         cell = "  ".join(f"{n} {format_value(float(ds[n][k]), float(ds[n + '_stderr'][k]))}"
-                         for n in ("a", "b", "c", "beta"))
+                         for n in ("a", "b", "c", "alpha", "beta", "gamma")
+                         if n in ("a", "b", "c") or float(ds[n + "_stderr"][k]) > 0)
         wf = format_value(float(ds.weight_fraction[k]), float(ds.weight_fraction_stderr[k]))
         lines.append(f"{phase}: {cell}  w {wf}")
     for j, site in enumerate(ds.site.values):
