@@ -53,3 +53,27 @@ def test_fap_atoms_and_instrument_agree_with_gsas2(fap):
         assert err[name] == pytest.approx(esd, rel=0.35), name  # esds scaled by GOF like GSAS-II's
     # sample displacement: GSAS-II 84.43(32) um
     assert values["displacement"] == pytest.approx(84.43, abs=2.5)
+
+
+def test_lab6_bruker_raw_reaches_gsas2_reference(shared):
+    """REFERENCE.md section 3: LaB6 RAW v4 (goniometer radius 250 mm), GSAS-II Rwp 8.336 %,
+    a = 4.155523(48) Å, B1 x = 0.20751(123), Uiso La -0.01723(52), B -0.01117(253)."""
+    raw = {"instrument": {"radius_mm": 250.0},
+           "background": {"terms": 6},
+           "phase": [{"name": "LaB6", "space_group": "P m -3 m", "cell": [4.1568] * 3 + [90] * 3, "size_um": 10.0,
+                      "site": [{"label": "La1", "xyz": [0, 0, 0], "uiso": 0.005, "occupancy": {"La": 1.0}},
+                               {"label": "B1", "xyz": [0.1996, 0.5, 0.5], "uiso": 0.005,
+                                "occupancy": {"B": 1.0}}]}],
+           "stage": [{"refine": ["scale", "background"]}, {"refine": ["cell", "displacement"]},
+                     {"refine": ["profile"]}, {"refine": ["xyz", "uiso"]}, {"refine": []}]}
+    recipe = parse_recipe(raw, EXAMPLE.parent / "lab6.toml")
+    recipe = recipe.with_instrument(shared("xrd/gsas2_tutorials/LabData_data_INST_XRY.PRM"))
+    recipe = recipe.with_data(shared("xrd/gsas2_tutorials/MDtutorials_CWInstDemo_data_LaB6_Jan2018.raw"))
+    result = run(recipe)
+    ds = result.dataset
+    assert int(ds.nobs) == 3040
+    assert float(ds.rwp) == pytest.approx(8.336, abs=0.3)
+    assert abs(float(ds.a[0]) - 4.155523) < 3 * 0.000048
+    for name, (value, esd) in {"LaB6:B1:x": (0.20751, 0.00123), "LaB6:La1:uiso": (-0.01723, 0.00052),
+                               "LaB6:B1:uiso": (-0.01117, 0.00253), "X": (2.9155, 0.1518)}.items():
+        assert abs(result.values[name] - value) < 2 * esd, name
