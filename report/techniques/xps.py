@@ -17,7 +17,8 @@ ENTRY_SCHEMA = {
     "shift": ("number", False),     # charge shift added to binding energies (eV)
     "c1s": ("bool", False),         # charge correction from C 1s (adventitious C at 284.8 eV)
     "quantify": ("list", False),    # regions to quantify, e.g. ["B 1s", "O 1s", "Mn 2p"]
-    "rsf": ("text", False),         # "scofield" (default), "kratos" or a TOML path
+    "rsf": ("text", False),         # "scofield" (default) or "kratos"
+    "rsf_file": ("file", False),    # a user RSF table (TOML with [rsf] "B 1s" = ...), instead of rsf
     "ke_exponent": ("number", False),
     "headline": ("text", False),    # component whose fraction is the headline (default TM-O-B when present)
 }
@@ -54,7 +55,7 @@ def analyse(settings: dict) -> dict:
             results["fit"].attrs["headline"] = str(settings["headline"])
     if settings.get("quantify"):
         results["quant"] = quantify(xps.read(path), [str(r) for r in settings["quantify"]],
-                                    table=str(settings.get("rsf", "scofield")),
+                                    table=str(settings.get("rsf_file") or settings.get("rsf", "scofield")),
                                     ke_exponent=float(settings.get("ke_exponent", 0.6)), source=str(path))
     if not results:
         from xps.errors import XPSError
