@@ -52,11 +52,33 @@ def peak_positions(model, values, covariance, names, k: int, hkls=TRACKED):
     return base, err
 
 
-def _scan_time(pattern) -> float:
-    for key in ("time_s", "time", "elapsed_s"):
-        value = pattern.attrs.get(key)
+_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%m/%d/%y %H:%M:%S", "%m/%d/%Y %H:%M:%S",
+                 "%d-%b-%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S")
+
+
+def scan_time(pattern) -> float:
+    """Acquisition time of a pattern (s since the epoch, or a plain number of seconds) from its
+    metadata: a numeric ``time_s``/``elapsed_s`` attribute, an ISO ``start_time``/``timestamp``, or
+    Bruker RAW ``date`` + ``time`` strings; NaN when the file says nothing usable."""
+    from datetime import datetime, timezone
+
+    attrs = pattern.attrs
+    for key in ("time_s", "elapsed_s", "time"):
+        value = attrs.get(key)
         if isinstance(value, (int, float)) and np.isfinite(value):
             return float(value)
+    texts = [str(attrs[k]) for k in ("start_time", "timestamp", "start") if attrs.get(k)]
+    if attrs.get("date"):
+        texts.append(f"{str(attrs['date']).strip()} {str(attrs.get('time', '00:00:00')).strip()}")
+    for text in texts:
+        text = text.strip().replace("Z", "")
+        text = text.split(".")[0] if "T" in text else text
+        text = text[:19] if "T" in text else text
+        for fmt in _TIME_FORMATS:
+            try:
+                return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp()
+            except ValueError:
+                continue
     return float("nan")
 
 
@@ -83,7 +105,7 @@ def sequence(recipe, patterns, progress: bool = False) -> xr.Dataset:
         ds = result.dataset
         k = layered_phase(result.model)
         pos, pos_err = peak_positions(result.model, result.values, result.fit.covariance, result.fit.names, k)
-        rows.append((pattern.attrs.get("source", f"scan {number}"), _scan_time(pattern), ds, pos, pos_err,
+        rows.append((pattern.attrs.get("source", f"scan {number}"), scan_time(pattern), ds, pos, pos_err,
                      result.model.phases[k].name))
     first = rows[0][2]
     n = len(rows)
@@ -107,7 +129,8 @@ def sequence(recipe, patterns, progress: bool = False) -> xr.Dataset:
         data[label + "_shift"] = ("scan", data[label][1] - data[label][1][0], {"units": "deg"})
     ds = xr.Dataset(data, coords={
         "scan": ("scan", np.arange(n), {"units": "1"}),
-        "time": ("scan", np.array([r[1] for r in rows]), {"units": "s"}),
+        "time": ("scan", np.array([r[1] for r in rows]) - rows[0][1], {
+            "units": "s", "long_name": "acquisition time since the first scan (NaN when the files do not say)"}),
         "file": ("scan", np.array([str(r[0]) for r in rows], dtype=object)),
         "phase": first["phase"].values,
         **({"site": first["site"].values} if first.sizes.get("site", 0) else {}),
