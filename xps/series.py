@@ -17,7 +17,7 @@ import xarray as xr
 
 from .errors import XPSError
 from .fit import FitResult, fit_series, fit_spectra
-from .model import Model, compile_model, from_casa, simple_model
+from .model import Model, from_casa, simple_model
 
 ADVENTITIOUS_C = 284.8  # eV
 
@@ -261,4 +261,4 @@ def result_dataset(results: list[FitResult], model: Model, dim: str, levels, lev
     return ds
 
 
-__all__ = ["fit_region", "fit_casa", "c1s_shifts", "result_dataset", "compile_model"]
+__all__ = ["fit_region", "fit_casa", "c1s_shifts", "result_dataset", "region_blocks"]
