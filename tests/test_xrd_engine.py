@@ -202,3 +202,15 @@ def test_cif_written_by_cif_out_reads_back_with_the_same_structure_factors(tmp_p
     assert [s.multiplicity for s in model.phases[0].sites] == [3, 3, 3, 6]  # TM split into Ni and Mn rows, Li, O
     reference = result.model.structure_factor_sq(0, result.values)
     assert model.structure_factor_sq(0, model.values) == pytest.approx(reference, rel=2e-4)
+
+
+def test_scan_time_from_raw_and_xrdml_metadata(shared):
+    from datetime import datetime, timezone
+
+    from xrd.read import read
+    from xrd.sequence import scan_time
+
+    raw = read(shared("xrd/gsas2_tutorials/MDtutorials_CWInstDemo_data_LaB6_Jan2018.raw"))
+    assert scan_time(raw) == datetime(2018, 1, 22, 16, 34, 23, tzinfo=timezone.utc).timestamp()
+    xrdml = read(shared("xrd/xylib_samples/empyrean.xrdml"))
+    assert scan_time(xrdml) == datetime(2016, 11, 3, 11, 8, 45, tzinfo=timezone.utc).timestamp()
