@@ -96,6 +96,26 @@ def test_depth_reads_an_ascii_depth_profile_export(files, capsys, tmp_path):
     assert not (tmp_path / "q.nc").exists()
 
 
+def test_depth_inside_the_grains_of_a_fragment(files, capsys, tmp_path):
+    folder, bulk, _ = files
+    code, _, _ = run(capsys, "depth", folder / "bulk.ita", "--fragments", "BO-,InO-", "--roi-from", "MnO-",
+                     "--out", tmp_path / "g.nc")
+    assert code == 0
+    result = read_netcdf(tmp_path / "g.nc")
+    oxide = bulk["oxide"].values  # the simulated grains: the Otsu ROI of the MnO- map must find them
+    assert result.attrs["roi_pixels"] == int(oxide.sum())
+    expected = (bulk["counts"].sel(fragment=["BO-", "InO-"]) * oxide).sum(("y", "x")).values
+    np.testing.assert_array_equal(result["counts"].values, expected)
+    code, _, _ = run(capsys, "depth", folder / "bulk.ita", "--fragments", "BO-", "--roi", "0,50,0,25",
+                     "--out", tmp_path / "b.nc")
+    assert code == 0
+    box = read_netcdf(tmp_path / "b.nc")
+    inside = (bulk["x"] <= 50) & (bulk["y"] <= 25)
+    assert box.attrs["roi_pixels"] == int(inside.sum())
+    np.testing.assert_array_equal(box["counts"].values[0],
+                                  bulk["counts"].sel(fragment="BO-").where(inside, 0).sum(("y", "x")).values)
+
+
 def test_depth_shows_surface_boron_as_surface_enriched(files, capsys, tmp_path):
     folder, _, surface = files
     code, out, _ = run(capsys, "depth", folder / "surface.ita", "--fragments", "BO-", "--crater-depth", "500nm",
@@ -150,6 +170,8 @@ def test_compare_gives_the_exact_normalised_ratio(files, capsys, tmp_path):
         (["depth", "{bulk}", "--crater-depth", "deep", "--out", "{out}"], "expected a length"),
         (["depth", "{bulk}", "--crater-depth=-5nm", "--out", "{out}"], "positive length"),
         (["depth", "{bulk}", "--rates", "fast", "--out", "{out}"], "expected rate:until_s"),
+        (["depth", "{bulk}", "--roi", "1,2", "--out", "{out}"], "expected x0,x1,y0,y1"),
+        (["depth", "{bulk}", "--roi", "200,300,0,10", "--out", "{out}"], "contains no pixel"),
         (["depth", "{bulk}", "--rates", "1:50,2:20,1", "--out", "{out}"], "layer end times must increase"),
         (["maps", "{bulk}", "--scans", "3:99", "--out", "{out}"], "outside the 12 scans"),
         (["coloc", "{bulk}", "--pair", "BO-", "--out", "{out}"], "a pair is two fragments"),

@@ -20,6 +20,7 @@ ENTRY_SCHEMA = {
     "pair": ("text", False),  # colocalization pair "BO-:MnO-"
     "coloc_bin": ("number", False),
     "compare": ("list", False),  # fragments whose integrated intensities are compared between samples
+    "roi_from": ("text", False),  # profile and integrate only where this fragment's map is high (Otsu)
     "dead_time": ("bool", False),  # apply the Poisson dead-time correction when the file has not
     "drift_correct": ("bool", False),
     "seed": ("number", False),
@@ -123,6 +124,27 @@ def _profile_export(path, fragments, normalize, crater_depth_nm=None, layer_rate
     return profile
 
 
+def make_roi(ds, rect=None, from_fragment=None):
+    """ROI mask from ``rect`` ("x0,x1,y0,y1" in um) and/or the Otsu-thresholded map of a fragment."""
+    from tofsims import processing
+    from tofsims.errors import ToFSIMSError
+
+    if not rect and not from_fragment:
+        return None
+    box = None
+    if rect:
+        try:
+            box = tuple(float(v) for v in (rect.split(",") if isinstance(rect, str) else rect))
+        except ValueError:
+            box = ()
+        if len(box) != 4 or not all(np.isfinite(box)):
+            raise ToFSIMSError(f"ROI {rect!r}: expected x0,x1,y0,y1 in um")
+    image = None
+    if from_fragment:
+        image = processing.select_fragments(ds, [from_fragment])["counts"].isel(fragment=0).sum("scan").compute()
+    return processing.roi_mask(ds, rect=box, image=image, threshold="otsu" if image is not None else None)
+
+
 def _fragments_in(ds, wanted) -> list[str]:
     names = [str(n) for n in ds["fragment"].values]
     if wanted:
@@ -152,7 +174,8 @@ def analyse(settings: dict) -> dict:
     seed = int(settings.get("seed", 0))
     results = {}
     results["maps"] = maps.fragment_maps(ds, fragments, normalize=normalize)
-    profile = profiles.depth_profile(ds, fragments, normalize=normalize)
+    roi = make_roi(ds, from_fragment=settings.get("roi_from"))
+    profile = profiles.depth_profile(ds, fragments, roi=roi, normalize=normalize)
     results["profile"] = profile
     tested = _split(settings.get("uniformity")) or [f for f in ("BO-",) if f in fragments] or fragments[:1]
     results["uniformity"] = profiles.uniformity_test(profile, tested, surface_depth=settings.get("surface_depth_nm"))
@@ -163,7 +186,7 @@ def analyse(settings: dict) -> dict:
         results["coloc"] = coloc.colocalization(ds, pair, bin=int(settings.get("coloc_bin", 4)), seed=seed)
     results["projections"] = volume.projections(ds, tested[0])
     compared = _split(settings.get("compare")) or fragments
-    results["integrated"] = compare.integrated_intensities(ds, compared, normalize=normalize)
+    results["integrated"] = compare.integrated_intensities(ds, compared, normalize=normalize, roi=roi)
     return results
 
 
@@ -426,6 +449,8 @@ def register_cli(subparsers) -> None:
                        help="apply the Poisson dead-time correction if the file has not")
         p.add_argument("--drift-correct", action="store_true", help="align scans by phase correlation")
         p.add_argument("--scans", help="scan range first:last (inclusive)")
+        p.add_argument("--roi", help="region x0,x1,y0,y1 in um (depth, compare)")
+        p.add_argument("--roi-from", help="region where this fragment's map is high, Otsu threshold (depth, compare)")
 
     p = sub.add_parser("maps", help="fragment maps summed over scans")
     p.add_argument("file")
@@ -586,7 +611,8 @@ def _depth(args) -> int:
             from tofsims.maps import scan_selection
 
             ds = scan_selection(ds, _scans(args.scans))
-        profile = profiles.depth_profile(ds, fragments, normalize=_normalization(args.normalize))
+        roi = make_roi(ds, args.roi, args.roi_from)
+        profile = profiles.depth_profile(ds, fragments, roi=roi, normalize=_normalization(args.normalize))
     test = profiles.uniformity_test(profile, surface_depth=args.surface_depth)
     result = profile.copy()
     for name in test.data_vars:
@@ -628,8 +654,8 @@ def _compare(args) -> int:
     scans = _scans(args.scans)
     normalize = _normalization(args.normalize)
     result = compare.compare_samples(
-        compare.integrated_intensities(a, fragments, normalize, scans, tile=args.tile),
-        compare.integrated_intensities(b, fragments, normalize, scans, tile=args.tile),
+        compare.integrated_intensities(a, fragments, normalize, scans, make_roi(a, args.roi, args.roi_from), args.tile),
+        compare.integrated_intensities(b, fragments, normalize, scans, make_roi(b, args.roi, args.roi_from), args.tile),
         n_boot=args.boot, seed=args.seed,
     )
     fig = compare_figure(result) if args.plot else None
