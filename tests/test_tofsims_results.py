@@ -318,3 +318,24 @@ def test_integrated_intensity_in_a_roi_per_voxel():
     assert float(integ["intensity"].sel(fragment="BO-")) == pytest.approx(
         ds["counts"].values[0, :, :10, :10].sum() / 2000)
     assert float(integ["tile_reference"].sum()) == 2000
+
+
+def test_ita_drift_between_scans_is_found_and_removed(tmp_path):
+    truth = simulate.phantom((8, 48, 48), bulk_doped=True, seed=5)
+    shifts = np.array([[0, 0], [0, 1], [1, 1], [1, 2], [2, 3], [2, 4], [3, 4], [4, 5]])  # (dy, dx) px per scan
+    moved = truth["expected"].values.copy()
+    moved_total = truth["expected_total"].values.copy()
+    for k, (dy, dx) in enumerate(shifts):
+        moved[:, k] = np.roll(moved[:, k], (dy, dx), axis=(-2, -1))
+        moved_total[k] = np.roll(moved_total[k], (dy, dx), axis=(-2, -1))
+    truth["expected"].values[:] = moved
+    truth["expected_total"].values[:] = moved_total
+    ds, _ = _ita(tmp_path, "drift.ita", truth, seed=5)
+    drift = processing.estimate_drift(ds)
+    np.testing.assert_allclose(drift["shift_y"].values, shifts[:, 0], atol=0.25)
+    np.testing.assert_allclose(drift["shift_x"].values, shifts[:, 1], atol=0.25)
+    fixed = processing.correct_drift(ds, drift)
+    before = coloc.pearson(ds["counts"].sel(fragment="MnO-").isel(scan=0), ds["counts"].sel(fragment="MnO-").isel(scan=7))
+    after = coloc.pearson(fixed["counts"].sel(fragment="MnO-").isel(scan=0)[8:-8, 8:-8],
+                          fixed["counts"].sel(fragment="MnO-").isel(scan=7)[8:-8, 8:-8])
+    assert after > 0.9 > before
