@@ -107,3 +107,14 @@ def test_analyse_a_depth_profile_export(tmp_path):
     np.testing.assert_array_equal(results["profile"]["counts"].sel(fragment="InO-").values,
                                   truth["counts"].sel(fragment="InO-").sum(("y", "x")).values)
     assert int(results["uniformity"]["uniform"].sel(fragment="BO-")) == 1
+
+
+def test_a_broken_file_fails_its_analysis_with_one_line_naming_it(tmp_path):
+    (tmp_path / "broken.ita").write_bytes(b"ITStrF01" + bytes(40))
+    (tmp_path / "project.toml").write_text(
+        'title = "broken"\n[[sample]]\nname = "S"\n[[sample.tofsims]]\nfile = "broken.ita"\n', encoding="utf-8")
+    summary = run_project(tmp_path / "project.toml", tmp_path / "out", progress=False)
+    assert len(summary.failed) == 1
+    error = summary.failed[0].error
+    assert "broken.ita" in error and "\n" not in error
+    assert not list((tmp_path / "out" / "results").glob("*.nc"))
