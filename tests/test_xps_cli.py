@@ -84,13 +84,18 @@ def test_bad_files(series, tmp_path, capsys):
     truncated.write_text(text[: len(text) // 3])
     garbage = tmp_path / "noise.vms"
     garbage.write_bytes(b"\x00\x01not a vamas file at all\n")
-    for bad in (truncated, garbage, tmp_path / "missing.vms"):
+    lines = series[0].read_text(newline="").split("\r\n")
+    lines[-50] = "nan"  # one count of the last block
+    nan_counts = tmp_path / "nan.vms"
+    nan_counts.write_text("\r\n".join(lines), newline="")
+    for bad in (truncated, garbage, tmp_path / "missing.vms", nan_counts):
         out = tmp_path / "r.nc"
         code = main(["xps", "fit", str(bad), "--model", str(EXAMPLES / "b1s.toml"), "--out", str(out)])
         err = capsys.readouterr().err
         assert code == 2 and err.startswith("doptrace: error: ") and err.count("\n") == 1, err
         assert bad.name in err
         assert not out.exists()
+    assert "NaN" in err
     code = main(["xps", "fit", str(series[0]), "--casa", "--out", str(tmp_path / "c.nc")])
     err = capsys.readouterr().err
     assert code == 2 and "no CASA comp lines" in err
