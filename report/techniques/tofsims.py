@@ -78,13 +78,16 @@ def parse_rates(text) -> list[tuple[float, float]]:
     return layers
 
 
-def load(path, dead_time: bool = False, drift_correct: bool = False, crater_depth_nm=None, layer_rates=None):
+def load(path, dead_time: bool = False, drift_correct: bool = False, crater_depth_nm=None, layer_rates=None,
+         progress: bool = False):
     """Read a file and apply the requested corrections, in the order the physics needs."""
     import tofsims
     from tofsims import processing
     from tofsims.errors import ToFSIMSError
 
-    ds = tofsims.read(path)
+    from tofsims.formats import detect
+
+    ds = tofsims.read(path, **({"progress": progress} if detect(path) == "ita" else {}))
     if "counts" not in ds:
         raise ToFSIMSError(f"{path}: holds no image stack (a spectrum or profile export?)")
     if hasattr(ds["counts"].data, "dask"):
@@ -97,7 +100,7 @@ def load(path, dead_time: bool = False, drift_correct: bool = False, crater_dept
     if dead_time:
         ds = processing.dead_time_correct(ds)
     if drift_correct:
-        ds = processing.correct_drift(ds, processing.estimate_drift(ds))
+        ds = processing.correct_drift(ds, processing.estimate_drift(ds, progress=progress))
     if crater_depth_nm is not None or layer_rates is not None:
         ds = processing.sputter_to_depth(ds, crater_depth_nm=None if crater_depth_nm is None else float(crater_depth_nm),
                                          rates=None if layer_rates is None else parse_rates(layer_rates))
@@ -448,6 +451,7 @@ def register_cli(subparsers) -> None:
         p.add_argument("--dead-time", action="store_true",
                        help="apply the Poisson dead-time correction if the file has not")
         p.add_argument("--drift-correct", action="store_true", help="align scans by phase correlation")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.add_argument("--scans", help="scan range first:last (inclusive)")
         p.add_argument("--roi", help="region x0,x1,y0,y1 in um (depth, compare)")
         p.add_argument("--roi-from", help="region where this fragment's map is high, Otsu threshold (depth, compare)")
@@ -509,7 +513,12 @@ def _scans(text):
 
 
 def _load_args(args, path, crater=None, rates=None):
+    import sys
+
+    # Bars only on a terminal: a captured stderr keeps its one-line error messages.
+    progress = not args.quiet and sys.stderr.isatty()
     return load(path, dead_time=args.dead_time, drift_correct=args.drift_correct, crater_depth_nm=crater,
+                progress=progress,
                 layer_rates=rates)
 
 
