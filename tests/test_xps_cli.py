@@ -84,7 +84,8 @@ def test_bad_files(series, tmp_path, capsys):
     truncated.write_text(text[: len(text) // 3])
     garbage = tmp_path / "noise.vms"
     garbage.write_bytes(b"\x00\x01not a vamas file at all\n")
-    lines = series[0].read_text(newline="").split("\r\n")
+    with open(series[0], newline="") as handle:
+        lines = handle.read().split("\r\n")
     lines[-50] = "nan"  # one count of the last block
     nan_counts = tmp_path / "nan.vms"
     nan_counts.write_text("\r\n".join(lines), newline="")
