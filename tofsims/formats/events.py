@@ -2,17 +2,19 @@
 
 File layout (``.events`` / ``.bin``): headerless little-endian records of 5 x uint32 per detected
 ion: ``scan, shot, x, y, tof`` (``shot`` is not used; ``tof`` in time-of-flight channels, with
-m = ((tof - k0) / sf)^2). Records are sorted by scan, as an instrument writes them.
+m = ((tof - k0) / sf)^2). Records come sorted by scan, as an instrument writes them (unsorted
+lists are still counted right, only more slowly).
 
-:func:`events_to_cube` reads fixed-size chunks into one reused buffer, cuts each chunk at its
-last scan boundary (the rest is carried into the next chunk), and histograms only the scans the
-chunk covers: memory stays at the cube plus about two chunks, never one global bincount over the
-whole volume. Each event's fragment comes from a lookup table over channels (one gather instead
+:func:`events_to_cube` walks the read-only mapped file in fixed-size chunks, cuts each chunk at
+its last scan boundary (the rest starts the next chunk), histograms only the scans the chunk
+covers and releases the pages it has done with: memory stays at the cube plus about two chunks,
+never one global bincount over the whole volume. Each event's fragment comes from a lookup table over channels (one gather instead
 of a search per event); ions outside every window count towards ``total`` only.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 
@@ -87,7 +89,7 @@ def events_to_cube(
     Parameters
     ----------
     path : path-like
-        Event file (5 x uint32 records, sorted by scan).
+        Event file (5 x uint32 records, normally sorted by scan).
     windows : xarray.Dataset or dict
         A :func:`tofsims.masses.peak_windows` Dataset (mass windows, needs ``sf``/``k0``) or
         ``{fragment: (low, high)}`` in u (with ``sf``/``k0``) or in channels (without).
@@ -112,51 +114,62 @@ def events_to_cube(
     lut = _lookup(lo, hi)
     outside = len(names)
     n_codes = outside + 1
-    counts = np.zeros((len(names), n_scans, ny, nx), np.uint32)
-    total = np.zeros((n_scans, ny, nx), np.uint32)
-    chunk_events = max(int(chunk_events), 1)
-    buf = np.empty((chunk_events, RECORD), "<u4")
-    raw = buf.reshape(-1).view(np.uint8)
-    filled, done, last_scan = 0, 0, 0
+    # one plane per fragment plus one for ions outside every window; that plane becomes the
+    # total at the end, so no per-chunk sum over fragments is needed
+    planes = np.zeros((n_codes, n_scans, ny, nx), np.uint32)
+    # a chunk twice one scan's histogram keeps the histogram work per event small
+    chunk_events = max(int(chunk_events), 1, min(2 * n_codes * ny * nx, 1 << 22))
     n_events = size // RECORD_BYTES
     bar = tqdm(total=n_events, desc="events", unit="ev", unit_scale=True, disable=not progress, leave=False)
-    with open(path, "rb") as handle:
-        while True:
-            got = handle.readinto(raw[filled * RECORD_BYTES :])
-            filled += (got or 0) // RECORD_BYTES
-            if filled == 0:
-                break
-            eof = filled < chunk_events
-            cut = filled
-            scans = buf[:filled, SCAN]
-            if not eof:
-                boundary = int(np.searchsorted(scans, scans[filled - 1], side="left"))
-                if boundary > 0:
-                    cut = boundary  # keep the last (possibly unfinished) scan for the next chunk
-            chunk = buf[:cut]
-            _accumulate(path, chunk, done, lut, outside, n_codes, counts, total, last_scan)
-            last_scan = int(chunk[-1, SCAN])
-            done += cut
-            bar.update(cut)
-            rest = filled - cut
-            if rest:
-                buf[:rest] = buf[cut:filled].copy()
-            filled = rest
-            if eof and rest == 0:
-                break
+    # The file is mapped read-only and walked chunk by chunk; pages already histogrammed are
+    # dropped again (MADV_DONTNEED), so resident memory stays at the cube plus the pages of about
+    # two chunks, without copying every record through a read buffer.
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        if hasattr(mmap, "MADV_SEQUENTIAL"):
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+        records = np.frombuffer(mapped, "<u4").reshape(-1, RECORD)
+        start, released, problem = 0, 0, None
+        try:
+            while start < n_events:
+                end = min(n_events, start + chunk_events)
+                if end < n_events:
+                    scans = records[start:end, SCAN]
+                    boundary = start + int(np.searchsorted(scans, scans[-1], side="left"))
+                    if boundary > start:
+                        end = boundary  # the last, possibly unfinished scan goes to the next chunk
+                chunk = records[start:end]
+                _accumulate(path, chunk, start, lut, n_codes, planes)
+                bar.update(end - start)
+                start = end
+                drop = (start * RECORD_BYTES // mmap.PAGESIZE) * mmap.PAGESIZE
+                if hasattr(mmap, "MADV_DONTNEED") and drop > released:
+                    mapped.madvise(mmap.MADV_DONTNEED, released, drop - released)
+                    released = drop
+        except ToFSIMSError as exc:
+            problem = str(exc)  # re-raised once the map is closed (the traceback pins its buffer)
+        finally:
+            del records
+            chunk = scans = None
+    if problem:
+        raise ToFSIMSError(problem)
     bar.close()
+    counts, total = planes[:outside], planes[outside]
+    for s in range(n_scans):  # total = outside + all fragments, one scan at a time
+        total[s] += counts[:, s].sum(axis=0, dtype=np.uint32)
     return _dataset(path, names, lo, hi, counts, total, windows, sf, k0, sputter_time_total, field_of_view_um,
                     polarity)
 
 
-def _accumulate(path, chunk, first_event, lut, outside, n_codes, counts, total, last_scan):
-    scan = chunk[:, SCAN]
-    n_scans, ny, nx = total.shape
-    if np.any(scan[1:] < scan[:-1]) or scan[0] < last_scan:
-        i = int(np.flatnonzero(scan[1:] < scan[:-1])[0]) + 1 if np.any(scan[1:] < scan[:-1]) else 0
-        raise ToFSIMSError(f"{path}: events not sorted by scan (event {first_event + i})")
-    s0, s1 = int(scan[0]), int(scan[-1])
-    x, y, tof = chunk[:, X], chunk[:, Y], chunk[:, TOF]
+def _accumulate(path, chunk, first_event, lut, n_codes, planes):
+    """Add one chunk's events to ``planes`` (code, scan, y, x).
+
+    Dense chunks (few scans, many events) are histogrammed over just the scans they span;
+    sparse or unsorted chunks, whose span would need a histogram much larger than the chunk,
+    are counted by sorting instead, so memory follows the chunk, never the whole volume.
+    """
+    scan, x, y, tof = chunk[:, SCAN], chunk[:, X], chunk[:, Y], chunk[:, TOF]
+    n_scans, ny, nx = planes.shape[1:]
+    s0, s1 = int(scan.min()), int(scan.max())
     if s1 >= n_scans or x.max() >= nx or y.max() >= ny:
         raise ToFSIMSError(
             f"{path}: event outside the {nx} x {ny} x {n_scans} cube "
@@ -165,6 +178,18 @@ def _accumulate(path, chunk, first_event, lut, outside, n_codes, counts, total, 
     code = np.take(lut, tof, mode="clip")  # channels past the table are outside every window
     n_local = s1 - s0 + 1
     n_bins = n_codes * n_local * ny * nx
+    if n_bins > 8 * len(chunk) + n_codes * ny * nx:
+        index = code.astype(np.int64)
+        index *= n_scans
+        index += scan
+        index *= ny
+        index += y
+        index *= nx
+        index += x
+        cells, hits = np.unique(index, return_counts=True)
+        flat = planes.reshape(-1)
+        flat[cells] += hits.astype(np.uint32)
+        return
     # uint32 index arithmetic halves the memory traffic when the histogram is small enough
     index = code.astype(np.uint32 if n_bins < 2**32 else np.int64)
     index *= n_local
@@ -175,8 +200,8 @@ def _accumulate(path, chunk, first_event, lut, outside, n_codes, counts, total, 
     index *= nx
     index += x
     hist = np.bincount(index, minlength=n_bins).reshape(n_codes, n_local, ny, nx)
-    counts[:, s0 : s1 + 1] += hist[:outside].astype(np.uint32)
-    total[s0 : s1 + 1] += hist.sum(axis=0).astype(np.uint32)
+    target = planes[:, s0 : s1 + 1]
+    np.add(target, hist, out=target, casting="unsafe")
 
 
 def _dataset(path, names, lo, hi, counts, total, windows, sf, k0, sputter_time_total, fov, polarity):
