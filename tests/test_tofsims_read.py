@@ -10,7 +10,8 @@ import pytest
 
 import tofsims
 from tofsims import simulate
-from tofsims.formats import ascii, detect, ita
+from tofsims.formats import detect, ita
+from tofsims.masses import fragment_mass
 
 SHAPE = (8, 24, 32)  # scans, y, x (non-square: catches transposed images)
 
@@ -95,7 +96,7 @@ def test_ascii_exports_round_trip(simulated, tmp_path):
         profile["intensity"].values, truth["counts"].sum(("y", "x")).transpose("scan", "fragment").values
     )
     np.testing.assert_allclose(profile["sputter_time"].values, truth["sputter_time"].values, atol=1e-4)
-    images = ascii.read_image(list(files["images"].values()))
+    images = tofsims.read(list(files["images"].values()))
     assert list(images["fragment"].values) == list(truth["fragment"].values)
     np.testing.assert_array_equal(images["counts"].values, truth["counts"].values)
     assert images.attrs["field_of_view_um"] == pytest.approx(100.0)
@@ -104,6 +105,15 @@ def test_ascii_exports_round_trip(simulated, tmp_path):
     spectrum = tofsims.read(files["spectrum"], polarity="negative")
     assert spectrum.attrs["binning"] == 200 and spectrum.attrs["dead_time_corrected"] == 0
     assert files["spectrum"].read_bytes().count(b"\r\n") == spectrum.sizes["channel"] + 3
+
+
+def test_duplicate_assignments_get_distinct_names(tmp_path):
+    truth = simulate.poisson_counts(simulate.phantom((2, 4, 4), fragments=("BO-", "MnO-"), seed=2), seed=2)
+    truth = truth.assign_coords(fragment=["BO-", "BO-"])  # two intervals both assigned BO-
+    ita.write(tmp_path / "dup.ita", truth)
+    ds = tofsims.read(tmp_path / "dup.ita")
+    assert list(ds["fragment"].values) == ["BO-", f"BO- ({fragment_mass('MnO-'):.3f}u)"]
+    np.testing.assert_array_equal(ds["counts"].values, truth["counts"].values)
 
 
 @pytest.mark.parametrize(

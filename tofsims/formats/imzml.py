@@ -110,6 +110,11 @@ def read(path, fragments=None, windows: xr.Dataset | None = None, *, progress: b
         }
     )
     polarity = str(getattr(parser, "polarity", "") or "unknown").lower()
+    meta = getattr(parser, "imzmldict", {}) or {}
+    pixel = meta.get("pixel size x")
+    if pixel:  # imzML states the pixel size in um
+        for axis, n in (("y", ny), ("x", nx)):
+            coords_out[axis] = (axis, (np.arange(n) + 0.5) * float(pixel), {"units": "um"})
     return xr.Dataset(
         {
             "counts": (("fragment", "scan", "y", "x"), cube, {"units": "counts"}),
@@ -121,7 +126,7 @@ def read(path, fragments=None, windows: xr.Dataset | None = None, *, progress: b
             "technique": "ToF-SIMS",
             "format": "imzML",
             "polarity": polarity if polarity in ("negative", "positive") else "unknown",
-            "field_of_view_um": float("nan"),
+            "field_of_view_um": float(pixel) * nx if pixel else float("nan"),
             "dead_time_corrected": 0,
         },
     )

@@ -99,7 +99,13 @@ def peak_list(f: itstr.ITStrFile) -> list[dict]:
             peak[key] = f.scalar(values[key], "d") if key in values else float("nan")
         peak["name"] = peak["assign"] or peak["desc"] or f"{peak['cmass']:.2f}u"
         peaks.append(peak)
-    return sorted(peaks, key=lambda p: p["id"])
+    peaks.sort(key=lambda p: p["id"])
+    seen: dict[str, int] = {}
+    for peak in peaks:  # two intervals with one assignment: tell them apart by their centre
+        seen[peak["name"]] = seen.get(peak["name"], 0) + 1
+        if seen[peak["name"]] > 1:
+            peak["name"] = f"{peak['name']} ({peak['cmass']:.3f}u)"
+    return peaks
 
 
 def header(f: itstr.ITStrFile) -> dict:
@@ -401,7 +407,8 @@ def info(path) -> dict:
 
 
 # -- writing ------------------------------------------------------------------------------------
-def write(path, ds: xr.Dataset, spectrum: xr.Dataset | None = None, *, level: int = 6) -> None:
+def write(path, ds: xr.Dataset, spectrum: xr.Dataset | None = None, *, level: int = 6,
+          progress: bool = False) -> None:
     """Write ``counts`` (fragment, scan, y, x) [+ ``total``] as an ITA file pySPM and :func:`read` open.
 
     ``ds`` follows the ToF-SIMS data contract (coords ``fragment_mass``, ``mass_low``,
@@ -468,7 +475,7 @@ def write(path, ds: xr.Dataset, spectrum: xr.Dataset | None = None, *, level: in
     stack.uint32("Image.NumberOfScans", n_scans)
     added = root.path(ADDED)
     images = [total, rest] + [counts[k] for k in range(n_frag)]
-    for image_id, cube in enumerate(images):
+    for image_id, cube in enumerate(tqdm(images, desc="ITA write", unit="image", disable=not progress, leave=False)):
         node = stack.dir("Image", image_id)
         for s in range(n_scans):
             node.array("ImageArray.Long", cube[s], "<u4", id=s, level=level)
