@@ -19,11 +19,11 @@ _EXPORTS = {
     "weights": "read",
     "Instrument": "instrument",
     "REGISTRY": "formats",
-    # XRD-ENGINE's names (the engine modules add themselves here)
-    "refine": "refine",
     "load_recipe": "recipe",
-    "simulate": "simulate",
 }
+# ``xrd.refine`` and ``xrd.simulate`` are the modules (``xrd.refine.run``, ``xrd.simulate.simulate``):
+# exporting same-named functions here made ``xrd.refine`` mean the function or the module depending on
+# what was imported first.
 
 __all__ = ["XRDError", *_EXPORTS]
 
