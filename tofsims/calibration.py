@@ -98,7 +98,8 @@ def _edges(channel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def pattern_match(channel, intensity, names, *, library=(), n_peaks: int = 150, n_best: int = 500):
+def pattern_match(channel, intensity, names, *, library=(), n_peaks: int = 150, n_best: int = 500,
+                  n_candidates: int = 1):
     """Initial (sf, k0) from peak positions alone, and how many calibrants it explains.
 
     Every pair of the ``n_peaks`` strongest peaks is tried as every pair of calibrants; each
@@ -108,7 +109,8 @@ def pattern_match(channel, intensity, names, *, library=(), n_peaks: int = 150, 
     bin wins (a chance alignment explains the few calibrants, not dozens of other ions); else
     the largest summed log intensity of the matched peaks.
 
-    Returns ``(sf, k0, n_matched, score)``.
+    Returns ``(sf, k0, n_matched, score)``, or a list of up to ``n_candidates`` such tuples,
+    best first, when ``n_candidates > 1``.
     """
     channel = np.asarray(channel, float)
     intensity = np.asarray(intensity, float)
@@ -152,10 +154,51 @@ def pattern_match(channel, intensity, names, *, library=(), n_peaks: int = 150, 
         lib_hit, lib_in, _ = hits(sf[top], k0[top], lib, False)
         fraction = lib_hit.sum(axis=1) / np.maximum(lib_in.sum(axis=1), 1)
         fraction[lib_in.sum(axis=1) < 5] = 0.0  # too few library ions in range to judge
-        best = int(top[np.argmax(fraction + 1e-6 * score[top])])
+        ranked = top[np.argsort(-(fraction + 1e-6 * score[top]), kind="stable")]
     else:
-        best = int(top[0])
-    return float(sf[best]), float(k0[best]), int(n_hit[best]), float(score[best])
+        ranked = top
+    if n_candidates <= 1:
+        best = int(ranked[0])
+        return float(sf[best]), float(k0[best]), int(n_hit[best]), float(score[best])
+    out, seen = [], set()
+    for c in ranked:
+        key = (round(float(sf[c]) / 50), round(float(k0[c]) / 50))  # near-identical pairs once
+        if key not in seen:
+            seen.add(key)
+            out.append((float(sf[c]), float(k0[c]), int(n_hit[c]), float(score[c])))
+        if len(out) == n_candidates:
+            break
+    return out
+
+
+def _consistent(measured) -> int:
+    """How many measured calibrants one (sf, k0) can explain (see :func:`_consensus`)."""
+    if len(measured) < 2:
+        return len(measured)
+    binned = np.median([m["n_bins"] for m in measured]) <= 2
+    low = np.array([m["bin_low" if binned else "low"] for m in measured])
+    high = np.array([m["bin_high" if binned else "high"] for m in measured])
+    return int(_consensus(low, high, np.sqrt([m["mass"] for m in measured])).sum())
+
+
+def _verified(channel, intensity, lo_edge, hi_edge, peaks, names, sf, k0, n_candidates: int = 20):
+    """The pattern-match candidate whose calibrants, once measured, agree best with each other.
+
+    A chance alignment can put every calibrant within a bin of some peak; measuring the peaks
+    and asking how many of them one (sf, k0) explains exposes it.
+    """
+    library = _library(names)
+    options = [(sf, k0)] + [(c[0], c[1]) for c in pattern_match(
+        channel, intensity, names, library=library, n_candidates=n_candidates)]
+    best, best_key = (sf, k0), None
+    for rank, (sf_c, k0_c) in enumerate(options):
+        measured = [m for m in _measure(channel, intensity, lo_edge, hi_edge, peaks, names, sf_c, k0_c) if m]
+        key = (_consistent(measured), len(measured), -rank)
+        if best_key is None or key > best_key:
+            best, best_key = (sf_c, k0_c), key
+        if key[0] == len(names):
+            break
+    return best
 
 
 def _library(names) -> tuple:
@@ -412,10 +455,11 @@ def calibrate(
                 found = agreeing or found
             _, _, polarity, sf, k0 = max(found)
             names = list(DEFAULT_CALIBRANTS[polarity])
+        lo_edge, hi_edge = _edges(channel)
+        found_peaks = _peaks(intensity)
+        sf, k0 = _verified(channel, intensity, lo_edge, hi_edge, found_peaks, names, sf, k0)
     except ToFSIMSError as exc:
         raise ToFSIMSError(f"{source}: {exc}") from None
-    lo_edge, hi_edge = _edges(channel)
-    found_peaks = _peaks(intensity)
     binned = None
     sf_err = k0_err = np.nan
     extra: dict[str, int] = {}
