@@ -120,3 +120,18 @@ def test_calibration_refuses_non_spectra():
         calibration.calibrate(flat)
     with pytest.raises(ToFSIMSError, match="not a spectrum"):
         calibration.calibrate(xr.Dataset(attrs={"source": "x.nc"}))
+
+
+@pytest.mark.parametrize("polarity", ["negative", "positive"])
+def test_binned_spectrum_of_unknown_polarity(truth, polarity):
+    """200-channel bins as in SurfaceLab exports, few peaks, polarity not given: the polarity is
+    found and the true (sf, k0) lie inside the stated uncertainty region."""
+    expected = truth.drop_vars("counts")
+    expected.attrs["polarity"] = polarity
+    spectrum = simulate.spectrum(expected, binning=200, seed=0).drop_vars("mz_file")
+    spectrum.attrs["polarity"] = "unknown"
+    cal = calibration.calibrate(spectrum)
+    assert cal.attrs["polarity"] == polarity
+    assert cal.attrs["method"].startswith("interval fit")
+    assert abs(float(cal["sf"]) - simulate.SF) <= np.sqrt(3) * float(cal["sf_stderr"])
+    assert abs(float(cal["k0"]) - simulate.K0) <= np.sqrt(3) * float(cal["k0_stderr"])
