@@ -316,7 +316,8 @@ def read_image(paths, fragments=None, shape=None) -> xr.Dataset:
         x, y, s, c = table.T
         if x.max() >= nx or y.max() >= ny or s.max() >= n_scans:
             raise ToFSIMSError(f"{path}: pixel or scan index outside the {nx} x {ny} x {n_scans} cube")
-        np.add.at(counts[k], (s, y, x), c.astype(np.uint32))
+        flat = (s * ny + y) * nx + x  # a voxel listed twice adds up
+        counts[k] += np.bincount(flat, weights=c, minlength=n_scans * ny * nx).astype(np.uint32).reshape(n_scans, ny, nx)
     pixel = fov / nx if fov else 1.0
     unit = "um" if fov else "pixel"
     return xr.Dataset(
