@@ -29,7 +29,7 @@ from scipy.optimize import least_squares
 from scipy.special import erf
 
 from . import lines as xl
-from ._blocks import reduce_spectra
+from ._blocks import reduce_spectra, sum_spectrum
 from .errors import EDSError
 from .intensities import _intensity_dataset, energy_axis
 
@@ -251,10 +251,7 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
     def degree_of(width):
         return int(degree) if degree is not None else (2 if width < 1.5 else 3)
 
-    spatial_axes = tuple(range(da.ndim - 1))
-    total = np.asarray(da.data.sum(axis=spatial_axes), dtype=float) if da.ndim > 1 else np.asarray(da.data, dtype=float)
-    if hasattr(total, "compute"):
-        total = total.compute()
+    total = sum_spectrum(da.data)
     n_spectra = max(1, int(np.prod(da.shape[:-1])))
     shift = 0.0
     if calibrate and total.sum() > 0:
@@ -287,14 +284,14 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
     def fit(block):
         out = np.empty((block.shape[0], 2 * offsets[-1]))
         for (i0, i1, _, p, m), o in zip(plans, offsets):
-            coef = block[:, i0 - first:i1 - first] @ p.T
+            coef = np.ascontiguousarray(block[:, i0 - first:i1 - first], dtype=float) @ p.T
             out[:, o:o + p.shape[0]] = coef
             # Poisson variance from the fitted expectation (not the observed counts, whose
             # fluctuations would correlate each value with its own error bar).
             out[:, offsets[-1] + o:offsets[-1] + o + p.shape[0]] = coef @ m
         return out
 
-    result = reduce_spectra(da.data, fit, 2 * offsets[-1], slice(first, last), progress, "model fit")
+    result = reduce_spectra(da.data, fit, 2 * offsets[-1], slice(first, last), progress, "model fit", as_float=False)
     values, variances = [], []
     for line_, fam in zip(lines, targets):
         k = next(j for j, plan in enumerate(plans) if fam in plan[2])

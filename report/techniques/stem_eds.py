@@ -222,8 +222,11 @@ def _scale_bar(ax, ds, width_px: int):
     target = pixel * width_px / 4
     nice = 10 ** np.floor(np.log10(target))
     length = max(m * nice for m in (1, 2, 5) if m * nice <= target)
-    ax.add_artist(AnchoredSizeBar(ax.transData, length / pixel, f"{length:g} {ds['x'].attrs.get('units', '')}",
-                                  "lower right", pad=0.3, color="white", frameon=False, size_vertical=width_px / 60))
+    bar = AnchoredSizeBar(ax.transData, length / pixel, f"{length:g} {ds['x'].attrs.get('units', '')}",
+                          "lower right", pad=0.2, color="black", frameon=True, size_vertical=width_px / 60,
+                          fontproperties={"size": 7})
+    bar.patch.set_alpha(0.7)
+    ax.add_artist(bar)
 
 
 def maps_figure(ds, title: str = ""):
@@ -247,11 +250,16 @@ def maps_figure(ds, title: str = ""):
     fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.7 * rows), layout="constrained", squeeze=False)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
+    # Pixels with almost no counts (vacuum, holes) carry no composition: left blank.
+    total = np.asarray(ds["intensity"].sum("element").values, float)
+    positive = total[total > 0]
+    valid = total > 0.1 * (np.median(positive) if positive.size else 0.0)
     for ax, element, line in zip(axes.ravel(), elements, ds["line"].values):
-        image = np.asarray(values.sel(element=element).values, float)
+        image = np.where(valid, np.asarray(values.sel(element=element).values, float), np.nan)
         finite = image[np.isfinite(image)]
         lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0, 1))
         im = ax.imshow(image, cmap="viridis", vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_facecolor("0.85")
         ax.set_title(f"{line}" + (" (qualitative)" if qualitative.get(element) else ""), fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -282,20 +290,22 @@ def h_figure(h, title: str = ""):
 
 
 def radial_figure(h, title: str = ""):
-    """Radial composition profiles about the count-weighted centre, with Poisson error bars."""
-    from report.figures import new_figure
+    """Radial composition profile of each element about the count-weighted centre, Poisson error bars."""
+    import matplotlib.pyplot as plt
 
-    fig, ax = new_figure(5.6, 3.6)
+    elements = [str(e) for e in h["element"].values]
+    fig, axes = plt.subplots(1, len(elements), figsize=(2.3 * len(elements), 2.6), layout="constrained",
+                             squeeze=False, sharex=True)
     r = np.asarray(h["radius"].values, float)
-    for element in h["element"].values:
+    for ax, element in zip(axes[0], elements):
         ax.errorbar(r, h["profile_radial"].sel(element=element).values,
-                    yerr=h["profile_radial_stderr"].sel(element=element).values, marker="o", ms=3, capsize=2,
-                    label=str(element))
-    ax.set_yscale("log")
-    ax.set_xlabel(f"radius ({h['radius'].attrs.get('units', '')})")
-    ax.set_ylabel(f"composition ({h['profile_radial'].attrs.get('units', '')})")
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=9)
+                    yerr=h["profile_radial_stderr"].sel(element=element).values, marker="o", ms=3, capsize=2)
+        ax.set_title(element, fontsize=9)
+        ax.set_xlabel(f"radius ({h['radius'].attrs.get('units', '')})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel(f"composition ({h['profile_radial'].attrs.get('units', '')})", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return fig
 
 
