@@ -59,7 +59,8 @@ def grains(shape_yx, n_grains: int = 9, radius_fraction: float = 0.16, rim_px: f
     yy, xx = np.mgrid[0:ny, 0:nx]
     oxide = np.zeros((ny, nx), bool)
     radius = radius_fraction * min(ny, nx)
-    for cy, cx, r in zip(rng.uniform(0, ny, n_grains), rng.uniform(0, nx, n_grains), rng.uniform(0.7, 1.3, n_grains) * radius):
+    centres = zip(rng.uniform(0, ny, n_grains), rng.uniform(0, nx, n_grains), rng.uniform(0.7, 1.3, n_grains) * radius)
+    for cy, cx, r in centres:
         oxide |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
     distance = ndimage.distance_transform_edt(~oxide)
     rim = (~oxide) & (distance <= rim_px)

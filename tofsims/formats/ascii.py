@@ -317,7 +317,8 @@ def read_image(paths, fragments=None, shape=None) -> xr.Dataset:
         if x.max() >= nx or y.max() >= ny or s.max() >= n_scans:
             raise ToFSIMSError(f"{path}: pixel or scan index outside the {nx} x {ny} x {n_scans} cube")
         flat = (s * ny + y) * nx + x  # a voxel listed twice adds up
-        counts[k] += np.bincount(flat, weights=c, minlength=n_scans * ny * nx).astype(np.uint32).reshape(n_scans, ny, nx)
+        summed = np.bincount(flat, weights=c, minlength=n_scans * ny * nx)
+        counts[k] += summed.astype(np.uint32).reshape(n_scans, ny, nx)
     pixel = fov / nx if fov else 1.0
     unit = "um" if fov else "pixel"
     return xr.Dataset(

@@ -8,8 +8,9 @@ lists are still counted right, only more slowly).
 :func:`events_to_cube` walks the read-only mapped file in fixed-size chunks, cuts each chunk at
 its last scan boundary (the rest starts the next chunk), histograms only the scans the chunk
 covers and releases the pages it has done with: memory stays at the cube plus about two chunks,
-never one global bincount over the whole volume. Each event's fragment comes from a lookup table over channels (one gather instead
-of a search per event); ions outside every window count towards ``total`` only.
+never one global bincount over the whole volume. Each event's fragment comes from a lookup
+table over channels (one gather instead of a search per event); ions outside every window count
+towards ``total`` only.
 """
 
 from __future__ import annotations

@@ -348,7 +348,9 @@ def _dataset(path, head, chosen, scan_index, n_file_scans, counts, total) -> xr.
         "y": ("y", (np.arange(ny) + 0.5) * pixel, {"units": "um" if np.isfinite(fov) else "pixel"}),
         "x": ("x", (np.arange(nx) + 0.5) * pixel, {"units": "um" if np.isfinite(fov) else "pixel"}),
     }
-    data = {"counts": (("fragment", "scan", "y", "x"), counts, {"units": "counts", "long_name": "secondary ion counts"})}
+    data = {
+        "counts": (("fragment", "scan", "y", "x"), counts, {"units": "counts", "long_name": "secondary ion counts"})
+    }
     if total is not None:
         data["total"] = (("scan", "y", "x"), total, {"units": "counts", "long_name": "total ion counts"})
     attrs = {
@@ -492,6 +494,7 @@ def write(path, ds: xr.Dataset, spectrum: xr.Dataset | None = None, *, level: in
         spec_root.dir("IITFSpecArray").array("CorrectedData", spectrum["intensity"].values, "<f4")
 
     width_s = float(attrs.get("channel_width_ns", 0.1)) * 1e-9
+    sputter = float(attrs.get("sputter_time_total", 0.0))
     properties = [
         ("Instrument.Analyzer_Polarity_Switch", 0, 0.0, polarity.capitalize()),
         ("Registration.Raster.ShotsPerPixel", int(attrs.get("shots_per_pixel", 1)), 0.0, ""),
@@ -499,7 +502,7 @@ def write(path, ds: xr.Dataset, spectrum: xr.Dataset | None = None, *, level: in
         ("Registration.Raster.FieldOfView", 0, fov_m, f"{fov_m * 1e6:g} um"),
         ("Registration.TimeResolution", 0, width_s, f"{width_s * 1e9:g} ns"),
         ("Measurement.ScanNumber", n_scans, float(n_scans), f"{n_scans}"),
-        ("Analysis.SputterTime", 0, float(attrs.get("sputter_time_total", 0.0)), f"{attrs.get('sputter_time_total', 0.0)} s"),
+        ("Analysis.SputterTime", 0, sputter, f"{sputter:g} s"),
         ("Instrument.LMIG.Species", 0, 0.0, str(attrs.get("primary_ion", "Bi3+"))),
         ("Analysis.DeadTimeCorrection", int(attrs.get("dead_time_corrected", 0)), 0.0, ""),
         ("Analysis.SampleName", 0, 0.0, str(attrs.get("sample", ""))),
