@@ -62,7 +62,10 @@ def _properties(f: itstr.ITStrFile) -> dict:
             continue
         for entry in f.children(block):
             if entry.type == itstr.LEAF:
-                record = f.keyvalue(f.block_at(entry.offset))
+                try:
+                    record = f.keyvalue(f.block_at(entry.offset))
+                except ToFSIMSError:
+                    continue  # an odd record among thousands must not make the images unreadable
                 props[record["key"] or entry.name] = record
     return props
 
