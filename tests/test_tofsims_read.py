@@ -136,3 +136,24 @@ def test_real_surfacelab_spectra(shared, name, rows, first, last_channel, total)
         assert (float(ds["channel"][0]), float(ds["mz_file"][0]), float(ds["intensity"][0])) == first
         assert float(ds["channel"][-1]) == last_channel
         assert float(ds["intensity"].sum()) == total
+
+
+def test_file_with_summed_images_only(tmp_path):
+    """Some ITA files keep only the images summed over scans: read as one scan, flagged."""
+    from tofsims.formats import itstr
+
+    truth = simulate.poisson_counts(simulate.phantom((3, 6, 5), fragments=("BO-", "MnO-"), seed=4), seed=4)
+    ita.write(tmp_path / "full.ita", truth)
+    root = itstr.new_root()
+    with itstr.ITStrFile(tmp_path / "full.ita") as f:  # copy everything but the per-scan stacks
+        for path, block in f.walk():
+            if "ImageStackScans[0]" in path.split("/") or block.is_directory:
+                continue
+            parent = root.path("/".join(path.split("/")[:-1]))
+            name, bid = path.split("/")[-1][:-1].split("[")
+            parent.leaf(name, bytes(f.raw(block)), int(bid), compressed=block.type == itstr.COMPRESSED)
+    itstr.write(tmp_path / "summed.ita", root)
+    ds = tofsims.read(tmp_path / "summed.ita")
+    assert ds.sizes["scan"] == 1 and ds.attrs["scans_summed"] == 3
+    np.testing.assert_array_equal(ds["counts"].values[:, 0], truth["counts"].sum("scan").values)
+    np.testing.assert_array_equal(ds["total"].values[0], truth["total"].sum("scan").values)

@@ -285,7 +285,11 @@ def read(path, fragments=None, scans=None, *, lazy: bool | None = None, progress
                 have = ", ".join(by_name) or "none"
                 raise ToFSIMSError(f"{f.path}: fragments {missing} not in the peak list (have: {have})")
             chosen = [by_name[fr] for fr in fragments]
+        if not chosen:
+            raise ToFSIMSError(f"{f.path}: the peak list has no fragment intervals (only total/rest)")
         ny, nx = head["ny"], head["nx"]
+        if f.find(f"{SCANS}/Image[{chosen[0]['id']}]") is None and f.find(f"{ADDED}/Image[{chosen[0]['id']}]"):
+            return _read_added(f, path, head, chosen)
         has_total = f.find(f"{SCANS}/Image[{TOTAL_ID}]") is not None
         ids = [p["id"] for p in chosen] + ([TOTAL_ID] if has_total else [])
         leaves = {i: _scan_leaves(f, i, ny * nx * 4) for i in ids}
@@ -315,6 +319,26 @@ def read(path, fragments=None, scans=None, *, lazy: bool | None = None, progress
                 jobs += [(total[j], leaves[TOTAL_ID][s]) for j, s in enumerate(scan_index)]
             _inflate_all(f, jobs, workers, progress)
         return _dataset(path, head, chosen, scan_index, n_file_scans, counts, total)
+
+
+def _read_added(f: itstr.ITStrFile, path, head: dict, chosen: list) -> xr.Dataset:
+    """Files without per-scan stacks: the summed images as a single "scan" (attr ``scans_summed``)."""
+    ny, nx = head["ny"], head["nx"]
+    counts = np.empty((len(chosen), 1, ny, nx), np.uint32)
+    for k, peak in enumerate(chosen):
+        block = f.find(f"{ADDED}/Image[{peak['id']}]/ImageArray.Long")
+        if block is None:
+            raise ToFSIMSError(f"{f.path}: no image for mass interval {peak['name']!r}")
+        if block.length * ZLIB_MAX_RATIO < ny * nx * 4:
+            raise ToFSIMSError(f"{f.path}: absurd image size {nx} x {ny} for {block.length} stored bytes")
+        counts[k, 0] = np.frombuffer(f.decompress(block, ny * nx * 4), "<u4").reshape(ny, nx)
+    total_block = f.find(f"{ADDED}/Image[{TOTAL_ID}]/ImageArray.Long")
+    total = None
+    if total_block is not None:
+        total = np.frombuffer(f.decompress(total_block, ny * nx * 4), "<u4").reshape(1, ny, nx).copy()
+    ds = _dataset(path, head, chosen, np.arange(1), 1, counts, total)
+    ds.attrs["scans_summed"] = int(head["n_scans"] or 0)
+    return ds
 
 
 def _lazy_cube(f, leaf_lists, scan_index, shape):
