@@ -61,7 +61,8 @@ def _loop(data, func, out, starts, step, channels, n_ch, n_out, batch, as_float,
         rows = data[start:start + step]
         # Whole rows of chunks are read (HDF5 stores full spectra per chunk anyway) and the
         # channels taken as a view, so no second copy of the block is made.
-        block = np.asarray(rows.compute() if hasattr(rows, "compute") else rows)[..., channels]
+        # One row of chunks needs no thread pool (and no per-thread malloc arenas).
+        block = np.asarray(rows.compute(scheduler="synchronous") if hasattr(rows, "compute") else rows)[..., channels]
         flat = block.reshape(-1, n_ch)
         result = np.empty((flat.shape[0], n_out))
         # Float conversion a batch of spectra at a time keeps the extra memory small and in cache.
@@ -71,12 +72,13 @@ def _loop(data, func, out, starts, step, channels, n_ch, n_out, batch, as_float,
         out[start:start + step] = result.reshape(block.shape[:-1] + (n_out,))
 
 
-def sum_spectrum(data, max_blocks: int | None = 8) -> np.ndarray:
+def sum_spectrum(data, max_blocks: int | None = 4) -> np.ndarray:
     """Sum of all spectra (..., energy), one row block at a time.
 
     For dask input with more than ``max_blocks`` row blocks, an evenly strided subset of
     ``max_blocks`` blocks is summed and scaled to the full count: enough counts to set fit
-    weights, resolution and background degree, for a fraction of a second full pass over the file.
+    weights, resolution and background degree, for a fraction of a second full pass over the
+    file (so a lazy fit of a large file can differ from the eager one in the last digits).
     """
     if data.ndim == 1:
         return np.asarray(data, dtype=float)
@@ -90,7 +92,7 @@ def sum_spectrum(data, max_blocks: int | None = 8) -> np.ndarray:
     total = np.zeros(data.shape[-1])
     rows = 0
     for start in dict.fromkeys(chosen):
-        block = np.asarray(data[start:start + step].compute())
+        block = np.asarray(data[start:start + step].compute(scheduler="synchronous"))
         total += block.reshape(-1, data.shape[-1]).sum(axis=0, dtype=np.float64)
         rows += block.shape[0]
     return total * (data.shape[0] / rows)

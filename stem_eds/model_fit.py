@@ -278,26 +278,30 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
                        "redchi_sum": redchi})
         first, last = min(first, i0), max(last, i1)
 
-    n_par = [plan[3].shape[0] for plan in plans]
-    offsets = np.cumsum([0] + n_par)
+    # Only the reported families' amplitudes and variances leave the per-block function.
+    wanted = []
+    for fam in targets:
+        k = next(j for j, plan in enumerate(plans) if fam in plan[2])
+        wanted.append((k, plans[k][2].index(fam)))
 
     def fit(block):
-        out = np.empty((block.shape[0], 2 * offsets[-1]))
-        for (i0, i1, _, p, m), o in zip(plans, offsets):
+        out = np.empty((block.shape[0], 2 * len(wanted)))
+        for k, (i0, i1, _, p, m) in enumerate(plans):
+            columns = [(n, c) for n, (kk, c) in enumerate(wanted) if kk == k]
+            if not columns:
+                continue
             coef = np.ascontiguousarray(block[:, i0 - first:i1 - first], dtype=float) @ p.T
-            out[:, o:o + p.shape[0]] = coef
             # Poisson variance from the fitted expectation (not the observed counts, whose
             # fluctuations would correlate each value with its own error bar).
-            out[:, offsets[-1] + o:offsets[-1] + o + p.shape[0]] = coef @ m
+            variance = coef @ m
+            for n, c in columns:
+                out[:, n] = coef[:, c]
+                out[:, len(wanted) + n] = variance[:, c]
         return out
 
-    result = reduce_spectra(da.data, fit, 2 * offsets[-1], slice(first, last), progress, "model fit", as_float=False)
-    values, variances = [], []
-    for line_, fam in zip(lines, targets):
-        k = next(j for j, plan in enumerate(plans) if fam in plan[2])
-        column = offsets[k] + plans[k][2].index(fam)
-        values.append(result[..., column] * line_.weight)
-        variances.append(result[..., offsets[-1] + column] * line_.weight**2)
+    result = reduce_spectra(da.data, fit, 2 * len(wanted), slice(first, last), progress, "model fit", as_float=False)
+    values = [result[..., n] * line_.weight for n, line_ in enumerate(lines)]
+    variances = [result[..., len(wanted) + n] * line_.weight**2 for n, line_ in enumerate(lines)]
     ds = _intensity_dataset(da, lines, np.stack(values), np.sqrt(np.maximum(np.stack(variances), 0.0)))
     ds.attrs.update(method="model", regions=json.dumps(record), fwhm_mnka_fitted_ev=fwhm, energy_shift_kev=shift)
     return ds
