@@ -248,6 +248,21 @@ def write_ita(path, truth: xr.Dataset | None = None, *, seed: int = 0, with_spec
     return truth
 
 
+def write_itm(path, truth: xr.Dataset | None = None, *, seed: int = 0, with_spectrum: bool = True,
+              **phantom_kw) -> xr.Dataset:
+    """Write an ITM file: the same header, peak list and calibration as :func:`write_ita`, but
+    every ion as raw data (``rawdata`` streams) instead of image stacks. Returns the truth."""
+    if truth is None:
+        truth = phantom(seed=seed, **phantom_kw)
+    if "counts" not in truth:
+        truth = poisson_counts(truth, seed=seed)
+    spec = spectrum(truth, seed=seed, binning=2) if with_spectrum else None
+    ita_format.write(path, truth, spectrum=spec, images=False, raw_seed=seed)
+    truth = truth.copy()
+    truth.attrs["source"] = str(Path(path))
+    return truth
+
+
 def write_ascii_exports(folder, truth: xr.Dataset, *, stem: str = "sim", spectrum_binning: int = 200,
                         seed: int = 0) -> dict:
     """Write the IONTOF-style ASCII exports of ``truth`` into ``folder``.

@@ -257,6 +257,31 @@ def read(path, windows=None, shape=None, **kw) -> xr.Dataset:
     return events_to_cube(path, windows, shape, **kw)
 
 
+def code_channels(truth: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Integer channel windows per code: the fragments' windows, then a gap at 3.5-3.9 u (where
+    no fragment window lies) for the ions outside every window."""
+    sf, k0 = float(truth.attrs["sf"]), float(truth.attrs["k0"])
+    lo, hi = channel_edges(truth["mass_low"].values, truth["mass_high"].values, sf, k0)
+    gap_lo, gap_hi = channel_edges([3.5], [3.9], sf, k0)
+    return np.append(lo, gap_lo), np.append(hi, gap_hi)
+
+
+def rest_counts(truth: xr.Dataset) -> np.ndarray:
+    """``total - sum(fragments)`` per (scan, y, x) (zeros without ``total``)."""
+    counts = truth["counts"].transpose("fragment", "scan", "y", "x").values
+    if "total" not in truth:
+        return np.zeros(counts.shape[1:], counts.dtype)
+    rest = truth["total"].transpose("scan", "y", "x").values.astype(np.int64) - counts.sum(axis=0, dtype=np.int64)
+    if np.any(rest < 0):
+        raise ToFSIMSError("total counts below the sum of the fragments")
+    return rest.astype(counts.dtype)
+
+
+def draw_channels(code: np.ndarray, lows: np.ndarray, highs: np.ndarray, rng) -> np.ndarray:
+    """A time-of-flight channel for each ion, uniform in its code's window [low, high)."""
+    return rng.integers(lows[code], highs[code])
+
+
 def write(path, truth: xr.Dataset, *, seed: int = 0, chunk_scans: int = 8) -> xr.Dataset:
     """Write ``truth["counts"]`` (+ ``total``) as a scan-sorted event list (see module doc).
 
@@ -265,22 +290,14 @@ def write(path, truth: xr.Dataset, *, seed: int = 0, chunk_scans: int = 8) -> xr
     integer channel windows as coords ``tof_low``/``tof_high``.
     """
     rng = np.random.default_rng(seed)
-    sf, k0 = float(truth.attrs["sf"]), float(truth.attrs["k0"])
-    lo, hi = channel_edges(truth["mass_low"].values, truth["mass_high"].values, sf, k0)
-    gap_lo, gap_hi = channel_edges([3.5], [3.9], sf, k0)
+    lows, highs = code_channels(truth)
     counts = truth["counts"].transpose("fragment", "scan", "y", "x").values
     n_frag, n_scans, ny, nx = counts.shape
-    rest = (
-        truth["total"].transpose("scan", "y", "x").values.astype(np.int64) - counts.sum(axis=0, dtype=np.int64)
-        if "total" in truth
-        else np.zeros((n_scans, ny, nx), np.int64)
-    )
-    lows = np.append(lo, gap_lo)
-    highs = np.append(hi, gap_hi)
+    rest = rest_counts(truth)
     with atomic_output(Path(path)) as out:
         for s0 in range(0, n_scans, chunk_scans):
             s1 = min(n_scans, s0 + chunk_scans)
-            block = np.concatenate([counts[:, s0:s1], rest[None, s0:s1].astype(counts.dtype)])  # (code, scan, y, x)
+            block = np.concatenate([counts[:, s0:s1], rest[None, s0:s1]])  # (code, scan, y, x)
             flat = np.ascontiguousarray(block.reshape(n_frag + 1, -1).T)  # (voxel, code): raster order
             voxel, code = np.nonzero(flat)
             reps = flat[voxel, code].astype(np.int64)
@@ -288,12 +305,13 @@ def write(path, truth: xr.Dataset, *, seed: int = 0, chunk_scans: int = 8) -> xr
             voxel = np.repeat(voxel, reps)
             scan, rem = np.divmod(voxel, ny * nx)
             y, x = np.divmod(rem, nx)
-            tof = rng.integers(lows[code], highs[code])
+            tof = draw_channels(code, lows, highs, rng)
             records = np.empty((code.size, RECORD), "<u4")
             records[:, SCAN] = scan + s0
             records[:, SHOT] = rng.integers(0, max(int(truth.attrs.get("shots_per_pixel", 1)), 1), code.size)
             records[:, X], records[:, Y], records[:, TOF] = x, y, tof
             out.write(records.tobytes())
     truth = truth.copy()
+    lo, hi = lows[:-1], highs[:-1]
     truth = truth.assign_coords(tof_low=("fragment", lo, {"units": "1"}), tof_high=("fragment", hi, {"units": "1"}))
     return truth

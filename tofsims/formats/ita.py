@@ -288,8 +288,13 @@ def read(path, fragments=None, scans=None, *, lazy: bool | None = None, progress
         if not chosen:
             raise ToFSIMSError(f"{f.path}: the peak list has no fragment intervals (only total/rest)")
         ny, nx = head["ny"], head["nx"]
-        if f.find(f"{SCANS}/Image[{chosen[0]['id']}]") is None and f.find(f"{ADDED}/Image[{chosen[0]['id']}]"):
-            return _read_added(f, path, head, chosen)
+        if f.find(f"{SCANS}/Image[{chosen[0]['id']}]") is None:
+            if f.find("rawdata") is not None:  # an ITM file: build the cube from its raw events
+                from . import itm
+
+                return itm.read(path, fragments=[p["name"] for p in chosen], progress=progress)
+            if f.find(f"{ADDED}/Image[{chosen[0]['id']}]"):
+                return _read_added(f, path, head, chosen)
         has_total = f.find(f"{SCANS}/Image[{TOTAL_ID}]") is not None
         ids = [p["id"] for p in chosen] + ([TOTAL_ID] if has_total else [])
         leaves = {i: _scan_leaves(f, i, ny * nx * 4) for i in ids}
@@ -437,8 +442,12 @@ def info(path) -> dict:
 
 # -- writing ------------------------------------------------------------------------------------
 def write(path, ds: xr.Dataset, spectrum: xr.Dataset | None = None, *, level: int = 6,
-          progress: bool = False) -> None:
+          progress: bool = False, images: bool = True, raw_seed: int | None = None) -> None:
     """Write ``counts`` (fragment, scan, y, x) [+ ``total``] as an ITA file pySPM and :func:`read` open.
+
+    ``images=False`` leaves out the image stacks; ``raw_seed`` adds the ions as ITM raw data
+    (:func:`tofsims.formats.itm.add_raw_data`, channels drawn with that seed): both together make
+    an ITM file.
 
     ``ds`` follows the ToF-SIMS data contract (coords ``fragment_mass``, ``mass_low``,
     ``mass_high``; attrs ``field_of_view_um``, ``polarity``, ``sf``, ``k0``, ...). ``total``
@@ -503,8 +512,8 @@ def write(path, ds: xr.Dataset, spectrum: xr.Dataset | None = None, *, level: in
     stack.uint32("Image.NumberOfImages", n_frag + FIRST_FRAGMENT_ID)
     stack.uint32("Image.NumberOfScans", n_scans)
     added = root.path(ADDED)
-    images = [total, rest] + [counts[k] for k in range(n_frag)]
-    for image_id, cube in enumerate(tqdm(images, desc="ITA write", unit="image", disable=not progress, leave=False)):
+    stacks = [total, rest] + [counts[k] for k in range(n_frag)] if images else []
+    for image_id, cube in enumerate(tqdm(stacks, desc="ITA write", unit="image", disable=not progress, leave=False)):
         node = stack.dir("Image", image_id)
         for s in range(n_scans):
             node.array("ImageArray.Long", cube[s], "<u4", id=s, level=level)
@@ -538,4 +547,8 @@ def write(path, ds: xr.Dataset, spectrum: xr.Dataset | None = None, *, level: in
         node = root.path(section)
         for key, ivalue, fvalue, text in properties:
             node.property(key, int_value=ivalue, float_value=fvalue, text=text)
+    if raw_seed is not None:
+        from . import itm
+
+        itm.add_raw_data(root, ds, seed=raw_seed)
     itstr.write(path, root)

@@ -289,10 +289,17 @@ class ITStrFile:
         return {"key": key, "int": ivalue, "float": fvalue, "string": text}
 
     def decompress(self, block: Block, expected_bytes: int | None = None) -> bytes:
-        """Inflate a 0x80 leaf, never producing more than ``expected_bytes`` (or MAX_LEAF_BYTES)."""
+        """Inflate a 0x80 leaf, never producing more than ``expected_bytes``.
+
+        Without ``expected_bytes`` the limit is what deflate can possibly expand the stored bytes
+        to (about 1032:1), capped at MAX_LEAF_BYTES.
+        """
         if block.type != COMPRESSED:
             return bytes(self.raw(block))
-        limit = MAX_LEAF_BYTES if expected_bytes is None else expected_bytes
+        if expected_bytes is None:
+            limit = min(MAX_LEAF_BYTES, 1040 * block.length + 1024)
+        else:
+            limit = expected_bytes
         inflater = zlib.decompressobj()
         try:
             out = inflater.decompress(self.raw(block), limit)
