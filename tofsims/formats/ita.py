@@ -25,6 +25,9 @@ s), ``Analysis.SputterTime`` or ``Measurement.SputterTime`` (total sputter time,
 carry them; our simulator writes them): ``Analysis.DeadTimeCorrection`` (0/1) and
 ``Analysis.SampleName``.
 
+Files without per-scan stacks: an ITM file's ``rawdata`` ion streams are histogrammed into the
+cube (:mod:`tofsims.formats.itm`); otherwise the summed images are read as one scan.
+
 Scan ``i`` of an interleaved depth profile is recorded after ``i`` sputter cycles, so its
 ``sputter_time`` coordinate is ``i * total / n_scans`` (the first scan sees the pristine surface).
 """
