@@ -163,3 +163,27 @@ def test_report_section_has_maps_h_plots_correlations_and_verdicts(project):
     assert "STEM-EDS" in html
     assert "H versus block size" in html and "Pearson correlation" in html and "Homogeneity verdicts" in html
     assert "atomic-percent maps" in html and html.count("data:image/png;base64") >= 8
+
+
+def test_quantify_a_region(tmp_path, capsys):
+    """The Mn-rich inclusion (centre) against the matrix (a corner), totals over pixel regions."""
+    from stem_eds.simulate import kfactor_toml, simulate_spectrum_image
+
+    sim = simulate_spectrum_image(tmp_path / "s.hspy", shape=(32, 32), kind="inclusion", element="Mn",
+                                  amplitude=0.3, seed=4)
+    kfile = tmp_path / "k.toml"
+    kfile.write_text(kfactor_toml())
+    truth = sim.atomic_percent.sel(element=["Mn", "Co", "Ni"])
+    truth = 100 * truth / truth.sum("element")
+    for region, (xs, ys) in {"13:19,13:19": (slice(13, 19), slice(13, 19)), "0:6,0:6": (slice(0, 6), slice(0, 6))}.items():
+        out = tmp_path / f"q{region[0]}.nc"
+        code, _, _ = _run(capsys, "eds", "quantify", str(sim.path), "--elements", "Mn,Co,Ni", "--kfactors", str(kfile),
+                          "--region", region, "--out", str(out), "--quiet")
+        assert code == 0
+        q = read_netcdf(out)
+        expected = float(truth.sel(element="Mn").isel(x=xs, y=ys).mean())
+        assert float(q["total_atomic_percent"].sel(element="Mn")) == pytest.approx(expected, abs=0.6)
+        assert q.attrs["total_region"] == region
+    code, _, err = _run(capsys, "eds", "quantify", str(sim.path), "--elements", "Mn,Co,Ni", "--kfactors", str(kfile),
+                        "--region", "0:99,0:4", "--out", str(tmp_path / "bad.nc"))
+    assert code == 2 and "outside the 32 x 32 pixel map" in err and not (tmp_path / "bad.nc").exists()

@@ -37,9 +37,29 @@ def _intensities(da, elements, method: str, background="auto", width: float = 2.
     return line_intensities(da, lines, method, progress=progress)
 
 
+def _region_mask(text: str | None, ints):
+    """Boolean (y, x) mask from ``"X0:X1,Y0:Y1"`` (pixel index ranges, end exclusive); None for all."""
+    from stem_eds.errors import EDSError
+
+    if not text:
+        return None
+    try:
+        xs, ys = (part.split(":") for part in text.split(","))
+        x0, x1, y0, y1 = int(xs[0]), int(xs[1]), int(ys[0]), int(ys[1])
+    except ValueError:
+        raise EDSError(f"--region {text!r}: expected X0:X1,Y0:Y1 in pixels") from None
+    ny, nx = ints.sizes.get("y", 0), ints.sizes.get("x", 0)
+    if not (0 <= x0 < x1 <= nx and 0 <= y0 < y1 <= ny):
+        raise EDSError(f"--region {text!r}: outside the {nx} x {ny} pixel map")
+    mask = np.zeros((ny, nx), bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
 def _quantified(da, factors, elements, method: str, thickness_nm=None, background="auto", width=2.0,
-                progress: bool = False):
-    """Intensities of the k-factor lines, their per-pixel quantification and the whole-image total."""
+                progress: bool = False, region: str | None = None):
+    """Intensities of the k-factor lines, their per-pixel quantification and the total over a region
+    (``region`` "X0:X1,Y0:Y1" in pixels; default the whole image)."""
     from stem_eds.model_fit import line_intensities
     from stem_eds.quantify import lines_for, quantify, sum_region
 
@@ -49,7 +69,8 @@ def _quantified(da, factors, elements, method: str, thickness_nm=None, backgroun
     result = quantify(ints, factors, thickness_nm=thickness_nm)
     spatial = [d for d in ints["intensity"].dims if d != "element"]
     if spatial:
-        total = quantify(sum_region(ints), factors, thickness_nm=thickness_nm)
+        total = quantify(sum_region(ints, _region_mask(region, ints)), factors, thickness_nm=thickness_nm)
+        result.attrs["total_region"] = region or "whole image"
         for name in ("atomic_percent", "weight_percent"):
             result[f"total_{name}"] = total[name]
             result[f"total_{name}_stderr"] = total[f"{name}_stderr"]
@@ -115,6 +136,7 @@ def register_cli(subparsers) -> None:
     quant.add_argument("--kfactors", required=True, help="TOML: source = ..., [kfactors] Fe_Ka = 1.45 ...")
     quant.add_argument("--thickness", type=float, help="thickness in nm for the absorption correction")
     quant.add_argument("--plot", help="PNG of the at%% maps")
+    quant.add_argument("--region", help="total over pixels X0:X1,Y0:Y1 (default: the whole image)")
     quant.set_defaults(handler=_cmd_quantify)
 
     hom = sub.add_parser("homogeneity", help="homogeneity of an eds maps/quantify result")
@@ -187,7 +209,8 @@ def _cmd_quantify(args) -> int:
     from stem_eds import load_factors
 
     ds = _quantified(_load(args), load_factors(args.kfactors), _split(args.elements), args.method,
-                     args.thickness, _background(args.background), args.width, progress=not args.quiet)
+                     args.thickness, _background(args.background), args.width, progress=not args.quiet,
+                     region=args.region)
     _write(ds, args.out, args.plot, lambda d: maps_figure(d, Path(args.file).name))
     key = "total_atomic_percent" if "total_atomic_percent" in ds else "atomic_percent"
     for element, line in zip(ds["element"].values, ds["line"].values):
