@@ -460,42 +460,47 @@ def calibrate(
         sf, k0 = _verified(channel, intensity, lo_edge, hi_edge, found_peaks, names, sf, k0)
     except ToFSIMSError as exc:
         raise ToFSIMSError(f"{source}: {exc}") from None
-    binned = None
-    sf_err = k0_err = np.nan
-    extra: dict[str, int] = {}
-    for _ in range(max_iterations):
-        wanted = names + list(extra)
-        measured = [m for m in _measure(channel, intensity, lo_edge, hi_edge, found_peaks, wanted, sf, k0, extra) if m]
-        if len(measured) < 2:
-            raise ToFSIMSError(f"{source}: found fewer than two of the calibrants {wanted} in the spectrum")
-        if binned is None:
-            # a peak inside one or two bins: the bin, not a centroid, is what the data say
-            binned = np.median([m["n_bins"] for m in measured]) <= 2
-        mass = np.array([m["mass"] for m in measured])
-        if binned:
-            sf, k0, sf_err, k0_err, used, constraints = fit_intervals(
-                [m["bin_low"] for m in measured], [m["bin_high"] for m in measured], mass
-            )
-        else:
-            t = np.array([m["centroid"] for m in measured])
-            w = np.array([m["counts"] for m in measured])
-            used = np.ones(mass.size, bool)
-            for _ in range(3):  # drop gross outliers (misidentified peaks), > 5 robust sigma
-                sf, k0, sf_err, k0_err = fit_weighted(t[used], mass[used], w[used])
-                resid = t - mass_to_channel(mass, sf, k0)
-                scale = 1.4826 * np.median(np.abs(resid[used] - np.median(resid[used]))) + 1e-9
-                keep = np.abs(resid) <= 5 * scale + 0.5
-                if np.array_equal(keep | ~used, np.ones_like(keep)) and keep[used].all():
-                    break
-                used = keep if keep.sum() >= 2 else used
-            constraints = None
-        if not extend:
-            break
-        fit = (sf, k0, sf_err, k0_err, constraints)
-        new = _unambiguous(channel, lo_edge, hi_edge, found_peaks, polarity, fit, set(wanted))
-        if not new:
-            break
-        extra.update(new)
+    try:
+        binned = None
+        sf_err = k0_err = np.nan
+        extra: dict[str, int] = {}
+        for _ in range(max_iterations):
+            wanted = names + list(extra)
+            measured = [m for m in _measure(channel, intensity, lo_edge, hi_edge, found_peaks, wanted, sf, k0, extra) if m]
+            if len(measured) < 2:
+                raise ToFSIMSError(f"{source}: found fewer than two of the calibrants {wanted} in the spectrum")
+            if binned is None:
+                # a peak inside one or two bins: the bin, not a centroid, is what the data say
+                binned = np.median([m["n_bins"] for m in measured]) <= 2
+            mass = np.array([m["mass"] for m in measured])
+            if binned:
+                sf, k0, sf_err, k0_err, used, constraints = fit_intervals(
+                    [m["bin_low"] for m in measured], [m["bin_high"] for m in measured], mass
+                )
+            else:
+                t = np.array([m["centroid"] for m in measured])
+                w = np.array([m["counts"] for m in measured])
+                used = np.ones(mass.size, bool)
+                for _ in range(3):  # drop gross outliers (misidentified peaks), > 5 robust sigma
+                    sf, k0, sf_err, k0_err = fit_weighted(t[used], mass[used], w[used])
+                    resid = t - mass_to_channel(mass, sf, k0)
+                    scale = 1.4826 * np.median(np.abs(resid[used] - np.median(resid[used]))) + 1e-9
+                    keep = np.abs(resid) <= 5 * scale + 0.5
+                    if keep.sum() < 2 or np.array_equal(keep, used):
+                        break
+                    used = keep
+                constraints = None
+            if not extend:
+                break
+            fit = (sf, k0, sf_err, k0_err, constraints)
+            new = _unambiguous(channel, lo_edge, hi_edge, found_peaks, polarity, fit, set(wanted))
+            if not new:
+                break
+            extra.update(new)
+    except ToFSIMSError as exc:
+        if str(exc).startswith(str(source)):
+            raise
+        raise ToFSIMSError(f"{source}: {exc}") from None
     return _result(spectrum, measured, used, sf, k0, sf_err, k0_err, polarity, binned)
 
 
