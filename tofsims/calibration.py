@@ -489,6 +489,7 @@ def calibrate(
                     if keep.sum() < 2 or np.array_equal(keep, used):
                         break
                     used = keep
+                sf, k0, sf_err, k0_err = fit_weighted(t[used], mass[used], w[used])
                 constraints = None
             if not extend:
                 break
