@@ -12,7 +12,7 @@ import pytest
 import tofsims
 from tofsims import simulate
 from tofsims.errors import ToFSIMSError
-from tofsims.formats import itm, itstr
+from tofsims.formats import ita, itm, itstr
 
 SHAPE = (3, 10, 12)
 
@@ -34,6 +34,8 @@ def test_itm_cube_equals_truth(written):
     assert list(ds["fragment"].values) == list(simulate.DEFAULT_FRAGMENTS)
     assert ds.attrs["polarity"] == "negative" and ds.attrs["field_of_view_um"] == 100.0
     np.testing.assert_allclose(ds["sputter_time"].values, truth["sputter_time"].values)
+    np.testing.assert_array_equal(ita.read_stack(path, "BO-"), truth["counts"].sel(fragment="BO-").values)
+    np.testing.assert_array_equal(ita.read_stack(path, "total", scans=[2]), truth["total"].values[[2]])
     part = tofsims.read(path, fragments=["InO-", "BO-"])
     np.testing.assert_array_equal(part["counts"].values, truth["counts"].sel(fragment=["InO-", "BO-"]).values)
 

@@ -223,6 +223,12 @@ def read_stack(path, fragment, scans=None, *, workers: int | None = None) -> np.
         head = header(f)
         image_id = _image_id(f, fragment)
         ny, nx = head["ny"], head["nx"]
+        if f.find(f"{SCANS}/Image[{image_id}]") is None and f.find("rawdata") is not None:
+            from . import itm  # an ITM file: histogram its raw events
+
+            cube = itm.read(path)
+            stack = cube["total"] if image_id == TOTAL_ID else cube["counts"].sel(fragment=str(fragment))
+            return np.ascontiguousarray(stack.values if scans is None else stack.values[np.atleast_1d(scans)])
         leaves = _scan_leaves(f, image_id, ny * nx * 4)
         if scans is not None:
             leaves = [leaves[i] for i in np.atleast_1d(scans)]
