@@ -226,8 +226,11 @@ def read_stack(path, fragment, scans=None, *, workers: int | None = None) -> np.
         if f.find(f"{SCANS}/Image[{image_id}]") is None and f.find("rawdata") is not None:
             from . import itm  # an ITM file: histogram its raw events
 
-            cube = itm.read(path)
-            stack = cube["total"] if image_id == TOTAL_ID else cube["counts"].sel(fragment=str(fragment))
+            names = {p["id"]: p["name"] for p in peak_list(f)}
+            if image_id != TOTAL_ID and image_id not in names:
+                raise ToFSIMSError(f"{f.path}: no mass interval with id {image_id}")
+            cube = itm.read(path, fragments=None if image_id == TOTAL_ID else [names[image_id]])
+            stack = cube["total"] if image_id == TOTAL_ID else cube["counts"][0]
             return np.ascontiguousarray(stack.values if scans is None else stack.values[np.atleast_1d(scans)])
         leaves = _scan_leaves(f, image_id, ny * nx * 4)
         if scans is not None:
