@@ -10,8 +10,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
-from exspy.material import elements as _ELEMENTS
+
+with warnings.catch_warnings():
+    # HyperSpy 2.x announces its own internal renames on import; they are not the user's business
+    # and would break the CLI's one-line error contract.
+    warnings.simplefilter("ignore")
+    import hyperspy.api  # noqa: F401  (imported here, once, with its warnings silenced)
+    from exspy.material import elements as _ELEMENTS
 
 from .errors import EDSError
 

@@ -215,9 +215,11 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
         Elements present but not reported (their lines are fitted so they do not leak into
         others); the elements named in the file are added automatically.
     calibrate : bool
-        Refine the detector resolution and an energy shift on the sum spectrum first.
+        Refine the detector resolution (Mn Ka FWHM) and an energy shift on the sum spectrum
+        first; the refined values are in ``attrs``.
     degree : int, optional
-        Degree of the background polynomial (default: 2 for regions under 1.5 keV, 3 above).
+        Degree of the background polynomial in every region (default: chosen per region on the
+        sum spectrum, see :func:`_choose_degree`).
 
     Returns
     -------
@@ -237,8 +239,8 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
     fwhm = float(da.attrs.get("fwhm_mnka_ev", 130.0))
     if not np.isfinite(fwhm) or fwhm <= 0:
         fwhm = 130.0
-    wanted = [l.element for l in lines]
-    present = wanted + list(extra_elements) + str(da.attrs.get("file_elements", "")).split()
+    requested = [l.element for l in lines]
+    present = requested + list(extra_elements) + str(da.attrs.get("file_elements", "")).split()
     all_fams = families(present, xl.MIN_ENERGY_KEV, energy[-1], beam, source)
     targets = []
     for line_ in lines:

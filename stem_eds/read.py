@@ -64,6 +64,7 @@ def check_bcf_container(path: Path) -> None:
 
 
 def _load_all(path: Path, lazy: bool, sum_frames: bool, sum_detectors: bool) -> list:
+    from . import lines  # noqa: F401  (imports HyperSpy with its import-time warnings silenced)
     import hyperspy.api as hs
 
     kwargs = {"lazy": lazy}

@@ -187,3 +187,21 @@ def test_quantify_a_region(tmp_path, capsys):
     code, _, err = _run(capsys, "eds", "quantify", str(sim.path), "--elements", "Mn,Co,Ni", "--kfactors", str(kfile),
                         "--region", "0:99,0:4", "--out", str(tmp_path / "bad.nc"))
     assert code == 2 and "outside the 32 x 32 pixel map" in err and not (tmp_path / "bad.nc").exists()
+
+
+def test_fresh_process_error_is_exactly_one_line(shared, tmp_path):
+    """In a new interpreter (HyperSpy imported for the first time) stderr holds the one error line only."""
+    import subprocess
+    import sys
+
+    out_file = tmp_path / "m.nc"
+    done = subprocess.run(
+        [sys.executable, "-m", "report.cli", "eds", "maps",
+         str(shared("stem_eds/velox_v11_TestSI_16x16_ReducedData_215kx.emd")), "--elements", "Ca,Cu",
+         "--out", str(out_file)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("doptrace: error: ") and "pruned" in done.stderr
+    assert not out_file.exists()
