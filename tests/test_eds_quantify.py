@@ -12,18 +12,11 @@ from stem_eds.simulate import LRMO, YIELD, simulate_spectrum_image
 FEPT_K = "examples/eds/fept_exspy.toml"
 
 
-@pytest.fixture(scope="module")
-def fept(shared_module):
-    da = read(shared_module("stem_eds/EDS_TEM_FePt_nanoparticles.hspy"))
+@pytest.fixture
+def fept(shared):
+    da = read(shared("stem_eds/EDS_TEM_FePt_nanoparticles.hspy"))
     factors = load_factors(FEPT_K)
     return da, factors, window_intensities(da, lines_for("Fe,Pt", factors, 20.0), background=(5.0, 2.0))
-
-
-@pytest.fixture(scope="module")
-def shared_module():
-    from conftest import shared_path
-
-    return shared_path
 
 
 @pytest.mark.parametrize("text,problem", [
