@@ -10,7 +10,6 @@ be kept as ``frame`` and ``detector`` dims.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 
