@@ -29,16 +29,32 @@ def toml_value(value) -> str:
     return json.dumps(str(value))
 
 
-def write_demo_project(directory: Path, seed: int = 7) -> Path:
-    """Simulate every technique's files for the demo samples and write ``project.toml``."""
-    directory = Path(directory)
-    data_dir = directory / "data"
+def simulate_entries(directory: Path, techniques=None, seed: int = 7) -> dict[str, dict[str, list[dict]]]:
+    """Simulate the demo samples' files under ``directory/data``: ``{sample: {technique: [entry, ...]}}``.
+
+    ``techniques`` limits the run to some adapters (all by default); sample ``k`` uses seed
+    ``seed + 100 * k`` so every technique's files of one sample are reproducible.
+    """
+    data_dir = Path(directory) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    lines = ['title = "doptrace demo: boron in Li-rich layered cathodes"', ""]
-    for number, (sample, bulk_doped) in enumerate(DEMO_SAMPLES.items()):
+    chosen = {n: a for n, a in adapters().items() if techniques is None or n in techniques}
+    return {
+        sample: {
+            name: adapter.demo_entries(data_dir, sample, bulk_doped, seed + 100 * number)
+            for name, adapter in chosen.items()
+        }
+        for number, (sample, bulk_doped) in enumerate(DEMO_SAMPLES.items())
+    }
+
+
+def write_project_file(directory: Path, entries: dict[str, dict[str, list[dict]]], title: str) -> Path:
+    """Write ``directory/project.toml`` for ``{sample: {technique: [entry, ...]}}``; paths made relative."""
+    directory = Path(directory)
+    lines = [f"title = {toml_value(title)}", ""]
+    for sample, techniques in entries.items():
         lines += ["[[sample]]", f"name = {toml_value(sample)}", ""]
-        for name, adapter in adapters().items():
-            for entry in adapter.demo_entries(data_dir, sample, bulk_doped, seed + 100 * number):
+        for name, tables in techniques.items():
+            for entry in tables:
                 lines.append(f"[[sample.{name}]]")
                 for key, value in entry.items():
                     if isinstance(value, Path):
@@ -46,6 +62,12 @@ def write_demo_project(directory: Path, seed: int = 7) -> Path:
                     lines.append(f"{key} = {toml_value(value)}")
                 lines.append("")
     return write_text(directory / "project.toml", "\n".join(lines))
+
+
+def write_demo_project(directory: Path, seed: int = 7, techniques=None) -> Path:
+    """Simulate every technique's files for the demo samples and write ``project.toml``."""
+    entries = simulate_entries(directory, techniques, seed)
+    return write_project_file(directory, entries, "doptrace demo: boron in Li-rich layered cathodes")
 
 
 def run_demo(out_dir, seed: int = 7, progress: bool = True) -> RunSummary:

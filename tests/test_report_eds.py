@@ -7,7 +7,7 @@ import pytest
 
 from report import cli
 from report.conventions import read_netcdf, write_netcdf
-from report.demo import toml_value
+from report.demo import simulate_entries, write_project_file
 from report.runner import run_project
 from report.techniques import adapters
 from stem_eds.simulate import LRMO
@@ -115,21 +115,9 @@ def test_bad_input_is_one_line_exit_2_and_no_output(shared, tmp_path, capsys, ca
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     folder = tmp_path_factory.mktemp("eds_project")
-    adapter = adapters()["eds"]
-    lines = ['title = "EDS demo"', ""]
-    entries = {}
-    for number, (sample, bulk) in enumerate((("BM-LRMO", False), ("LBO-LRMO", True))):
-        found = adapter.demo_entries(folder / "data", sample, bulk, 7 + 100 * number)
-        entries[sample] = found
-        lines += ["[[sample]]", f"name = {toml_value(sample)}", ""]
-        for entry in found:
-            lines.append("[[sample.eds]]")
-            for key, value in entry.items():
-                if hasattr(value, "resolve"):
-                    value = value.resolve().relative_to(folder.resolve()).as_posix()
-                lines.append(f"{key} = {toml_value(value)}")
-            lines.append("")
-    (folder / "project.toml").write_text("\n".join(lines), encoding="utf-8")
+    found = simulate_entries(folder, ['eds'], seed=7)
+    entries = {sample: techniques['eds'] for sample, techniques in found.items()}
+    write_project_file(folder, found, "eds demo")
     summary = run_project(folder / "project.toml", folder / "out", progress=False)
     return folder, entries, summary
 

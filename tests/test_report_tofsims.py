@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from report.conventions import read_netcdf
-from report.demo import toml_value
+from report.demo import simulate_entries, write_project_file
 from report.runner import run_project
 from report.techniques import adapters
 
@@ -16,21 +16,9 @@ pytest.importorskip("tofsims.simulate")
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tofsims_project")
-    adapter = adapters()["tofsims"]
-    lines = ['title = "ToF-SIMS demo"', ""]
-    entries = {}
-    for number, (sample, bulk) in enumerate((("BM-LRMO", False), ("LBO-LRMO", True))):
-        found = adapter.demo_entries(folder / "data", sample, bulk, 7 + 100 * number)
-        entries[sample] = found
-        lines += ["[[sample]]", f"name = {toml_value(sample)}", ""]
-        for entry in found:
-            lines.append("[[sample.tofsims]]")
-            for key, value in entry.items():
-                if hasattr(value, "resolve"):
-                    value = value.resolve().relative_to(folder.resolve()).as_posix()
-                lines.append(f"{key} = {toml_value(value)}")
-            lines.append("")
-    (folder / "project.toml").write_text("\n".join(lines), encoding="utf-8")
+    found = simulate_entries(folder, ['tofsims'], seed=7)
+    entries = {sample: techniques['tofsims'] for sample, techniques in found.items()}
+    write_project_file(folder, found, "tofsims demo")
     summary = run_project(folder / "project.toml", folder / "out", progress=False)
     return folder, entries, summary
 

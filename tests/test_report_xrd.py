@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from report.conventions import check_result, read_netcdf
-from report.demo import toml_value
+from report.demo import simulate_entries, write_project_file
 from report.html import Figure, Table, Text
 from report.runner import run_project
 from report.techniques import adapters
@@ -14,15 +14,7 @@ from report.techniques import adapters
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     folder = tmp_path_factory.mktemp("xrd_report")
-    adapter = adapters()["xrd"]
-    lines = ['title = "xrd adapter test"', ""]
-    for number, (sample, bulk) in enumerate((("BM-LRMO", False), ("LBO-LRMO", True))):
-        lines += ["[[sample]]", f"name = {toml_value(sample)}", "", "[[sample.xrd]]"]
-        for entry in adapter.demo_entries(folder / "data", sample, bulk, 31 + number):
-            for key, value in entry.items():
-                lines.append(f"{key} = {toml_value(value.relative_to(folder).as_posix())}")
-        lines.append("")
-    (folder / "project.toml").write_text("\n".join(lines))
+    write_project_file(folder, simulate_entries(folder, ["xrd"], seed=31), "xrd adapter test")
     return folder, run_project(folder / "project.toml", folder / "out", progress=False)
 
 
