@@ -173,6 +173,46 @@ fwhm = {{ same_as = "B-O-B" }}
 """
 
 
+IN3D_MODEL = """# In 3d of Li3InCl6 after charging: chloride doublet plus an In-O (In2O3) doublet
+region = "In 3d"
+window = [440.0, 458.0]          # binding energy, eV
+background = {{ shirley = "active", average = 5 }}
+[[component]]
+name = "In3d5/2 chloride"
+group = "In-Cl"
+shape = "GL(30)"
+center = [446.0, 445.0, 447.0]
+fwhm = [1.5, 0.8, 2.5]
+[[component]]
+name = "In3d3/2 chloride"
+group = "In-Cl"
+shape = "GL(30)"
+center = {{ offset_from = "In3d5/2 chloride", by = 7.54 }}
+fwhm = {{ same_as = "In3d5/2 chloride" }}
+area = {{ ratio_to = "In3d5/2 chloride", by = 0.6667 }}
+[[component]]
+name = "In3d5/2 oxide"
+group = "In-O"
+shape = "GL(30)"
+center = [444.5, 444.0, 445.2]
+fwhm = [1.5, 0.8, 2.5]
+[[component]]
+name = "In3d3/2 oxide"
+group = "In-O"
+shape = "GL(30)"
+center = {{ offset_from = "In3d5/2 oxide", by = 7.54 }}
+fwhm = {{ same_as = "In3d5/2 oxide" }}
+area = {{ ratio_to = "In3d5/2 oxide", by = 0.6667 }}
+"""
+
+
+def write_in3d_model(path: str | os.PathLike) -> Path:
+    """Write the demo's In 3d model TOML: chloride and oxide doublets (as ``examples/xps/in3d_oxide.toml``)."""
+    from ._files import write_text_atomic
+
+    return write_text_atomic(path, IN3D_MODEL.format())
+
+
 def write_b1s_model(path: str | os.PathLike) -> Path:
     """Write the demo's B 1s model TOML (the same as ``examples/xps/b1s.toml``)."""
     from ._files import write_text_atomic

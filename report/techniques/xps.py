@@ -207,52 +207,20 @@ def section(analyses) -> list:
 # ----------------------------------------------------------------------------- demo
 def demo_entries(data_dir, sample: str, bulk_doped: bool, seed: int) -> list[dict]:
     """Simulate a VAMAS etch series (B 1s, In 3d, O 1s, C 1s, with surface charging) and its models."""
-    from xps.simulate import DEMO_ETCH_TIMES, simulate_series, write_b1s_model
+    from xps.simulate import DEMO_ETCH_TIMES, simulate_series, write_b1s_model, write_in3d_model
 
     data_dir = Path(data_dir)
     vms = data_dir / f"{sample}_xps.vms"
     charge = np.linspace(0.6, 0.2, len(DEMO_ETCH_TIMES))
     simulate_series(vms, bulk_doped=bulk_doped, seed=seed, charge=charge, sample=sample)
     b1s = write_b1s_model(data_dir / "xps_b1s.toml")
-    in3d = data_dir / "xps_in3d.toml"
-    if not in3d.exists():
-        from xps._files import write_text_atomic
-
-        source = Path(__file__).resolve().parents[2] / "examples" / "xps" / "in3d_oxide.toml"
-        text = source.read_text(encoding="utf-8") if source.is_file() else _IN3D_FALLBACK
-        write_text_atomic(in3d, text)
+    in3d = write_in3d_model(data_dir / "xps_in3d.toml")
     return [
         {"file": vms, "model": b1s, "c1s": True, "quantify": ["B 1s", "O 1s", "In 3d", "C 1s"]},
         {"file": vms, "model": in3d, "c1s": True, "headline": "In-O"},
     ]
 
 
-_IN3D_FALLBACK = """region = "In 3d"
-window = [440.0, 458.0]
-background = { shirley = "active", average = 5 }
-[[component]]
-name = "In3d5/2 chloride"
-group = "In-Cl"
-center = [446.0, 445.0, 447.0]
-fwhm = [1.5, 0.8, 2.5]
-[[component]]
-name = "In3d3/2 chloride"
-group = "In-Cl"
-center = { offset_from = "In3d5/2 chloride", by = 7.54 }
-fwhm = { same_as = "In3d5/2 chloride" }
-area = { ratio_to = "In3d5/2 chloride", by = 0.6667 }
-[[component]]
-name = "In3d5/2 oxide"
-group = "In-O"
-center = [444.5, 444.0, 445.2]
-fwhm = [1.5, 0.8, 2.5]
-[[component]]
-name = "In3d3/2 oxide"
-group = "In-O"
-center = { offset_from = "In3d5/2 oxide", by = 7.54 }
-fwhm = { same_as = "In3d5/2 oxide" }
-area = { ratio_to = "In3d5/2 oxide", by = 0.6667 }
-"""
 
 
 # ----------------------------------------------------------------------------- CLI
