@@ -1,4 +1,4 @@
-"""The ``doptrace`` command.
+"""doptrace: dopant depth profiles from XRD, XPS, ToF-SIMS and STEM-EDS instrument files.
 
 Errors in input files surface as one line naming the file and the problem and a non-zero exit
 code; a traceback means a bug in doptrace.
