@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from . import __version__
 from .techniques import adapters
@@ -58,6 +59,8 @@ def _demo(args) -> int:
 
 
 def main(argv=None) -> int:
+    # HyperSpy 2.x warns about its own internal imports on every read; it is not the user's concern.
+    warnings.filterwarnings("ignore", message=r"Importing `.*` from `hyperspy\.", module=r"hyperspy\.")
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

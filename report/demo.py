@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tqdm import tqdm
+
 from .atomic import write_text
 from .runner import RunSummary, run_project
 from .techniques import adapters
@@ -29,7 +31,8 @@ def toml_value(value) -> str:
     return json.dumps(str(value))
 
 
-def simulate_entries(directory: Path, techniques=None, seed: int = 7) -> dict[str, dict[str, list[dict]]]:
+def simulate_entries(directory: Path, techniques=None, seed: int = 7,
+                     progress: bool = False) -> dict[str, dict[str, list[dict]]]:
     """Simulate the demo samples' files under ``directory/data``: ``{sample: {technique: [entry, ...]}}``.
 
     ``techniques`` limits the run to some adapters (all by default); sample ``k`` uses seed
@@ -38,13 +41,14 @@ def simulate_entries(directory: Path, techniques=None, seed: int = 7) -> dict[st
     data_dir = Path(directory) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     chosen = {n: a for n, a in adapters().items() if techniques is None or n in techniques}
-    return {
-        sample: {
-            name: adapter.demo_entries(data_dir, sample, bulk_doped, seed + 100 * number)
-            for name, adapter in chosen.items()
-        }
-        for number, (sample, bulk_doped) in enumerate(DEMO_SAMPLES.items())
-    }
+    entries: dict[str, dict[str, list[dict]]] = {}
+    with tqdm(total=len(DEMO_SAMPLES) * len(chosen), desc="simulating", unit="file", disable=not progress) as bar:
+        for number, (sample, bulk_doped) in enumerate(DEMO_SAMPLES.items()):
+            entries[sample] = {}
+            for name, adapter in chosen.items():
+                entries[sample][name] = adapter.demo_entries(data_dir, sample, bulk_doped, seed + 100 * number)
+                bar.update()
+    return entries
 
 
 def write_project_file(directory: Path, entries: dict[str, dict[str, list[dict]]], title: str) -> Path:
@@ -64,13 +68,13 @@ def write_project_file(directory: Path, entries: dict[str, dict[str, list[dict]]
     return write_text(directory / "project.toml", "\n".join(lines))
 
 
-def write_demo_project(directory: Path, seed: int = 7, techniques=None) -> Path:
+def write_demo_project(directory: Path, seed: int = 7, techniques=None, progress: bool = False) -> Path:
     """Simulate every technique's files for the demo samples and write ``project.toml``."""
-    entries = simulate_entries(directory, techniques, seed)
+    entries = simulate_entries(directory, techniques, seed, progress)
     return write_project_file(directory, entries, "doptrace demo: boron in Li-rich layered cathodes")
 
 
 def run_demo(out_dir, seed: int = 7, progress: bool = True) -> RunSummary:
     """Write the demo project under ``out_dir`` and run it into the same folder."""
-    project = write_demo_project(Path(out_dir), seed)
+    project = write_demo_project(Path(out_dir), seed, progress=progress)
     return run_project(project, out_dir, progress=progress)
