@@ -177,18 +177,18 @@ def window_intensities(da: xr.DataArray, lines, width: float = 2.0, background="
         ranges.append((idx[0], idx[1]))
         if bw is not None:
             ranges += [(idx[2], idx[3]), (idx[4], idx[5])]
-    first = min(r[0] for r in ranges)
-    last = max(r[1] for r in ranges)
-    local = [(a - first, b - first) for a, b in ranges]
+    parts, columns = _window_matrices(ranges, size)
+    n_win = len(ranges)
 
-    integer = np.issubdtype(da.dtype, np.integer)
+    def sums(blocks):
+        # One matrix product per channel range with a 0/1 window matrix: every window sum of
+        # a batch in one pass over the counts (exact for counts below 2**53).
+        total = blocks[0] @ columns[0]
+        for block, weights in zip(blocks[1:], columns[1:]):
+            total += block @ weights
+        return total
 
-    def sums(block):
-        # Slice sums in the stored dtype: only the window channels are ever touched.
-        acc = np.int64 if integer else np.float64
-        return np.stack([block[:, a:b].sum(axis=1, dtype=acc) for a, b in local], axis=1).astype(float)
-
-    raw = reduce_spectra(da.data, sums, len(ranges), slice(first, last), progress, "window sums", as_float=False)
+    raw = reduce_spectra(da.data, sums, n_win, parts, progress, "window sums")
     values, variances, record = [], [], {}
     for line_, (lo, hi), bw, k in plan:
         signal = raw[..., k]
@@ -207,6 +207,25 @@ def window_intensities(da: xr.DataArray, lines, width: float = 2.0, background="
     ds = _intensity_dataset(da, lines, np.stack(values), np.sqrt(np.maximum(np.stack(variances), 0.0)))
     ds.attrs.update(method="windows", window_width_fwhm=width, windows=json.dumps(record))
     return ds
+
+
+def _window_matrices(ranges, size: int, gap: int = 16):
+    """Contiguous channel ranges covering ``ranges`` (merged across gaps < ``gap``) and, per range,
+    the 0/1 matrix (channels, windows) whose product with spectra gives every window's sum."""
+    merged = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1] + gap:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    merged = [(max(0, a), min(size, b)) for a, b in merged]
+    columns = [np.zeros((b - a, len(ranges))) for a, b in merged]
+    for k, (a, b) in enumerate(ranges):
+        for (lo, hi), weights in zip(merged, columns):
+            if lo <= a and b <= hi:
+                weights[a - lo:b - lo, k] = 1.0
+                break
+    return merged, columns
 
 
 def _intensity_dataset(da: xr.DataArray, lines, values: np.ndarray, stderr: np.ndarray) -> xr.Dataset:

@@ -253,14 +253,20 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
     def degree_of(width):
         return int(degree) if degree is not None else (2 if width < 1.5 else 3)
 
-    total = sum_spectrum(da.data)
+    # Two passes over the counts: the sum over the fit regions' channels fixes calibration,
+    # weights and background degree (exactly, from every spectrum, so lazy == eager); the
+    # second pass projects every spectrum. Only the fit regions' channels are ever read.
+    spans = [(int(np.searchsorted(energy, lo)), int(np.searchsorted(energy, hi, side="right")))
+             for lo, hi, _ in regions]
+    total = np.zeros(size)
+    for (i0, i1), part in zip(spans, sum_spectrum(da.data, spans)):
+        total[i0:i1] = part
     n_spectra = max(1, int(np.prod(da.shape[:-1])))
     shift = 0.0
     if calibrate and total.sum() > 0:
         fwhm, shift = _calibrate(total, energy, scale, regions, fwhm, degree_of, source)
-    plans, record, first, last = [], [], size, 0
-    for lo, hi, members in regions:
-        i0, i1 = int(np.searchsorted(energy, lo)), int(np.searchsorted(energy, hi, side="right"))
+    plans, record = [], []
+    for (lo, hi, members), (i0, i1) in zip(regions, spans):
         if i1 - i0 < len(members) + 4:
             raise EDSError(f"{source}: fit region {lo:.3f}-{hi:.3f} keV has too few channels")
         zp = lo < 0.3
@@ -278,7 +284,6 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
         plans.append((i0, i1, members, p, ((p**2) @ a).T))
         record.append({"range_kev": [lo, hi], "families": [f.name for f in members], "background_degree": best,
                        "redchi_sum": redchi})
-        first, last = min(first, i0), max(last, i1)
 
     # Only the reported families' amplitudes and variances leave the per-block function.
     wanted = []
@@ -286,22 +291,28 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
         k = next(j for j, plan in enumerate(plans) if fam in plan[2])
         wanted.append((k, plans[k][2].index(fam)))
 
-    def fit(block):
-        out = np.empty((block.shape[0], 2 * len(wanted)))
-        for k, (i0, i1, _, p, m) in enumerate(plans):
-            columns = [(n, c) for n, (kk, c) in enumerate(wanted) if kk == k]
-            if not columns:
-                continue
-            coef = np.ascontiguousarray(block[:, i0 - first:i1 - first], dtype=float) @ p.T
-            # Poisson variance from the fitted expectation (not the observed counts, whose
-            # fluctuations would correlate each value with its own error bar).
-            variance = coef @ m
-            for n, c in columns:
-                out[:, n] = coef[:, c]
-                out[:, len(wanted) + n] = variance[:, c]
+    # Per region one matrix (channels, reported amplitudes + their variances), so a batch of
+    # spectra needs one matrix product per region. The Poisson variance comes from the fitted
+    # expectation (not the observed counts, whose fluctuations would correlate each value with
+    # its own error bar) and is linear in the counts too: var_c = coef @ m[:, c] = y @ (P^T m[:, c]).
+    used = sorted({k for k, _ in wanted})
+    matrices = []
+    for k in used:
+        _, _, _, p, m = plans[k]
+        mat = np.zeros((p.shape[1], 2 * len(wanted)))
+        for n, (kk, c) in enumerate(wanted):
+            if kk == k:
+                mat[:, n] = p[c]
+                mat[:, len(wanted) + n] = p.T @ m[:, c]
+        matrices.append(mat)
+
+    def fit(blocks):
+        out = blocks[0] @ matrices[0]
+        for block, mat in zip(blocks[1:], matrices[1:]):
+            out += block @ mat
         return out
 
-    result = reduce_spectra(da.data, fit, 2 * len(wanted), slice(first, last), progress, "model fit", as_float=False)
+    result = reduce_spectra(da.data, fit, 2 * len(wanted), [spans[k] for k in used], progress, "model fit")
     values = [result[..., n] * line_.weight for n, line_ in enumerate(lines)]
     variances = [result[..., len(wanted) + n] * line_.weight**2 for n, line_ in enumerate(lines)]
     ds = _intensity_dataset(da, lines, np.stack(values), np.sqrt(np.maximum(np.stack(variances), 0.0)))
