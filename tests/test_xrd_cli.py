@@ -130,3 +130,16 @@ def test_gsas2_engine_runs_or_is_a_clear_error(simulated, tmp_path, capsys):
     assert float(g2.rwp) == pytest.approx(float(builtin.rwp), abs=0.3)
     for var in ("a", "c"):
         assert np.all(np.abs(g2[var].values - builtin[var].values) < 2 * builtin[var + "_stderr"].values + 1e-6)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--step", "0"], "step 0.0 deg must be positive"),
+    (["--step", "nan"], "must be positive"),
+    (["--dopant", "LiTMO2:Li=2"], "outside 0..1"),
+    (["--dopant", "LiTMO2:Li=-0.1"], "outside 0..1"),
+])
+def test_bad_simulate_arguments_are_one_line_errors_without_output(tmp_path, capsys, extra, message):
+    out = tmp_path / "p.xye"
+    code, _, err = cli(capsys, "simulate", RECIPE, "--out", out, *extra)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("doptrace: error: ") and message in err
+    assert str(RECIPE) in err and not out.exists()

@@ -25,6 +25,8 @@ from .recipe import Recipe
 
 #: Background coefficients of a recipe are counts for a pattern whose strongest peak is this high.
 BACKGROUND_REFERENCE = 10000.0
+#: Largest simulated pattern (points); a step of 1e-4 deg over 10-100 deg is still below it.
+MAX_POINTS = 2_000_000
 
 
 def dopant_values(recipe: Recipe, fractions: dict[str, float]) -> dict[str, float]:
@@ -41,6 +43,13 @@ def dopant_values(recipe: Recipe, fractions: dict[str, float]) -> dict[str, floa
     unknown = set(fractions) - known
     if unknown:
         raise XRDError(f"{recipe.path}: dopant site(s) {sorted(unknown)} are not candidates in [dopant]")
+    for site, value in fractions.items():
+        phase_name, label = site.split(":", 1)
+        total = next((s.total for s in recipe.phase(phase_name).sites if s.label == label), 1.0)
+        if not (np.isfinite(value) and 0.0 <= value <= total):
+            # a true fraction outside 0..site total would give a negative host occupancy
+            raise XRDError(f"{recipe.path}: dopant fraction {value} on {site} is outside 0..{total:g} "
+                           "(the site total)")
     for group in recipe.dopant.groups():
         given = [fractions[s] for s in group if s in fractions]
         out[f"{recipe.dopant.element}@" + "+".join(group)] = float(given[0]) if given else 0.0
@@ -50,6 +59,9 @@ def dopant_values(recipe: Recipe, fractions: dict[str, float]) -> dict[str, floa
 def grid_pattern(recipe: Recipe, step: float = 0.02) -> xr.DataArray:
     """An empty pattern on the recipe's 2theta range (used to build a model without data)."""
     lo, hi = recipe.two_theta_range or (10.0, 90.0)
+    if not (np.isfinite(step) and step > 0 and (hi - lo) / step <= MAX_POINTS):
+        raise XRDError(f"{recipe.path}: 2theta step {step} deg must be positive and give at most "
+                       f"{MAX_POINTS} points over {lo:g}-{hi:g} deg")
     x = np.round(np.arange(lo, hi + step / 2, step), 6)
     return xr.DataArray(np.ones_like(x), dims="two_theta",
                         coords={"two_theta": ("two_theta", x, {"units": "deg"}),
