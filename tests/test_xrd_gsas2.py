@@ -170,6 +170,41 @@ def test_engines_agree_on_fap(fap):
             assert abs(gv - bv) <= max(ge, be), name
 
 
+def test_fap_builtin_a_is_nearer_gsas2s_own_least_squares_minimum(fap):
+    """Why the engines' FAP 'a' differ by ~1 GSAS-II esd (4 built-in esds): GSAS-II stops short.
+
+    GSAS-II's analytic derivative of a peak position with respect to a symmetry-tied A0 keeps only
+    the h^2 term (GSASIIstrMath ``cellVaryDerv``), so its Marquardt fixed point is not the chi^2
+    minimum along a (c, tied to A2 alone, is unaffected and agrees). Measured here: with the cell
+    held at the built-in engine's a (and GSAS-II's c) and everything else refined by GSAS-II, GSAS-II's
+    own Rwp is lower than at its converged a (9.813 vs 9.827 %), and GSAS-II's displacement then moves
+    to the built-in engine's value. So the built-in a and displacement are the better least-squares
+    values of the same model, not a model difference (Ka2, FCJ, LP, zero and the zero-weight last
+    point were checked to follow GSAS-II's conventions).
+    """
+    import tomllib
+
+    from conftest import shared_path
+
+    from xrd.recipe import parse_recipe
+
+    g2, builtin = fap
+    raw = tomllib.loads(FAP_RECIPE.read_text(encoding="utf-8"))
+    raw["instrument"].pop("file")
+    a_builtin = float(builtin.a[0])
+    raw["phase"][0]["cell"] = [a_builtin, a_builtin, float(g2.c[0]), 90.0, 90.0, 120.0]
+    for stage in raw["stage"]:
+        stage["refine"] = [group for group in stage["refine"] if group != "cell"]
+    recipe = parse_recipe(raw, FAP_RECIPE).with_instrument(shared_path(FAP_PRM))
+    held = gsas2.refine(recipe, shared_path(FAP_DATA))
+    assert float(held.rwp) < float(g2.rwp) - 0.005  # GSAS-II's own chi^2 prefers the built-in a
+    par = dict(zip(held.parameter.values, held.parameters_value.values))
+    bpar = builtin.parameters_value.sel(parameter="displacement")
+    besd = builtin.parameters_stderr.sel(parameter="displacement")
+    assert abs(par["displacement"] - float(bpar)) < float(besd)  # 85.5 vs 85.7(4) um
+    assert abs(float(builtin.a[0]) - float(g2.a[0])) < 2 * float(g2.a_stderr[0])
+
+
 def test_engines_agree_on_simulated_li_rich(li_rich):
     """Two-phase Li-rich simulation: Rwp, cells, weight fractions and every B fraction agree."""
     _, _, g2, builtin, _ = li_rich
