@@ -143,3 +143,12 @@ def test_bad_simulate_arguments_are_one_line_errors_without_output(tmp_path, cap
     code, _, err = cli(capsys, "simulate", RECIPE, "--out", out, *extra)
     assert code == 2 and err.count("\n") == 1 and err.startswith("doptrace: error: ") and message in err
     assert str(RECIPE) in err and not out.exists()
+
+
+def test_info_on_instrument_file_shows_gsas2s_reading(shared, capsys):
+    """REFERENCE.md: GSAS-II reads INST_XRY.PRM as Lam 1.5405/1.5443, ratio 0.5, Polariz. 0.7, U,V,W 2,-2,5, SH/L 0.002."""
+    code, out, _ = cli(capsys, "info", shared("xrd/gsas2_tutorials/LabData_data_INST_XRY.PRM"))
+    assert code == 0 and "instrument parameters (gsas-prm)" in out
+    for text in ("Lam1 1.5405", "Lam2 1.5443", "I(L2)/I(L1) 0.5", "Polariz. 0.7", "U 2 ", "V -2 ", "W 5 ",
+                 "SH/L 0.002"):
+        assert text in out, text

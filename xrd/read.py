@@ -107,7 +107,18 @@ def weights(pattern: xr.DataArray) -> np.ndarray:
 
 
 def describe(path) -> str:
-    """Human summary of a pattern file: format, ranges, points, 2theta range, step, wavelength."""
+    """Human summary of a pattern file (format, ranges, points, 2theta range, step, wavelength) or of
+    an instrument parameter file (``.prm``/``.instprm``: wavelengths, polarisation, profile terms)."""
+    try:
+        find_format(Path(path))
+    except XRDError as not_pattern:
+        try:
+            module = find_instrument_format(Path(path))
+        except XRDError:
+            raise not_pattern from None
+        inst = module.read_instrument(Path(path))
+        values = "  ".join(f"{k} {v:g}" for k, v in inst.as_dict().items())
+        return f"{path}: instrument parameters ({module.NAME})\n  {values}"
     patterns = read_all(path)
     first = patterns[0].attrs
     lines = [f"{path}: {first['format']}, {len(patterns)} range{'s' if len(patterns) != 1 else ''}"]
