@@ -218,3 +218,78 @@ fwhm = { same_as = "C-C" }
     assert np.all((ds["charge_shift"].values > 3.5) & (ds["charge_shift"].values < 4.5))
     assert np.allclose(ds["center"].sel(component="C-C").values, 284.8, atol=0.03)
     assert np.all(ds["redchi"].values < 2.0)
+
+
+def _b1s_counts(seed, fwhm_ratio=1.0, background=None):
+    """Poisson B 1s: B-O-B 7000 at 192.0 eV (FWHM 1.4), TM-O-B 3000 at 191.1 eV (FWHM 1.4 x ratio)."""
+    x = np.round(np.arange(186.0, 197.0 + 1e-9, 0.1), 6)
+    peaks = 7000 * xps.lineshapes.gl(x, 192.0, 1.4) + 3000 * xps.lineshapes.gl(x, 191.1, 1.4 * fwhm_ratio)
+    mean = peaks + 300 + (0.06 * bgs.cumulative_integral(x, peaks) if background is None else background(x, peaks))
+    return x, np.random.default_rng(seed).poisson(mean).astype(float)[None]
+
+
+MODEL_FORMS = """
+region = "B 1s"
+window = [186.0, 197.0]
+background = { shirley = "active", average = 5 }
+[[component]]
+name = "B-O-B"
+center = [192.0, 191.5, 192.5]
+fwhm = [1.3, 0.8, 2.5]
+area = [5000, 0, AREA_MAX]
+[[component]]
+name = "TM-O-B"
+center = 191.1
+fwhm = { ratio_to = "B-O-B", by = 1.25 }
+"""
+
+
+def test_model_forms_fixed_center_fwhm_ratio_and_area_bounds():
+    """The issue's other model forms: fixed ``center = 191.1``, ``fwhm = { ratio_to, by }``,
+    ``area = [value, min, max]`` (free inside its bounds, held at the bound when the truth is outside)."""
+    x, y = _b1s_counts(seed=1, fwhm_ratio=1.25)  # z-scores over 40 seeds: mean 0.2, sd 1.0
+    res = fit_spectra(parse_model(MODEL_FORMS.replace("AREA_MAX", "1e6")), x, y)
+    (area, area_err), (center, _), (fwhm, _) = (res.values()[k] for k in ("area", "center", "fwhm"))
+    assert center[0, 1] == 191.1  # fixed: not moved at all
+    assert fwhm[0, 1] / fwhm[0, 0] == pytest.approx(1.25, rel=1e-12)
+    assert fwhm[0, 0] == pytest.approx(1.4, abs=0.03)
+    assert abs(area[0, 0] - 7000) < 2 * area_err[0, 0] and abs(area[0, 1] - 3000) < 2 * area_err[0, 1]
+    bounded = fit_spectra(parse_model(MODEL_FORMS.replace("AREA_MAX", "6000")), x, y)
+    assert bounded.values()["area"][0][0, 0] == pytest.approx(6000, rel=1e-9)  # truth 7000 is above max
+
+
+def test_static_tougaard_u3_with_model_constants():
+    """``background = { tougaard = "U3", B, C, D }`` (static, from the data) on a U3 loss tail: shares
+    within 2 stderr of the truth and reduced chi-square near 1."""
+    constants = dict(B=300.0, C=436.0, D=2.0)
+    x, y = _b1s_counts(seed=13, background=lambda x, p: bgs.tougaard_response(x, p, kind="U3", **constants))
+    model = parse_model(B1S_STATIC.replace('background = "shirley"',
+                                           'background = { tougaard = "U3", B = 300, C = 436, D = 2, average = 1 }'))
+    assert (model.background.kind, model.background.tougaard, model.background.B) == ("tougaard", "U3", 300.0)
+    res = fit_spectra(model, x, y)
+    frac, err = res.fractions()
+    assert abs(frac[0, 1] - 0.3) < 2 * err[0, 1]
+    assert res.redchi[0] < 1.5
+
+
+@pytest.mark.parametrize("edit,needle,message", [
+    (lambda t: t.replace('same_as = "B-O-B"', 'ratio_to = "B-O-B", by = "abc"'), "ratio_to", "by must be a number"),
+    (lambda t: t.replace('center = [191.2, 190.6, 191.6]', 'center = { offset_from = "B-O-B", by = [1] }'),
+     "offset_from", "by must be a number"),
+    (lambda t: t.replace('center = [191.2, 190.6, 191.6]', 'center = { value = "q" }'), '{ value = "q"', "must be a number"),
+    (lambda t: t.replace('center = [191.2, 190.6, 191.6]', 'center = inf'), "center = inf", "finite"),
+    (lambda t: t.replace('fwhm = [1.3, 0.8, 2.5]', 'fwhm = [1.3, -0.8, 2.5]'), "fwhm = [1.3", "above 0 eV"),
+    (lambda t: t.replace('fwhm = [1.3, 0.8, 2.5]', 'fwhm = 0'), "fwhm = 0", "above 0 eV"),
+    (lambda t: t.replace('background = "shirley"', 'background = { shirley = "static", average = "x" }'),
+     "background =", "average must be a whole number"),
+    (lambda t: t.replace('background = "shirley"', 'background = { tougaard = "U3", B = "x" }'),
+     "background =", "Tougaard B must be a number"),
+])
+def test_model_bad_values_name_file_and_line(tmp_path, edit, needle, message):
+    text = edit(B1S_STATIC)
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(XPSError) as err:
+        xps.load_model(path)
+    assert str(err.value).startswith(f"{path}: line {_line_of(text, needle)}: "), str(err.value)
+    assert message in str(err.value)

@@ -112,6 +112,16 @@ def _line_of(text_lines: list[str], pattern: str, start: int = 0) -> int:
     return 0
 
 
+def _number(raw, what: str, where: str, allow_inf: bool = False) -> float:
+    """``raw`` as a float; anything else (text, list, bool, NaN, +-inf unless allowed) is refused."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise XPSError(f"{where}: {what} must be a number, not {raw!r}")
+    value = float(raw)
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise XPSError(f"{where}: {what} must be a finite number, not {raw!r}")
+    return value
+
+
 def _param(raw, kind: str, where: str) -> Param:
     if raw is None:
         if kind == "area":
@@ -119,14 +129,27 @@ def _param(raw, kind: str, where: str) -> Param:
         if kind == "fwhm":
             return Param(*DEFAULT_FWHM)
         raise XPSError(f"{where}: component needs a center")
+    param = _param_value(raw, kind, where)
+    # A line needs a positive width: FWHM <= 0 makes every line shape undefined.
+    if kind == "fwhm" and param.link is None and not param.min > 0:
+        raise XPSError(f"{where}: fwhm must stay above 0 eV (got minimum {param.min})")
+    if kind == "fwhm" and param.link is not None and param.link[1] == "ratio" and not param.link[2] > 0:
+        raise XPSError(f"{where}: fwhm ratio must be above 0 (got {param.link[2]})")
+    return param
+
+
+def _param_value(raw, kind: str, where: str) -> Param:
     if isinstance(raw, bool):
         raise XPSError(f"{where}: {kind} must be a number, [value, min, max] or a link table")
     if isinstance(raw, (int, float)):
-        return Param(float(raw), float(raw), float(raw), vary=False)
+        value = _number(raw, kind, where)
+        return Param(value, value, value, vary=False)
     if isinstance(raw, list):
         if len(raw) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
             raise XPSError(f"{where}: {kind} = [value, min, max] needs three numbers")
-        value, lo, hi = (float(v) for v in raw)
+        value = _number(raw[0], f"{kind} value", where)
+        lo = _number(raw[1], f"{kind} min", where, allow_inf=True)
+        hi = _number(raw[2], f"{kind} max", where, allow_inf=True)
         if not lo <= value <= hi:
             raise XPSError(f"{where}: {kind} value {value} is outside [{lo}, {hi}]")
         return Param(value, lo, hi)
@@ -134,18 +157,23 @@ def _param(raw, kind: str, where: str) -> Param:
         if "offset_from" in raw:
             if kind != "center":
                 raise XPSError(f"{where}: offset_from only applies to center")
-            return Param(None, link=(str(raw["offset_from"]), "offset", float(raw.get("by", 0.0))))
+            return Param(None, link=(str(raw["offset_from"]), "offset", _number(raw.get("by", 0.0), "by", where)))
         if "same_as" in raw:
             mode = "offset" if kind == "center" else "ratio"
             return Param(None, link=(str(raw["same_as"]), mode, 0.0 if mode == "offset" else 1.0))
         if "ratio_to" in raw:
             if kind == "center":
                 raise XPSError(f"{where}: a center links with offset_from, not ratio_to")
-            return Param(None, link=(str(raw["ratio_to"]), "ratio", float(raw.get("by", 1.0))))
+            return Param(None, link=(str(raw["ratio_to"]), "ratio", _number(raw.get("by", 1.0), "by", where)))
         if "value" in raw:
-            value = float(raw["value"])
-            lo, hi = float(raw.get("min", -math.inf)), float(raw.get("max", math.inf))
-            vary = bool(raw.get("vary", True))
+            value = _number(raw["value"], f"{kind} value", where)
+            lo = _number(raw.get("min", -math.inf), f"{kind} min", where, allow_inf=True)
+            hi = _number(raw.get("max", math.inf), f"{kind} max", where, allow_inf=True)
+            vary = raw.get("vary", True)
+            if not isinstance(vary, bool):
+                raise XPSError(f"{where}: vary must be true or false")
+            if vary and not lo <= value <= hi:
+                raise XPSError(f"{where}: {kind} value {value} is outside [{lo}, {hi}]")
             return Param(value, lo if vary else value, hi if vary else value, vary=vary)
         raise XPSError(f"{where}: {kind} table needs offset_from, same_as, ratio_to or value")
     raise XPSError(f"{where}: {kind} must be a number, [value, min, max] or a link table")
@@ -164,7 +192,13 @@ def _background(raw, where: str) -> Background:
             return Background(kind="tougaard", tougaard=name[-2:].upper())
         raise XPSError(f"{where}: unknown background '{raw}' (shirley, linear, tougaard, none, shirley_active)")
     if isinstance(raw, dict):
-        bg = Background(average=int(raw.get("average", 3)), active=bool(raw.get("active", False)))
+        average = raw.get("average", 3)
+        if isinstance(average, bool) or not isinstance(average, int) or average < 1:
+            raise XPSError(f"{where}: average must be a whole number of points >= 1, not {average!r}")
+        active = raw.get("active", False)
+        if not isinstance(active, bool):
+            raise XPSError(f"{where}: active must be true or false")
+        bg = Background(average=average, active=active)
         if "tougaard" in raw:
             bg.kind = "tougaard"
             bg.tougaard = str(raw["tougaard"]).upper()
@@ -172,7 +206,10 @@ def _background(raw, where: str) -> Background:
                 raise XPSError(f"{where}: tougaard must be \"U2\" or \"U3\"")
             for key in ("B", "C", "D"):
                 if key in raw:
-                    setattr(bg, key, float(raw[key]))
+                    value = _number(raw[key], f"Tougaard {key}", where)
+                    if not value > 0:
+                        raise XPSError(f"{where}: Tougaard {key} must be above 0 (got {value})")
+                    setattr(bg, key, value)
         elif "shirley" in raw:
             bg.kind = "shirley"
             mode = str(raw["shirley"]).lower()
