@@ -111,3 +111,33 @@ def test_casa_refit_cli(shared, tmp_path):
     ds = read_netcdf(out)
     assert "casa_area" in ds and ds["casa_area"].attrs["units"] == ds["area"].attrs["units"]
     assert ds.sizes["component"] == 10
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["--plot", "fit.xyz"], "fit.xyz: unknown figure format '.xyz'"),
+    (["--plot", "fit.png", "--plot-level", "4"], "--plot-level 4 is out of range (the fit has 4 level(s): 0..3)"),
+])
+def test_bad_plot_options_leave_no_output(series, tmp_path, capsys, monkeypatch, extra, expected):
+    monkeypatch.chdir(tmp_path)
+    code = main(["xps", "fit", str(series[0]), "--model", str(EXAMPLES / "b1s.toml"), "--out", "r.nc", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("doptrace: error: ") and err.count("\n") == 1, err
+    assert expected in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_block_on_the_cli(series, tmp_path, capsys):
+    """A block with 0 data points: one line naming the file, no result."""
+    with open(series[0], newline="") as handle:
+        lines = handle.read().split("\r\n")
+    end = len(lines) - 1 - lines[::-1].index("end of experiment")
+    n = 141  # the last block is O 1s, 524-538 eV in 0.1 eV steps; its count line precedes min, max, values
+    assert lines[end - n - 3] == str(n)
+    broken = lines[: end - n - 3] + ["0", "1", "1", "end of experiment", ""]
+    bad = tmp_path / "empty.vms"
+    bad.write_text("\r\n".join(broken), newline="")
+    out = tmp_path / "r.nc"
+    code = main(["xps", "fit", str(bad), "--model", str(EXAMPLES / "b1s.toml"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "empty.vms" in err and "empty block (0 data points)" in err, err
+    assert not out.exists()

@@ -282,13 +282,20 @@ def _cmd_fit(args) -> int:
     from report.atomic import save_figure
     from report.conventions import check_result, write_netcdf
 
+    if args.plot:
+        _check_plot_format(args.plot)  # before any output, so a bad --plot leaves no result file
     ds = _fit(Path(args.file), args.model, args.casa, args.region, args.shift, args.c1s)
     check_result(ds, args.out)
     figure = None
     if args.plot:
         dim = ds.attrs.get("level_dim", "etch_time")
-        level = min(max(args.plot_level, 0), ds.sizes[dim] - 1)
-        figure = fit_figure(ds, level)
+        levels = ds.sizes[dim]
+        if not -levels <= args.plot_level < levels:
+            from xps.errors import XPSError
+
+            raise XPSError(f"{args.file}: --plot-level {args.plot_level} is out of range "
+                           f"(the fit has {levels} level(s): 0..{levels - 1})")
+        figure = fit_figure(ds, args.plot_level % levels)
     write_netcdf(ds, args.out)
     if figure is not None:
         import matplotlib.pyplot as plt
@@ -299,6 +306,19 @@ def _cmd_fit(args) -> int:
     print(f"{args.out}: {ds.attrs.get('region', '')}, {ds.sizes[dim]} level(s), "
           f"{ds.sizes['component']} component(s), median reduced chi2 {float(np.median(ds['redchi'])):.2f}")
     return 0
+
+
+def _check_plot_format(plot) -> None:
+    """Refuse a figure path whose suffix matplotlib cannot write (naming the path)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from xps.errors import XPSError
+
+    suffix = Path(plot).suffix.lstrip(".").lower() or "png"
+    supported = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    if suffix not in supported:
+        raise XPSError(f"{plot}: unknown figure format '.{suffix}' (use one of: {', '.join(sorted(supported))})")
 
 
 def _cmd_quantify(args) -> int:
