@@ -145,6 +145,11 @@ class _RawChunks:
         self.raw = np.empty(self.nbytes, dtype=np.uint8)
         self.out = [np.empty((self.rows * self.spectra_per_row, b - a), dtype=dset.dtype) for a, b in ranges] \
             if shuffle else None
+        # One reused buffer for the shifted byte planes (fresh temporaries would page-fault
+        # every block).
+        widest = max((b - a for a, b in ranges), default=0)
+        self.scratch = np.empty(self.rows * self.spectra_per_row * widest, dtype=f"u{self.itemsize}") \
+            if shuffle and self.itemsize > 1 else None
 
     @classmethod
     def open(cls, dset, ranges):
@@ -181,8 +186,12 @@ class _RawChunks:
             # ORs run ~10x faster than interleaving the bytes with strided copies).
             target = out[:n].view(f"u{self.itemsize}")
             np.copyto(target, planes[0, :n, a:b])
+            scratch = self.scratch[:target.size].reshape(target.shape)
             for j in range(1, self.itemsize):
-                target |= np.left_shift(planes[j, :n, a:b], 8 * j, dtype=target.dtype)
+                if not planes[j, :n, a:b].any():  # counts below 256: the high bytes are all zero
+                    continue
+                np.left_shift(planes[j, :n, a:b], 8 * j, out=scratch, dtype=target.dtype)
+                target |= scratch
             parts.append(out[:n])
         return parts
 
@@ -200,13 +209,18 @@ def reduce_spectra(data, func, n_out: int, ranges, progress: bool = False, desc:
     n_ch = max(1, sum(b - a for a, b in ranges))
     batch = max(1, BATCH_BYTES // (8 * n_ch))
     row_size = int(np.prod(lead[1:], dtype=np.int64)) if len(lead) > 1 else 1
+    buffers = [np.empty((batch, b - a)) for a, b in ranges]
     with threadpool_limits(1) if threadpool_limits else nullcontext():
         for start, _, parts in iter_blocks(data, ranges, progress, desc):
             offset = start * row_size
             n = parts[0].shape[0]
             for i in range(0, n, batch):
-                floats = [np.asarray(p[i:i + batch], dtype=np.float64) for p in parts]
-                out[offset + i:offset + i + floats[0].shape[0]] = func(floats)
+                m = min(batch, n - i)
+                # Converted into reused buffers: a fresh array per batch would page-fault anew.
+                floats = [buf[:m] for buf in buffers]
+                for f, p in zip(floats, parts):
+                    np.copyto(f, p[i:i + m], casting="unsafe")
+                out[offset + i:offset + i + m] = func(floats)
     return out.reshape(lead + (n_out,))
 
 

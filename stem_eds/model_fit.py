@@ -187,8 +187,12 @@ def _choose_degree(y, energy, scale, members, fwhm, zp, weights, source, where, 
     in every pixel, a too-soft one only costs a little precision.
     """
     scores = {}
+    # The line columns do not depend on the degree: computed once (the erf calls dominate).
+    lines_only = design_matrix(energy, scale, members, fwhm, 0, zp)[:, :-1]
+    t = np.linspace(-1.0, 1.0, energy.size)
     for deg in range(1, max_degree + 1):
-        a = design_matrix(energy, scale, members, fwhm, deg, zp)
+        a = np.concatenate([lines_only, np.stack([np.polynomial.legendre.Legendre.basis(k)(t)
+                                                  for k in range(deg + 1)], axis=1)], axis=1)
         if a.shape[1] + 4 > y.size:
             break
         try:
