@@ -152,3 +152,21 @@ def test_info_on_instrument_file_shows_gsas2s_reading(shared, capsys):
     for text in ("Lam1 1.5405", "Lam2 1.5443", "I(L2)/I(L1) 0.5", "Polariz. 0.7", "U 2 ", "V -2 ", "W 5 ",
                  "SH/L 0.002"):
         assert text in out, text
+
+
+def test_result_without_dopant_reads_back_following_the_conventions(simulated, tmp_path, capsys):
+    """A recipe with no [dopant] (e.g. fluorapatite) has an empty ``site`` dim; its .nc must still read
+    back as strings with units where numeric (empty object arrays came back as unit-less floats)."""
+    from report.conventions import check_result
+
+    text = RECIPE.read_text()
+    text = re.sub(r"\[dopant\].*?(?=\[\[stage\]\])", "", text, flags=re.S).replace('"occupancy"', '"uiso"')
+    recipe = tmp_path / "nodopant.toml"
+    recipe.write_text(text)
+    out = tmp_path / "r.nc"
+    code, summary, _ = cli(capsys, "refine", recipe, "--data", simulated / "p.xye", "--out", out, "--quiet")
+    assert code == 0 and "B on" not in summary
+    ds = read_netcdf(out)
+    check_result(ds, str(out))
+    assert ds.sizes["site"] == 0 and ds.site.dtype.kind == "U" and ds.dopant_verdict.dtype.kind == "U"
+    assert abs(float(ds.a.sel(phase="LiTMO2")) - 2.85) < 3 * float(ds.a_stderr.sel(phase="LiTMO2"))

@@ -97,14 +97,14 @@ def build_result(
     frac_err = _arr(dopant_fraction_stderr, nsite)
     data["dopant_fraction"] = ("site", frac, {"units": "1", "long_name": "dopant fraction of the site"})
     data["dopant_fraction_stderr"] = ("site", frac_err, {"units": "1"})
-    data["dopant_verdict"] = ("site", np.array([dopant_verdict(v, e) for v, e in zip(frac, frac_err)], dtype=object))
-    data["dopant_correlations"] = ("site", np.array([str(c) for c in dopant_correlations] or [], dtype=object))
+    data["dopant_verdict"] = ("site", np.array([dopant_verdict(v, e) for v, e in zip(frac, frac_err)], dtype=str))
+    data["dopant_correlations"] = ("site", np.array([str(c) for c in dopant_correlations] or [], dtype=str))
     data["dopant_min_detectable"] = ("site", _arr(dopant_min_detectable, nsite), {
         "units": "1", "long_name": "smallest dopant fraction detectable at 3 sigma (Fisher information)"})
     refl_tt = _arr(reflection_two_theta)
     data["reflection_two_theta"] = ("reflection", refl_tt, {"units": "deg"})
-    data["reflection_hkl"] = ("reflection", np.array([str(h) for h in reflection_hkl], dtype=object))
-    data["reflection_phase"] = ("reflection", np.array([str(p) for p in reflection_phase], dtype=object))
+    data["reflection_hkl"] = ("reflection", np.array([str(h) for h in reflection_hkl], dtype=str))
+    data["reflection_phase"] = ("reflection", np.array([str(p) for p in reflection_phase], dtype=str))
     # ``parameters`` + ``parameters_stderr`` satisfy the result conventions; ``parameters_value`` is the
     # same array under the name the XRD contract uses.
     data["parameters"] = ("parameter", _arr(parameter_values, npar), {"units": "1"})
@@ -118,15 +118,15 @@ def build_result(
         data,
         coords={
             "two_theta": ("two_theta", tt, {"units": "deg"}),
-            "phase": ("phase", np.array(phases, dtype=object)),
-            "site": ("site", np.array(sites, dtype=object)),
+            "phase": ("phase", np.array(phases, dtype=str)),
+            "site": ("site", np.array(sites, dtype=str)),
             "reflection": ("reflection", np.arange(refl_tt.size), {"units": "1"}),
-            "parameter": ("parameter", np.array(names, dtype=object)),
-            "parameter2": ("parameter2", np.array(names, dtype=object)),
+            "parameter": ("parameter", np.array(names, dtype=str)),
+            "parameter2": ("parameter2", np.array(names, dtype=str)),
         },
     )
     if parameter_units is not None:
-        ds = ds.assign_coords(parameter_units=("parameter", np.array([str(u) for u in parameter_units], dtype=object)))
+        ds = ds.assign_coords(parameter_units=("parameter", np.array([str(u) for u in parameter_units], dtype=str)))
     fitted = ["a", "b", "c", "alpha", "beta", "gamma", "weight_fraction", "scale", "parameters"]
     if nsite:
         fitted.append("dopant_fraction")
