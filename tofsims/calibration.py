@@ -18,16 +18,21 @@ Calibrants are located by peak search alone:
    where a peak sits inside one bin), a centroid is only known to within its bin; then the fit
    is the (sf, k0) that puts every calibrant inside its peak's bin with the largest margin
    (a small linear programme; inconsistent calibrants are dropped one at a time).
-3. *Extension* (optional, ``extend=True``). With the first fit, further common ions of the
-   same polarity whose predicted range holds exactly one peak bin, reached by no other listed
-   ion, are added and the fit repeated, to reach higher masses. Off by default: on the real
-   200-channel-binned SurfaceLab exports, multiplets at high mass get misidentified often
-   enough to make the result worse than the default calibrants alone.
+3. *Extension* (default for binned spectra calibrated on the default calibrants). With the
+   first fit, further common ions of the same polarity (:data:`SECONDARY`: organics, halides,
+   metal oxides and chlorides, metal ions) whose predicted range holds exactly one peak bin,
+   reached by no other listed ion, are added and the fit repeated, to reach higher masses.
+   An added ion's interval is its whole bin, never narrowed by spill: at higher masses the
+   neighbour bins often hold another ion of the same nominal mass, whose counts would fake a
+   spill and push the ion out of the consensus (measured on the real SurfaceLab exports:
+   spill-narrowed extension ions made the result worse than no extension at all).
 
 Accuracy on binned exports: a 200-channel bin is ~0.05 u wide at 16 u, wider than a peak, so
-each calibrant is known only to within its bin (tightened by its spill into the neighbours);
-extrapolating from calibrants below 25 u to 200 u then carries some 50-100 channels (0.05-0.08 u)
-of uncertainty, which ``sf_stderr``/``k0_stderr`` report.
+each calibrant is known only to within its bin. The default calibrants (tightened by their
+spill into the neighbours) fix k0; extrapolating from them alone to 200 u carries 50-100
+channels (0.05-0.08 u). Dozens of extension ions up to ~165 u, each known to within its bin,
+shrink the common (sf, k0) region to a few channels at 200 u (< 0.01 u on both real
+SurfaceLab spectra of the test data); ``sf_stderr``/``k0_stderr`` report the region.
 
 Results follow the project's result conventions: ``sf``, ``k0`` with ``*_stderr``, per-calibrant
 residuals in channels and in u, the binning and channel width kept as attributes.
@@ -53,7 +58,9 @@ SECONDARY = {
         "CH2- F- C2H- CN- CNO- S- O2- SH- HO2- Cl- [37Cl]- C3- C3H- C2HO- CHO2- AlO- AlO2- C4- C4H- "
         "C2H3O2- SiO2- C5- C5H- NO2- NO3- SO2- PO2- PO3- SO3- Cl2- C6- C6H- HSO4- C7H- C8- C8H- "
         "CrO- CrO2- CrO3- MnO- MnO2- MnO3- FeO- FeO2- CoO- CoO2- NiO- NiO2- CuO- TiO2- TiO3- VO3- "
-        "BO- BO2- LiO- InO- ClO- Br- I- CuCl2- NbO3- SiO3- Cl2H-".split()
+        "BO- BO2- LiO- InO- ClO- Br- I- CuCl2- NbO3- SiO3- Cl2H- "
+        # fluorocarbon (trifluoroacetate) contamination and transition-metal chlorides
+        "C2H2O- CF3- C2F3O2- MnCl2- FeCl2- CoCl2- NiCl2- CrCl3- MnCl3- FeCl3- CoCl3- NiCl3-".split()
     ),
     "positive": tuple(
         "H2+ Li+ CH+ CH2+ C2H3+ C2H5+ C3H3+ C3H5+ C3H7+ C4H7+ C4H9+ C5H9+ C6H5+ C7H7+ K+ [41K]+ NaO+ "
@@ -82,11 +89,11 @@ def channel_to_mass(channel, sf: float, k0: float):
 
 
 # -- peaks --------------------------------------------------------------------------------------
-def _peaks(intensity: np.ndarray) -> np.ndarray:
-    """Indices of local maxima standing 5 Poisson sigma above the base they rise from."""
-    index, props = find_peaks(intensity, prominence=5.0)
+def _peaks(intensity: np.ndarray, n_sigma: float = 5.0) -> np.ndarray:
+    """Indices of local maxima standing ``n_sigma`` Poisson sigma above the base they rise from."""
+    index, props = find_peaks(intensity, prominence=n_sigma)
     base = intensity[index] - props["prominences"]
-    keep = props["prominences"] >= 5.0 * np.sqrt(np.maximum(base, 0.0) + 1.0)
+    keep = props["prominences"] >= n_sigma * np.sqrt(np.maximum(base, 0.0) + 1.0)
     return index[keep]
 
 
@@ -222,8 +229,12 @@ def _polarity(channel, intensity, sf, k0) -> str:
     return max(total, key=total.get)
 
 
-def _measure(channel, intensity, lo_edge, hi_edge, peaks, names, sf, k0, forced=None):
-    """Per calibrant: peak bin, interval, top-half centroid and counts (or None if no peak)."""
+def _measure(channel, intensity, lo_edge, hi_edge, peaks, names, sf, k0, forced=None, spill=True):
+    """Per calibrant: peak bin, interval, top-half centroid and counts (or None if no peak).
+
+    The interval of a ``forced`` (extension) ion is its whole bin; of the others, with
+    ``spill``, the part of the bin their spill into the neighbours allows.
+    """
     out = []
     is_peak = np.zeros(channel.size, bool)
     is_peak[peaks] = True
@@ -250,7 +261,11 @@ def _measure(channel, intensity, lo_edge, hi_edge, peaks, names, sf, k0, forced=
             b += 1
         sel = slice(a, b + 1)
         centroid = float((channel[sel] * intensity[sel]).sum() / intensity[sel].sum())
-        bin_low, bin_high = _bin_interval(k, intensity, lo_edge, hi_edge)
+        if spill and not (forced and name in forced):
+            bin_low, bin_high = _bin_interval(k, intensity, lo_edge, hi_edge)
+        else:
+            # the bin holding the peak maximum holds the ion's centre (peaks narrower than a bin)
+            bin_low, bin_high = float(lo_edge[k]), float(hi_edge[k])
         out.append(
             {
                 "name": name,
@@ -397,7 +412,8 @@ def calibrate(
     peaks=None,
     *,
     polarity: str | None = None,
-    extend: bool = False,
+    extend: bool | None = None,
+    spill: bool = True,
     max_iterations: int = 12,
 ) -> xr.Dataset:
     """Calibrate a spectrum (``intensity`` over ``channel``) on named calibrant peaks.
@@ -411,8 +427,16 @@ def calibrate(
         Calibrant ions ("H-", "C2H-", ...). Default: the polarity's default calibrants.
     polarity : "negative" | "positive", optional
         Default: the spectrum's ``polarity`` attribute; when unknown both default sets are tried.
-    extend : bool
-        Add unambiguous common ions (module doc, step 3) to reach higher masses (default off).
+    extend : bool, optional
+        Add unambiguous common ions (module doc, step 3) to reach higher masses. Default: on
+        for binned spectra (peaks within one or two bins) calibrated on the default calibrants;
+        off when ``peaks`` are named, and for finely sampled spectra, whose centroids already
+        fix (sf, k0) well.
+    spill : bool
+        Narrow each named (or default) calibrant's bin from its spill into the neighbour bins
+        (:func:`_bin_interval`). Ions added by the extension always keep their whole bin: at
+        higher masses the neighbour bins often hold another ion of the same nominal mass,
+        whose counts would fake a spill.
 
     Returns
     -------
@@ -464,14 +488,20 @@ def calibrate(
         binned = None
         sf_err = k0_err = np.nan
         extra: dict[str, int] = {}
+        strong_peaks = set(_peaks(intensity, EXTENSION_SIGMA).tolist())
         for _ in range(max_iterations):
             wanted = names + list(extra)
-            measured = [m for m in _measure(channel, intensity, lo_edge, hi_edge, found_peaks, wanted, sf, k0, extra) if m]
+            measured = [
+                m for m in _measure(channel, intensity, lo_edge, hi_edge, found_peaks, wanted, sf, k0, extra, spill)
+                if m
+            ]
             if len(measured) < 2:
                 raise ToFSIMSError(f"{source}: found fewer than two of the calibrants {wanted} in the spectrum")
             if binned is None:
                 # a peak inside one or two bins: the bin, not a centroid, is what the data say
-                binned = np.median([m["n_bins"] for m in measured]) <= 2
+                binned = bool(np.median([m["n_bins"] for m in measured]) <= 2)
+                if extend is None:
+                    extend = binned and not peaks
             mass = np.array([m["mass"] for m in measured])
             if binned:
                 sf, k0, sf_err, k0_err, used, constraints = fit_intervals(
@@ -494,7 +524,8 @@ def calibrate(
             if not extend:
                 break
             fit = (sf, k0, sf_err, k0_err, constraints)
-            new = _unambiguous(channel, lo_edge, hi_edge, found_peaks, polarity, fit, set(wanted))
+            new = _unambiguous(channel, lo_edge, hi_edge, found_peaks, polarity, fit, set(wanted),
+                               strong=strong_peaks)
             if not new:
                 break
             extra.update(new)
@@ -525,9 +556,15 @@ def _range(r, constraints, sf, k0, sf_err, k0_err):
     return min(ends), max(ends)
 
 
-def _unambiguous(channel, lo_edge, hi_edge, peaks, polarity, fit, have, max_bins: int = 5):
+#: an extension ion's peak must stand this many Poisson sigma above its base: among thousands of
+#: bins, 5-sigma noise bumps occur, and in a sparse spectrum a wide predicted range may hold one
+EXTENSION_SIGMA = 30.0
+
+
+def _unambiguous(channel, lo_edge, hi_edge, peaks, polarity, fit, have, max_bins: int = 5, strong=None):
     """Secondary ions with exactly one peak bin inside their predicted range, a bin that no other
-    listed ion's range reaches; returns ``{name: bin}``."""
+    listed ion's range reaches and, when ``strong`` (bin indices) is given, one of those;
+    returns ``{name: bin}``."""
     sf, k0, sf_err, k0_err, constraints = fit
     everyone = list(dict.fromkeys(list(DEFAULT_CALIBRANTS.get(polarity, ())) + list(SECONDARY.get(polarity, ()))))
     is_peak = np.zeros(channel.size, bool)
@@ -546,6 +583,8 @@ def _unambiguous(channel, lo_edge, hi_edge, peaks, polarity, fit, have, max_bins
         if candidates.size != 1:
             continue
         b = int(candidates[0])
+        if strong is not None and b not in strong:
+            continue
         if any(o != name and a <= b <= z for o, (a, z) in ranges.items()):
             continue
         accepted[name] = b
