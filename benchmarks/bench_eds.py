@@ -146,10 +146,15 @@ def run(mode, method, path, size, channels) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _rate(r: dict) -> tuple[float, float]:
-    """(GB/s per core, cores used) of one measurement."""
+def _rate(r: dict) -> tuple[float, float, float]:
+    """(GB/s per core, GB/s per CPU-second, cores used) of one measurement.
+
+    Per core = cube bytes / wall / cores used (at least one). On a shared machine the wall
+    time also holds waits for a CPU, so the bytes per CPU-second of the process (what one
+    core does when it is ours) is shown beside it.
+    """
     cores = max(1.0, r["cpu_seconds"] / r["seconds"])
-    return r["bytes"] / (r["seconds"] * cores) / 1e9, cores
+    return r["bytes"] / (r["seconds"] * cores) / 1e9, r["bytes"] / max(r["cpu_seconds"], 1e-9) / 1e9, cores
 
 
 def main() -> None:
@@ -180,24 +185,27 @@ def main() -> None:
         numpy_rate = None
         for mode in ("eager", "lazy"):
             ref = run(mode, "numpy", path, args.size, args.channels)
-            ref_rate, ref_cores = _rate(ref)
+            ref_rate, ref_cpu_rate, ref_cores = _rate(ref)
             numpy_rate = numpy_rate or ref_rate
             ref_memory = f"extra peak RSS {ref['extra_peak_mb']:.0f} MiB"
             if mode == "lazy":
                 ref_memory += f" = {ref['extra_peak_mb'] / row_mb:.2f} x row of chunks"
             print(f"{mode:5s} {'numpy' if mode == 'eager' else 'dask'} slice-sum of the windows: {ref_rate:7.2f} GB/s "
-                  f"({ref['seconds']:.3f} s, {ref_cores:.2f} cores), {ref_memory}")
+                  f"per core, {ref_cpu_rate:.2f} GB/s per CPU-s ({ref['seconds']:.3f} s, {ref_cores:.2f} cores), "
+                  f"{ref_memory}")
             for method in ("windows", "model"):
                 r = run(mode, method, path, args.size, args.channels)
-                rate, cores = _rate(r)
+                rate, cpu_rate, cores = _rate(r)
                 memory = f"extra peak RSS {r['extra_peak_mb']:.0f} MiB"
                 ok_memory = True
                 if mode == "lazy":
                     memory += f" = {r['extra_peak_mb'] / row_mb:.2f} x row of chunks"
                     ok_memory = r["extra_peak_mb"] <= 2.2 * row_mb
-                verdict = ("ok" if rate >= 0.5 else "BELOW 0.5 GB/s target") + ("" if ok_memory else ", ABOVE 2x memory")
-                print(f"{mode:5s} {method:7s}: {rate:7.2f} GB/s ({r['seconds']:.3f} s, {cores:.2f} cores, "
-                      f"{rate / numpy_rate:.2f} x numpy slice-sum), {memory} [{verdict}]")
+                verdict = ("ok" if rate >= 0.5 else "wall BELOW 0.5 GB/s target" if cpu_rate >= 0.5
+                           else "BELOW 0.5 GB/s target") + ("" if ok_memory else ", ABOVE 2x memory")
+                print(f"{mode:5s} {method:7s}: {rate:7.2f} GB/s per core, {cpu_rate:.2f} GB/s per CPU-s "
+                      f"({r['seconds']:.3f} s, {cores:.2f} cores, {rate / numpy_rate:.2f} x numpy slice-sum), "
+                      f"{memory} [{verdict}]")
 
 
 if __name__ == "__main__":

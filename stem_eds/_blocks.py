@@ -145,11 +145,11 @@ class _RawChunks:
         self.raw = np.empty(self.nbytes, dtype=np.uint8)
         self.out = [np.empty((self.rows * self.spectra_per_row, b - a), dtype=dset.dtype) for a, b in ranges] \
             if shuffle else None
-        # One reused buffer for the shifted byte planes (fresh temporaries would page-fault
-        # every block).
+        # One reused buffer for the third and later shifted byte planes (fresh temporaries
+        # would page-fault every block); 16-bit counts need none.
         widest = max((b - a for a, b in ranges), default=0)
         self.scratch = np.empty(self.rows * self.spectra_per_row * widest, dtype=f"u{self.itemsize}") \
-            if shuffle and self.itemsize > 1 else None
+            if shuffle and self.itemsize > 2 else None
 
     @classmethod
     def open(cls, dset, ranges):
@@ -183,15 +183,19 @@ class _RawChunks:
                 parts.append(planes[0, :n, a:b])
                 continue
             # value = sum_j byte_j << 8j on the unsigned view (little-endian planes; shifts and
-            # ORs run ~10x faster than interleaving the bytes with strided copies).
+            # ORs run ~10x faster than interleaving the bytes with strided copies). High planes
+            # that are all zero (counts below 256) are skipped.
             target = out[:n].view(f"u{self.itemsize}")
-            np.copyto(target, planes[0, :n, a:b])
-            scratch = self.scratch[:target.size].reshape(target.shape)
-            for j in range(1, self.itemsize):
-                if not planes[j, :n, a:b].any():  # counts below 256: the high bytes are all zero
-                    continue
-                np.left_shift(planes[j, :n, a:b], 8 * j, out=scratch, dtype=target.dtype)
-                target |= scratch
+            high = [j for j in range(1, self.itemsize) if planes[j, :n, a:b].any()]
+            if not high:
+                np.copyto(target, planes[0, :n, a:b])
+            else:
+                np.left_shift(planes[high[0], :n, a:b], 8 * high[0], out=target, dtype=target.dtype)
+                for j in high[1:]:
+                    scratch = self.scratch[:target.size].reshape(target.shape)
+                    np.left_shift(planes[j, :n, a:b], 8 * j, out=scratch, dtype=target.dtype)
+                    target |= scratch
+                np.bitwise_or(target, planes[0, :n, a:b], out=target)
             parts.append(out[:n])
         return parts
 
