@@ -177,6 +177,7 @@ def test_compare_gives_the_exact_normalised_ratio(files, capsys, tmp_path):
         (["coloc", "{bulk}", "--pair", "BO-", "--out", "{out}"], "a pair is two fragments"),
         (["compare", "{bulk}", "{junk}", "--fragments", "InO-", "--out", "{out}"], "magic"),
         (["depth", "{bulk}", "--normalize", "CN-", "--out", "{out}"], "normalisation reference 'CN-'"),
+        (["maps", "{bulk}", "--bin", "0", "--out", "{out}"], "must be a positive integer"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_output(files, capsys, tmp_path, argv, message):
@@ -228,3 +229,57 @@ def test_calibrate_simulated_ita_spectrum_finds_the_true_scale(files, capsys, tm
     cal = read_netcdf(tmp_path / "cal.nc")
     assert float(cal["sf"]) == pytest.approx(bulk.attrs["sf"], rel=2e-5)
     assert float(cal["k0"]) == pytest.approx(bulk.attrs["k0"], abs=2.0)
+
+
+def test_maps_refuses_an_roi_rather_than_ignoring_it(files, capsys, tmp_path):
+    # maps and coloc sum whole images; an ROI option there used to be accepted and silently ignored
+    folder, _, _ = files
+    with pytest.raises(SystemExit) as exit_:
+        main(["tofsims", "maps", str(folder / "bulk.ita"), "--roi", "0,50,0,50", "--out", str(tmp_path / "o.nc")])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --roi" in capsys.readouterr().err
+    assert not (tmp_path / "o.nc").exists()
+
+
+def test_dead_time_correction_recovers_the_true_rate_of_a_saturating_detector(capsys, tmp_path):
+    # Simulated detector: at most one ion per mass window and shot, 200 shots per pixel, so a true
+    # mean of 60 O- per voxel records only 200 (1 - exp(-0.3)) = 51.8 on average.
+    truth = simulate.poisson_counts(simulate.phantom((6, 24, 24), shots_per_pixel=200, seed=3), seed=3,
+                                    dead_time=True)
+    simulate.write_ita(tmp_path / "sat.ita", truth, with_spectrum=False)
+    out = tmp_path / "m.nc"
+    code, _, err = run(capsys, "maps", tmp_path / "sat.ita", "--fragments", "O-,MnO-", "--dead-time", "--out", out)
+    assert code == 0, err
+    result = read_netcdf(out)
+    raw = truth["counts"].sel(fragment=["O-", "MnO-"]).astype(float)
+    exact = (-200 * np.log1p(-raw / 200)).sum("scan")
+    np.testing.assert_allclose(result["counts"].values, exact.values, rtol=1e-12)
+    grain = truth["oxide"].values
+    expected = truth["expected"].sel(fragment="O-").sum("scan").values[grain].sum()
+    corrected = float(result["counts"].sel(fragment="O-").values[grain].sum())
+    recorded = float(raw.sel(fragment="O-").sum("scan").values[grain].sum())
+    assert corrected == pytest.approx(expected, rel=4 * np.sqrt(expected) / expected)
+    assert recorded < 0.9 * expected  # the uncorrected counts are visibly saturated
+    assert result.attrs["dead_time_corrected"] == 1
+
+
+def test_dead_time_is_not_applied_twice(capsys, tmp_path):
+    truth = simulate.phantom((3, 16, 16), shots_per_pixel=200, seed=4)
+    truth.attrs["dead_time_corrected"] = 1
+    truth = simulate.write_ita(tmp_path / "done.ita", truth, seed=4, with_spectrum=False)
+    code, _, err = run(capsys, "maps", tmp_path / "done.ita", "--fragments", "O-", "--dead-time",
+                       "--out", tmp_path / "m.nc")
+    assert code == 0, err
+    result = read_netcdf(tmp_path / "m.nc")
+    np.testing.assert_array_equal(result["counts"].values, truth["counts"].sel(fragment=["O-"]).sum("scan").values)
+
+
+def test_simulated_files_get_the_umask_mode_not_a_private_one(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        simulate.write_ita(tmp_path / "m.ita", simulate.phantom((2, 8, 8), seed=1), with_spectrum=False)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.ita").stat().st_mode & 0o777 == 0o644

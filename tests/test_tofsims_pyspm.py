@@ -52,7 +52,7 @@ def test_pyspm_reads_peaks_calibration_and_settings(opened):
     assert [c["id"]["long"] for c in bo] == [2]
     assert (ita.sf, ita.k0) == (simulate.SF, simulate.K0)
     assert ita.polarity == "Negative"
-    assert ita.spp == 1
+    assert ita.spp == truth.attrs["shots_per_pixel"] == 1000
     assert ita.fov == pytest.approx(100e-6)
     assert ita.get_value("Analysis.SputterTime")["float"] == 1200.0
     mass, spectrum = ita.get_spectrum()

@@ -73,7 +73,7 @@ def fragment_maps(ds: xr.Dataset, fragments=None, scans=None, normalize: str | N
     >>> maps["counts"].sel(fragment="BO-").sum()  # doctest: +SKIP
     """
     sub = scan_selection(ds, scans)
-    if bin > 1:
+    if bin != 1:  # bin_lateral rejects factors below 1
         sub = bin_lateral(sub, bin)
     counts = select_fragments(sub, fragments)["counts"].sum("scan").compute()
     out = xr.Dataset(coords=_xy_coords(sub))

@@ -82,6 +82,7 @@ def phantom(
     n_grains: int = 9,
     rim_px: float = 2.0,
     sample: str = "synthetic",
+    shots_per_pixel: int = 1000,
     seed: int = 0,
 ) -> xr.Dataset:
     """Expected counts per voxel: ``expected`` (fragment, scan, y, x) and ``expected_total``.
@@ -92,6 +93,9 @@ def phantom(
     bulk_doped : bool
         True: BO- at ``b_rate`` inside the oxide grains at every depth (times
         ``1 + b_gradient * depth / crater_depth``). False: BO- only in a surface layer.
+    shots_per_pixel : int
+        Primary-ion shots per pixel and scan written to the file; it must exceed every voxel's
+        count for the dead-time correction to apply (see :func:`poisson_counts` ``dead_time``).
     b_gradient : float
         Relative change of the bulk BO- rate from the first to the last scan (0.2 = +20 %).
     surface_scans, surface_b : int, float
@@ -157,7 +161,7 @@ def phantom(
             "sf": SF,
             "k0": K0,
             "channel_width_ns": CHANNEL_WIDTH_NS,
-            "shots_per_pixel": 1,
+            "shots_per_pixel": int(shots_per_pixel),
             "sputter_time_total": float(sputter_time_total),
             "crater_depth_nm": float(crater_depth_nm),
             "dead_time_corrected": 0,
@@ -169,15 +173,31 @@ def phantom(
     )
 
 
-def poisson_counts(expected: xr.Dataset, seed: int = 0) -> xr.Dataset:
+def poisson_counts(expected: xr.Dataset, seed: int = 0, dead_time: bool = False) -> xr.Dataset:
     """Draw ``counts`` (uint32) and ``total`` from the Poisson means of :func:`phantom`.
 
     ``total`` = sum of the fragments + Poisson(other ions), so it is never below the sum.
+
+    With ``dead_time`` the detector sees at most one ion per mass window and shot: out of
+    ``n = attrs["shots_per_pixel"]`` shots a voxel of true mean ``lambda`` records
+
+        N ~ Binomial(n, 1 - exp(-lambda / n)),    E[N] = n (1 - exp(-lambda / n)) < lambda
+
+    (the saturation the Poisson dead-time correction undoes); the file then says
+    ``dead_time_corrected = 0``. Without it the counts are plain Poisson (an ideal detector).
     """
     rng = np.random.default_rng(seed)
-    counts = rng.poisson(expected["expected"].values).astype(np.uint32)
     other = expected["expected_total"].values - expected["expected"].values.sum(axis=0)
-    total = counts.sum(axis=0, dtype=np.uint32) + rng.poisson(np.clip(other, 0, None)).astype(np.uint32)
+    if dead_time:
+        n = int(expected.attrs.get("shots_per_pixel", 0))
+        if n < 1:
+            raise ValueError("dead_time needs attrs['shots_per_pixel'] >= 1")
+        counts = rng.binomial(n, -np.expm1(-expected["expected"].values / n)).astype(np.uint32)
+        rest = rng.binomial(n, -np.expm1(-np.clip(other, 0, None) / n)).astype(np.uint32)
+    else:
+        counts = rng.poisson(expected["expected"].values).astype(np.uint32)
+        rest = rng.poisson(np.clip(other, 0, None)).astype(np.uint32)
+    total = counts.sum(axis=0, dtype=np.uint32) + rest
     truth = expected.copy()
     truth["counts"] = (("fragment", "scan", "y", "x"), counts, {"units": "counts"})
     truth["total"] = (("scan", "y", "x"), total, {"units": "counts"})

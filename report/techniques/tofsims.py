@@ -446,19 +446,20 @@ def register_cli(subparsers) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(handler=_calibrate)
 
-    def common(p, fragments_required=False):
+    def common(p, fragments_required=False, roi=True):
         p.add_argument("--fragments", required=fragments_required, help="comma-separated, e.g. BO-,MnO-")
         p.add_argument("--dead-time", action="store_true",
                        help="apply the Poisson dead-time correction if the file has not")
         p.add_argument("--drift-correct", action="store_true", help="align scans by phase correlation")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.add_argument("--scans", help="scan range first:last (inclusive)")
-        p.add_argument("--roi", help="region x0,x1,y0,y1 in um (depth, compare)")
-        p.add_argument("--roi-from", help="region where this fragment's map is high, Otsu threshold (depth, compare)")
+        if roi:  # maps and coloc work on whole images; an ROI there would be silently ignored
+            p.add_argument("--roi", help="region x0,x1,y0,y1 in um")
+            p.add_argument("--roi-from", help="region where this fragment's map is high, Otsu threshold")
 
     p = sub.add_parser("maps", help="fragment maps summed over scans")
     p.add_argument("file")
-    common(p)
+    common(p, roi=False)
     p.add_argument("--normalize", help="total, fragments or a reference fragment")
     p.add_argument("--bin", type=int, default=1)
     p.add_argument("--ratio", help="also a ratio map A:B, e.g. BO-:MnO-")
@@ -479,7 +480,7 @@ def register_cli(subparsers) -> None:
 
     p = sub.add_parser("coloc", help="colocalization of two fragments")
     p.add_argument("file")
-    common(p)
+    common(p, roi=False)
     p.add_argument("--pair", required=True, help="A:B, e.g. BO-:MnO-")
     p.add_argument("--bin", type=int, default=4)
     p.add_argument("--null", type=int, default=199, help="number of spatial-null images")
