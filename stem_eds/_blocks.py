@@ -5,16 +5,17 @@ processed a block of rows at a time, and of each block only the energy channels 
 needs (a few contiguous channel ranges) are ever touched:
 
 - numpy: the block is a view; nothing is copied but the float batches.
-- dask over an HDF5 dataset (what RosettaSciIO's lazy ``.hspy``/``.emd``-HDF5 readers give):
-  each channel range of a block of rows (one row of chunks) is read with h5py's
-  ``read_direct`` into one preallocated buffer reused for every block. Written by hand because
-  going through dask costs a task graph per block and several transient copies of each chunk
-  (measured: ~3x a row of chunks of extra memory and half the throughput), while HDF5 can copy
-  a hyperslab of an uncompressed chunk straight into our buffer.
+- dask over an HDF5 dataset (what RosettaSciIO's lazy ``.hspy`` reader gives): read by h5py
+  directly, one row of chunks at a time into buffers reused for every block; chunks holding
+  whole spectra with no filter but byte-shuffle are read raw and decoded here (``_RawChunks``),
+  anything else as an HDF5 hyperslab of the needed channels. Written by hand because going
+  through dask costs a task graph per block and HDF5's own shuffle decoding copies each chunk
+  several times (measured on a 256 x 256 x 2048 uint16 cube: ~2.5x a row of chunks of extra
+  memory and ~0.3-0.6 GB/s, against ~1.6x and >1 GB/s here; see ``benchmarks/bench_eds.py``).
 - any other dask array: one row of chunks is computed (synchronously) at a time.
 
-Blocks are the same rows in every pass whatever the storage, so lazy and eager results are the
-same numbers (integer sums are exact; float products differ at most in the last bits).
+Every pass sees every spectrum whatever the storage, so lazy and eager results agree: integer
+sums are exact, and the per-spectrum matrix products differ at most by float rounding.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def hdf5_source(data):
     return None
 
 
-def _row_step(data, channels: int, dset=None) -> int:
+def _row_step(data, dset=None) -> int:
     if dset is not None and dset.chunks is not None:
         return max(1, int(dset.chunks[0]))
     chunks = getattr(data, "chunks", None)
@@ -83,7 +84,7 @@ def iter_blocks(data, ranges, progress: bool = False, desc: str = "spectra"):
         return
     dset = hdf5_source(data)
     n_rows = data.shape[0]
-    step = _row_step(data, data.shape[-1], dset)
+    step = _row_step(data, dset)
     starts = range(0, n_rows, step)
     bar = tqdm(starts, desc=desc, unit="block", disable=not progress or len(starts) < 2)
     raw = _RawChunks.open(dset, ranges) if dset is not None else None
