@@ -66,6 +66,9 @@ def test_depth_converts_time_to_depth_and_calls_bulk_boron_uniform(files, capsys
                                   bulk["counts"].sel(fragment="BO-").sum(("y", "x")).values)
     assert int(result["uniformity_uniform"].sel(fragment="BO-")) == 1
     assert "BO-: relative change" in out and "-> uniform" in out
+    # the esds carry their own label, not the reader's "secondary/total ion counts"
+    assert result["intensity_stderr"].attrs["long_name"] == "standard error (Poisson)"
+    np.testing.assert_allclose(result["counts_stderr"].values, np.sqrt(result["counts"].values))
 
 
 def test_depth_with_per_layer_sputter_rates(files, capsys, tmp_path):

@@ -78,14 +78,15 @@ def fragment_maps(ds: xr.Dataset, fragments=None, scans=None, normalize: str | N
     counts = select_fragments(sub, fragments)["counts"].sum("scan").compute()
     out = xr.Dataset(coords=_xy_coords(sub))
     out["counts"] = counts.assign_attrs(units="counts", long_name="summed counts")
-    out["counts_stderr"] = np.sqrt(counts.astype("float64")).assign_attrs(units="counts")
+    out["counts_stderr"] = np.sqrt(counts.astype("float64")).assign_attrs(
+        units="counts", long_name="standard error (Poisson)")
     if normalize is not None:
         ref_voxels, nested = reference_counts(sub, normalize)
         reference = ref_voxels.sum("scan").compute()
         ratio, stderr = ratio_with_stderr(counts, reference, nested)
         out["reference"] = reference.assign_attrs(units="counts", normalization=normalize)
         out["intensity"] = ratio.assign_attrs(units="1", long_name=f"counts / {normalize}")
-        out["intensity_stderr"] = stderr.assign_attrs(units="1")
+        out["intensity_stderr"] = stderr.assign_attrs(units="1", long_name="standard error (Poisson)")
     for name in ("fragment_mass", "mass_low", "mass_high"):
         if name in out.coords:
             out[name].attrs.setdefault("units", "u")
@@ -112,7 +113,7 @@ def ratio_map(ds: xr.Dataset, numerator: str = "BO-", denominator: str = "MnO-",
     out["numerator"] = num.assign_attrs(units="counts", fragment=numerator)
     out["denominator"] = den.assign_attrs(units="counts", fragment=denominator)
     out["ratio"] = ratio.assign_attrs(units="1", long_name=f"{numerator} / {denominator}")
-    out["ratio_stderr"] = stderr.assign_attrs(units="1")
+    out["ratio_stderr"] = stderr.assign_attrs(units="1", long_name="standard error (Poisson)")
     out.attrs = dict(maps.attrs, numerator=numerator, denominator=denominator)
     out.attrs.pop("normalization", None)
     return out

@@ -37,14 +37,15 @@ def depth_profile(ds: xr.Dataset, fragments=None, roi: xr.DataArray | None = Non
     counts = select_fragments(sub, fragments)["counts"].sum(("y", "x")).compute()
     out = xr.Dataset()
     out["counts"] = counts.assign_attrs(units="counts", long_name="counts per scan")
-    out["counts_stderr"] = np.sqrt(counts.astype("float64")).assign_attrs(units="counts")
+    out["counts_stderr"] = np.sqrt(counts.astype("float64")).assign_attrs(
+        units="counts", long_name="standard error (Poisson)")
     if normalize is not None:
         ref_voxels, nested = reference_counts(sub, normalize)
         reference = ref_voxels.sum(("y", "x")).compute()
         ratio, stderr = ratio_with_stderr(counts, reference, nested)
         out["reference"] = reference.assign_attrs(units="counts", normalization=normalize)
         out["intensity"] = ratio.assign_attrs(units="1", long_name=f"counts / {normalize}")
-        out["intensity_stderr"] = stderr.assign_attrs(units="1")
+        out["intensity_stderr"] = stderr.assign_attrs(units="1", long_name="standard error (Poisson)")
         out.attrs["nested_reference"] = int(nested)
     for name, units in (("sputter_time", "s"), ("depth", "nm"), ("fragment_mass", "u"), ("mass_low", "u"),
                         ("mass_high", "u"), ("scan", "1")):
@@ -108,14 +109,14 @@ def profile_from_export(ds: xr.Dataset, fragments=None, normalize: str | None = 
         "depth": ("scan", np.full(t.size, np.nan), {"units": "nm", "method": "none"}),
     })
     out["counts"] = counts.assign_attrs(units="counts", long_name="counts per scan")
-    out["counts_stderr"] = np.sqrt(counts).assign_attrs(units="counts")
+    out["counts_stderr"] = np.sqrt(counts).assign_attrs(units="counts", long_name="standard error (Poisson)")
     if reference is not None:
         den = xr.DataArray(values.sel(fragment=reference).values, dims=("scan",))
         nested = reference.lower() == "total"
         ratio, stderr = ratio_with_stderr(counts, den, nested)
         out["reference"] = den.assign_attrs(units="counts", normalization=reference)
         out["intensity"] = ratio.assign_attrs(units="1", long_name=f"counts / {reference}")
-        out["intensity_stderr"] = stderr.assign_attrs(units="1")
+        out["intensity_stderr"] = stderr.assign_attrs(units="1", long_name="standard error (Poisson)")
         out.attrs["nested_reference"] = int(nested)
     out.attrs.update(
         technique="ToF-SIMS", source=source, normalization=reference or "none",
