@@ -61,6 +61,8 @@ def shirley(x, y, average: int = 1, max_iter: int = 100, tol: float = 1e-7):
     iterated from ``B = I_lo`` until the relative change of the step is below ``tol``. The end
     intensities ``I_lo`` and ``I_hi`` are means over ``average`` points at each end (CasaXPS's
     endpoint averaging). Many spectra (leading dimensions of ``y``) are processed at once.
+    When the end levels cannot be joined by a Shirley step the iteration does not converge and
+    the last iterate is returned; :func:`shirley_status` says which spectra converged.
 
     Examples
     --------
@@ -70,23 +72,36 @@ def shirley(x, y, average: int = 1, max_iter: int = 100, tol: float = 1e-7):
     >>> bool(abs(shirley(x, step)[-1] - 5) < 1e-12)
     True
     """
+    return shirley_status(x, y, average, max_iter, tol)[0]
+
+
+def shirley_status(x, y, average: int = 1, max_iter: int = 100, tol: float = 1e-7):
+    """:func:`shirley` and a boolean array (shape ``y.shape[:-1]``): did each spectrum converge?
+
+    The Shirley background is the fixed point ``B = I_lo + k integral_{x_0}^{x} (y - B) dx'`` with
+    ``B(x_N) = I_hi``; for some windows on real data (a sloping or cut-off high-BE end) no such
+    fixed point exists and the iteration oscillates. Callers can then choose another background.
+    """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.shape[-1] != y.shape[-1] or x.shape[-1] < 3:
         raise XPSError("shirley: x needs at least 3 points and must match y's last axis")
     lo, hi = _endpoints(y, average)
     lo, hi = lo[..., None], hi[..., None]
+    scale = np.maximum(np.abs(hi - lo), 1e-300)
     background = np.broadcast_to(lo, y.shape).copy()
+    converged = np.zeros(y.shape[:-1], dtype=bool)
     for _ in range(max_iter):
         q = cumulative_integral(x, y - background)
         total = q[..., -1:]
         safe = np.where(np.abs(total) > 1e-300, total, 1.0)
         new = lo + (hi - lo) * np.where(np.abs(total) > 1e-300, q / safe, 0.0)
-        change = np.max(np.abs(new - background))
+        change = np.max(np.abs(new - background) / scale, axis=-1)
         background = new
-        if change <= tol * max(float(np.max(np.abs(hi - lo))), 1e-300):
+        converged = change <= tol
+        if np.all(converged):
             break
-    return background
+    return background, converged
 
 
 def tougaard_kernel(t, B: float, C: float, D: float = 0.0, kind: str = "U2"):

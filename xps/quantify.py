@@ -2,7 +2,8 @@
 
 ``X_i = (I_i / (RSF_i T_i KE_i^g)) / sum_j (I_j / (RSF_j T_j KE_j^g))``
 
-- ``I_i``: area of region i above its Shirley background (counts/s x eV),
+- ``I_i``: area of region i above its Shirley background (counts/s x eV; a linear background where
+  no Shirley background joins the region's end levels, recorded in ``area_background``),
 - ``RSF_i``: relative sensitivity factor from a table (``scofield``, ``kratos`` or a user TOML with
   ``[rsf] "B 1s" = 0.486 ...``),
 - ``T_i``: mean transmission over the region when the file stores one (else 1),
@@ -56,19 +57,30 @@ def load_rsf_table(table: str = "scofield") -> tuple[dict[str, float], str]:
     return out, str(raw.get("source", where))
 
 
-def region_area(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, average: int = 3):
+def _area_background(x, y, average: int, shirley_ok: bool | None = None):
+    """Shirley background of the rows of ``y``, or a linear one when Shirley is not (or was not) found."""
+    background, converged = bgs.shirley_status(x, y, average=average)
+    use_shirley = converged if shirley_ok is None else np.broadcast_to(shirley_ok, converged.shape)
+    if not np.all(use_shirley):
+        background = np.where(use_shirley[..., None], background, bgs.linear(x, y, average=average))
+    return background, use_shirley
+
+
+def region_area(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, average: int = 3, with_background: bool = False):
     """Area above the Shirley background and its stderr, per row of ``y`` (S, N).
 
     ``A = integral (y - B[y]) dx``,  ``stderr^2 = sum_i (dA/dy_i)^2 sigma_i^2``
 
     The background ``B`` is computed from the same counts (its end levels are means of ``average``
-    noisy points), so ``dA/dy_i`` is taken through the Shirley background, by a finite difference of
-    one ``sigma_i`` at every point: counting only the points' own Poisson noise (``dA/dy_i = dx``)
-    would understate the stderr several-fold.
+    noisy points), so ``dA/dy_i`` is taken through the background, by a finite difference of one
+    ``sigma_i`` at every point: counting only the points' own Poisson noise (``dA/dy_i = dx``)
+    would understate the stderr several-fold. Where no Shirley background joins the window's end
+    levels (the iteration does not converge, common on real survey-like windows) a linear
+    background is used instead; ``with_background=True`` also returns which rows kept Shirley.
     """
     y = np.atleast_2d(np.asarray(y, dtype=float))
     sigma = np.broadcast_to(np.asarray(sigma, dtype=float), y.shape)
-    background = bgs.shirley(x, y, average=average)
+    background, shirley_ok = _area_background(x, y, average)
     area = np.trapezoid(y - background, x, axis=-1)
     n = y.shape[-1]
     chunk = max(1, 2_000_000 // n)  # perturbed spectra per batch: bounds memory to ~16 MB
@@ -79,8 +91,11 @@ def region_area(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, average: int = 
             idx = np.arange(first, min(first + chunk, n))
             perturbed = np.repeat(y[s][None], idx.size, axis=0)
             perturbed[np.arange(idx.size), idx] += step[idx]
-            moved = np.trapezoid(perturbed - bgs.shirley(x, perturbed, average=average), x, axis=-1)
+            moved_bg, _ = _area_background(x, perturbed, average, shirley_ok[s])
+            moved = np.trapezoid(perturbed - moved_bg, x, axis=-1)
             variance[s] += np.sum(((moved - area[s]) / step[idx] * sigma[s, idx]) ** 2)
+    if with_background:
+        return area, np.sqrt(variance), shirley_ok
     return area, np.sqrt(variance)
 
 
@@ -96,7 +111,7 @@ def quantify(blocks: list[xr.DataArray], regions: list[str], table: str = "scofi
     # IMFP ~ KE^g: published g lie near 0.5-0.8; outside [0, 2] it is a typing error, not physics.
     if not (isinstance(ke_exponent, (int, float)) and 0 <= ke_exponent <= 2):
         raise XPSError(f"{source}: KE exponent must be a number in [0, 2] (IMFP ~ KE^g), not {ke_exponent}")
-    corrected, corrected_err, raw_area, raw_err, level_sets = [], [], [], [], []
+    corrected, corrected_err, raw_area, raw_err, level_sets, background_kinds = [], [], [], [], [], []
     dim, levels, level_units = None, None, None
     for region in regions:
         if _norm(region) not in rsf:
@@ -110,7 +125,7 @@ def quantify(blocks: list[xr.DataArray], regions: list[str], table: str = "scofi
             dim, levels, level_units = d, lv, units
         elif d != dim or lv.shape != levels.shape or (d == "etch_time" and not np.allclose(lv, levels)):
             raise XPSError(f"{source}: region {region!r} has levels {lv.tolist()}, {regions[0]!r} has {levels.tolist()}")
-        areas, errs, factors = [], [], []
+        areas, errs, factors, kinds = [], [], [], []
         for b in chosen:
             x = np.asarray(b["binding_energy"].values, float)
             y = np.asarray(b.values, float)
@@ -118,7 +133,8 @@ def quantify(blocks: list[xr.DataArray], regions: list[str], table: str = "scofi
                 raise XPSError(f"{source}: block {b.attrs.get('block_index')} ({region}) holds NaN counts")
             cpu = float(b.attrs.get("counts_per_unit", 1.0) or 1.0)
             sigma = np.sqrt(np.maximum(y * cpu, 1.0)) / cpu
-            a, e = region_area(x, y[None], sigma[None])
+            a, e, shirley_ok = region_area(x, y[None], sigma[None], with_background=True)
+            kinds.append("shirley" if shirley_ok[0] else "linear")
             transmission = float(np.mean(b["transmission"].values)) if "transmission" in b.coords else 1.0
             hv = float(b.attrs.get("excitation_energy", math.nan))
             ke = hv - float(np.mean(x)) if math.isfinite(hv) else math.nan
@@ -128,6 +144,7 @@ def quantify(blocks: list[xr.DataArray], regions: list[str], table: str = "scofi
             factors.append(rsf[_norm(region)] * transmission * ke_factor)
         areas, errs, factors = np.array(areas), np.array(errs), np.array(factors)
         raw_area.append(areas)
+        background_kinds.append(kinds)
         raw_err.append(errs)
         corrected.append(areas / factors)
         corrected_err.append(errs / factors)
@@ -146,7 +163,11 @@ def quantify(blocks: list[xr.DataArray], regions: list[str], table: str = "scofi
     ds["atomic_percent_stderr"] = ((dim, "element"), 100 * np.sqrt(var), {"units": "percent"})
     ds["area"] = ((dim, "element"), np.array(raw_area).T, {"units": "counts/s*eV"})
     ds["area_stderr"] = ((dim, "element"), np.array(raw_err).T, {"units": "counts/s*eV"})
+    ds = ds.assign_coords(area_background=((dim, "element"), np.array(background_kinds).T,
+                                           {"long_name": "background under the region area (linear where no "
+                                                         "Shirley background joins the end levels)"}))
     ds.attrs.update({"technique": "XPS", "source": source, "fitted": "atomic_percent area",
-                     "rsf_table": rsf_source, "ke_exponent": float(ke_exponent), "background": "shirley",
+                     "rsf_table": rsf_source, "ke_exponent": float(ke_exponent),
+                     "background": "shirley (linear where the Shirley iteration does not converge)",
                      "level_dim": dim})
     return ds
