@@ -328,3 +328,28 @@ def test_model_bad_values_name_file_and_line(tmp_path, edit, needle, message):
         xps.load_model(path)
     assert str(err.value).startswith(f"{path}: line {_line_of(text, needle)}: "), str(err.value)
     assert message in str(err.value)
+
+
+def test_static_shirley_that_does_not_converge_is_refused(shared):
+    """assigned.vms O 1s over its whole 525-543 eV block: no Shirley step joins the end levels, so a
+    static-Shirley fit is refused with a message naming the file, the window and the model line,
+    while the active Shirley (fitted with the peaks) still fits the same window."""
+    blocks = [b for b in xps.read(shared("xps/cheminfo-vamas/assigned.vms")) if b.attrs["region"] == "O 1s"][:1]
+    text = """
+region = "O 1s"
+window = [525.0, 543.0]
+background = "shirley"
+[[component]]
+name = "O lattice"
+center = [530.5, 529.0, 532.0]
+fwhm = [1.4, 0.5, 3.0]
+[[component]]
+name = "O surface"
+center = [532.5, 531.5, 534.0]
+fwhm = { same_as = "O lattice" }
+"""
+    with pytest.raises(XPSError, match=r"^assigned.vms: no Shirley background joins the end levels of the window "
+                                       r"\[525.00, 543.00\] eV .*\(m.toml: line 3\)"):
+        fit_region(blocks, parse_model(text, "m.toml"), source="assigned.vms")
+    active = fit_region(blocks, parse_model(text.replace('"shirley"', '{ shirley = "active" }'), "m.toml"))
+    assert np.all(np.isfinite(active["area"].values)) and active["area"].values.sum() > 0

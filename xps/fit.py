@@ -145,7 +145,7 @@ class _Problem:
         common = bool(np.allclose(x, x[:1]))
         self.x_shape = x[:1] if common else x  # line shapes broadcast over a shared grid when possible
         if bg.kind == "shirley":
-            self.static = bgs.shirley(x, y, average=bg.average)
+            self.static, self.static_ok = bgs.shirley_status(x, y, average=bg.average)
         elif bg.kind == "linear":
             self.static = bgs.linear(x, y, average=bg.average)
         elif bg.kind == "tougaard":
@@ -345,6 +345,12 @@ def fit_spectra(model: Model | Compiled, energy, y, sigma=None, counts_per_unit=
         sig = np.take_along_axis(np.broadcast_to(np.asarray(sigma, float), y.shape), cols, axis=1)
         weights = "given"
     problem = _Problem(compiled, x, yw)
+    if not compiled.model.background.active and not np.all(getattr(problem, "static_ok", True)):
+        bad = int(np.argmin(problem.static_ok))
+        raise XPSError(f"{source}: no Shirley background joins the end levels of the window "
+                       f"[{x[bad, 0]:.2f}, {x[bad, -1]:.2f}] eV (spectrum {bad}: the iteration does not converge); "
+                       f"choose another window ({compiled.model.where('window')}) or an active Shirley, "
+                       "linear or Tougaard background")
     p = problem.start(None if p0 is None else np.asarray(p0, float))
     if p.shape[1] != len(problem.names):
         raise XPSError(f"{source}: start values have {p.shape[1]} parameters, the model {len(problem.names)}")
