@@ -85,3 +85,13 @@ def test_zero_counts_and_bare_maps_are_refused(tmp_path, factors):
         homogeneity(q.assign(intensity=q["intensity"] * 0.0))
     with pytest.raises(EDSError, match="needs line intensities with their stderr"):
         homogeneity(q[["atomic_percent"]])
+
+
+def test_absent_boron_is_too_few_counts_not_homogeneous(tmp_path, factors):
+    """No boron in the simulated sample: B at% scatters about zero, so no homogeneity claim can be made."""
+    sim = simulate_spectrum_image(tmp_path / "b.hspy", shape=(32, 32), kind="uniform", seed=18)
+    q = quantify(model_intensities(read(sim.path), lines_for("O,B,Mn,Co,Ni", factors, 10.0)), factors)
+    h = homogeneity(q)
+    assert str(h["verdict"].sel(element="B").values) == "too few counts to tell"
+    assert np.all(h["cv_poisson"].sel(element="B").values > 1.0)  # noise exceeds the (near-zero) B content
+    assert [str(v) for v in h["verdict"].sel(element=["Mn", "Co", "Ni"]).values] == ["homogeneous"] * 3
