@@ -214,3 +214,16 @@ def test_scan_time_from_raw_and_xrdml_metadata(shared):
     assert scan_time(raw) == datetime(2018, 1, 22, 16, 34, 23, tzinfo=timezone.utc).timestamp()
     xrdml = read(shared("xrd/xylib_samples/empyrean.xrdml"))
     assert scan_time(xrdml) == datetime(2016, 11, 3, 11, 8, 45, tzinfo=timezone.utc).timestamp()
+
+
+def test_ion_form_factors_count_electrons_and_untabulated_ions_are_refused():
+    """IT92 f0(0) is the electron count: Li 3, Li+ 2, O2- 10, B 5. B3+ (2 e) is not in IT92:
+    it must be refused, not read as neutral B (5 e), the very contrast a B-on-Li refinement uses."""
+    from xrd.structure import form_factor
+
+    for species, electrons in (("Li", 3), ("Li+", 2), ("O2-", 10), ("B", 5), ("Mn4+", 21)):
+        assert float(form_factor(species, 0.0)) == pytest.approx(electrons, abs=0.01), species
+    raw = _layered_raw()
+    raw["dopant"] = {"element": "B3+", "sites": ["LiTMO2:Li"]}
+    with pytest.raises(XRDError, match=r"bad\.toml: phase LiTMO2: .*'B3\+'"):
+        PatternModel(parse_recipe(raw, "bad.toml"), grid_pattern(_cscl_recipe()))

@@ -286,7 +286,11 @@ def phase_from_cif(path: Path, spec: PhaseSpec | None = None) -> Phase:
 
 
 def form_factor_coefficients(species: str) -> np.ndarray:
-    """IT92 coefficients ``[a1..a4, b1..b4, c]`` of an element or ion label (ion when gemmi tabulates it)."""
+    """IT92 coefficients ``[a1..a4, b1..b4, c]`` of an element or ion label; an ion IT92 does not
+    tabulate (e.g. ``B3+``) is a ``ValueError``, never the neutral atom in disguise.
+
+    ``f0(0) = a1 + a2 + a3 + a4 + c`` is the electron count (Li+ -> 2, O2- -> 10).
+    """
     symbol, charge = parse_species(species)
     element = gemmi.Element(symbol)
     if element.atomic_number == 0:
@@ -295,6 +299,11 @@ def form_factor_coefficients(species: str) -> np.ndarray:
     if charge:
         gemmi.IT92_set_ignore_charge(False)  # gemmi's default ignores charges; ion tables need this
         coef = gemmi.IT92_get_exact(element, charge)
+        if coef is None:
+            # falling back to the neutral atom would silently change the electron count (B3+: 2 e,
+            # neutral B: 5 e), which is exactly the contrast a dopant refinement depends on
+            raise ValueError(f"no X-ray form factor is tabulated for the ion '{species}' (IT92); "
+                             f"write '{symbol}' for the neutral atom")
     coef = coef or element.it92
     if coef is None:
         raise ValueError(f"no X-ray form factor for '{species}'")
