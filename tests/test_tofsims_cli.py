@@ -266,6 +266,31 @@ def test_dead_time_correction_recovers_the_true_rate_of_a_saturating_detector(ca
     assert result.attrs["dead_time_corrected"] == 1
 
 
+def test_dead_time_is_applied_by_default_when_the_file_says_it_was_not(capsys, tmp_path):
+    truth = simulate.poisson_counts(simulate.phantom((8, 16, 16), shots_per_pixel=200, seed=5), seed=5,
+                                    dead_time=True)
+    simulate.write_ita(tmp_path / "sat.ita", truth, with_spectrum=False)
+    raw = truth["counts"].sel(fragment=["O-"]).astype(float)
+    for flag, expected in ((None, (-200 * np.log1p(-raw / 200)).sum("scan")), ("--no-dead-time", raw.sum("scan"))):
+        out = tmp_path / f"{flag}.nc"
+        code, _, err = run(capsys, "maps", tmp_path / "sat.ita", "--fragments", "O-", *([flag] if flag else []),
+                           "--out", out)
+        assert code == 0, err
+        np.testing.assert_allclose(read_netcdf(out)["counts"].values, expected.values, rtol=1e-12)
+    # shots per pixel too few for the counts: left uncorrected by default, and the result says why
+    one_shot = truth.copy()
+    one_shot.attrs["shots_per_pixel"] = 1
+    simulate.write_ita(tmp_path / "one.ita", one_shot, with_spectrum=False)
+    code, _, err = run(capsys, "depth", tmp_path / "one.ita", "--fragments", "O-", "--out", tmp_path / "d.nc")
+    assert code == 0, err
+    result = read_netcdf(tmp_path / "d.nc")
+    np.testing.assert_array_equal(result["counts"].values, raw.sum(("y", "x")).values)
+    assert "not applied" in result.attrs["dead_time_note"] and result.attrs["dead_time_corrected"] == 0
+    code, _, err = run(capsys, "depth", tmp_path / "one.ita", "--fragments", "O-", "--dead-time",
+                       "--out", tmp_path / "e.nc")
+    assert code == 2 and "saturated" in err and not (tmp_path / "e.nc").exists()
+
+
 def test_dead_time_is_not_applied_twice(capsys, tmp_path):
     truth = simulate.phantom((3, 16, 16), shots_per_pixel=200, seed=4)
     truth.attrs["dead_time_corrected"] = 1

@@ -44,7 +44,7 @@ def test_ita_counts_total_and_coords_equal_truth(simulated):
     assert attrs["field_of_view_um"] == 100.0
     assert (attrs["sf"], attrs["k0"]) == (simulate.SF, simulate.K0)
     assert attrs["channel_width_ns"] == pytest.approx(simulate.CHANNEL_WIDTH_NS)
-    assert (attrs["shots_per_pixel"], attrs["dead_time_corrected"], attrs["sample"]) == (1000, 0, "LBO-LRMO")
+    assert (attrs["shots_per_pixel"], attrs["dead_time_corrected"], attrs["sample"]) == (1000, 1, "LBO-LRMO")
     assert attrs["sputter_time_total"] == 1200.0 and attrs["primary_ion"] == "Bi3+"
 
 

@@ -34,7 +34,7 @@ def _scan_attrs(ds: xr.Dataset, sub: xr.Dataset) -> dict:
 
 
 def _base_attrs(ds: xr.Dataset) -> dict:
-    keep = ("polarity", "primary_ion", "sample", "field_of_view_um", "dead_time_corrected")
+    keep = ("polarity", "primary_ion", "sample", "field_of_view_um", "dead_time_corrected", "dead_time_note")
     attrs = {k: ds.attrs[k] for k in keep if k in ds.attrs}
     attrs.update(technique="ToF-SIMS", source=source_of(ds))
     return attrs

@@ -108,6 +108,36 @@ def dead_time_correct(ds: xr.Dataset, shots_per_pixel: int | None = None, force:
     return out
 
 
+def dead_time_auto(ds: xr.Dataset) -> xr.Dataset:
+    """:func:`dead_time_correct` when the file says it was not applied and the correction is defined.
+
+    Defined means the file gives the shots per pixel ``n`` and every voxel holds fewer than ``n``
+    counts (``N_true = -n ln(1 - N/n)`` diverges at ``N = n``). Otherwise the counts are returned
+    unchanged and ``attrs["dead_time_note"]`` says why, so a result never hides the choice.
+
+    Examples
+    --------
+    >>> ds = dead_time_auto(tofsims.read("sample.ita"))  # doctest: +SKIP
+    """
+    check_stack(ds)
+    if int(ds.attrs.get("dead_time_corrected", 0)) == 1:
+        return ds
+    n = ds.attrs.get("shots_per_pixel")
+    reason = None
+    if n is None or not np.isfinite(float(n)) or float(n) < 1:
+        reason = "not applied: the file gives no shots per pixel"
+    else:
+        peak = max(float(ds[v].max().compute()) for v in COUNT_VARS if v in ds and ds[v].size)
+        if peak >= float(n):
+            reason = (f"not applied: a voxel holds {peak:.0f} counts with {float(n):.0f} shots per pixel "
+                      "(per-voxel correction undefined)")
+    if reason is None:
+        return dead_time_correct(ds)
+    out = ds.copy()
+    out.attrs["dead_time_note"] = reason
+    return out
+
+
 # ----------------------------------------------------------------------------- normalisation
 def reference_counts(ds: xr.Dataset, to: str) -> tuple[xr.DataArray, bool]:
     """Denominator voxels for normalisation and whether the numerator counts are part of it.

@@ -55,7 +55,7 @@ def depth_profile(ds: xr.Dataset, fragments=None, roi: xr.DataArray | None = Non
         technique="ToF-SIMS", source=source_of(ds), normalization=normalize or "none",
         roi_pixels=int(roi.sum()) if roi is not None else int(ds.sizes["x"] * ds.sizes["y"]),
     )
-    for key in ("polarity", "sample", "primary_ion"):
+    for key in ("polarity", "sample", "primary_ion", "dead_time_corrected", "dead_time_note"):
         if key in ds.attrs:
             out.attrs[key] = ds.attrs[key]
     return out

@@ -184,7 +184,8 @@ def poisson_counts(expected: xr.Dataset, seed: int = 0, dead_time: bool = False)
         N ~ Binomial(n, 1 - exp(-lambda / n)),    E[N] = n (1 - exp(-lambda / n)) < lambda
 
     (the saturation the Poisson dead-time correction undoes); the file then says
-    ``dead_time_corrected = 0``. Without it the counts are plain Poisson (an ideal detector).
+    ``dead_time_corrected = 0``. Without it the counts are plain Poisson, the true counts a
+    dead-time-corrected file holds, and the file says ``dead_time_corrected = 1``.
     """
     rng = np.random.default_rng(seed)
     other = expected["expected_total"].values - expected["expected"].values.sum(axis=0)
@@ -202,6 +203,7 @@ def poisson_counts(expected: xr.Dataset, seed: int = 0, dead_time: bool = False)
     truth["counts"] = (("fragment", "scan", "y", "x"), counts, {"units": "counts"})
     truth["total"] = (("scan", "y", "x"), total, {"units": "counts"})
     truth.attrs["seed"] = int(seed)
+    truth.attrs["dead_time_corrected"] = 0 if dead_time else 1
     return truth
 
 

@@ -21,7 +21,9 @@ ENTRY_SCHEMA = {
     "coloc_bin": ("number", False),
     "compare": ("list", False),  # fragments whose integrated intensities are compared between samples
     "roi_from": ("text", False),  # profile and integrate only where this fragment's map is high (Otsu)
-    "dead_time": ("bool", False),  # apply the Poisson dead-time correction when the file has not
+    # Poisson dead-time correction; absent: applied when the file says it was not and it is
+    # defined (shots per pixel known, no saturated voxel); true: always (error if impossible); false: never
+    "dead_time": ("bool", False),
     "drift_correct": ("bool", False),
     "seed": ("number", False),
 }
@@ -78,9 +80,13 @@ def parse_rates(text) -> list[tuple[float, float]]:
     return layers
 
 
-def load(path, dead_time: bool = False, drift_correct: bool = False, crater_depth_nm=None, layer_rates=None,
+def load(path, dead_time: bool | None = None, drift_correct: bool = False, crater_depth_nm=None, layer_rates=None,
          progress: bool = False):
-    """Read a file and apply the requested corrections, in the order the physics needs."""
+    """Read a file and apply the requested corrections, in the order the physics needs.
+
+    ``dead_time``: None applies the Poisson dead-time correction when the file says it was not
+    applied and it is defined (:func:`tofsims.processing.dead_time_auto`), True always (an error
+    when impossible), False never."""
     import tofsims
     from tofsims import processing
     from tofsims.errors import ToFSIMSError
@@ -97,7 +103,9 @@ def load(path, dead_time: bool = False, drift_correct: bool = False, crater_dept
         # comfortably, otherwise every result streams it again, chunk by chunk.
         if ds.nbytes < 0.4 * psutil.virtual_memory().available:
             ds = ds.persist()
-    if dead_time:
+    if dead_time is None:
+        ds = processing.dead_time_auto(ds)
+    elif dead_time:
         ds = processing.dead_time_correct(ds)
     if drift_correct:
         ds = processing.correct_drift(ds, processing.estimate_drift(ds, progress=progress))
@@ -169,7 +177,7 @@ def analyse(settings: dict) -> dict:
         tested = _split(settings.get("uniformity")) or [f for f in ("BO-",) if f in export["fragment"].values] or None
         return {"profile": export, "uniformity": profiles.uniformity_test(
             export, tested, surface_depth=settings.get("surface_depth_nm"))}
-    ds = load(path, dead_time=bool(settings.get("dead_time", False)),
+    ds = load(path, dead_time=None if settings.get("dead_time") is None else bool(settings["dead_time"]),
               drift_correct=bool(settings.get("drift_correct", False)), crater_depth_nm=crater,
               layer_rates=settings.get("layer_rates"))
     fragments = _fragments_in(ds, _split(settings.get("fragments")))
@@ -448,8 +456,13 @@ def register_cli(subparsers) -> None:
 
     def common(p, fragments_required=False, roi=True):
         p.add_argument("--fragments", required=fragments_required, help="comma-separated, e.g. BO-,MnO-")
-        p.add_argument("--dead-time", action="store_true",
-                       help="apply the Poisson dead-time correction if the file has not")
+        dead = p.add_mutually_exclusive_group()
+        dead.add_argument("--dead-time", action="store_true", default=None,
+                          help="Poisson dead-time correction even where the default would skip it "
+                               "(error if impossible); default: applied when the file says it was not "
+                               "and the shots per pixel allow it")
+        dead.add_argument("--no-dead-time", dest="dead_time", action="store_false",
+                          help="never apply the dead-time correction")
         p.add_argument("--drift-correct", action="store_true", help="align scans by phase correlation")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.add_argument("--scans", help="scan range first:last (inclusive)")
