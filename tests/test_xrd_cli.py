@@ -170,3 +170,11 @@ def test_result_without_dopant_reads_back_following_the_conventions(simulated, t
     check_result(ds, str(out))
     assert ds.sizes["site"] == 0 and ds.site.dtype.kind == "U" and ds.dopant_verdict.dtype.kind == "U"
     assert abs(float(ds.a.sel(phase="LiTMO2")) - 2.85) < 3 * float(ds.a_stderr.sel(phase="LiTMO2"))
+
+
+def test_cif_out_with_gsas2_engine_is_refused_before_refining(simulated, tmp_path, capsys):
+    out = tmp_path / "g.nc"
+    code, _, err = cli(capsys, "refine", RECIPE, "--data", simulated / "p.xye", "--engine", "gsas2",
+                       "--cif-out", tmp_path / "cifs", "--out", out, "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "--cif-out needs the built-in engine" in err
+    assert not out.exists() and not (tmp_path / "cifs").exists()

@@ -104,14 +104,14 @@ def refine_recipe(recipe, engine: str = "builtin", progress: bool = False):
 
 def _refine(args) -> int:
     recipe = _load(args.recipe, args.data, args.instrument)
+    if args.cif_out and args.engine != "builtin":
+        from xrd.errors import XRDError
+
+        raise XRDError(f"{recipe.path}: --cif-out needs the built-in engine")  # said before a long refinement
     ds, result = refine_recipe(recipe, args.engine, progress=not args.quiet)
     # everything is computed before the first file is written, so a failure leaves no output
     cifs = {}
     if args.cif_out:
-        if result is None:
-            from xrd.errors import XRDError
-
-            raise XRDError(f"{recipe.path}: --cif-out needs the built-in engine")
         from xrd.cif_out import cif_texts
 
         cifs = cif_texts(result)
