@@ -181,6 +181,7 @@ def test_compare_gives_the_exact_normalised_ratio(files, capsys, tmp_path):
         (["compare", "{bulk}", "{junk}", "--fragments", "InO-", "--out", "{out}"], "magic"),
         (["depth", "{bulk}", "--normalize", "CN-", "--out", "{out}"], "normalisation reference 'CN-'"),
         (["maps", "{bulk}", "--bin", "0", "--out", "{out}"], "must be a positive integer"),
+        (["maps", "{bulk}", "--out", "{out}", "--plot", "{out}.xyz"], ".xyz: unsupported figure format"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_output(files, capsys, tmp_path, argv, message):

@@ -541,6 +541,13 @@ def _write(ds, out, fig=None, plot=None) -> None:
     from report.conventions import check_result, write_netcdf
 
     check_result(ds, str(out))
+    if plot:
+        from matplotlib.backend_bases import FigureCanvasBase
+        from tofsims.errors import ToFSIMSError
+
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if Path(plot).suffix.lower().lstrip(".") not in formats:
+            raise ToFSIMSError(f"{plot}: unsupported figure format (use one of {', '.join(sorted(formats))})")
     if fig is not None and plot:
         import matplotlib.pyplot as plt
 
