@@ -271,9 +271,11 @@ def info(path) -> dict:
 
 def bin_pixels(da: xr.DataArray, factor: int) -> xr.DataArray:
     """Sum ``factor`` x ``factor`` pixel blocks (edges that do not fill a block are dropped)."""
-    if factor is None or int(factor) <= 1:
+    if factor is None or int(factor) == 1:
         return da
     factor = int(factor)
+    if factor < 1:
+        raise EDSError(f"{da.attrs.get('source', 'spectrum')}: bin {factor} must be a positive number of pixels")
     if "x" not in da.dims or "y" not in da.dims:
         raise EDSError(f"{da.attrs.get('source', 'spectrum')}: --bin needs a spectrum image (x, y)")
     if da.sizes["x"] < factor or da.sizes["y"] < factor:

@@ -64,7 +64,7 @@ def test_maps_then_homogeneity(tmp_path, capsys):
     assert read_netcdf(binned).sizes["x"] == 8
 
 
-@pytest.mark.parametrize("case", ["pruned", "truncated", "element", "kline", "zeromap", "background"])
+@pytest.mark.parametrize("case", ["pruned", "truncated", "element", "kline", "zeromap", "background", "bin0"])
 def test_bad_input_is_one_line_exit_2_and_no_output(shared, tmp_path, capsys, case):
     out_file = tmp_path / "out.nc"
     if case == "pruned":
@@ -91,6 +91,10 @@ def test_bad_input_is_one_line_exit_2_and_no_output(shared, tmp_path, capsys, ca
         argv = ["eds", "maps", str(shared("stem_eds/EDS_TEM_FePt_nanoparticles.hspy")), "--elements", "Fe,Pt",
                 "--method", "windows", "--background", "0.5,2", "--out", str(out_file)]
         expect = "lies on"
+    elif case == "bin0":
+        source = shared("stem_eds/bcf_v2_50x50px.bcf")
+        argv = ["eds", "maps", str(source), "--elements", "Al,Cu", "--bin", "0", "--out", str(out_file)]
+        expect = f"{source}: bin 0 must be a positive number"
     else:
         import xarray as xr
 
@@ -103,7 +107,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(shared, tmp_path, capsys, ca
         )
         maps = write_netcdf(zero, tmp_path / "zero.nc")
         argv = ["eds", "homogeneity", str(maps), "--out", str(out_file)]
-        expect = "zero counts"
+        expect = f"{maps}: the maps hold zero counts"  # names the file passed, not its source spectrum
     code, out, err = _run(capsys, *argv)
     assert code == 2
     lines = err.strip().splitlines()

@@ -225,7 +225,8 @@ def _cmd_homogeneity(args) -> int:
     from stem_eds import homogeneity
 
     maps = read_netcdf(args.maps)
-    maps.attrs.setdefault("source", str(args.maps))
+    # errors must name the file the user passed (the maps .nc), not the spectrum it was made from
+    maps.attrs["source"] = str(args.maps)
     result = homogeneity(maps, tolerance=args.tolerance)
     result.attrs["source"] = str(args.maps)
     _write(result, args.out, args.plot, h_figure)
