@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -46,6 +47,9 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     write_text(target, "whole")
     assert target.read_text() == "whole"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_check_result_accepts_conventions_and_lists_every_problem():
