@@ -73,6 +73,31 @@ def test_dead_time_recovers_true_counts_and_respects_the_file_flag():
     assert P.dead_time_correct(done) is done
 
 
+def test_dead_time_corrected_counts_carry_their_larger_variance():
+    # var of -n ln(1 - D/n) with D ~ Binomial(n, 1 - exp(-lambda/n)) is n (exp(lambda/n) - 1), here
+    # 200 (e^0.3 - 1) = 70 per voxel, not the Poisson 60: the profile and map esds must say so.
+    from tofsims.maps import fragment_maps
+    from tofsims.profiles import depth_profile
+
+    shots, true_mean, n_scans = 200, 60.0, 1000
+    rng = np.random.default_rng(11)
+    detected = rng.binomial(shots, -np.expm1(-true_mean / shots), size=(1, n_scans, 8, 8)).astype(np.uint32)
+    ds = make_stack({"O-": np.zeros((n_scans, 8, 8))}, shots=shots, corrected=0)
+    ds["counts"].values[:] = detected
+    out = P.dead_time_correct(ds)
+    profile = depth_profile(out, ["O-"])
+    scatter = float(profile["counts"].std())  # 1000 independent per-scan sums of 64 voxels
+    stated = float(profile["counts_stderr"].mean())
+    assert stated == pytest.approx(scatter, rel=0.07)  # sd of a 1000-sample sd: 2.2 %
+    assert stated == pytest.approx(np.sqrt(64 * shots * np.expm1(true_mean / shots)), rel=0.02)
+    maps = fragment_maps(out, ["O-"], bin=2)
+    manual = (shots * np.expm1(out["counts"].values / shots)).reshape(1, n_scans, 4, 2, 4, 2).sum(axis=(1, 3, 5))
+    np.testing.assert_allclose(maps["counts_stderr"].values, np.sqrt(manual), rtol=1e-10)
+    # raw counts keep sqrt(N)
+    raw = fragment_maps(ds, ["O-"])
+    np.testing.assert_allclose(raw["counts_stderr"].values, np.sqrt(raw["counts"].values))
+
+
 def test_dead_time_refuses_saturated_voxels_and_missing_shots():
     ds = make_stack({"O-": np.full((2, 4, 4), 5.0)}, shots=3, corrected=0)
     ds["counts"].values[0, 0, 0, 0] = 3

@@ -6,7 +6,8 @@ import numpy as np
 import xarray as xr
 
 from .errors import ToFSIMSError
-from .processing import bin_lateral, check_stack, ratio_with_stderr, reference_counts, select_fragments, source_of
+from .processing import (bin_lateral, check_stack, count_variance, ratio_with_stderr, reference_counts,
+                         select_fragments, source_of)
 
 
 def scan_selection(ds: xr.Dataset, scans=None) -> xr.Dataset:
@@ -73,13 +74,17 @@ def fragment_maps(ds: xr.Dataset, fragments=None, scans=None, normalize: str | N
     >>> maps["counts"].sel(fragment="BO-").sum()  # doctest: +SKIP
     """
     sub = scan_selection(ds, scans)
+    # voxel variances (= counts unless dead-time corrected) are summed like the counts themselves
+    variance = select_fragments(sub, fragments)[["counts"]]
+    variance["counts"] = count_variance(variance)
     if bin != 1:  # bin_lateral rejects factors below 1
         sub = bin_lateral(sub, bin)
+        variance = bin_lateral(variance, bin)
     counts = select_fragments(sub, fragments)["counts"].sum("scan").compute()
+    variance = variance["counts"].sum("scan").compute()
     out = xr.Dataset(coords=_xy_coords(sub))
     out["counts"] = counts.assign_attrs(units="counts", long_name="summed counts")
-    out["counts_stderr"] = np.sqrt(counts.astype("float64")).assign_attrs(
-        units="counts", long_name="standard error (Poisson)")
+    out["counts_stderr"] = np.sqrt(variance).assign_attrs(units="counts", long_name="standard error (Poisson)")
     if normalize is not None:
         ref_voxels, nested = reference_counts(sub, normalize)
         reference = ref_voxels.sum("scan").compute()

@@ -108,6 +108,24 @@ def dead_time_correct(ds: xr.Dataset, shots_per_pixel: int | None = None, force:
     return out
 
 
+def count_variance(ds: xr.Dataset, name: str = "counts") -> xr.DataArray:
+    """Variance of each voxel's count in ``ds[name]``.
+
+    Raw counts are Poisson, ``var = N``. After :func:`dead_time_correct` (``n`` shots, detected
+    ``D ~ Binomial(n, 1 - exp(-lambda/n))``, corrected ``N = -n ln(1 - D/n)``) the delta method
+    gives ``var N = D / (1 - D/n) = n (exp(N/n) - 1)``, larger than ``N``. Valid on unbinned voxels only.
+
+    Examples
+    --------
+    >>> stderr = np.sqrt(count_variance(dead_time_correct(ds)).sum("scan"))  # doctest: +SKIP
+    """
+    values = ds[name].astype("float64")
+    n = ds.attrs.get("dead_time_shots_per_pixel")
+    if n is None or int(ds.attrs.get("dead_time_corrected", 0)) != 1:
+        return values
+    return float(n) * np.expm1(values / float(n))
+
+
 def dead_time_auto(ds: xr.Dataset) -> xr.Dataset:
     """:func:`dead_time_correct` when the file says it was not applied and the correction is defined.
 

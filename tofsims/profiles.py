@@ -7,7 +7,8 @@ import xarray as xr
 from scipy import stats
 
 from .errors import ToFSIMSError
-from .processing import apply_roi, ratio_with_stderr, reference_counts, select_fragments, source_of
+from .processing import (apply_roi, count_variance, ratio_with_stderr, reference_counts, select_fragments,
+                         source_of)
 
 
 def depth_profile(ds: xr.Dataset, fragments=None, roi: xr.DataArray | None = None,
@@ -34,11 +35,12 @@ def depth_profile(ds: xr.Dataset, fragments=None, roi: xr.DataArray | None = Non
     >>> prof = depth_profile(sputter_to_depth(ds, 500.0), "BO-,MnO-", normalize="total")  # doctest: +SKIP
     """
     sub = apply_roi(ds, roi) if roi is not None else ds
-    counts = select_fragments(sub, fragments)["counts"].sum(("y", "x")).compute()
+    selected = select_fragments(sub, fragments)
+    counts = selected["counts"].sum(("y", "x")).compute()
+    variance = count_variance(selected).sum(("y", "x")).compute()  # = counts unless dead-time corrected
     out = xr.Dataset()
     out["counts"] = counts.assign_attrs(units="counts", long_name="counts per scan")
-    out["counts_stderr"] = np.sqrt(counts.astype("float64")).assign_attrs(
-        units="counts", long_name="standard error (Poisson)")
+    out["counts_stderr"] = np.sqrt(variance).assign_attrs(units="counts", long_name="standard error (Poisson)")
     if normalize is not None:
         ref_voxels, nested = reference_counts(sub, normalize)
         reference = ref_voxels.sum(("y", "x")).compute()
