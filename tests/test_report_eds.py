@@ -197,3 +197,29 @@ def test_fresh_process_error_is_exactly_one_line(shared, tmp_path):
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith("doptrace: error: ") and "pruned" in done.stderr
     assert not out_file.exists()
+
+
+def test_quantify_with_zeta_factors_and_dose(tmp_path, capsys):
+    """--dose switches to the zeta method: composition and mass thickness of the simulator's truth."""
+    from stem_eds import lines as xl
+    from stem_eds.simulate import YIELD, simulate_spectrum_image
+
+    sim = simulate_spectrum_image(tmp_path / "z.hspy", shape=(16, 16), kind="uniform", seed=21)
+    elements = ["Mn", "Co", "Ni", "O"]
+    kfile = tmp_path / "z.toml"
+    kfile.write_text('source = "simulator"\n[zetafactors]\n' + "\n".join(
+        f"{e}_Ka = {xl.atomic_weight(e) / YIELD[f'{e}_K'] * 1e-3}" for e in elements))
+    out = tmp_path / "z.nc"
+    code, _, _ = _run(capsys, "eds", "quantify", str(sim.path), "--elements", ",".join(elements), "--kfactors",
+                      str(kfile), "--dose", "6000", "--out", str(out), "--quiet")
+    assert code == 0
+    q = read_netcdf(out)
+    atoms = sum(LRMO[e] for e in elements)
+    for e in elements:
+        assert float(q["total_atomic_percent"].sel(element=e)) == pytest.approx(100 * LRMO[e] / atoms, abs=0.2)
+    thickness = np.repeat(np.linspace(0.7, 1.3, 16)[:, None], 16, axis=1)  # the simulator's wedge
+    truth = thickness * sum(LRMO[e] * xl.atomic_weight(e) for e in elements) * 1e-3
+    assert float((q["mass_thickness"].values / truth).mean()) == pytest.approx(1.0, abs=0.005)
+    code, _, err = _run(capsys, "eds", "quantify", str(sim.path), "--elements", "Mn,Co", "--kfactors", str(kfile),
+                        "--dose", "0", "--out", str(tmp_path / "bad.nc"), "--quiet")
+    assert code == 2 and "dose per pixel must be a positive number" in err and not (tmp_path / "bad.nc").exists()

@@ -57,19 +57,33 @@ def _region_mask(text: str | None, ints):
 
 
 def _quantified(da, factors, elements, method: str, thickness_nm=None, background="auto", width=2.0,
-                progress: bool = False, region: str | None = None):
+                progress: bool = False, region: str | None = None, dose: float | None = None):
     """Intensities of the k-factor lines, their per-pixel quantification and the total over a region
-    (``region`` "X0:X1,Y0:Y1" in pixels; default the whole image)."""
+    (``region`` "X0:X1,Y0:Y1" in pixels; default the whole image). With ``dose`` (electrons per
+    pixel) the lines and factors come from ``[zetafactors]`` and the zeta method is used; the
+    region total then has dose x (pixels in the region)."""
+    from stem_eds.errors import EDSError
     from stem_eds.model_fit import line_intensities
     from stem_eds.quantify import lines_for, quantify, sum_region
 
-    lines = lines_for(elements, factors, float(da["energy"].values[-1]), da.attrs.get("source", ""))
+    table = "kfactors" if dose is None else "zetafactors"
+    if dose is not None and not (np.isfinite(dose) and dose > 0):
+        raise EDSError(f"--dose {dose}: the electron dose per pixel must be a positive number")
+    lines = lines_for(elements, factors, float(da["energy"].values[-1]), da.attrs.get("source", ""), table=table)
     kwargs = {"background": background, "width": width} if method == "windows" else {}
     ints = line_intensities(da, lines, method, progress=progress, **kwargs)
-    result = quantify(ints, factors, thickness_nm=thickness_nm)
+
+    def quant(values, pixels=1):
+        if dose is None:
+            return quantify(values, factors, thickness_nm=thickness_nm)
+        return quantify(values, factors, method="zeta", dose=dose * pixels, absorption=bool(thickness_nm))
+
+    result = quant(ints)
     spatial = [d for d in ints["intensity"].dims if d != "element"]
     if spatial:
-        total = quantify(sum_region(ints, _region_mask(region, ints)), factors, thickness_nm=thickness_nm)
+        mask = _region_mask(region, ints)
+        pixels = int(np.prod([ints.sizes[d] for d in spatial])) if mask is None else int(np.sum(mask))
+        total = quant(sum_region(ints, mask), pixels)
         result.attrs["total_region"] = region or "whole image"
         for name in ("atomic_percent", "weight_percent"):
             result[f"total_{name}"] = total[name]
@@ -137,6 +151,8 @@ def register_cli(subparsers) -> None:
     quant.add_argument("--thickness", type=float, help="thickness in nm for the absorption correction")
     quant.add_argument("--plot", help="PNG of the at%% maps")
     quant.add_argument("--region", help="total over pixels X0:X1,Y0:Y1 (default: the whole image)")
+    quant.add_argument("--dose", type=float, help="electrons per pixel: zeta-factor method with the TOML's "
+                       "[zetafactors] (--thickness then switches on its absorption correction)")
     quant.set_defaults(handler=_cmd_quantify)
 
     hom = sub.add_parser("homogeneity", help="homogeneity of an eds maps/quantify result")
@@ -210,7 +226,7 @@ def _cmd_quantify(args) -> int:
 
     ds = _quantified(_load(args), load_factors(args.kfactors), _split(args.elements), args.method,
                      args.thickness, _background(args.background), args.width, progress=not args.quiet,
-                     region=args.region)
+                     region=args.region, dose=args.dose)
     _write(ds, args.out, args.plot, lambda d: maps_figure(d, Path(args.file).name))
     key = "total_atomic_percent" if "total_atomic_percent" in ds else "atomic_percent"
     for element, line in zip(ds["element"].values, ds["line"].values):
