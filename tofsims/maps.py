@@ -81,7 +81,7 @@ def fragment_maps(ds: xr.Dataset, fragments=None, scans=None, normalize: str | N
         sub = bin_lateral(sub, bin)
         variance = bin_lateral(variance, bin)
     counts = select_fragments(sub, fragments)["counts"].sum("scan").compute()
-    variance = variance["counts"].sum("scan").compute()
+    variance = variance["counts"].sum("scan", skipna=False).compute()
     out = xr.Dataset(coords=_xy_coords(sub))
     out["counts"] = counts.assign_attrs(units="counts", long_name="summed counts")
     out["counts_stderr"] = np.sqrt(variance).assign_attrs(units="counts", long_name="standard error (Poisson)")

@@ -37,7 +37,7 @@ def depth_profile(ds: xr.Dataset, fragments=None, roi: xr.DataArray | None = Non
     sub = apply_roi(ds, roi) if roi is not None else ds
     selected = select_fragments(sub, fragments)
     counts = selected["counts"].sum(("y", "x")).compute()
-    variance = count_variance(selected).sum(("y", "x")).compute()  # = counts unless dead-time corrected
+    variance = count_variance(selected).sum(("y", "x"), skipna=False).compute()  # = counts unless dead-time corrected
     out = xr.Dataset()
     out["counts"] = counts.assign_attrs(units="counts", long_name="counts per scan")
     out["counts_stderr"] = np.sqrt(variance).assign_attrs(units="counts", long_name="standard error (Poisson)")
