@@ -244,6 +244,10 @@ def read(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool 
             raise EDSError(f"{path}: the spectrum image is empty")
         if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
             raise EDSError(f"{path}: the spectrum image holds NaN or infinite counts")
+        if not values.any():
+            raise EDSError(f"{path}: the spectrum image holds zero counts")
+        if values.min() < 0:
+            raise EDSError(f"{path}: the spectrum image holds negative counts")
     energy = da["energy"].values
     if energy.size < 16 or not np.all(np.diff(energy) > 0):
         raise EDSError(f"{path}: the energy axis is not increasing or too short ({energy.size} channels)")

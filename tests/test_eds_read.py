@@ -109,3 +109,21 @@ def test_info_summarises(shared):
     summary = info(shared("stem_eds/velox_v11_TestSI_16x16_215kx.emd"))
     assert summary["dims"] == "y=16 x x=16 x energy=4096"
     assert summary["beam_energy_kev"] == 300.0
+
+
+@pytest.mark.parametrize("change,problem", [("zero", "holds zero counts"), ("negative", "holds negative counts"),
+                                             ("nan", "NaN or infinite")])
+def test_absurd_counts_are_refused(tmp_path, change, problem):
+    import hyperspy.api as hs
+
+    from stem_eds.simulate import simulate_spectrum_image
+
+    sim = simulate_spectrum_image(tmp_path / "s.hspy", shape=(4, 4), n_channels=256, seed=1)
+    s = hs.load(str(sim.path))
+    s.data = s.data.astype(float) * (0.0 if change == "zero" else 1.0)
+    s.data[0, 0, 40] = {"zero": 0.0, "negative": -5.0, "nan": np.nan}[change]
+    bad = tmp_path / "bad.hspy"
+    s.save(str(bad))
+    with pytest.raises(EDSError, match=problem) as err:
+        read(bad)
+    assert str(bad) in str(err.value)
