@@ -391,7 +391,9 @@ def section(analyses) -> list:
             elements = [str(e) for e in h["element"].values]
             blocks.append(Table([""] + elements,
                                 [[a] + [f"{float(h['correlation'].sel(element=a, element_b=b)):.2f}" for b in elements]
-                                 for a in elements], f"{sample}: Pearson correlation of composition maps"))
+                                 for a in elements], f"{sample}: Pearson correlation of composition maps (compositions sum to "
+                                 "100 %, so counting noise alone makes the major element, O, anti-correlate with the "
+                                 "others even in a homogeneous sample: read a negative r against O with that in mind)"))
             for element in elements:
                 sel = h.sel(element=element)
                 verdict_rows.append([
