@@ -27,7 +27,7 @@ import xarray as xr
 
 from . import backgrounds as bgs
 from .errors import XPSError
-from .series import _levels, _norm, region_blocks
+from .series import _norm, region_levels
 
 
 def load_rsf_table(table: str = "scofield") -> tuple[dict[str, float], str]:
@@ -116,11 +116,7 @@ def quantify(blocks: list[xr.DataArray], regions: list[str], table: str = "scofi
     for region in regions:
         if _norm(region) not in rsf:
             raise XPSError(f"{source}: no RSF for {region!r} in table {table!r} (has: {', '.join(sorted(rsf))})")
-        chosen = region_blocks(blocks, region, source)
-        d, lv, units = _levels(chosen)
-        order = np.argsort(lv, kind="stable")
-        chosen = [chosen[i] for i in order]
-        lv = lv[order]
+        chosen, d, lv, units = region_levels(blocks, region, source)
         if dim is None:
             dim, levels, level_units = d, lv, units
         elif d != dim or lv.shape != levels.shape or (d == "etch_time" and not np.allclose(lv, levels)):

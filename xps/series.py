@@ -41,6 +41,14 @@ def region_blocks(blocks: list[xr.DataArray], region: str, source: str = "") -> 
 _POSITION_WORDS = ("index", "position", "x ", "y ", "z ")
 
 
+def region_levels(blocks: list[xr.DataArray], region: str, source: str = ""):
+    """``(chosen, dim, levels, units)``: the blocks of ``region`` sorted along their level dimension."""
+    chosen = region_blocks(blocks, region, source)
+    dim, levels, units = _levels(chosen)
+    order = np.argsort(levels, kind="stable")
+    return [chosen[i] for i in order], dim, levels[order], units
+
+
 def _levels(chosen: list[xr.DataArray]) -> tuple[str, np.ndarray, str]:
     """The level dimension: etch time when every block has a distinct one; else an experimental
     variable that distinguishes the blocks (e.g. "Angle" of an angle-resolved series, not stage
@@ -104,11 +112,7 @@ def fit_region(blocks: list[xr.DataArray], model: Model, region: str | None = No
     region = region or model.region
     if not region:
         raise XPSError(f"{model.path}: the model names no region; pass --region")
-    chosen = region_blocks(blocks, region, source)
-    dim, levels, level_units = _levels(chosen)
-    order = np.argsort(levels, kind="stable")
-    chosen = [chosen[i] for i in order]
-    levels = levels[order]
+    chosen, dim, levels, level_units = region_levels(blocks, region, source)
     if c1s:
         shifts = c1s_shifts(blocks, chosen, source)
     else:
