@@ -28,6 +28,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import XPSError
+from ._text import read_bounded
 from ._spectrum import make_spectrum
 
 EXTENSIONS = (".spe", ".pro")
@@ -101,13 +102,7 @@ def read(path: str | os.PathLike) -> list[xr.DataArray]:
     >>> series = xps.stack_series(blocks, "Sn 3d5/2")  # doctest: +SKIP
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise XPSError(f"{path}: file of {size} bytes is too large for a PHI file")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise XPSError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    raw = read_bounded(path, MAX_BYTES, "a PHI file")
     fields, start = _header(path, raw)
     if int(float((fields.get("NoSpatialArea") or ["1"])[0])) != 1:
         raise XPSError(f"{path}: PHI files with several spatial areas are not supported")

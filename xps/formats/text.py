@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import XPSError
+from ._text import decode_text, read_bounded
 from ._spectrum import make_spectrum
 
 EXTENSIONS = (".csv", ".txt", ".xy", ".dat", ".tsv")
@@ -40,19 +41,7 @@ def sniff(head: bytes) -> bool:
 
 
 def _load_lines(path: Path) -> list[str]:
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise XPSError(f"{path}: file of {size} bytes is too large for a text spectrum")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise XPSError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    if b"\x00" in data[:4096]:
-        raise XPSError(f"{path}: not a text spectrum (binary content)")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
+    text = decode_text(path, read_bounded(path, MAX_BYTES, "a text spectrum"), "a text spectrum")
     return re.split(r"\r\n|\r|\n", text)
 
 

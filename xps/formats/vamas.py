@@ -31,6 +31,7 @@ import xarray as xr
 
 from .._files import write_text_atomic
 from ..errors import XPSError
+from ._text import decode_text, read_bounded
 from ._spectrum import etch_time_from_variables, known, make_spectrum, region_name, time_in_seconds
 
 IDENTIFIER = "VAMAS Surface Chemical Analysis Standard Data Transfer Format 1988 May 4"
@@ -153,20 +154,7 @@ def split_lines(text: str) -> list[str]:
 
 def _load_text(path: str | os.PathLike) -> str:
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise XPSError(f"{path}: file of {size} bytes is too large for a VAMAS file")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise XPSError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    if b"\x00" in data[:4096]:
-        raise XPSError(f"{path}: not a VAMAS file (binary content)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Windows instrument software writes cp1252/latin-1 comments (degree signs, micro).
-        return data.decode("latin-1")
+    return decode_text(path, read_bounded(path, MAX_BYTES, "a VAMAS file"), "a VAMAS file")
 
 
 def _first_content_line(lines: list[str]) -> int:
