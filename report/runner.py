@@ -76,19 +76,17 @@ def run_project(project_path, out_dir, progress: bool = True) -> RunSummary:
         for entry in tqdm(project.entries, desc="analyses", unit="file", disable=not progress)
     ]
     summary = RunSummary(out_dir, analyses)
-    _write_provenance(project, summary)
-    write_report(out_dir / "report.html", f"doptrace report: {project.title}", _sections(project, summary))
+    # each input hashed once, for provenance.json and the report's input table alike
+    inputs = {str(p): file_record(p) for a in analyses for p in a.entry.files}
+    _write_provenance(project, summary, list(inputs.values()))
+    write_report(out_dir / "report.html", f"doptrace report: {project.title}", _sections(summary, inputs))
     return summary
 
 
-def _write_provenance(project, summary: RunSummary) -> None:
+def _write_provenance(project, summary: RunSummary, inputs: list[dict]) -> None:
     record = environment()
     record["project"] = file_record(project.path)
-    inputs = {}
-    for analysis in summary.analyses:
-        for path in analysis.entry.files:
-            inputs[str(path)] = file_record(path)
-    record["inputs"] = list(inputs.values())
+    record["inputs"] = inputs
     record["analyses"] = [
         {
             "sample": a.entry.sample,
@@ -103,7 +101,7 @@ def _write_provenance(project, summary: RunSummary) -> None:
     write_text(summary.out_dir / "provenance.json", json.dumps(record, indent=2))
 
 
-def _sections(project, summary: RunSummary) -> list[Section]:
+def _sections(summary: RunSummary, inputs: dict[str, dict]) -> list[Section]:
     overview = Section("Overview", anchor="overview")
     rows = [
         [a.entry.sample, a.entry.technique, ", ".join(p.name for p in a.entry.files),
@@ -113,12 +111,8 @@ def _sections(project, summary: RunSummary) -> list[Section]:
     overview.blocks.append(Table(["sample", "technique", "inputs", "status", "time"], rows, "Analyses"))
     if summary.failed:
         overview.blocks.append(Text(f"{len(summary.failed)} analysis(es) failed; see the table above."))
-    hashes = {}
-    for a in summary.analyses:
-        for path in a.entry.files:
-            hashes[str(path)] = path
     overview.blocks.append(
-        Table(["input file", "sha256"], [[p.name, file_record(p)["sha256"]] for p in hashes.values()], "Inputs")
+        Table(["input file", "sha256"], [[Path(r["path"]).name, r["sha256"]] for r in inputs.values()], "Inputs")
     )
     sections = [overview]
     for name, adapter in adapters().items():
