@@ -1,0 +1,98 @@
+"""Result cache: an analysis is redone only when its inputs, its parameters or doptrace's code change.
+
+The key of one analysis is the sha256 of its technique, its settings (every input file by content
+hash as well as path, since results name their source), doptrace's version and a fingerprint of
+the code that computes results. A manifest per analysis, ``OUT/cache/<key>.json``, records the key
+and the sha256 of each result file written; a later run whose key matches and whose result files
+are still there, byte for byte, reuses them untouched.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+from . import __version__
+from .atomic import write_text
+from .provenance import sha256_file
+
+#: packages and modules whose source decides what a result holds
+_CODE = ("xps", "xrd", "tofsims", "stem_eds", "report/techniques", "report/conventions.py")
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """sha256 over the source of the packages that compute results (their .py, .toml and .csv files)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for part in _CODE:
+        path = root / part
+        files = [path] if path.is_file() else sorted(
+            p for p in path.rglob("*") if p.suffix in (".py", ".toml", ".csv", ".json") and "__pycache__" not in p.parts)
+        for file in files:
+            digest.update(file.relative_to(root).as_posix().encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def entry_key(entry, hashes: dict[str, str]) -> str:
+    """Cache key of one project entry; ``hashes`` maps input paths (str) to their sha256."""
+    settings = {}
+    for key, value in sorted(entry.settings.items()):
+        if isinstance(value, Path):
+            settings[key] = {"path": str(value), "sha256": hashes.get(str(value)) or sha256_file(value)}
+        else:
+            settings[key] = value
+    text = json.dumps({"technique": entry.technique, "sample": entry.sample, "index": entry.index,
+                       "settings": settings, "version": __version__, "code": code_fingerprint()},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def manifest_path(cache_dir: Path, entry) -> Path:
+    return Path(cache_dir) / f"{entry.key}.json"
+
+
+def lookup(cache_dir: Path, entry, key: str) -> dict | None:
+    """The manifest of a still-valid earlier run of ``entry`` under ``key``, else None."""
+    path = manifest_path(cache_dir, entry)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("key") != key:
+        return None
+    outputs = manifest.get("outputs", [])
+    if not outputs or not isinstance(outputs, list):
+        return None
+    for record in outputs:
+        file = Path(record.get("path", ""))
+        if not file.is_file() or sha256_file(file) != record.get("sha256"):
+            return None
+    return manifest
+
+
+def store(cache_dir: Path, entry, key: str, outputs: list[dict], seconds: float) -> None:
+    """Record a finished analysis; ``outputs`` are ``{"path", "sha256"}`` of its result files."""
+    write_text(manifest_path(cache_dir, entry),
+               json.dumps({"key": key, "outputs": outputs, "seconds": round(seconds, 3)}, indent=2))
+
+
+def forget(cache_dir: Path, entry, keep: set[str] = frozenset()) -> None:
+    """Drop an entry's manifest and the result files it listed (except ``keep``), e.g. after a failure.
+
+    Result files of an earlier, different run must not outlive a failed re-run: they would look
+    like results of the current inputs.
+    """
+    path = manifest_path(cache_dir, entry)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    for record in manifest.get("outputs", []) if isinstance(manifest, dict) else []:
+        file = Path(str(record.get("path", "")))
+        if str(file) not in keep and file.is_file():
+            file.unlink()
+    path.unlink(missing_ok=True)
