@@ -9,7 +9,15 @@ A project file is TOML::
     file = "data/lbo_b1s.vms"
     model = "models/b1s.toml"
 
-Paths are relative to the project file. Every problem is collected and reported at once,
+    [sample.depth]            # depth conversions for this sample (a top-level [depth] sets defaults)
+    xps_etch_rate = "0.40 ± 0.04 nm/s"
+    sims_crater_depth = "500 ± 25 nm"
+
+    [checks]                  # thresholds of the doping-distribution checks (report.checks.THRESHOLDS)
+    surface_depth = "60 nm"
+
+Paths are relative to the project file. Quantities carry units, converted on reading; a quantity
+of the wrong kind (a rate given in nm) is refused. Every problem is collected and reported at once,
 before any processing starts.
 """
 
@@ -19,8 +27,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .checks import THRESHOLDS, defaults
 from .errors import ReportError
+from .quantity import Quantity, parse_quantity
 from .techniques import adapters
+
+#: depth-conversion keys and the kind of quantity each holds
+DEPTH_KEYS = {"xps_etch_rate": "rate", "sims_crater_depth": "length"}
 
 _KIND_CHECKS = {
     "text": lambda v: isinstance(v, str),
@@ -54,6 +67,8 @@ class Project:
     samples: list[str]
     entries: list[Entry]
     raw: dict
+    depth: dict[str, dict[str, Quantity]] = field(default_factory=dict)
+    checks: dict[str, dict] = field(default_factory=dict)
 
 
 def load_project(path) -> Project:
@@ -71,6 +86,9 @@ def load_project(path) -> Project:
     for key in raw:
         if key not in ("title", "sample", "checks", "depth"):
             problems.append(f"unknown top-level key '{key}'")
+    top_depth = _read_depth(raw.get("depth", {}), "[depth]", problems)
+    top_checks = _read_checks(raw.get("checks", {}), "[checks]", problems, defaults())
+    depth, checks = {}, {}
     samples = raw.get("sample", [])
     if not isinstance(samples, list) or not samples:
         problems.append("no [[sample]] tables")
@@ -84,8 +102,10 @@ def load_project(path) -> Project:
         if name in names:
             problems.append(f"sample name '{name}' used twice")
         names.append(name)
+        depth[name] = {**top_depth, **_read_depth(sample.get("depth", {}), f"sample '{name}' depth", problems)}
+        checks[name] = _read_checks(sample.get("checks", {}), f"sample '{name}' checks", problems, top_checks)
         for key, value in sample.items():
-            if key in ("name", "description"):
+            if key in ("name", "description", "depth", "checks"):
                 continue
             if key not in known:
                 problems.append(f"sample '{name}': unknown key '{key}' (techniques: {', '.join(known)})")
@@ -96,9 +116,82 @@ def load_project(path) -> Project:
                 problems += entry_problems
                 if entry is not None:
                     entries.append(Entry(name, key, index, *entry))
+    for entry in entries:
+        problems += _apply_depth(entry, depth.get(entry.sample, {}), _explicit_surface(raw, entry.sample, checks))
     if problems:
         raise ReportError(f"{path}: " + "; ".join(problems))
-    return Project(path, str(raw.get("title", path.stem)), names, entries, raw)
+    return Project(path, str(raw.get("title", path.stem)), names, entries, raw, depth, checks)
+
+
+def _read_depth(table, where: str, problems: list[str]) -> dict[str, Quantity]:
+    if not isinstance(table, dict):
+        problems.append(f"{where}: must be a table")
+        return {}
+    out = {}
+    for key, value in table.items():
+        if key not in DEPTH_KEYS:
+            problems.append(f"{where}: unknown key '{key}' (known: {', '.join(DEPTH_KEYS)})")
+            continue
+        try:
+            out[key] = parse_quantity(value, DEPTH_KEYS[key])
+        except ValueError as exc:
+            problems.append(f"{where}: {key}: {exc}")
+            continue
+        if out[key].value <= 0:
+            problems.append(f"{where}: {key} must be positive, got {out[key]}")
+    return out
+
+
+def _read_checks(table, where: str, problems: list[str], base: dict) -> dict:
+    out = dict(base)
+    if not isinstance(table, dict):
+        problems.append(f"{where}: must be a table")
+        return out
+    for key, value in table.items():
+        if key not in THRESHOLDS:
+            problems.append(f"{where}: unknown key '{key}' (known: {', '.join(THRESHOLDS)})")
+            continue
+        kind = THRESHOLDS[key][0]
+        if kind == "length":
+            try:
+                out[key] = parse_quantity(value, "length").value
+            except ValueError as exc:
+                problems.append(f"{where}: {key}: {exc}")
+        elif not _KIND_CHECKS[kind](value):
+            problems.append(f"{where}: '{key}' must be {kind}")
+        else:
+            out[key] = value
+    return out
+
+
+def _explicit_surface(raw: dict, sample: str, checks: dict) -> float | None:
+    """The surface depth (nm) when the project sets one, for the sample or for all; else None."""
+    tables = [raw.get("checks", {})] + [s.get("checks", {}) for s in raw.get("sample", [])
+                                        if isinstance(s, dict) and s.get("name") == sample]
+    if any(isinstance(t, dict) and "surface_depth" in t for t in tables) and sample in checks:
+        return float(checks[sample]["surface_depth"])
+    return None
+
+
+def _apply_depth(entry: Entry, depth: dict[str, Quantity], surface: float | None) -> list[str]:
+    """Hand the sample's crater depth and surface layer to its ToF-SIMS entries; refuse contradictions."""
+    if entry.technique != "tofsims":
+        return []
+    where = f"sample '{entry.sample}' tofsims[{entry.index}]"
+    crater = depth.get("sims_crater_depth")
+    own = entry.settings.get("crater_depth_nm")
+    problems = []
+    if crater is not None and "layer_rates" in entry.settings:
+        problems.append(f"{where}: layer_rates and a depth table sims_crater_depth both convert depth; give one")
+    elif crater is not None and own is not None and abs(float(own) - crater.value) > 1e-9 * crater.value:
+        problems.append(f"{where}: crater_depth_nm = {own:g} nm disagrees with the depth table's {crater}")
+    elif crater is not None:
+        entry.settings["crater_depth_nm"] = crater.value
+    has_depth = "crater_depth_nm" in entry.settings or "layer_rates" in entry.settings
+    # one definition of the surface layer for XPS and ToF-SIMS, unless the entry sets its own
+    if surface is not None and has_depth and "surface_depth_nm" not in entry.settings:
+        entry.settings["surface_depth_nm"] = surface
+    return problems
 
 
 def _check_entry(adapter, table, base: Path, where: str):
