@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 from . import __version__
 from .techniques import adapters
@@ -26,12 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("project", help="project TOML file")
     run.add_argument("--out", required=True, help="output folder")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    _parallel_options(run)
     run.set_defaults(handler=_run)
 
     demo = sub.add_parser("demo", help="simulate the demo samples and run them")
     demo.add_argument("--out", default="demo-report", help="output folder (default: demo-report)")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    _parallel_options(demo)
     demo.set_defaults(handler=_demo)
 
     for adapter in adapters().values():
@@ -39,8 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parallel_options(parser) -> None:
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local worker processes (default: one per CPU; 1 runs everything in this process)")
+    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                        help="send the per-file work to this dask.distributed scheduler instead "
+                             "(workers must see the same files at the same paths)")
+
+
 def _report_summary(summary) -> int:
     print(f"report: {summary.out_dir / 'report.html'}")
+    for evidence in summary.evidence:
+        print(f"{evidence.sample}: {evidence.verdict}. {evidence.reason}")
+    cached = len(summary.analyses) - len(summary.redone)
+    if cached:
+        print(f"{cached} of {len(summary.analyses)} analyses reused from the cache")
     for analysis in summary.failed:
         print(f"doptrace: failed: {analysis.entry.key}: {analysis.error}", file=sys.stderr)
     return EXIT_FAILED_ANALYSES if summary.failed else 0
@@ -49,18 +63,23 @@ def _report_summary(summary) -> int:
 def _run(args) -> int:
     from .runner import run_project
 
-    return _report_summary(run_project(args.project, args.out, progress=not args.quiet))
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    return _report_summary(run_project(args.project, args.out, progress=not args.quiet, workers=args.workers,
+                                       scheduler=args.scheduler))
 
 
 def _demo(args) -> int:
     from .demo import run_demo
 
-    return _report_summary(run_demo(args.out, seed=args.seed, progress=not args.quiet))
+    return _report_summary(run_demo(args.out, seed=args.seed, progress=not args.quiet, workers=args.workers,
+                                    scheduler=args.scheduler))
 
 
 def main(argv=None) -> int:
-    # HyperSpy 2.x warns about its own internal imports on every read; it is not the user's concern.
-    warnings.filterwarnings("ignore", message=r"Importing `.*` from `hyperspy\.", module=r"hyperspy\.")
+    from .execute import quiet_warnings
+
+    quiet_warnings()
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

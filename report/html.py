@@ -20,6 +20,13 @@ class Text:
 
 
 @dataclass
+class Heading:
+    """A sub-heading inside a section; rendered escaped."""
+
+    text: str
+
+
+@dataclass
 class Table:
     """A table with a header row; every cell rendered escaped."""
 
@@ -64,6 +71,7 @@ figcaption{font-size:.9em;color:#444} nav a{margin-right:1em}
 <nav>{% for s in sections %}<a href="#{{ s.anchor }}">{{ s.title }}</a>{% endfor %}</nav>
 {% for s in sections %}<section id="{{ s.anchor }}"><h2>{{ s.title }}</h2>
 {% for b in s.blocks %}{% if b.__class__.__name__ == "Text" %}<p>{{ b.text }}</p>
+{% elif b.__class__.__name__ == "Heading" %}<h3>{{ b.text }}</h3>
 {% elif b.__class__.__name__ == "Table" %}<table>{% if b.caption %}<caption>{{ b.caption }}</caption>{% endif %}
 <tr>{% for h in b.header %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for r in b.rows %}<tr>{% for c in r %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>

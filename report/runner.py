@@ -1,25 +1,29 @@
-"""``doptrace run``: process every analysis a project lists, write results, provenance and the report."""
+"""``doptrace run``: process every analysis a project lists, write results, provenance and the report.
+
+Order of work: check the project (all problems at once), hash every input, reuse the results whose
+cache key still matches, run the rest (in parallel, see :mod:`report.execute`), read every result
+back from its NetCDF file, weigh the cross-technique evidence, then write ``checks.json``,
+``provenance.json`` and ``report.html`` (each atomically).
+"""
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import xarray as xr
-from tqdm import tqdm
 
+from . import cache
 from .atomic import write_text
-from .conventions import check_result, write_netcdf
-from .html import Section, Table, Text, write_report
+from .conventions import read_netcdf, write_netcdf
+from .crosscheck import SampleEvidence, evaluate
+from .execute import FILE_ERRORS, Outcome, run_all
+from .html import Section, write_report
+from .overview import overview_section
 from .project import Entry, load_project
 from .provenance import environment, file_record
 from .techniques import adapters
-
-# A file's problem is a ValueError (each package's exception family) or an OSError; anything
-# else is a bug in doptrace and should surface with its traceback.
-FILE_ERRORS = (ValueError, OSError)
 
 
 @dataclass
@@ -31,6 +35,7 @@ class Analysis:
     outputs: list[str] = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
+    cached: bool = False
 
     @property
     def sample(self) -> str:
@@ -41,80 +46,107 @@ class Analysis:
 class RunSummary:
     out_dir: Path
     analyses: list[Analysis]
+    evidence: list[SampleEvidence] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Analysis]:
         return [a for a in self.analyses if a.error]
 
+    @property
+    def redone(self) -> list[Analysis]:
+        return [a for a in self.analyses if not a.cached]
+
 
 def run_analysis(entry: Entry, results_dir: Path) -> Analysis:
-    """Run one entry through its technique adapter and write its results; never raises for bad files."""
-    adapter = adapters()[entry.technique]
-    analysis = Analysis(entry)
-    start = time.perf_counter()
-    try:
-        analysis.results = adapter.analyse(dict(entry.settings))
-        for name, ds in analysis.results.items():
-            check_result(ds, f"{entry.key}/{name}")
-            target = results_dir / f"{entry.key}__{name}.nc"
-            write_netcdf(ds, target)
-            analysis.outputs.append(str(target))
-    except FILE_ERRORS as exc:
-        analysis.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    analysis.seconds = time.perf_counter() - start
+    """Run one entry in this process and read its results back; never raises for bad files."""
+    from .execute import run_entry
+
+    return _analysis(entry, run_entry(entry, results_dir))
+
+
+def _analysis(entry: Entry, outcome: Outcome) -> Analysis:
+    analysis = Analysis(entry, outputs=[o["path"] for o in outcome.outputs], error=outcome.error,
+                        seconds=outcome.seconds, cached=outcome.cached)
+    if not analysis.error:
+        try:
+            analysis.results = {o["name"]: read_netcdf(o["path"]) for o in outcome.outputs}
+        except FILE_ERRORS as exc:
+            analysis.error = str(exc).splitlines()[0]
     return analysis
 
 
-def run_project(project_path, out_dir, progress: bool = True) -> RunSummary:
-    """Process a project file into ``out_dir/report.html``, ``results/*.nc`` and ``provenance.json``."""
+def run_project(project_path, out_dir, progress: bool = True, workers: int | None = None,
+                scheduler: str | None = None) -> RunSummary:
+    """Process a project file into ``out_dir/report.html``, ``results/*.nc``, ``checks.json`` and ``provenance.json``.
+
+    ``workers`` local processes (default: the CPU count; 1 runs in this process) or the dask
+    ``scheduler`` at an address like ``tcp://host:8786`` do the per-file work. Analyses whose inputs,
+    parameters and code are unchanged since the last run into ``out_dir`` are not redone.
+    """
     project = load_project(project_path)
     out_dir = Path(out_dir)
-    results_dir = out_dir / "results"
+    results_dir, cache_dir = out_dir / "results", out_dir / "cache"
     results_dir.mkdir(parents=True, exist_ok=True)
-    analyses = [
-        run_analysis(entry, results_dir)
-        for entry in tqdm(project.entries, desc="analyses", unit="file", disable=not progress)
-    ]
-    summary = RunSummary(out_dir, analyses)
-    # each input hashed once, for provenance.json and the report's input table alike
-    inputs = {str(p): file_record(p) for a in analyses for p in a.entry.files}
-    _write_provenance(project, summary, list(inputs.values()))
-    write_report(out_dir / "report.html", f"doptrace report: {project.title}", _sections(summary, inputs))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # each input hashed once: for the cache keys, provenance.json and the report's input table
+    inputs = {str(p): file_record(p) for e in project.entries for p in e.files}
+    hashes = {path: record["sha256"] for path, record in inputs.items()}
+    keys = [cache.entry_key(e, hashes) for e in project.entries]
+    outcomes: list[Outcome | None] = []
+    for entry, key in zip(project.entries, keys):
+        manifest = cache.lookup(cache_dir, entry, key)
+        outcomes.append(None if manifest is None else Outcome(entry.key, manifest["outputs"],
+                                                              seconds=manifest.get("seconds", 0.0), cached=True))
+    pending = [i for i, o in enumerate(outcomes) if o is None]
+    fresh = run_all([project.entries[i] for i in pending], results_dir, workers, scheduler, progress)
+    for i, outcome in zip(pending, fresh):
+        entry = project.entries[i]
+        if outcome.error:
+            cache.forget(cache_dir, entry)
+            for record in outcome.outputs:  # a failure half-way must not leave half a result set
+                Path(record["path"]).unlink(missing_ok=True)
+            outcome.outputs = []
+        else:
+            cache.forget(cache_dir, entry, keep={o["path"] for o in outcome.outputs})
+            cache.store(cache_dir, entry, keys[i], outcome.outputs, outcome.seconds)
+        outcomes[i] = outcome
+    analyses = [_analysis(e, o) for e, o in zip(project.entries, outcomes)]
+    summary = RunSummary(out_dir, analyses, evaluate(project, analyses))
+    for evidence in summary.evidence:
+        if evidence.series is not None and evidence.series.data_vars:
+            write_netcdf(evidence.series, results_dir / f"{evidence.sample}__depth.nc")
+    write_text(out_dir / "checks.json", json.dumps([e.to_dict() for e in summary.evidence], indent=2))
+    _write_provenance(project, summary, list(inputs.values()), keys)
+    write_report(out_dir / "report.html", f"doptrace report: {project.title}",
+                 _sections(project, summary, inputs))
     return summary
 
 
-def _write_provenance(project, summary: RunSummary, inputs: list[dict]) -> None:
+def _write_provenance(project, summary: RunSummary, inputs: list[dict], keys: list[str]) -> None:
     record = environment()
     record["project"] = file_record(project.path)
     record["inputs"] = inputs
+    record["code_fingerprint"] = cache.code_fingerprint()
+    record["depth"] = {s: {k: str(q) for k, q in d.items()} for s, d in project.depth.items()}
+    record["checks"] = project.checks
     record["analyses"] = [
         {
             "sample": a.entry.sample,
             "technique": a.entry.technique,
             "parameters": {k: str(v) for k, v in a.entry.settings.items()},
+            "cache_key": key,
+            "cached": a.cached,
             "outputs": a.outputs,
             "seconds": round(a.seconds, 3),
             "error": a.error,
         }
-        for a in summary.analyses
+        for a, key in zip(summary.analyses, keys)
     ]
-    write_text(summary.out_dir / "provenance.json", json.dumps(record, indent=2))
+    write_text(summary.out_dir / "provenance.json", json.dumps(record, indent=2, default=str))
 
 
-def _sections(summary: RunSummary, inputs: dict[str, dict]) -> list[Section]:
-    overview = Section("Overview", anchor="overview")
-    rows = [
-        [a.entry.sample, a.entry.technique, ", ".join(p.name for p in a.entry.files),
-         "FAILED: " + a.error if a.error else "ok", f"{a.seconds:.2f} s"]
-        for a in summary.analyses
-    ]
-    overview.blocks.append(Table(["sample", "technique", "inputs", "status", "time"], rows, "Analyses"))
-    if summary.failed:
-        overview.blocks.append(Text(f"{len(summary.failed)} analysis(es) failed; see the table above."))
-    overview.blocks.append(
-        Table(["input file", "sha256"], [[Path(r["path"]).name, r["sha256"]] for r in inputs.values()], "Inputs")
-    )
-    sections = [overview]
+def _sections(project, summary: RunSummary, inputs: dict[str, dict]) -> list[Section]:
+    sections = [overview_section(project.title, summary.evidence, summary.analyses, inputs)]
     for name, adapter in adapters().items():
         done = [a for a in summary.analyses if a.entry.technique == name and not a.error]
         if done:

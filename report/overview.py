@@ -1,0 +1,114 @@
+"""The report's overview: verdict table, depth overlays, checks, sample comparison, analyses and inputs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .checks import TECHNIQUES
+from .depth import overlay_figure
+from .figures import format_value
+from .html import Figure, Heading, Section, Table, Text
+
+#: attributes of results that come from instrument files and say what was measured
+METADATA_KEYS = ("sample", "sample_name", "instrument", "primary_ion", "polarity", "signal_type",
+                 "beam_energy_kev", "acquired", "date", "operator", "comment")
+
+
+def _number(check) -> str:
+    if check.value is None or not math.isfinite(check.value):
+        return "-"
+    return format_value(check.value, check.stderr, check.units)
+
+
+def check_rows(checks, with_sample: bool = False) -> list[list]:
+    return [([c.sample] if with_sample else []) + [c.technique, c.claim + ("" if c.decisive else " (context)"),
+                                                   f"{c.quantity}: {_number(c)}", c.threshold, c.verdict, c.reason]
+            for c in checks]
+
+
+def comparison_table(evidence) -> Table:
+    """One row per check, one column per sample; with two samples the difference in esd."""
+    samples = [e.sample for e in evidence]
+    keyed: dict[tuple, dict] = {}
+    for e in evidence:
+        for c in e.checks:
+            keyed.setdefault((c.technique, c.claim, c.quantity), {})[e.sample] = c
+    header = ["technique", "claim"] + samples + (["difference"] if len(samples) == 2 else [])
+    rows = []
+    for (technique, claim, _), by_sample in keyed.items():
+        row = [technique, claim]
+        for s in samples:
+            c = by_sample.get(s)
+            row.append(f"{_number(c)} ({c.verdict})" if c else "-")
+        if len(samples) == 2:
+            a, b = (by_sample.get(s) for s in samples)
+            row.append(_difference(a, b))
+        rows.append(row)
+    rows.append(["all", "bulk, uniform doping"] + [e.verdict for e in evidence] + ([""] if len(samples) == 2 else []))
+    return Table(header, rows, "Sample comparison: the same checks side by side")
+
+
+def _difference(a, b) -> str:
+    if a is None or b is None:
+        return "-"
+    values = (a.value, b.value, a.stderr, b.stderr)
+    if not all(v is not None and math.isfinite(v) for v in values) or a.units != b.units:
+        return "-"
+    spread = math.hypot(a.stderr, b.stderr)
+    if spread <= 0:
+        return "-"
+    return f"{format_value(a.value - b.value, spread, a.units)} ({abs(a.value - b.value) / spread:.1f} esd)"
+
+
+def overview_section(title: str, evidence, analyses, inputs: dict[str, dict]) -> Section:
+    """The first section of the report."""
+    section = Section("Overview", anchor="overview")
+    dopant = evidence[0].checks[0].claim.split()[0] if evidence and evidence[0].checks else "the dopant"
+    section.blocks.append(Text(
+        f"The question: does {dopant} sit in the bulk lattice, uniformly, or only at the surface or in a second "
+        "phase? Each technique's evidence is a number with its uncertainty, a threshold and a verdict "
+        "(supported, contradicted, not determined); a technique that cannot tell says so."))
+    labels = list(TECHNIQUES.values())
+    rows = [[e.sample, e.verdict] + [e.techniques.get(t, "-") for t in labels] + [e.reason] for e in evidence]
+    section.blocks.append(Table(["sample", "bulk, uniform doping"] + labels + ["reason"], rows, "Verdicts"))
+    failed = [a for a in analyses if a.error]
+    if failed:
+        section.blocks.append(Text(f"FAILED: {len(failed)} analysis(es) could not be completed; their evidence is "
+                                   "missing from the verdicts (see the analyses table below)."))
+    for e in evidence:
+        section.blocks.append(Heading(e.sample))
+        if e.series is not None:
+            section.blocks.append(Figure(overlay_figure(e.series, e.surface_nm, e.sample),
+                                         f"{e.sample}: XPS and ToF-SIMS on the common depth axis; horizontal bars are "
+                                         "the depth conversions' esds, the grey band the surface layer."
+                                         + (f" Notes: {e.series.attrs['notes']}." if e.series.attrs.get("notes") else "")))
+        section.blocks.append(Table(["technique", "claim", "number", "threshold", "verdict", "reason"],
+                                    check_rows(e.checks), f"{e.sample}: checks"))
+    if len(evidence) >= 2:
+        section.blocks.append(comparison_table(evidence))
+    section.blocks.append(Table(
+        ["sample", "technique", "inputs", "status", "time"],
+        [[a.entry.sample, a.entry.technique, ", ".join(p.name for p in a.entry.files),
+          "FAILED: " + a.error if a.error else ("cached" if a.cached else "ok"), f"{a.seconds:.2f} s"]
+         for a in analyses], "Analyses"))
+    meta = metadata_rows(analyses)
+    if meta:
+        section.blocks.append(Table(["analysis", "file", "field", "value (as written in the file)"], meta,
+                                    "Instrument metadata"))
+    section.blocks.append(Table(["input file", "bytes", "sha256"],
+                                [[Path(r["path"]).name, r["bytes"], r["sha256"]] for r in inputs.values()], "Inputs"))
+    return section
+
+
+def metadata_rows(analyses) -> list[list]:
+    """What the instrument files say about themselves, one row per distinct (file, field)."""
+    rows, seen = [], set()
+    for a in analyses:
+        for ds in a.results.values():
+            source = Path(str(ds.attrs.get("source", ""))).name
+            for key in METADATA_KEYS:
+                if key in ds.attrs and (source, key) not in seen:
+                    seen.add((source, key))
+                    rows.append([a.entry.key, source, key, str(ds.attrs[key])])
+    return rows
