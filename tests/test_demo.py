@@ -49,3 +49,78 @@ def test_demo_xps_headline_follows_the_simulated_truth(demo):
         z = (ds["fraction"].values - truth) / ds["fraction_stderr"].values
         # 8 levels: allow one level beyond 2 sigma (each is 95%), none beyond 4
         assert np.sum(np.abs(z) > 2) <= 1 and np.all(np.abs(z) < 4), z
+
+
+# The simulated truth: B doped into the bulk of LBO-LRMO, only at the surface of BM-LRMO. What each
+# technique can tell from the demo's files is part of the truth too: B K in STEM-EDS has too few
+# counts to judge a bulk-uniform 1 at% (it can flag BM-LRMO's surface-rich B), and XRD can see a
+# 5 % B fraction on the LiTMO2 Li site (3-esd limit 0.034) but not on Li2MnO3's (0.069).
+EXPECTED = {
+    "BM-LRMO": ("contradicted", {"XRD": "contradicted", "XPS": "contradicted", "ToF-SIMS": "contradicted",
+                                 "STEM-EDS": "contradicted"}),
+    "LBO-LRMO": ("supported", {"XRD": "supported", "XPS": "supported", "ToF-SIMS": "supported",
+                               "STEM-EDS": "not determined"}),
+}
+
+
+def test_demo_verdicts_follow_the_simulated_truth(demo):
+    out, _ = demo
+    evidence = {e["sample"]: e for e in json.loads((out / "checks.json").read_text())}
+    for sample, (verdict, techniques) in EXPECTED.items():
+        assert evidence[sample]["verdict"] == verdict, evidence[sample]["reason"]
+        assert evidence[sample]["techniques"] == techniques
+        for check in evidence[sample]["checks"]:
+            assert check["reason"].endswith(".") and check["verdict"] in ("supported", "contradicted",
+                                                                          "not determined")
+    lbo = {c["claim"]: c for c in evidence["LBO-LRMO"]["checks"]}
+    # refined B on LiTMO2:Li within 2 esd of the simulated 0.06
+    site = lbo["B on LiTMO2:Li"]
+    assert abs(site["value"] - 0.06) < 2 * site["stderr"]
+    # XPS mean TM-O-B share beyond the surface within 2 esd of the simulated 0.5
+    share = lbo["TM-O-B share beyond 60 nm"]
+    assert abs(share["value"] - 0.5) < 2 * share["stderr"]
+
+
+def test_demo_depth_axis_carries_the_conversions(demo):
+    out, _ = demo
+    series = read_netcdf(out / "results" / "LBO-LRMO__depth.nc")
+    t = series["xps_etch_time"].values
+    np.testing.assert_allclose(series["xps_depth"].values, 0.40 * t)
+    np.testing.assert_allclose(series["xps_depth_stderr"].values, 0.04 * t)
+    # ToF-SIMS scans of the simulator sit at 500 nm * i / 24; the crater's esd is 5 %
+    np.testing.assert_allclose(series["sims_depth"].values, 500.0 * np.arange(24) / 24)
+    np.testing.assert_allclose(series["sims_depth_stderr"].values, 25.0 * np.arange(24) / 24)
+    for name in ("xps_share", "sims_fraction", "sims_ratio"):
+        assert np.all(series[f"{name}_stderr"].values > 0)
+
+
+def test_demo_rerun_redoes_nothing_and_keeps_every_result_byte_identical(demo, capsys):
+    out, _ = demo
+    before = {p.name: sha256_file(p) for p in (out / "results").glob("*.nc")}
+    times = {p.name: p.stat().st_mtime_ns for p in (out / "results").glob("*__*__*.nc")}
+    code = cli.main(["run", str(out / "project.toml"), "--out", str(out), "--quiet"])
+    assert code == 0
+    assert "10 of 10 analyses reused from the cache" in capsys.readouterr().out
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert all(a["cached"] for a in provenance["analyses"])
+    assert {p.name: sha256_file(p) for p in (out / "results").glob("*.nc")} == before
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "results").glob("*__*__*.nc")} == times
+
+
+def test_demo_report_renders_in_a_real_browser(demo):
+    from browser import find_chromium, render
+
+    if find_chromium() is None:
+        pytest.skip("chromium not installed: .ci/run installs it (apt-get install chromium)")
+    out, _ = demo
+    page = render(out / "report.html", timeout=120)
+    assert page.console_errors == [] and page.exceptions == [] and page.dialogs == []
+    assert page.failed_requests == []
+    html = (out / "report.html").read_text()
+    assert page.images_total == html.count("<img ") >= 20
+    assert page.images_loaded == page.images_total
+    assert not page.blank and page.nonwhite_fraction > 0.01
+    # the overview comes first (after the navigation line): the verdict table before any technique section
+    body = page.text[page.text.index("\nOverview\n"):]
+    assert body.index("Verdicts") < body.index("X-ray diffraction")
+    assert "LBO-LRMO\tsupported" in page.text and "BM-LRMO\tcontradicted" in page.text
