@@ -2,9 +2,10 @@
 
 The key of one analysis is the sha256 of its technique, its settings (every input file by content
 hash as well as path, since results name their source), doptrace's version and a fingerprint of
-the code that computes results. A manifest per analysis, ``OUT/cache/<key>.json``, records the key
-and the sha256 of each result file written; a later run whose key matches and whose result files
-are still there, byte for byte, reuses them untouched.
+the code that computes results. A manifest per analysis, ``OUT/cache/<entry>.json``, records the key
+and the sha256 of each result file written (paths relative to ``OUT``, so a moved output folder
+keeps its cache); a later run whose key matches and whose result files are still there, byte for
+byte, reuses them untouched.
 """
 
 from __future__ import annotations
@@ -67,17 +68,24 @@ def lookup(cache_dir: Path, entry, key: str) -> dict | None:
     outputs = manifest.get("outputs", [])
     if not outputs or not isinstance(outputs, list):
         return None
+    root = Path(cache_dir).parent
+    resolved = []
     for record in outputs:
-        file = Path(record.get("path", ""))
+        if not isinstance(record, dict) or not record.get("path"):
+            return None
+        file = root / record["path"]
         if not file.is_file() or sha256_file(file) != record.get("sha256"):
             return None
-    return manifest
+        resolved.append({**record, "path": str(file)})
+    return {**manifest, "outputs": resolved}
 
 
 def store(cache_dir: Path, entry, key: str, outputs: list[dict], seconds: float) -> None:
-    """Record a finished analysis; ``outputs`` are ``{"path", "sha256"}`` of its result files."""
+    """Record a finished analysis; ``outputs`` are ``{"name", "path", "sha256"}`` of its result files."""
+    root = Path(cache_dir).resolve().parent
+    relative = [{**o, "path": Path(o["path"]).resolve().relative_to(root).as_posix()} for o in outputs]
     write_text(manifest_path(cache_dir, entry),
-               json.dumps({"key": key, "outputs": outputs, "seconds": round(seconds, 3)}, indent=2))
+               json.dumps({"key": key, "outputs": relative, "seconds": round(seconds, 3)}, indent=2))
 
 
 def forget(cache_dir: Path, entry, keep: set[str] = frozenset()) -> None:
@@ -91,8 +99,12 @@ def forget(cache_dir: Path, entry, keep: set[str] = frozenset()) -> None:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         manifest = {}
+    root = Path(cache_dir).parent
+    keep = {str(Path(k).resolve()) for k in keep}
     for record in manifest.get("outputs", []) if isinstance(manifest, dict) else []:
-        file = Path(str(record.get("path", "")))
-        if str(file) not in keep and file.is_file():
+        if not isinstance(record, dict) or not record.get("path"):
+            continue
+        file = (root / str(record["path"])).resolve()
+        if str(file) not in keep and file.is_file() and file.parent == (root / "results").resolve():
             file.unlink()
     path.unlink(missing_ok=True)

@@ -111,7 +111,7 @@ def _run_dask(entries, results_dir, scheduler: str, done) -> None:
     from distributed import Client, as_completed as dask_completed
 
     try:
-        client = Client(scheduler, timeout="20s")
+        client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as exc:
         raise OSError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
     with client:

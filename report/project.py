@@ -101,6 +101,9 @@ def load_project(path) -> Project:
             continue
         if name in names:
             problems.append(f"sample name '{name}' used twice")
+        if name in (".", "..") or any(c in name for c in "/\\") or not name.isprintable():
+            # result files are named after the sample
+            problems.append(f"sample name {name!r} cannot name a file (no /, \\, control characters, '.' or '..')")
         names.append(name)
         depth[name] = {**top_depth, **_read_depth(sample.get("depth", {}), f"sample '{name}' depth", problems)}
         checks[name] = _read_checks(sample.get("checks", {}), f"sample '{name}' checks", problems, top_checks)
