@@ -78,7 +78,9 @@ def overview_section(title: str, evidence, analyses, inputs: dict[str, dict]) ->
                                    "missing from the verdicts (see the analyses table below)."))
     for e in evidence:
         section.blocks.append(Heading(e.sample))
-        if e.series is not None:
+        if e.series is not None and not e.series.data_vars:
+            section.blocks.append(Text(f"No depth profile for {e.sample}: {e.series.attrs.get('notes')}."))
+        elif e.series is not None:
             section.blocks.append(Figure(overlay_figure(e.series, e.surface_nm, e.sample),
                                          f"{e.sample}: XPS and ToF-SIMS on the common depth axis; horizontal bars are "
                                          "the depth conversions' esds, the grey band the surface layer."
