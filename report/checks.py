@@ -97,11 +97,15 @@ def xrd_checks(sample: str, refinement, th: dict) -> list[Check]:
         verdict_text = str(ds["dopant_verdict"].values[i])
         limit = float(ds["dopant_min_detectable"].values[i]) if "dopant_min_detectable" in ds else sigma * e
         value = f"{f:.4f} ± {e:.4f}"
+        expected_here = site in wanted
         if verdict_text == "determined" and f > 0:
             verdict, reason = SUPPORTED, f"{dopant} on {site} refines to {value}, {abs(f) / e:.1f} esd above zero."
         elif verdict_text == "determined":
             verdict, reason = UNDETERMINED, (f"{dopant} on {site} refines to a negative {value}: the model "
                                              "absorbs something else there, so it says nothing about the dopant.")
+        elif verdict_text == "consistent with zero" and not expected_here:
+            verdict, reason = CONTRADICTED, (f"{dopant} on {site} refines to {value}, consistent with zero; any "
+                                             f"fraction above {limit:.3f} ({sigma:g} esd) would have been seen.")
         elif verdict_text == "consistent with zero" and limit <= expected:
             verdict, reason = CONTRADICTED, (
                 f"{dopant} on {site} refines to {value}, consistent with zero, although any fraction above "
@@ -111,7 +115,8 @@ def xrd_checks(sample: str, refinement, th: dict) -> list[Check]:
                 f"{dopant} on {site} refines to {value}: only fractions above {limit:.3f} ({sigma:g} esd) could be "
                 f"seen, more than the {expected:g} expected, so these data cannot tell.")
         rows.append(Check(sample, "XRD", f"{dopant} on {site}", "site fraction", f, e, "1",
-                          f"|d| ≥ {sigma:g} esd; detectable ≤ {expected:g}", verdict, reason, site in wanted))
+                          f"|d| ≥ {sigma:g} esd" + (f"; detectable ≤ {expected:g}" if expected_here else ""),
+                          verdict, reason, expected_here))
     return rows
 
 
@@ -145,10 +150,10 @@ def xps_checks(sample: str, depth_nm, share, share_stderr, rate_rel_stderr: floa
     if beyond.sum() < 3:
         why = f"only {int(beyond.sum())} XPS level(s) lie beyond {surface:g} nm; 3 are needed to test a trend."
         nan = float("nan")
-        return [Check(sample, "XPS", claim_present, "mean share", nan, nan, "1", f"≥ {th['xps_min_share']:g}",
-                      UNDETERMINED, why),
-                Check(sample, "XPS", claim_flat, "slope", nan, nan, "1/nm", f"|slope| < {th['slope_sigma']:g} esd",
-                      UNDETERMINED, why)]
+        return [Check(sample, "XPS", claim_present, "mean share", nan, nan, "%",
+                      f"≥ {100 * th['xps_min_share']:g} %", UNDETERMINED, why),
+                Check(sample, "XPS", claim_flat, "slope", nan, nan, "% per 100 nm",
+                      f"|slope| < {th['slope_sigma']:g} esd", UNDETERMINED, why)]
     b, se_b, mean, se_mean, chi2, dof = weighted_line(depth_nm[beyond], share[beyond], share_stderr[beyond])
     se_b = math.hypot(se_b, b * rate_rel_stderr)
     scatter = math.sqrt(chi2 / dof)
@@ -175,9 +180,11 @@ def xps_checks(sample: str, depth_nm, share, share_stderr, rate_rel_stderr: floa
     else:
         flat = (SUPPORTED, f"The {comp} share is flat over {span} ({per_100}, {z:.1f} esd; scatter "
                            f"{scatter:.2g}x noise).")
+    # shares in %, slopes in percentage points per 100 nm: the numbers a reader compares
     return [
-        Check(sample, "XPS", claim_present, "mean share", mean, se_mean, "1", f"≥ {minimum:g}", *present),
-        Check(sample, "XPS", claim_flat, "slope", b, se_b, "1/nm",
+        Check(sample, "XPS", claim_present, "mean share", 100 * mean, 100 * se_mean, "%", f"≥ {100 * minimum:g} %",
+              *present),
+        Check(sample, "XPS", claim_flat, "slope", 1e4 * b, 1e4 * se_b, "% per 100 nm",
               f"|slope| < {th['slope_sigma']:g} esd; scatter ≤ {th['xps_max_scatter']:g}x noise", *flat),
     ]
 
@@ -204,8 +211,8 @@ def sims_checks(sample: str, uniformity, coloc, profile, th: dict) -> list[Check
         else:
             verdict, reason = SUPPORTED, (f"{frag} changes by {_pct(rel)} ± {_pct(rel_se)} over {low:.3g}-{high:.3g} "
                                           f"{units}, within counting noise (p = {p:.2g}).")
-        rows.append(Check(sample, "ToF-SIMS", claim, "relative change", rel, rel_se, "1", f"p ≥ {alpha:g}",
-                          verdict, reason))
+        rows.append(Check(sample, "ToF-SIMS", claim, "relative change", 100 * rel, 100 * rel_se, "%",
+                          f"p ≥ {alpha:g}", verdict, reason))
         ratio, ratio_se = float(u["surface_to_bulk"]), float(u["surface_to_bulk_stderr"])
         limit = float(th["sims_max_surface_ratio"])
         if not math.isfinite(ratio):

@@ -76,9 +76,9 @@ def test_demo_verdicts_follow_the_simulated_truth(demo):
     # refined B on LiTMO2:Li within 2 esd of the simulated 0.06
     site = lbo["B on LiTMO2:Li"]
     assert abs(site["value"] - 0.06) < 2 * site["stderr"]
-    # XPS mean TM-O-B share beyond the surface within 2 esd of the simulated 0.5
+    # XPS mean TM-O-B share beyond the surface within 2 esd of the simulated 50 %
     share = lbo["TM-O-B share beyond 60 nm"]
-    assert abs(share["value"] - 0.5) < 2 * share["stderr"]
+    assert share["units"] == "%" and abs(share["value"] - 50.0) < 2 * share["stderr"]
 
 
 def test_demo_depth_axis_carries_the_conversions(demo):
