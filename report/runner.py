@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import xarray as xr
+from tqdm import tqdm
 
 from . import cache
 from .atomic import write_text
@@ -118,7 +119,7 @@ def run_project(project_path, out_dir, progress: bool = True, workers: int | Non
     write_text(out_dir / "checks.json", json.dumps([e.to_dict() for e in summary.evidence], indent=2))
     _write_provenance(project, summary, list(inputs.values()), keys)
     write_report(out_dir / "report.html", f"doptrace report: {project.title}",
-                 _sections(project, summary, inputs))
+                 _sections(project, summary, inputs, progress))
     return summary
 
 
@@ -145,9 +146,9 @@ def _write_provenance(project, summary: RunSummary, inputs: list[dict], keys: li
     write_text(summary.out_dir / "provenance.json", json.dumps(record, indent=2, default=str))
 
 
-def _sections(project, summary: RunSummary, inputs: dict[str, dict]) -> list[Section]:
+def _sections(project, summary: RunSummary, inputs: dict[str, dict], progress: bool = False) -> list[Section]:
     sections = [overview_section(project.title, summary.evidence, summary.analyses, inputs)]
-    for name, adapter in adapters().items():
+    for name, adapter in tqdm(adapters().items(), desc="report", unit="section", disable=not progress):
         done = [a for a in summary.analyses if a.entry.technique == name and not a.error]
         if done:
             sections.append(Section(adapter.TITLE, adapter.section(done), anchor=name))
