@@ -65,7 +65,8 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 td,th{border:1px solid #bbb;padding:.2em .5em;text-align:left}
 th{background:#eee} figure{margin:1em 0} img{max-width:100%}
 figcaption{font-size:.9em;color:#444} nav a{margin-right:1em}
-.failed{color:#a00}
+.failed{color:#a00} .supported{background:#e3f4e1} .contradicted{background:#f9e0de}
+.undetermined{background:#f3f3f3}
 </style></head><body>
 <h1>{{ title }}</h1>
 <nav>{% for s in sections %}<a href="#{{ s.anchor }}">{{ s.title }}</a>{% endfor %}</nav>
@@ -74,12 +75,16 @@ figcaption{font-size:.9em;color:#444} nav a{margin-right:1em}
 {% elif b.__class__.__name__ == "Heading" %}<h3>{{ b.text }}</h3>
 {% elif b.__class__.__name__ == "Table" %}<table>{% if b.caption %}<caption>{{ b.caption }}</caption>{% endif %}
 <tr>{% for h in b.header %}<th>{{ h }}</th>{% endfor %}</tr>
-{% for r in b.rows %}<tr>{% for c in r %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% for r in b.rows %}<tr>{% for c in r %}<td{% if c in verdicts %} class="{{ verdicts[c] }}"{% endif %}>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
 {% elif b.__class__.__name__ == "Figure" %}<figure><img src="{{ b.uri }}" alt="{{ b.caption }}"><figcaption>{{ b.caption }}</figcaption></figure>
 {% endif %}{% endfor %}</section>
 {% endfor %}
 </body></html>
 """
+
+
+# table cells holding a verdict are shaded, so the verdict table reads at a glance
+_VERDICT_CLASSES = {"supported": "supported", "contradicted": "contradicted", "not determined": "undetermined"}
 
 
 def render(title: str, sections: list[Section]) -> str:
@@ -88,7 +93,7 @@ def render(title: str, sections: list[Section]) -> str:
         if not section.anchor:
             section.anchor = f"s{number}"
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(_TEMPLATE).render(title=title, sections=sections)
+    return env.from_string(_TEMPLATE).render(title=title, sections=sections, verdicts=_VERDICT_CLASSES)
 
 
 def write_report(path: str | os.PathLike, title: str, sections: list[Section]) -> Path:
