@@ -192,7 +192,7 @@ def xps_checks(sample: str, depth_nm, share, share_stderr, rate_rel_stderr: floa
 # ----------------------------------------------------------------------------- ToF-SIMS
 def sims_checks(sample: str, uniformity, coloc, profile, th: dict) -> list[Check]:
     """Dopant fragment uniform with depth, not piled up at the surface, and colocalized with the host."""
-    frag, host, alpha = str(th["sims_fragment"]), str(th["sims_host"]), float(th["sims_alpha"])
+    frag, alpha = str(th["sims_fragment"]), float(th["sims_alpha"])
     rows = []
     nan = float("nan")
     if uniformity is not None and frag in [str(f) for f in uniformity["fragment"].values]:

@@ -48,6 +48,53 @@ class Figure:
 
 
 @dataclass
+class Plot:
+    """A figure drawn later, maybe in another process: ``function(*args, **kwargs)`` returns a matplotlib figure.
+
+    Reports of hundreds of analyses spend most of their time drawing figures; deferring them lets
+    :func:`draw_plots` spread the drawing over worker processes. ``function`` must be importable
+    (a module-level function) and its arguments picklable (xarray Datasets are).
+    """
+
+    function: object
+    args: tuple = ()
+    caption: str = ""
+    kwargs: dict = field(default_factory=dict)
+    uri: str = ""
+
+
+def _draw(function, args, kwargs) -> str:
+    from .execute import quiet_warnings
+
+    quiet_warnings()
+    return figure_to_data_uri(function(*args, **kwargs))
+
+
+def draw_plots(sections: list, workers: int | None = None, progress: bool = False) -> None:
+    """Draw every :class:`Plot` of ``sections`` in place, on ``workers`` processes when there are many."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    plots = [b for s in sections for b in s.blocks if isinstance(b, Plot) and not b.uri]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(plots)))
+    with tqdm(total=len(plots), desc="figures", unit="figure", disable=not progress) as bar:
+        # a worker process costs seconds to start (matplotlib, xarray): only worth it for many figures
+        if workers == 1 or len(plots) < 40:
+            for plot in plots:
+                plot.uri = _draw(plot.function, plot.args, plot.kwargs)
+                bar.update()
+            return
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(_draw, p.function, p.args, p.kwargs) for p in plots]
+            for plot, future in zip(plots, futures):
+                plot.uri = future.result()
+                bar.update()
+
+
+@dataclass
 class Section:
     """One report section: a title and its blocks in order."""
 
@@ -76,7 +123,7 @@ figcaption{font-size:.9em;color:#444} nav a{margin-right:1em}
 {% elif b.__class__.__name__ == "Table" %}<table>{% if b.caption %}<caption>{{ b.caption }}</caption>{% endif %}
 <tr>{% for h in b.header %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for r in b.rows %}<tr>{% for c in r %}<td{% if c in verdicts %} class="{{ verdicts[c] }}"{% endif %}>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
-{% elif b.__class__.__name__ == "Figure" %}<figure><img src="{{ b.uri }}" alt="{{ b.caption }}"><figcaption>{{ b.caption }}</figcaption></figure>
+{% elif b.__class__.__name__ in ("Figure", "Plot") %}<figure><img src="{{ b.uri }}" alt="{{ b.caption }}"><figcaption>{{ b.caption }}</figcaption></figure>
 {% endif %}{% endfor %}</section>
 {% endfor %}
 </body></html>
@@ -88,7 +135,8 @@ _VERDICT_CLASSES = {"supported": "supported", "contradicted": "contradicted", "n
 
 
 def render(title: str, sections: list[Section]) -> str:
-    """HTML text of the report; every string from a file or a user is escaped."""
+    """HTML text of the report; every string from a file or a user is escaped. Plots not yet drawn are drawn here."""
+    draw_plots(sections, workers=1)
     for number, section in enumerate(sections):
         if not section.anchor:
             section.anchor = f"s{number}"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .checks import TECHNIQUES
 from .depth import overlay_figure
-from .html import Figure, Heading, Section, Table, Text
+from .html import Heading, Plot, Section, Table, Text
 
 #: attributes of results that come from instrument files and say what was measured
 METADATA_KEYS = ("sample", "sample_name", "instrument", "primary_ion", "polarity", "signal_type",
@@ -93,7 +93,7 @@ def overview_section(title: str, evidence, analyses, inputs: dict[str, dict]) ->
         if e.series is not None and not e.series.data_vars:
             section.blocks.append(Text(f"No depth profile for {e.sample}: {e.series.attrs.get('notes')}."))
         elif e.series is not None:
-            section.blocks.append(Figure(overlay_figure(e.series, e.surface_nm, e.sample),
+            section.blocks.append(Plot(overlay_figure, (e.series, e.surface_nm, e.sample),
                                          f"{e.sample}: XPS and ToF-SIMS on the common depth axis; horizontal bars are "
                                          "the depth conversions' esds, the grey band the surface layer."
                                          + (f" Notes: {e.series.attrs['notes']}." if e.series.attrs.get("notes") else "")))

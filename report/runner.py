@@ -20,7 +20,7 @@ from .atomic import write_text
 from .conventions import read_netcdf, write_netcdf
 from .crosscheck import SampleEvidence, evaluate
 from .execute import FILE_ERRORS, Outcome, run_all
-from .html import Section, write_report
+from .html import Section, draw_plots, write_report
 from .overview import overview_section
 from .project import Entry, load_project
 from .provenance import environment, file_record
@@ -118,8 +118,9 @@ def run_project(project_path, out_dir, progress: bool = True, workers: int | Non
             write_netcdf(evidence.series, results_dir / f"{evidence.sample}__depth.nc")
     write_text(out_dir / "checks.json", json.dumps([e.to_dict() for e in summary.evidence], indent=2))
     _write_provenance(project, summary, list(inputs.values()), keys)
-    write_report(out_dir / "report.html", f"doptrace report: {project.title}",
-                 _sections(project, summary, inputs, progress))
+    sections = _sections(project, summary, inputs, progress)
+    draw_plots(sections, workers=workers, progress=progress)
+    write_report(out_dir / "report.html", f"doptrace report: {project.title}", sections)
     return summary
 
 

@@ -125,3 +125,21 @@ def test_cli_reports_a_missing_project_in_one_line(tmp_path, capsys):
     assert code == cli.EXIT_BAD_INPUT
     assert len(err) == 1 and "absent.toml" in err[0] and "not found" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_plots_drawn_on_worker_processes_equal_those_drawn_here():
+    from report.depth import depth_series, overlay_figure
+    from report.html import Plot, Section, draw_plots
+    from report.quantity import Quantity
+
+    fit = xr.Dataset({"fraction": (("etch_time", "component"), [[0.9, 0.1], [0.5, 0.5]]),
+                      "fraction_stderr": (("etch_time", "component"), [[0.01, 0.01], [0.02, 0.02]])},
+                     coords={"etch_time": [0.0, 100.0], "component": ["B-O-B", "TM-O-B"]})
+    series = depth_series("S", fit, Quantity(0.4, 0.04, "nm/s"))
+    here = [Plot(overlay_figure, (series, 20.0, f"S{i}")) for i in range(3)]
+    pooled = [Plot(overlay_figure, (series, 20.0, f"S{i % 3}")) for i in range(42)]  # >= 40: a process pool
+    draw_plots([Section("a", here)], workers=1)
+    draw_plots([Section("b", pooled)], workers=2)
+    assert all(p.uri.startswith("data:image/png;base64,") for p in pooled)
+    assert [p.uri for p in pooled[:3]] == [p.uri for p in here]
+    assert pooled[0].uri != pooled[1].uri  # different titles, different pictures

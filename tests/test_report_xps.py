@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from report.conventions import check_result
-from report.html import Figure, Table
+from report.html import Figure, Plot, Section, Table, draw_plots
 from report.runner import Analysis, run_project
 from report.techniques import adapters
 from report.project import Entry
@@ -47,7 +47,8 @@ def test_section_blocks(tmp_path):
     entries, results = _analyse(tmp_path, "LBO-LRMO", True, 3)
     analyses = [Analysis(Entry("LBO-LRMO", "xps", i, e), r) for i, (e, r) in enumerate(zip(entries, results))]
     blocks = adapter.section(analyses)
-    figures = [b for b in blocks if isinstance(b, Figure)]
+    draw_plots([Section("xps", blocks)])
+    figures = [b for b in blocks if isinstance(b, (Figure, Plot))]
     tables = [b for b in blocks if isinstance(b, Table)]
     assert len(figures) == 4  # two headline plots (B 1s, In 3d) and one fit plot per analysis
     assert all(f.uri.startswith("data:image/png;base64,") for f in figures)

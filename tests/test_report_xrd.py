@@ -6,7 +6,7 @@ import pytest
 
 from report.conventions import check_result, read_netcdf
 from report.demo import simulate_entries, write_project_file
-from report.html import Figure, Table, Text
+from report.html import Figure, Plot, Table, Text
 from report.runner import run_project
 from report.techniques import adapters
 
@@ -37,7 +37,7 @@ def test_demo_samples_refine_to_the_simulated_boron(project):
 def test_section_has_plot_parameter_and_verdict_tables(project):
     folder, summary = project
     blocks = adapters()["xrd"].section(summary.analyses)
-    assert sum(isinstance(b, Figure) for b in blocks) == 2
+    assert sum(isinstance(b, (Figure, Plot)) for b in blocks) == 2
     tables = [b for b in blocks if isinstance(b, Table)]
     verdicts = next(t for t in tables if t.caption == "Dopant site fractions")
     assert len(verdicts.rows) == 10 and {r[3] for r in verdicts.rows} >= {"determined", "consistent with zero"}

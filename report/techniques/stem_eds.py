@@ -353,7 +353,7 @@ def radial_figure(h, title: str = ""):
 def section(analyses) -> list:
     """Maps and at% maps with scale and colour bars, quantification, H plots, correlations, verdicts."""
     from report.figures import format_value
-    from report.html import Figure, Table, Text
+    from report.html import Plot, Table, Text
 
     blocks = [Text(
         "Line intensities come from a linear fit of Gaussian line families (exSpy line energies and weights, "
@@ -373,12 +373,12 @@ def section(analyses) -> list:
         name = Path(str(analysis.entry.settings.get("file", ""))).name
         maps = res.get("maps")
         if maps is not None and maps["intensity"].ndim == 3:
-            blocks.append(Figure(maps_figure(maps, f"{sample}: {name} net line intensities"),
+            blocks.append(Plot(maps_figure, (maps, f"{sample}: {name} net line intensities"),
                                  f"{sample}: element maps (net counts, {maps.attrs.get('method')} method)"))
         quant = res.get("quant")
         if quant is not None:
             if quant["atomic_percent"].ndim == 3:
-                blocks.append(Figure(maps_figure(quant, f"{sample}: at% maps"), f"{sample}: atomic-percent maps"))
+                blocks.append(Plot(maps_figure, (quant, f"{sample}: at% maps"), f"{sample}: atomic-percent maps"))
             key = "total_atomic_percent" if "total_atomic_percent" in quant else "atomic_percent"
             for element, line, qual in zip(quant["element"].values, quant["line"].values, quant["qualitative"].values):
                 quant_rows.append([
@@ -388,9 +388,9 @@ def section(analyses) -> list:
                 ])
         h = res.get("homogeneity")
         if h is not None:
-            blocks.append(Figure(h_figure(h, f"{sample}: block dispersion index"),
+            blocks.append(Plot(h_figure, (h, f"{sample}: block dispersion index"),
                                  f"{sample}: H versus block size ({h.attrs.get('basis')})"))
-            blocks.append(Figure(radial_figure(h, f"{sample}: radial profiles"), f"{sample}: radial composition profiles"))
+            blocks.append(Plot(radial_figure, (h, f"{sample}: radial profiles"), f"{sample}: radial composition profiles"))
             elements = [str(e) for e in h["element"].values]
             blocks.append(Table([""] + elements,
                                 [[a] + [f"{float(h['correlation'].sel(element=a, element_b=b)):.2f}" for b in elements]

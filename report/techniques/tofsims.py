@@ -356,7 +356,7 @@ def _uniformity_rows(sample, test):
 
 def section(analyses) -> list:
     """Maps with scale bars, depth profiles with the uniformity test, coloc scatter, sample comparison."""
-    from report.html import Figure, Table, Text
+    from report.html import Figure, Plot, Table, Text
     from tofsims.compare import compare_samples
 
     blocks = [Text(
@@ -370,20 +370,20 @@ def section(analyses) -> list:
         res = analysis.results
         sample = analysis.sample
         if "maps" in res:
-            blocks.append(Figure(maps_figure(res["maps"], sample),
+            blocks.append(Plot(maps_figure, (res["maps"], sample),
                                  f"{sample}: fragment maps summed over scans {res['maps'].attrs['scan_first']}-"
                                  f"{res['maps'].attrs['scan_last']} ({Path(str(res['maps'].attrs['source'])).name})"))
         if "profile" in res:
-            blocks.append(Figure(profile_figure(res["profile"], res.get("uniformity"), sample),
+            blocks.append(Plot(profile_figure, (res["profile"], res.get("uniformity"), sample),
                                  f"{sample}: depth profiles with Poisson error bars"))
         if "projections" in res:
-            blocks.append(Figure(projection_figure(res["projections"], sample),
+            blocks.append(Plot(projection_figure, (res["projections"], sample),
                                  f"{sample}: side projections of the {res['projections'].attrs.get('fragment')} volume"))
         if "uniformity" in res:
             uniform_rows += _uniformity_rows(sample, res["uniformity"])
         if "coloc" in res:
             c = res["coloc"]
-            blocks.append(Figure(coloc_figure(c, sample), f"{sample}: colocalization of {c.attrs['fragment_a']} "
+            blocks.append(Plot(coloc_figure, (c, sample), f"{sample}: colocalization of {c.attrs['fragment_a']} "
                                  f"and {c.attrs['fragment_b']}"))
             coloc_rows.append([sample, f"{c.attrs['fragment_a']}:{c.attrs['fragment_b']}",
                                f"{float(c['pearson_r']):.3f}", f"{float(c['p_value']):.3g}",

@@ -133,7 +133,10 @@ def fraction_figure(items, title: str = ""):
     ax.set_ylabel("fraction of fitted area (1)")
     ax.set_ylim(bottom=0)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    if len(items) <= 12:  # a legend of hundreds of samples would squeeze the axes to nothing
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.99, 0.02, f"{len(items)} samples", transform=ax.transAxes, ha="right", fontsize=8)
     return fig
 
 
@@ -179,7 +182,7 @@ def _quant_table(q):
 
 def section(analyses) -> list:
     """Headline fraction plot over all samples, then per analysis a fit plot and result tables."""
-    from report.html import Figure, Text
+    from report.html import Figure, Plot, Text
 
     blocks = []
     fits = [(a.sample, a.results["fit"]) for a in analyses if "fit" in a.results]
@@ -197,7 +200,7 @@ def section(analyses) -> list:
             blocks.append(Text(f"{a.sample}: {ds.attrs.get('region', '')} in {Path(str(ds.attrs.get('source', ''))).name}"
                                f", background {ds.attrs.get('background', '')}, model {Path(str(ds.attrs.get('model', ''))).name}, "
                                f"charge shift {np.nanmean(ds['charge_shift'].values):+.2f} eV (mean)."))
-            blocks.append(Figure(fit_figure(ds, 0), f"{a.sample}: fit of the first level."))
+            blocks.append(Plot(fit_figure, (ds, 0), f"{a.sample}: fit of the first level."))
             blocks.append(_table(ds))
         if "quant" in a.results:
             blocks.append(_quant_table(a.results["quant"]))

@@ -9,7 +9,7 @@ import numpy as np
 from ..atomic import save_figure, write_text
 from ..conventions import write_netcdf
 from ..figures import format_value, new_figure
-from ..html import Figure, Table, Text
+from ..html import Plot, Table, Text
 
 NAME = "xrd"
 TITLE = "X-ray diffraction (Rietveld)"
@@ -215,7 +215,7 @@ def section(analyses) -> list:
     weak = False
     for analysis in analyses:
         for name, ds in analysis.results.items():
-            blocks.append(Figure(pattern_figure(ds, analysis.sample),
+            blocks.append(Plot(pattern_figure, (ds, analysis.sample),
                                  f"{analysis.sample}: observed, calculated and difference patterns "
                                  f"with reflection positions ({ds.attrs.get('engine')} engine)"))
             param_rows.append([analysis.sample, "fit", "Rwp / Rp / GOF",
