@@ -21,8 +21,27 @@ of the wall time is hashing, reading results back, cross-technique checks and th
 the parent) and peak RSS of this process per phase (VmHWM, reset between phases through
 ``/proc/self/clear_refs`` where the kernel allows) and of the largest pool worker.
 
-Measured on a 2-core container (Python 3.11, Linux):
-    (filled in below the first time it was run; see the numbers under "measured")
+``--profile`` adds one more cached re-run under cProfile and lists doptrace's slowest functions.
+A ``--data`` folder is reused when its project title matches the scale and seed: simulator changes
+since then are not picked up (delete the folder to simulate again).
+
+Measured on a 2-core container (Python 3.11, Linux, 23 GB RAM), doptrace at 74e18bb (report figures
+drawn on a process pool); simulating the full project: 12.9 s, 36 MB of files:
+
+    scale 1 (200 + 20 + 20)     wall s   ratio          parent peak RSS
+    1) 1 worker                 235.0    1.00 (base)    672 MB
+    2) 2 workers                150.1    t1/t2 1.57x    710 MB   (largest worker 390 MB)
+    3) cached re-run             103.1    t3/t2 0.69x    729 MB   PASS: 0/240 redone, 0/800 files changed
+    analysis seconds (run 1): XPS 62.0 (0.31 each), ToF-SIMS 6.8 (0.34), EDS 8.4 (0.42); sum 77.1;
+    outside the analyses 158 s in run 1. A cached re-run (cProfile) spends ~42 % reading the 580
+    result files back (h5netcdf, ~50 ms each), ~42 % drawing 580 figures, the rest on tables and
+    rewriting the 220 depth-series files.
+
+    scale 0.1 (20 + 2 + 2), doptrace at 88f42b0 (figures drawn in the parent): t1 24.2 s,
+    t2 24.1 s (1.01x), t3 16.6 s (0.69x), PASS; parent peak RSS ~540 MB.
+
+At 88f42b0 the full scale gave t1 236.2 s, t2 209.4 s (1.13x), t3 167.3 s and a parent peak RSS of
+2.2-2.5 GB: figures drawn serially in the parent were 60 % of every run, cached or not.
 """
 
 from __future__ import annotations
@@ -266,7 +285,7 @@ def main(argv=None) -> int:
               f"{t2 / n:11.2f} {rss2:19.0f} MB")
         print(f"{'3) cached re-run into 2':34s} {t3:8.1f} {f't3/t2 {t3 / t2:.2f}x':>14s} "
               f"{t3 / n:11.2f} {rss3:19.0f} MB")
-        print(f"largest pool worker RSS in run 2 (sampled every 0.2 s): {worker2:.0f} MB")
+        print(f"largest child process RSS in run 2 (analysis or figure workers, sampled every 0.2 s): {worker2:.0f} MB")
 
         print(f"\n{'technique':10s} {'analyses':>8s} {'sum s (1)':>10s} {'mean s (1)':>10s} {'sum s (2)':>10s}")
         by1, by2 = technique_seconds(s1), technique_seconds(s2)
