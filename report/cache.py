@@ -108,3 +108,28 @@ def forget(cache_dir: Path, entry, keep: set[str] = frozenset()) -> None:
         if str(file) not in keep and file.is_file() and file.parent == (root / "results").resolve():
             file.unlink()
     path.unlink(missing_ok=True)
+
+
+def report_key(project_sha256: str, entry_keys: list[str]) -> str:
+    """Key of everything the report is drawn from: the project file and every analysis's key."""
+    return hashlib.sha256(json.dumps([project_sha256, entry_keys, __version__, code_fingerprint()]).encode()).hexdigest()
+
+
+def report_current(cache_dir: Path, key: str) -> bool:
+    """True when the report files recorded under ``key`` are all still there, byte for byte."""
+    try:
+        record = json.loads((Path(cache_dir) / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict) or record.get("key") != key or not isinstance(record.get("files"), dict):
+        return False
+    root = Path(cache_dir).parent
+    return all((root / name).is_file() and sha256_file(root / name) == digest
+               for name, digest in record["files"].items())
+
+
+def store_report(cache_dir: Path, key: str, files: list[Path]) -> None:
+    """Record the report files written from ``key`` (paths inside the output folder)."""
+    root = Path(cache_dir).resolve().parent
+    digests = {Path(f).resolve().relative_to(root).as_posix(): sha256_file(f) for f in files}
+    write_text(Path(cache_dir) / "report.json", json.dumps({"key": key, "files": digests}, indent=2))

@@ -54,7 +54,8 @@ def _report_summary(summary) -> int:
         print(f"{evidence.sample}: {evidence.verdict}. {evidence.reason}")
     cached = len(summary.analyses) - len(summary.redone)
     if cached:
-        print(f"{cached} of {len(summary.analyses)} analyses reused from the cache")
+        print(f"{cached} of {len(summary.analyses)} analyses reused from the cache"
+              + ("; nothing changed, so the report was kept as it was" if summary.report_reused else ""))
     for analysis in summary.failed:
         print(f"doptrace: failed: {analysis.entry.key}: {analysis.error}", file=sys.stderr)
     return EXIT_FAILED_ANALYSES if summary.failed else 0

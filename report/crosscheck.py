@@ -31,6 +31,13 @@ class SampleEvidence:
         return {"sample": self.sample, "verdict": self.verdict, "reason": self.reason,
                 "techniques": dict(self.techniques), "checks": [c.to_dict() for c in self.checks]}
 
+    @classmethod
+    def from_dict(cls, record: dict) -> "SampleEvidence":
+        """The evidence as ``checks.json`` holds it (without the depth series)."""
+        rows = [ck.Check(**{k: (float("nan") if v is None and k in ("value", "stderr") else v) for k, v in c.items()})
+                for c in record["checks"]]
+        return cls(record["sample"], rows, dict(record["techniques"]), record["verdict"], record["reason"])
+
 
 def _failure(sample: str, analysis) -> ck.Check:
     nan = float("nan")

@@ -48,6 +48,7 @@ class RunSummary:
     out_dir: Path
     analyses: list[Analysis]
     evidence: list[SampleEvidence] = field(default_factory=list)
+    report_reused: bool = False  # nothing changed since the report in out_dir was written
 
     @property
     def failed(self) -> list[Analysis]:
@@ -111,16 +112,30 @@ def run_project(project_path, out_dir, progress: bool = True, workers: int | Non
             cache.forget(cache_dir, entry, keep={o["path"] for o in outcome.outputs})
             cache.store(cache_dir, entry, keys[i], outcome.outputs, outcome.seconds)
         outcomes[i] = outcome
+    report_key = cache.report_key(file_record(project.path)["sha256"], keys)
+    if not pending and cache.report_current(cache_dir, report_key):
+        # nothing changed: the report, checks.json and depth files on disk are this run's already
+        analyses = [Analysis(e, outputs=[o["path"] for o in out.outputs], seconds=out.seconds, cached=True)
+                    for e, out in zip(project.entries, outcomes)]
+        evidence = [SampleEvidence.from_dict(r) for r in json.loads((out_dir / "checks.json").read_text())]
+        summary = RunSummary(out_dir, analyses, evidence, report_reused=True)
+        _write_provenance(project, summary, list(inputs.values()), keys)
+        return summary
     analyses = [_analysis(e, o) for e, o in zip(project.entries, outcomes)]
     summary = RunSummary(out_dir, analyses, evaluate(project, analyses))
+    written = []
     for evidence in summary.evidence:
         if evidence.series is not None and evidence.series.data_vars:
-            write_netcdf(evidence.series, results_dir / f"{evidence.sample}__depth.nc")
-    write_text(out_dir / "checks.json", json.dumps([e.to_dict() for e in summary.evidence], indent=2))
+            written.append(write_netcdf(evidence.series, results_dir / f"{evidence.sample}__depth.nc"))
+    written.append(write_text(out_dir / "checks.json", json.dumps([e.to_dict() for e in summary.evidence], indent=2)))
     _write_provenance(project, summary, list(inputs.values()), keys)
     sections = _sections(project, summary, inputs, progress)
     draw_plots(sections, workers=workers, progress=progress)
-    write_report(out_dir / "report.html", f"doptrace report: {project.title}", sections)
+    written.append(write_report(out_dir / "report.html", f"doptrace report: {project.title}", sections))
+    if not summary.failed:
+        cache.store_report(cache_dir, report_key, written)
+    else:
+        (cache_dir / "report.json").unlink(missing_ok=True)
     return summary
 
 

@@ -98,9 +98,13 @@ def test_demo_rerun_redoes_nothing_and_keeps_every_result_byte_identical(demo, c
     out, _ = demo
     before = {p.name: sha256_file(p) for p in (out / "results").glob("*.nc")}
     times = {p.name: p.stat().st_mtime_ns for p in (out / "results").glob("*__*__*.nc")}
+    report = {name: sha256_file(out / name) for name in ("report.html", "checks.json")}
     code = cli.main(["run", str(out / "project.toml"), "--out", str(out), "--quiet"])
     assert code == 0
-    assert "10 of 10 analyses reused from the cache" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "10 of 10 analyses reused from the cache; nothing changed, so the report was kept" in printed
+    assert "LBO-LRMO: supported." in printed and "BM-LRMO: contradicted." in printed
+    assert {name: sha256_file(out / name) for name in ("report.html", "checks.json")} == report
     provenance = json.loads((out / "provenance.json").read_text())
     assert all(a["cached"] for a in provenance["analyses"])
     assert {p.name: sha256_file(p) for p in (out / "results").glob("*.nc")} == before

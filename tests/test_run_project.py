@@ -77,7 +77,16 @@ def test_rerun_redoes_only_what_changed(small_project, tmp_path):
     before = _hashes(out)
 
     again = run_project(project, out, progress=False, workers=1)
-    assert again.redone == [] and _hashes(out) == before
+    assert again.redone == [] and again.report_reused and _hashes(out) == before
+
+    # a stricter threshold re-weighs the evidence without redoing any analysis
+    project.write_text(project.read_text().replace('surface_depth = "60 nm"',
+                                                   'surface_depth = "60 nm"\nsims_min_r = 0.9999', 1))
+    stricter = run_project(project, out, progress=False, workers=1)
+    assert stricter.redone == [] and not stricter.report_reused
+    coloc = [c for e in stricter.evidence if e.sample == "LBO-LRMO" for c in e.checks if "colocalized" in c.claim]
+    assert coloc[0].verdict == "contradicted" and coloc[0].value < 0.9999
+    assert _hashes(out) == before
 
     # a changed parameter redoes that analysis only
     text = project.read_text().replace("seed = 107", "seed = 108", 1)
