@@ -38,8 +38,8 @@ drawn on a process pool); simulating the full project: 12.9 s, 36 MB of files:
     rewriting the 220 depth-series files.
 
     scale 0.1 (20 + 2 + 2): t1 29.3 s, t2 23.2 s (1.26x), t3 15.2 s (0.66x), PASS; parent peak
-    RSS 415 MB; the cached re-run spends 9 s drawing 58 figures (pool start-up included) and 6 s
-    reading 58 result files. Repeats vary by ~10 % (t1 26.2 s in another run). At 88f42b0: t1
+    RSS 415 MB; the cached re-run (cProfile) spends 9 s drawing the figures (pool start-up
+    included) and 6 s reading the 58 result files back. Repeats vary by ~10 % (t1 26.2 s in another run). At 88f42b0: t1
     24.2 s, t2 24.1 s (1.01x), t3 16.6 s.
 
 At 88f42b0 the full scale gave t1 236.2 s, t2 209.4 s (1.13x), t3 167.3 s and a parent peak RSS of
