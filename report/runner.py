@@ -59,13 +59,6 @@ class RunSummary:
         return [a for a in self.analyses if not a.cached]
 
 
-def run_analysis(entry: Entry, results_dir: Path) -> Analysis:
-    """Run one entry in this process and read its results back; never raises for bad files."""
-    from .execute import run_entry
-
-    return _analysis(entry, run_entry(entry, results_dir))
-
-
 def _analysis(entry: Entry, outcome: Outcome) -> Analysis:
     analysis = Analysis(entry, outputs=[o["path"] for o in outcome.outputs], error=outcome.error,
                         seconds=outcome.seconds, cached=outcome.cached)
@@ -112,14 +105,15 @@ def run_project(project_path, out_dir, progress: bool = True, workers: int | Non
             cache.forget(cache_dir, entry, keep={o["path"] for o in outcome.outputs})
             cache.store(cache_dir, entry, keys[i], outcome.outputs, outcome.seconds)
         outcomes[i] = outcome
-    report_key = cache.report_key(file_record(project.path)["sha256"], keys)
+    project_record = file_record(project.path)
+    report_key = cache.report_key(project_record["sha256"], keys)
     if not pending and cache.report_current(cache_dir, report_key):
         # nothing changed: the report, checks.json and depth files on disk are this run's already
         analyses = [Analysis(e, outputs=[o["path"] for o in out.outputs], seconds=out.seconds, cached=True)
                     for e, out in zip(project.entries, outcomes)]
         evidence = [SampleEvidence.from_dict(r) for r in json.loads((out_dir / "checks.json").read_text())]
         summary = RunSummary(out_dir, analyses, evidence, report_reused=True)
-        _write_provenance(project, summary, list(inputs.values()), keys)
+        _write_provenance(project_record, project, summary, list(inputs.values()), keys)
         return summary
     analyses = [_analysis(e, o) for e, o in zip(project.entries, outcomes)]
     summary = RunSummary(out_dir, analyses, evaluate(project, analyses))
@@ -128,7 +122,7 @@ def run_project(project_path, out_dir, progress: bool = True, workers: int | Non
         if evidence.series is not None and evidence.series.data_vars:
             written.append(write_netcdf(evidence.series, results_dir / f"{evidence.sample}__depth.nc"))
     written.append(write_text(out_dir / "checks.json", json.dumps([e.to_dict() for e in summary.evidence], indent=2)))
-    _write_provenance(project, summary, list(inputs.values()), keys)
+    _write_provenance(project_record, project, summary, list(inputs.values()), keys)
     sections = _sections(project, summary, inputs, progress)
     draw_plots(sections, workers=workers, progress=progress)
     written.append(write_report(out_dir / "report.html", f"doptrace report: {project.title}", sections))
@@ -139,9 +133,10 @@ def run_project(project_path, out_dir, progress: bool = True, workers: int | Non
     return summary
 
 
-def _write_provenance(project, summary: RunSummary, inputs: list[dict], keys: list[str]) -> None:
+def _write_provenance(project_record: dict, project, summary: RunSummary, inputs: list[dict],
+                      keys: list[str]) -> None:
     record = environment()
-    record["project"] = file_record(project.path)
+    record["project"] = project_record
     record["inputs"] = inputs
     record["code_fingerprint"] = cache.code_fingerprint()
     record["depth"] = {s: {k: str(q) for k, q in d.items()} for s, d in project.depth.items()}
