@@ -42,6 +42,11 @@ drawn on a process pool); simulating the full project: 12.9 s, 36 MB of files:
     included) and 6 s reading the 58 result files back. Repeats vary by ~10 % (t1 26.2 s in another run). At 88f42b0: t1
     24.2 s, t2 24.1 s (1.01x), t3 16.6 s.
 
+At ccb781c (36a857e: a re-run with nothing changed keeps report, checks and depth files, recorded
+by hash) the re-run is all hashing: full scale t1 245.0 s, t2 148.7 s (1.65x; a short pytest run
+overlapped it), t3 0.2 s (0.0013x), PASS; scale 0.1 t1 25.3 s, t2 19.2 s (1.32x), t3 0.04 s (0.0022x), PASS.
+``--profile`` then shows little: the work is in runs 1 and 2.
+
 At 88f42b0 the full scale gave t1 236.2 s, t2 209.4 s (1.13x), t3 167.3 s and a parent peak RSS of
 2.2-2.5 GB: figures drawn serially in the parent were 60 % of every run, cached or not.
 """
@@ -281,12 +286,12 @@ def main(argv=None) -> int:
 
         n = len(s1.analyses)
         peak = "peak RSS" if rss.resettable else "peak RSS since start"
-        print(f"\n{'run':34s} {'wall s':>8s} {'ratio':>14s} {'s/analysis':>11s} {peak:>22s}")
-        print(f"{'1) 1 worker (in-process)':34s} {t1:8.1f} {'1.00 (base)':>14s} {t1 / n:11.2f} {rss1:19.0f} MB")
-        print(f"{f'2) {args.workers} workers (process pool)':34s} {t2:8.1f} {f't1/t2 {t1 / t2:.2f}x':>14s} "
-              f"{t2 / n:11.2f} {rss2:19.0f} MB")
-        print(f"{'3) cached re-run into 2':34s} {t3:8.1f} {f't3/t2 {t3 / t2:.2f}x':>14s} "
-              f"{t3 / n:11.2f} {rss3:19.0f} MB")
+        print(f"\n{'run':34s} {'wall s':>8s} {'ratio':>16s} {'s/analysis':>11s} {peak:>22s}")
+        print(f"{'1) 1 worker (in-process)':34s} {t1:8.2f} {'1.00 (base)':>16s} {t1 / n:11.3f} {rss1:19.0f} MB")
+        print(f"{f'2) {args.workers} workers (process pool)':34s} {t2:8.2f} {f't1/t2 {t1 / t2:.3g}x':>16s} "
+              f"{t2 / n:11.3f} {rss2:19.0f} MB")
+        print(f"{'3) cached re-run into 2':34s} {t3:8.2f} {f't3/t2 {t3 / t2:.3g}x':>16s} "
+              f"{t3 / n:11.3f} {rss3:19.0f} MB")
         print(f"largest child process RSS in run 2 (analysis or figure workers, sampled every 0.2 s): {worker2:.0f} MB")
 
         print(f"\n{'technique':10s} {'analyses':>8s} {'sum s (1)':>10s} {'mean s (1)':>10s} {'sum s (2)':>10s}")
@@ -297,7 +302,7 @@ def main(argv=None) -> int:
         sum2 = sum(s for _, s in by2.values())
         print(f"{'all':10s} {n:8d} {sum1:10.1f} {sum1 / n:10.2f} {sum2:10.1f}")
         print(f"outside the analyses (hashing, read-back, checks, report): run 1 {t1 - sum1:.1f} s, "
-              f"run 3 {t3:.1f} s (nothing analysed)")
+              f"run 3 {t3:.2f} s (nothing analysed)")
         print(f"results of run 1 and run 2 byte-identical: {'yes' if same_1_vs_2 else 'no'}")
 
         for problem in problems:
