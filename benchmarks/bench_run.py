@@ -44,8 +44,8 @@ drawn on a process pool); simulating the full project: 12.9 s, 36 MB of files:
 
 At ccb781c (36a857e: a re-run with nothing changed keeps report, checks and depth files, recorded
 by hash) the re-run is all hashing: full scale t1 245.0 s, t2 148.7 s (1.65x; a short pytest run
-overlapped it), t3 0.2 s (0.0013x), PASS; scale 0.1 t1 25.3 s, t2 19.2 s (1.32x), t3 0.04 s (0.0022x), PASS.
-``--profile`` then shows little: the work is in runs 1 and 2.
+overlapped it), t3 0.2 s (0.0013x), PASS; scale 0.1 t1 25.3 s, t2 19.2 s (1.32x), t3 0.04 s
+(0.0022x), PASS. ``--profile`` then shows little: the work is in runs 1 and 2.
 
 At 88f42b0 the full scale gave t1 236.2 s, t2 209.4 s (1.13x), t3 167.3 s and a parent peak RSS of
 2.2-2.5 GB: figures drawn serially in the parent were 60 % of every run, cached or not.
