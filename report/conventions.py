@@ -102,13 +102,26 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda p: storable.to_netcdf(p, engine="h5netcdf"))
 
 
+def _read_engine() -> str:
+    # netCDF4 (the NetCDF C library) reads the same files 6-10x faster than h5netcdf, whose per-object
+    # h5py overhead was ~40 % of rebuilding a 240-analysis report; h5netcdf remains the fallback.
+    try:
+        import netCDF4  # noqa: F401
+    except ImportError:
+        return "h5netcdf"
+    return "netcdf4"
+
+
+_READ_ENGINE = _read_engine()
+
+
 def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
     """Read a result written by :func:`write_netcdf`, decoding JSON attributes."""
     path = Path(path)
     if not path.is_file():
         raise ReportError(f"{path}: no such result file")
     try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
+        with xr.open_dataset(path, engine=_READ_ENGINE) as ds:
             ds = ds.load()
     except (OSError, ValueError) as exc:
         raise ReportError(f"{path}: not a readable NetCDF result ({exc})") from None

@@ -15,6 +15,7 @@ import traceback
 import uuid
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def run_all(entries, results_dir, workers: int | None = None, scheduler: str | N
 
     ``workers=1`` (or a single entry) runs in this process. ``scheduler`` is a dask.distributed
     address such as ``tcp://10.0.0.5:8786``; without it a local process pool of ``workers``
-    processes (default: the CPU count) is used. A crashed worker fails only its own analysis.
+    processes (default: the CPU count) is used. A crashed worker fails only its own analysis
+    (the pool's other analyses are run again, see :func:`_run_pool`).
     """
     entries = list(entries)
     outcomes: dict[int, Outcome] = {}
@@ -95,16 +97,35 @@ def run_all(entries, results_dir, workers: int | None = None, scheduler: str | N
 
 
 def _run_pool(entries, results_dir, workers: int, done) -> None:
+    """Run on a spawn process pool; a worker that dies (killed, out of memory) breaks the whole pool,
+    so the analyses it took down with it are run again on a fresh pool, and after a second break
+    each in a pool of its own, so that only the analysis that kills its worker fails."""
+    lost = _pool_round(entries, list(range(len(entries))), results_dir, workers, done, last=False)
+    if lost:
+        lost = _pool_round(entries, lost, results_dir, workers, done, last=False)
+    for i in lost:
+        _pool_round(entries, [i], results_dir, 1, done, last=True)
+
+
+def _pool_round(entries, indices, results_dir, workers: int, done, last: bool) -> list[int]:
+    """One pool over ``indices``; returns those lost to a broken pool (retried unless ``last``)."""
     # spawn, not fork: the parent may hold threads (tqdm, BLAS) that a forked child would inherit locked
     context = multiprocessing.get_context("spawn")
+    lost = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=quiet_warnings) as pool:
-        futures = {pool.submit(run_entry, entry, str(results_dir)): i for i, entry in enumerate(entries)}
+        futures = {pool.submit(run_entry, entries[i], str(results_dir)): i for i in indices}
         for future in as_completed(futures):
             i = futures[future]
             try:
                 done(i, future.result())
-            except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OS (out of memory)
+            except BrokenProcessPool as exc:
+                if last:
+                    done(i, Outcome(entries[i].key, error=f"worker died while analysing this file ({exc})"))
+                else:
+                    lost.append(i)
+            except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result; fails this analysis only
                 done(i, Outcome(entries[i].key, error=f"worker failed: {type(exc).__name__}: {exc}"))
+    return sorted(lost)
 
 
 def _run_dask(entries, results_dir, scheduler: str, done) -> None:

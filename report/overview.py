@@ -9,6 +9,9 @@ from .checks import TECHNIQUES
 from .depth import overlay_figure
 from .html import Heading, Plot, Section, Table, Text
 
+#: most samples compared side by side (one table column each)
+MAX_COMPARED = 8
+
 #: attributes of results that come from instrument files and say what was measured
 METADATA_KEYS = ("sample", "sample_name", "instrument", "primary_ion", "polarity", "signal_type",
                  "beam_energy_kev", "acquired", "date", "operator", "comment")
@@ -99,8 +102,13 @@ def overview_section(title: str, evidence, analyses, inputs: dict[str, dict]) ->
                                          + (f" Notes: {e.series.attrs['notes']}." if e.series.attrs.get("notes") else "")))
         section.blocks.append(Table(["technique", "claim", "number", "threshold", "verdict", "reason"],
                                     check_rows(e.checks), f"{e.sample}: checks"))
-    if len(evidence) >= 2:
+    if 2 <= len(evidence) <= MAX_COMPARED:
         section.blocks.append(comparison_table(evidence))
+    elif len(evidence) > MAX_COMPARED:
+        counts = {v: sum(e.verdict == v for e in evidence) for v in ("supported", "contradicted", "not determined")}
+        section.blocks.append(Text(f"{len(evidence)} samples: too many for a side-by-side table (one column each); "
+                                   f"{counts['supported']} supported, {counts['contradicted']} contradicted, "
+                                   f"{counts['not determined']} not determined. Every check is in checks.json."))
     section.blocks.append(Table(
         ["sample", "technique", "inputs", "status", "time"],
         [[a.entry.sample, a.entry.technique, ", ".join(p.name for p in a.entry.files),

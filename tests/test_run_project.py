@@ -177,3 +177,35 @@ def test_sample_name_from_an_instrument_file_shows_as_text(tmp_path):
     page = render(tmp_path / "out" / "report.html")
     assert page.dialogs == [] and page.exceptions == [] and page.console_errors == []
     assert INJECTION in page.text
+
+
+def test_a_killed_pool_worker_loses_no_analysis(small_project, tmp_path):
+    """The OS killing one worker (as an out-of-memory kill would) breaks the process pool; the
+    analyses it took down are run again, so every analysis still completes."""
+    import os
+    import signal
+    import threading
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    out = tmp_path / "out"
+    killed = []
+
+    def kill_one_worker_mid_run():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            started = list((out / "results").glob("*.nc")) if (out / "results").is_dir() else []
+            workers = [p for p in psutil.Process().children(recursive=True)
+                       if "spawn_main" in " ".join(p.cmdline())]
+            if started and workers:  # the pool is mid-run: some results written, more to come
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed.append(len(started))
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=kill_one_worker_mid_run, daemon=True)
+    thread.start()
+    summary = run_project(small_project, out, progress=False, workers=2)
+    thread.join(timeout=5)
+    assert killed, "no worker was killed while the run was going"
+    assert not summary.failed, [a.error for a in summary.failed]
+    assert len(list((out / "results").glob("*__*__*.nc"))) == 2 * (3 + 6)  # per sample: XPS fit+quant, fit; ToF-SIMS 6
