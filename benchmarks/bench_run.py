@@ -47,6 +47,10 @@ by hash) the re-run is all hashing: full scale t1 245.0 s, t2 148.7 s (1.65x; a 
 overlapped it), t3 0.2 s (0.0013x), PASS; scale 0.1 t1 25.3 s, t2 19.2 s (1.32x), t3 0.04 s
 (0.0022x), PASS. ``--profile`` then shows little: the work is in runs 1 and 2.
 
+At 30cae1f (results read back with netCDF4, ~10 ms a file instead of ~60 with h5netcdf), full
+scale, machine otherwise idle: t1 219.8 s, t2 119.1 s (1.85x), t3 0.19 s, PASS; parent peak RSS
+681-720 MB, largest worker 404 MB; analyses 78.9 s of t1.
+
 At 88f42b0 the full scale gave t1 236.2 s, t2 209.4 s (1.13x), t3 167.3 s and a parent peak RSS of
 2.2-2.5 GB: figures drawn serially in the parent were 60 % of every run, cached or not.
 """
