@@ -60,7 +60,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import resource
 import shutil
 import sys
 import tempfile
@@ -71,6 +70,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from tqdm import tqdm
+
+from _rss import peak_rss_mb  # benchmarks/ is on sys.path when run as a script
 
 #: analyses at --scale 1: XPS etch series, ToF-SIMS volumes, EDS spectrum images
 FULL = {"xps": 200, "tofsims": 20, "eds": 20}
@@ -145,13 +146,7 @@ class PeakRSS:
 
     @staticmethod
     def peak_mb() -> float:
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        return peak_rss_mb()
 
 
 class WorkerRSS:

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _rss import peak_rss_mb  # benchmarks/ is on sys.path when run as a script
 
 import numpy as np
 
@@ -117,17 +118,6 @@ TASKS = {"events-ours": child_events_ours, "events-numpy": child_events_numpy,
          "ita-ours": child_ita_ours, "ita-numpy": child_ita_numpy}
 
 
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process: VmHWM (reset at exec, unlike ru_maxrss after a fork)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
 def run_child(task: str, *args) -> dict:
     cmd = [sys.executable, __file__, "--child", task, *map(str, args)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -151,7 +141,7 @@ def _child_main(argv):
     else:
         result = TASKS[task](args[0])
     seconds, sums = result
-    rss_mb = _peak_rss_mb()
+    rss_mb = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "sums": sums, "rss_mb": rss_mb}))
 
 
