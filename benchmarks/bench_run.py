@@ -5,9 +5,9 @@
     python benchmarks/bench_run.py --scale 0.1            # 20 + 2 + 2 analyses, a quick check
 
 The project is simulated by the technique adapters' own ``demo_entries`` (real instrument formats:
-VAMAS, ITA, .hspy), one technique per sample: XPS-only samples (the B 1s fit with quantification,
-``xps_etch_rate`` in the depth table), ToF-SIMS-only samples (the crater depth moved from the entry
-to the depth table, +-5 %) and EDS-only samples; bulk-doped and surface-doped alternate, every
+VAMAS, ITA, .hspy), one technique per sample: XPS-only samples (the B 1s fit with quantification),
+ToF-SIMS-only samples and EDS-only samples, each with the demo's depth table
+(``report.demo.demo_depth``: its etch rate, the crater depth moved out of the entry, +-5 %); bulk-doped and surface-doped alternate, every
 sample has its own seed. Timed, each as one call of ``report.runner.run_project``:
 
 1. ``workers=1`` (in this process) into a fresh output folder: the baseline t1;
@@ -75,8 +75,6 @@ from _rss import peak_rss_mb  # benchmarks/ is on sys.path when run as a script
 
 #: analyses at --scale 1: XPS etch series, ToF-SIMS volumes, EDS spectrum images
 FULL = {"xps": 200, "tofsims": 20, "eds": 20}
-ETCH_RATE = "0.40 ± 0.04 nm/s"  # as the demo states it: calibrated on a reference film, +-10 %
-CRATER_RELATIVE_ESD = 0.05  # profilometer, as in the demo
 
 
 def scaled_counts(scale: float) -> dict[str, int]:
@@ -94,7 +92,7 @@ def build_project(directory: Path, counts: dict[str, int], seed: int, progress: 
 
     Returns the project path and whether it was reused.
     """
-    from report.demo import write_project_file
+    from report.demo import demo_depth, write_project_file
     from report.techniques import adapters
 
     title = project_title(counts, seed)
@@ -118,11 +116,9 @@ def build_project(directory: Path, counts: dict[str, int], seed: int, progress: 
                 made = available[tech].demo_entries(data_dir, sample, number % 2 == 1, seed + number)
                 if tech == "xps":
                     made = made[:1]  # the B 1s fit; the second entry refits the same file's In 3d
-                    depth[sample] = {"xps_etch_rate": ETCH_RATE}
-                elif tech == "tofsims":
-                    crater = made[0].pop("crater_depth_nm")
-                    depth[sample] = {"sims_crater_depth": f"{crater:g} ± {CRATER_RELATIVE_ESD * crater:g} nm"}
                 entries[sample] = {tech: made}
+                # the demo's depth table: its etch rate, the crater depth moved out of the entry (+-5 %)
+                depth[sample] = demo_depth({sample: entries[sample]})[sample]
                 number += 1
                 bar.update()
     return write_project_file(directory, entries, title, depth), False

@@ -12,7 +12,7 @@ from pathlib import Path
 import xarray as xr
 
 from . import checks as ck
-from .depth import depth_series
+from .depth import depth_series, etch_depth
 
 
 @dataclass
@@ -99,7 +99,7 @@ def _xps_rows(sample: str, fit, rate, th) -> list:
     t = fit["etch_time"].values
     share = fit["fraction"].sel(component=comp).values
     share_se = fit["fraction_stderr"].sel(component=comp).values
-    return ck.xps_checks(sample, rate.value * t, share, share_se, rate.stderr / rate.value, th)
+    return ck.xps_checks(sample, etch_depth(t, rate)[0], share, share_se, rate.stderr / rate.value, th)
 
 
 def evaluate(project, analyses) -> list[SampleEvidence]:
