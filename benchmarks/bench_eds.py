@@ -31,7 +31,7 @@ ROW_CHUNK = 16
 
 
 def make_cube(size: int, channels: int, seed: int = 0) -> np.ndarray:
-    from stem_eds.simulate import composition_field, energy_axis, expected_spectra, thickness_field
+    from doptrace.stem_eds.simulate import composition_field, energy_axis, expected_spectra, thickness_field
 
     tile = 32
     comp = composition_field((tile, tile), "uniform")
@@ -95,9 +95,9 @@ def worker(mode: str, method: str, path: str, size: int, channels: int) -> dict:
     import dask
     import xarray as xr
 
-    from stem_eds import parse_elements, read
-    from stem_eds.intensities import channel, integration_window, window_intensities
-    from stem_eds.model_fit import model_intensities
+    from doptrace.stem_eds import parse_elements, read
+    from doptrace.stem_eds.intensities import channel, integration_window, window_intensities
+    from doptrace.stem_eds.model_fit import model_intensities
 
     if mode == "eager":
         cube = make_cube(size, channels)

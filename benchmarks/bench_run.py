@@ -92,8 +92,8 @@ def build_project(directory: Path, counts: dict[str, int], seed: int, progress: 
 
     Returns the project path and whether it was reused.
     """
-    from report.demo import demo_depth, write_project_file
-    from report.techniques import adapters
+    from doptrace.report.demo import demo_depth, write_project_file
+    from doptrace.report.techniques import adapters
 
     title = project_title(counts, seed)
     project = directory / "project.toml"
@@ -190,7 +190,7 @@ def result_hashes(out_dir: Path) -> dict[str, str]:
 
 def timed_run(project: Path, out_dir: Path, workers: int, progress: bool, rss: PeakRSS):
     """Wall time, summary, peak RSS of this process and largest worker RSS of one ``run_project``."""
-    from report.runner import run_project
+    from doptrace.report.runner import run_project
 
     rss.reset()
     with WorkerRSS() as children:
@@ -226,7 +226,7 @@ def profile_rerun(project: Path, out_dir: Path, workers: int, top: int = 15) -> 
     import cProfile
     import pstats
 
-    from report.runner import run_project
+    from doptrace.report.runner import run_project
 
     profiler = cProfile.Profile()
     profiler.runcall(run_project, project, out_dir, progress=False, workers=workers)

@@ -36,8 +36,8 @@ SF, K0 = 32985.0, -368.0
 
 
 def _windows():
-    from tofsims.formats.events import channel_edges
-    from tofsims.masses import peak_windows
+    from doptrace.tofsims.formats.events import channel_edges
+    from doptrace.tofsims.masses import peak_windows
 
     w = peak_windows(FRAGMENTS)
     lo, hi = channel_edges(w["mass_low"].values, w["mass_high"].values, SF, K0)
@@ -72,7 +72,7 @@ def write_events(path: Path, n_events: int, shape, seed: int = 0, batch: int = 4
 
 # ----------------------------------------------------------------------------- child tasks
 def child_events_ours(path, shape):
-    from tofsims.formats.events import events_to_cube
+    from doptrace.tofsims.formats.events import events_to_cube
 
     w, _, _ = _windows()
     start = time.perf_counter()
@@ -98,7 +98,7 @@ def child_events_numpy(path, shape):
 
 
 def child_ita_ours(path):
-    import tofsims
+    from doptrace import tofsims
 
     start = time.perf_counter()
     ds = tofsims.read(path, lazy=False)
@@ -134,8 +134,8 @@ def _child_main(argv):
         import tqdm  # noqa: F401
         import xarray  # noqa: F401
 
-        import tofsims  # noqa: F401
-        import tofsims.formats.events  # noqa: F401
+        from doptrace import tofsims  # noqa: F401
+        import doptrace.tofsims.formats.events  # noqa: F401
     if task.startswith("events"):
         result = TASKS[task](args[0], tuple(int(v) for v in args[1].split(",")))
     else:
@@ -146,8 +146,8 @@ def _child_main(argv):
 
 
 def analysis_benchmark(ita: Path, npy: Path, voxels: int) -> None:
-    import tofsims
-    from tofsims import maps, profiles
+    from doptrace import tofsims
+    from doptrace.tofsims import maps, profiles
 
     print("3) maps + depth profiles (normalised to total ions)")
     counts = np.load(npy)
@@ -200,7 +200,7 @@ def main(argv=None) -> int:
               f"(cube {cube_mb:.0f} MB)   target >= 30 M events/s: {'PASS' if rate_o >= 3e7 else 'FAIL'}")
         events.unlink()
 
-        import tofsims.simulate as simulate
+        import doptrace.tofsims.simulate as simulate
 
         print(f"2) ITA image-stack read: {len(FRAGMENTS)} fragments x {ita_shape}")
         truth = simulate.poisson_counts(simulate.phantom(ita_shape, bulk_doped=True, seed=1), seed=1)

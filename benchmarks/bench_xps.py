@@ -46,7 +46,7 @@ fwhm = { same_as = "B-O-B" }
 
 
 def spectra(n: int, seed: int):
-    from xps.simulate import spectrum
+    from doptrace.xps.simulate import spectrum
 
     rng = np.random.default_rng(seed)
     x = np.round(np.arange(186.0, 197.0 + 1e-9, 0.1), 6)
@@ -66,8 +66,8 @@ def main():
     parser.add_argument("--lmfit-subset", type=int, default=20)
     args = parser.parse_args()
 
-    from xps.fit import fit_lmfit, fit_series, fit_spectra, poisson_sigma
-    from xps.model import compile_model, parse_model
+    from doptrace.xps.fit import fit_lmfit, fit_series, fit_spectra, poisson_sigma
+    from doptrace.xps.model import compile_model, parse_model
 
     model = compile_model(parse_model(MODEL, "bench"))
     x, series = spectra(args.levels, 1)

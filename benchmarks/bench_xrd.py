@@ -35,7 +35,7 @@ def best_of(repeat: int, func):
 
 
 def compare(label: str, recipe, pattern, repeat: int, target: float | None) -> None:
-    from xrd.refine import run
+    from doptrace.xrd.refine import run
 
     builtin_s, result = best_of(repeat, lambda: run(recipe, pattern))
     ds = result.dataset
@@ -47,7 +47,7 @@ def compare(label: str, recipe, pattern, repeat: int, target: float | None) -> N
     for h in result.history:
         print(f"    {h['stage']:<24} Rwp {h['rwp']:8.3f} %  cycles {h['cycles']:2d}  {h['seconds']:.2f} s")
     try:
-        from xrd import gsas2
+        from doptrace.xrd import gsas2
     except ImportError:
         print("    GSAS-II driver not importable: no ratio")
         return
@@ -71,8 +71,8 @@ def main() -> None:
     parser.add_argument("--fap", action="store_true", help="also the fluorapatite tutorial (needs ../shared)")
     args = parser.parse_args()
 
-    from xrd.recipe import load_recipe, parse_recipe
-    from xrd.simulate import simulate
+    from doptrace.xrd.recipe import load_recipe, parse_recipe
+    from doptrace.xrd.simulate import simulate
 
     recipe = load_recipe(RECIPE)
     pattern = simulate(recipe, dopant={"LiTMO2:Li": 0.054, "Li2MnO3:Li2c": 0.075, "Li2MnO3:Li4h": 0.075},
@@ -82,7 +82,7 @@ def main() -> None:
         if not SHARED.is_dir():
             print(f"fluorapatite: {SHARED} absent, skipped")
             return
-        from xrd.read import read
+        from doptrace.xrd.read import read
 
         raw = tomllib.loads(FAP.read_text(encoding="utf-8"))
         raw.pop("data")

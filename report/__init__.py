@@ -1,7 +1,9 @@
 """doptrace's common layer: result conventions, provenance, figures, the HTML report and the CLI.
 
-Only this package knows the four technique packages (``xps``, ``xrd``, ``tofsims``,
-``stem_eds``); they never import it or each other.
+Only this package knows the four technique packages (``doptrace.xps``, ``doptrace.xrd``,
+``doptrace.tofsims``, ``doptrace.stem_eds``); they never import it or each other.
 """
 
-__version__ = "0.1.0"
+from doptrace import __version__
+
+__all__ = ["__version__"]

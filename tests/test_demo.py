@@ -8,10 +8,10 @@ import tomllib
 import numpy as np
 import pytest
 
-from report import cli
-from report.conventions import check_result, read_netcdf
-from report.provenance import sha256_file
-from xps.simulate import b1s_share
+from doptrace.report import cli
+from doptrace.report.conventions import check_result, read_netcdf
+from doptrace.report.provenance import sha256_file
+from doptrace.xps.simulate import b1s_share
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stem_eds import EDSError, homogeneity, model_intensities, quantify, read
-from stem_eds.quantify import lines_for, load_factors
-from stem_eds.simulate import kfactor_toml, simulate_spectrum_image
+from doptrace.stem_eds import EDSError, homogeneity, model_intensities, quantify, read
+from doptrace.stem_eds.quantify import lines_for, load_factors
+from doptrace.stem_eds.simulate import kfactor_toml, simulate_spectrum_image
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from stem_eds import EDSError, lines as xl, model_intensities, parse_elements, quantify, read, window_intensities
-from stem_eds.quantify import lines_for, load_factors, sum_region
-from stem_eds.simulate import LRMO, kfactor_toml, simulate_spectrum_image
+from doptrace.stem_eds import EDSError, lines as xl, model_intensities, parse_elements, quantify, read, window_intensities
+from doptrace.stem_eds.quantify import lines_for, load_factors, sum_region
+from doptrace.stem_eds.simulate import LRMO, kfactor_toml, simulate_spectrum_image
 
 FEPT_K = "examples/eds/fept_exspy.toml"
 

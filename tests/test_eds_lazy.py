@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
-from stem_eds import model_intensities, parse_elements, read, window_intensities
-from stem_eds._blocks import _RawChunks, hdf5_source, iter_blocks, reduce_spectra
-from stem_eds.simulate import simulate_spectrum_image
+from doptrace.stem_eds import model_intensities, parse_elements, read, window_intensities
+from doptrace.stem_eds._blocks import _RawChunks, hdf5_source, iter_blocks, reduce_spectra
+from doptrace.stem_eds.simulate import simulate_spectrum_image
 
 
 def _resave(da, path, dtype, rows: int, compression=None):
@@ -79,7 +79,7 @@ def test_lazy_intensities_equal_eager(cube, dtype, scale):
     # the window's channels (nearest channel to each edge).
     import json
 
-    from stem_eds.intensities import channel, energy_axis
+    from doptrace.stem_eds.intensities import channel, energy_axis
 
     raw = window_intensities(lazy, lines, background=None)
     offset, step, _ = energy_axis(eager)

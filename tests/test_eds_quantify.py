@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stem_eds import EDSError, lines as xl, model_intensities, quantify, read, window_intensities
-from stem_eds.quantify import electron_dose, lines_for, load_factors, sum_region
-from stem_eds.simulate import LRMO, YIELD, simulate_spectrum_image
+from doptrace.stem_eds import EDSError, lines as xl, model_intensities, quantify, read, window_intensities
+from doptrace.stem_eds.quantify import electron_dose, lines_for, load_factors, sum_region
+from doptrace.stem_eds.simulate import LRMO, YIELD, simulate_spectrum_image
 
 FEPT_K = "examples/eds/fept_exspy.toml"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stem_eds import EDSError, bin_pixels, info, read, read_signal
+from doptrace.stem_eds import EDSError, bin_pixels, info, read, read_signal
 
 ALL_FILES = {
     # file: (dims, sizes, beam energy keV)
@@ -116,7 +116,7 @@ def test_info_summarises(shared):
 def test_absurd_counts_are_refused(tmp_path, change, problem):
     import hyperspy.api as hs
 
-    from stem_eds.simulate import simulate_spectrum_image
+    from doptrace.stem_eds.simulate import simulate_spectrum_image
 
     sim = simulate_spectrum_image(tmp_path / "s.hspy", shape=(4, 4), n_channels=256, seed=1)
     s = hs.load(str(sim.path))

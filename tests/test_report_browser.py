@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from browser import BrowserTimeout, Dialog, find_chromium, render
-from report.figures import new_figure
-from report.html import Figure, Section, Table, Text, write_report
+from doptrace.report.figures import new_figure
+from doptrace.report.html import Figure, Section, Table, Text, write_report
 
 if find_chromium() is None:
     pytest.skip("chromium not installed: .ci/run installs it (apt-get install chromium), "

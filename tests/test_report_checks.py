@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from report import checks as ck
-from report.depth import depth_series, etch_depth, sputter_depth, total_sputter_time
-from report.quantity import Quantity, parse_quantity
+from doptrace.report import checks as ck
+from doptrace.report.depth import depth_series, etch_depth, sputter_depth, total_sputter_time
+from doptrace.report.quantity import Quantity, parse_quantity
 
 
 # ----------------------------------------------------------------------------- quantities
@@ -47,7 +47,7 @@ def test_depth_conversions_propagate_the_scale_error():
 
 def test_sims_depth_agrees_with_tofsims_own_conversion():
     """The report's ToF-SIMS depth equals tofsims.processing.sputter_to_depth on the same scans."""
-    from tofsims.processing import sputter_to_depth
+    from doptrace.tofsims.processing import sputter_to_depth
 
     t = np.arange(24) * 50.0
     profile = xr.Dataset({"counts": (("fragment", "scan"), np.ones((2, 24)))},

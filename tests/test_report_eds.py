@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from report import cli
-from report.conventions import read_netcdf, write_netcdf
-from report.demo import simulate_entries, write_project_file
-from report.runner import run_project
-from report.techniques import adapters
-from stem_eds.simulate import LRMO
+from doptrace.report import cli
+from doptrace.report.conventions import read_netcdf, write_netcdf
+from doptrace.report.demo import simulate_entries, write_project_file
+from doptrace.report.runner import run_project
+from doptrace.report.techniques import adapters
+from doptrace.stem_eds.simulate import LRMO
 
 FEPT_K = "examples/eds/fept_exspy.toml"
 
@@ -39,7 +39,7 @@ def test_quantify_fept_published_answer(shared, capsys, tmp_path):
 
 
 def test_maps_then_homogeneity(tmp_path, capsys):
-    from stem_eds.simulate import kfactor_toml, simulate_spectrum_image
+    from doptrace.stem_eds.simulate import kfactor_toml, simulate_spectrum_image
 
     sim = simulate_spectrum_image(tmp_path / "s.hspy", shape=(32, 32), kind="inclusion", element="Mn", seed=2)
     kfile = tmp_path / "k.toml"
@@ -159,7 +159,7 @@ def test_report_section_has_maps_h_plots_correlations_and_verdicts(project):
 
 def test_quantify_a_region(tmp_path, capsys):
     """The Mn-rich inclusion (centre) against the matrix (a corner), totals over pixel regions."""
-    from stem_eds.simulate import kfactor_toml, simulate_spectrum_image
+    from doptrace.stem_eds.simulate import kfactor_toml, simulate_spectrum_image
 
     sim = simulate_spectrum_image(tmp_path / "s.hspy", shape=(32, 32), kind="inclusion", element="Mn",
                                   amplitude=0.3, seed=4)
@@ -188,7 +188,7 @@ def test_fresh_process_error_is_exactly_one_line(shared, tmp_path):
 
     out_file = tmp_path / "m.nc"
     done = subprocess.run(
-        [sys.executable, "-m", "report.cli", "eds", "maps",
+        [sys.executable, "-m", "doptrace", "eds", "maps",
          str(shared("stem_eds/velox_v11_TestSI_16x16_ReducedData_215kx.emd")), "--elements", "Ca,Cu",
          "--out", str(out_file)],
         capture_output=True, text=True, timeout=300,
@@ -201,8 +201,8 @@ def test_fresh_process_error_is_exactly_one_line(shared, tmp_path):
 
 def test_quantify_with_zeta_factors_and_dose(tmp_path, capsys):
     """--dose switches to the zeta method: composition and mass thickness of the simulator's truth."""
-    from stem_eds import lines as xl
-    from stem_eds.simulate import YIELD, simulate_spectrum_image
+    from doptrace.stem_eds import lines as xl
+    from doptrace.stem_eds.simulate import YIELD, simulate_spectrum_image
 
     sim = simulate_spectrum_image(tmp_path / "z.hspy", shape=(16, 16), kind="uniform", seed=21)
     elements = ["Mn", "Co", "Ni", "O"]

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from report import cli
-from report.atomic import atomic_write, write_text
-from report.conventions import check_result, read_netcdf, write_netcdf
-from report.errors import ReportError
-from report.figures import format_value, new_figure
-from report.html import Figure, Section, Table, Text, render
-from report.project import load_project
-from report.provenance import file_record, sha256_file
+from doptrace.report import cli
+from doptrace.report.atomic import atomic_write, write_text
+from doptrace.report.conventions import check_result, read_netcdf, write_netcdf
+from doptrace.report.errors import ReportError
+from doptrace.report.figures import format_value, new_figure
+from doptrace.report.html import Figure, Section, Table, Text, render
+from doptrace.report.project import load_project
+from doptrace.report.provenance import file_record, sha256_file
 
 
 def _result():
@@ -128,9 +128,9 @@ def test_cli_reports_a_missing_project_in_one_line(tmp_path, capsys):
 
 
 def test_plots_drawn_on_worker_processes_equal_those_drawn_here():
-    from report.depth import depth_series, overlay_figure
-    from report.html import Plot, Section, draw_plots
-    from report.quantity import Quantity
+    from doptrace.report.depth import depth_series, overlay_figure
+    from doptrace.report.html import Plot, Section, draw_plots
+    from doptrace.report.quantity import Quantity
 
     fit = xr.Dataset({"fraction": (("etch_time", "component"), [[0.9, 0.1], [0.5, 0.5]]),
                       "fraction_stderr": (("etch_time", "component"), [[0.01, 0.01], [0.02, 0.02]])},

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from report.conventions import read_netcdf
-from report.demo import simulate_entries, write_project_file
-from report.runner import run_project
-from report.techniques import adapters
+from doptrace.report.conventions import read_netcdf
+from doptrace.report.demo import simulate_entries, write_project_file
+from doptrace.report.runner import run_project
+from doptrace.report.techniques import adapters
 
-pytest.importorskip("tofsims.simulate")
+pytest.importorskip("doptrace.tofsims.simulate")
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_section_comparison_uses_the_integrated_results(project):
 
 
 def test_analyse_a_depth_profile_export(tmp_path):
-    from tofsims import simulate
+    from doptrace.tofsims import simulate
 
     truth = simulate.poisson_counts(simulate.phantom((10, 16, 16), bulk_doped=True, seed=2), seed=2)
     exports = simulate.write_ascii_exports(tmp_path, truth, stem="p")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from report.conventions import check_result
-from report.html import Figure, Plot, Section, Table, draw_plots
-from report.runner import Analysis, run_project
-from report.techniques import adapters
-from report.project import Entry
+from doptrace.report.conventions import check_result
+from doptrace.report.html import Figure, Plot, Section, Table, draw_plots
+from doptrace.report.runner import Analysis, run_project
+from doptrace.report.techniques import adapters
+from doptrace.report.project import Entry
 
 
 def _analyse(tmp_path, sample, bulk_doped, seed):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from report.conventions import check_result, read_netcdf
-from report.demo import simulate_entries, write_project_file
-from report.html import Figure, Plot, Table, Text
-from report.runner import run_project
-from report.techniques import adapters
+from doptrace.report.conventions import check_result, read_netcdf
+from doptrace.report.demo import simulate_entries, write_project_file
+from doptrace.report.html import Figure, Plot, Table, Text
+from doptrace.report.runner import run_project
+from doptrace.report.techniques import adapters
 
 
 @pytest.fixture(scope="module")

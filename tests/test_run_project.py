@@ -13,13 +13,13 @@ import shutil
 import pytest
 import xarray as xr
 
-from report import cli
-from report.conventions import read_netcdf
-from report.demo import demo_depth, simulate_entries, write_project_file
-from report.errors import ReportError
-from report.project import load_project
-from report.provenance import sha256_file
-from report.runner import run_project
+from doptrace.report import cli
+from doptrace.report.conventions import read_netcdf
+from doptrace.report.demo import demo_depth, simulate_entries, write_project_file
+from doptrace.report.errors import ReportError
+from doptrace.report.project import load_project
+from doptrace.report.provenance import sha256_file
+from doptrace.report.runner import run_project
 
 CHECKS = {"surface_depth": "60 nm"}
 
@@ -156,7 +156,7 @@ INJECTION = "<script>alert(1)</script>"
 
 
 def test_sample_name_from_an_instrument_file_shows_as_text(tmp_path):
-    from tofsims import simulate
+    from doptrace.tofsims import simulate
 
     data = tmp_path / "data"
     data.mkdir()

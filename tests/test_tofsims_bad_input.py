@@ -10,10 +10,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import tofsims
-from tofsims import simulate
-from tofsims.errors import ToFSIMSError
-from tofsims.formats import itstr
+from doptrace import tofsims
+from doptrace.tofsims import simulate
+from doptrace.tofsims.errors import ToFSIMSError
+from doptrace.tofsims.formats import itstr
 
 
 @pytest.fixture(scope="module")

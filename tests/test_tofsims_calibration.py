@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import tofsims
-from tofsims import calibration, simulate
-from tofsims.errors import ToFSIMSError
-from tofsims.masses import ELECTRON_MASS, fragment_mass, nominal_mass, parse_formula, peak_windows
+from doptrace import tofsims
+from doptrace.tofsims import calibration, simulate
+from doptrace.tofsims.errors import ToFSIMSError
+from doptrace.tofsims.masses import ELECTRON_MASS, fragment_mass, nominal_mass, parse_formula, peak_windows
 
 # AME2020 atomic masses (u) typed in from the NIST table, independent of the package's table
 B11, O16, MN55, IN115, CL35, LI7, H1, C12 = (11.00930536, 15.99491461957, 54.93804391, 114.903878776,

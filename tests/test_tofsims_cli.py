@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from report.cli import main
-from report.conventions import read_netcdf
-from report.techniques.tofsims import parse_length_nm
-from tofsims.errors import ToFSIMSError
+from doptrace.report.cli import main
+from doptrace.report.conventions import read_netcdf
+from doptrace.report.techniques.tofsims import parse_length_nm
+from doptrace.tofsims.errors import ToFSIMSError
 
-simulate = pytest.importorskip("tofsims.simulate")
+simulate = pytest.importorskip("doptrace.tofsims.simulate")
 
 
 @pytest.fixture(scope="module")
@@ -209,8 +209,8 @@ def test_length_parsing():
 def test_calibrate_real_spectrum_writes_the_library_fit(shared, capsys, tmp_path):
     # The accuracy against the file's m/z column is tested with tofsims.calibration itself;
     # here: the command writes exactly that fit, and the m/z column is never used for it.
-    import tofsims
-    from tofsims import calibration
+    from doptrace import tofsims
+    from doptrace.tofsims import calibration
 
     path = shared("tofsims/iontof_spectrum_txt/N_HEA19_Bi1_1.txt")
     code, out, _ = run(capsys, "calibrate", path, "--out", tmp_path / "cal.nc")

@@ -8,11 +8,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import tofsims
-from tofsims import simulate
-from tofsims.errors import ToFSIMSError
-from tofsims.formats import events
-from tofsims.masses import peak_windows
+from doptrace import tofsims
+from doptrace.tofsims import simulate
+from doptrace.tofsims.errors import ToFSIMSError
+from doptrace.tofsims.formats import events
+from doptrace.tofsims.masses import peak_windows
 
 SHAPE = (6, 16, 20)
 

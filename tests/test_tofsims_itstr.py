@@ -9,8 +9,8 @@ import zlib
 import numpy as np
 import pytest
 
-from tofsims.errors import ToFSIMSError
-from tofsims.formats import itstr
+from doptrace.tofsims.errors import ToFSIMSError
+from doptrace.tofsims.formats import itstr
 
 
 def _tree():

@@ -7,9 +7,9 @@ import pytest
 import xarray as xr
 from scipy import ndimage
 
-from report.conventions import check_result
-from tofsims import processing as P
-from tofsims.errors import ToFSIMSError
+from doptrace.report.conventions import check_result
+from doptrace.tofsims import processing as P
+from doptrace.tofsims.errors import ToFSIMSError
 
 
 def grains(shape, seed, sigma=3.0, fraction=0.4):
@@ -76,8 +76,8 @@ def test_dead_time_recovers_true_counts_and_respects_the_file_flag():
 def test_dead_time_corrected_counts_carry_their_larger_variance():
     # var of -n ln(1 - D/n) with D ~ Binomial(n, 1 - exp(-lambda/n)) is n (exp(lambda/n) - 1), here
     # 200 (e^0.3 - 1) = 70 per voxel, not the Poisson 60: the profile and map esds must say so.
-    from tofsims.maps import fragment_maps
-    from tofsims.profiles import depth_profile
+    from doptrace.tofsims.maps import fragment_maps
+    from doptrace.tofsims.profiles import depth_profile
 
     shots, true_mean, n_scans = 200, 60.0, 1000
     rng = np.random.default_rng(11)

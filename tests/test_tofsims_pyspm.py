@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tofsims import simulate
+from doptrace.tofsims import simulate
 
 pySPM = pytest.importorskip("pySPM", reason="pySPM (test extra) is not installed")
 

@@ -8,10 +8,10 @@ import hashlib
 import numpy as np
 import pytest
 
-import tofsims
-from tofsims import simulate
-from tofsims.formats import detect, ita
-from tofsims.masses import fragment_mass
+from doptrace import tofsims
+from doptrace.tofsims import simulate
+from doptrace.tofsims.formats import detect, ita
+from doptrace.tofsims.masses import fragment_mass
 
 SHAPE = (8, 24, 32)  # scans, y, x (non-square: catches transposed images)
 
@@ -140,7 +140,7 @@ def test_real_surfacelab_spectra(shared, name, rows, first, last_channel, total)
 
 def test_file_with_summed_images_only(tmp_path):
     """Some ITA files keep only the images summed over scans: read as one scan, flagged."""
-    from tofsims.formats import itstr
+    from doptrace.tofsims.formats import itstr
 
     truth = simulate.poisson_counts(simulate.phantom((3, 6, 5), fragments=("BO-", "MnO-"), seed=4), seed=4)
     ita.write(tmp_path / "full.ita", truth)

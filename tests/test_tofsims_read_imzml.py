@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import tofsims
-from tofsims import simulate
-from tofsims.errors import ToFSIMSError
+from doptrace import tofsims
+from doptrace.tofsims import simulate
+from doptrace.tofsims.errors import ToFSIMSError
 
 SHAPE = (3, 5, 7)
 

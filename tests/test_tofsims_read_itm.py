@@ -9,10 +9,10 @@ import zlib
 import numpy as np
 import pytest
 
-import tofsims
-from tofsims import simulate
-from tofsims.errors import ToFSIMSError
-from tofsims.formats import ita, itm, itstr
+from doptrace import tofsims
+from doptrace.tofsims import simulate
+from doptrace.tofsims.errors import ToFSIMSError
+from doptrace.tofsims.formats import ita, itm, itstr
 
 SHAPE = (3, 10, 12)
 

@@ -11,9 +11,9 @@ import pytest
 import xarray as xr
 from test_tofsims_processing import grains, make_stack
 
-from report.conventions import check_result
-from tofsims import coloc, compare, maps, processing, profiles, volume
-from tofsims.errors import ToFSIMSError
+from doptrace.report.conventions import check_result
+from doptrace.tofsims import coloc, compare, maps, processing, profiles, volume
+from doptrace.tofsims.errors import ToFSIMSError
 
 
 def oxide_stack(seed=0, ns=20, n=32, b_gradient=0.0, b_rate=0.6, mn_rate=3.0, independent=False, chunks=None):
@@ -226,11 +226,11 @@ def test_comparison_checks_its_inputs():
 
 
 # ----------------------------------------------------------------------------- ITA round trip
-simulate = pytest.importorskip("tofsims.simulate")
+simulate = pytest.importorskip("doptrace.tofsims.simulate")
 
 
 def _ita(tmp_path, name, truth=None, **kw):
-    import tofsims
+    from doptrace import tofsims
 
     truth = simulate.write_ita(tmp_path / name, truth, with_spectrum=False, **kw)
     return tofsims.read(tmp_path / name), truth
@@ -293,7 +293,7 @@ def test_ita_colocalized_pair_is_significant_and_independent_pair_is_not(tmp_pat
 
 
 def test_lazy_ita_read_gives_the_same_results_without_loading_early(tmp_path):
-    import tofsims
+    from doptrace import tofsims
 
     truth = simulate.write_ita(tmp_path / "lazy.ita", shape=(10, 32, 32), bulk_doped=True, seed=9,
                                with_spectrum=False)

@@ -8,10 +8,10 @@ import zipfile
 import numpy as np
 import pytest
 
-import xps
-from xps.errors import XPSError
-from xps.formats import avantage, casa, vamas
-from xps.formats._spectrum import make_spectrum
+from doptrace import xps
+from doptrace.xps.errors import XPSError
+from doptrace.xps.formats import avantage, casa, vamas
+from doptrace.xps.formats._spectrum import make_spectrum
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 40
 

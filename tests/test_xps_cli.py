@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from report.cli import main
-from report.conventions import read_netcdf
-from xps.simulate import simulate_series
+from doptrace.report.cli import main
+from doptrace.report.conventions import read_netcdf
+from doptrace.xps.simulate import simulate_series
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "xps"
 

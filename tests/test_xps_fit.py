@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import xps
-from xps import backgrounds as bgs
-from xps.errors import XPSError
-from xps.fit import fit_lmfit, fit_spectra, poisson_sigma
-from xps.model import parse_model
-from xps.series import fit_region
-from xps.simulate import simulate_series, spectrum
+from doptrace import xps
+from doptrace.xps import backgrounds as bgs
+from doptrace.xps.errors import XPSError
+from doptrace.xps.fit import fit_lmfit, fit_spectra, poisson_sigma
+from doptrace.xps.model import parse_model
+from doptrace.xps.series import fit_region
+from doptrace.xps.simulate import simulate_series, spectrum
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "xps"
 
@@ -162,7 +162,7 @@ def test_c1s_charge_correction_recovers_the_shift(tmp_path):
 def test_casa_refit_of_assigned_mo3d(shared):
     """Refit of the first Mo 3d block with its CasaXPS model: main components (>= 12 % of the
     CasaXPS area) within 5 % of CasaXPS's stored areas."""
-    from xps.series import fit_casa
+    from doptrace.xps.series import fit_casa
 
     ds = fit_casa(xps.read(shared("xps/cheminfo-vamas/assigned.vms")), "Mo 3d")
     first = ds.isel(block=0)
@@ -183,10 +183,10 @@ def test_casa_refit_of_every_assigned_mo3d_block(shared):
     come back within 5 % of its stored areas, and our refit's chi-square is never above the one of
     CasaXPS's stored parameters evaluated on the same data, weights and Shirley background (so where areas differ more, e.g. block 1's MoO3 3d5/2 at 12 % of the area and
     +8 %, CasaXPS's stored fit is the one off the least-squares minimum)."""
-    from xps.fit import _Problem, poisson_sigma, window_slice
-    from xps.formats import casa
-    from xps.model import compile_model, from_casa
-    from xps.series import fit_casa
+    from doptrace.xps.fit import _Problem, poisson_sigma, window_slice
+    from doptrace.xps.formats import casa
+    from doptrace.xps.model import compile_model, from_casa
+    from doptrace.xps.series import fit_casa
 
     blocks = xps.read(shared("xps/cheminfo-vamas/assigned.vms"))
     ds = fit_casa(blocks, "Mo 3d")
@@ -217,7 +217,7 @@ def test_casa_refit_of_every_assigned_mo3d_block(shared):
 def test_casa_refit_other_regions(shared, region):
     """W 4f (LA on Shirley), S 2p (GL on U 2 Tougaard), Nb 3d: components holding >= 20 % of
     CasaXPS's area come back within 5 % of CasaXPS's stored areas."""
-    from xps.series import fit_casa
+    from doptrace.xps.series import fit_casa
 
     ds = fit_casa(xps.read(shared("xps/cheminfo-vamas/assigned.vms")), region).isel(block=0)
     casa, ours = ds["casa_area"].values, ds["area"].values

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xps import backgrounds as bgs
-from xps.errors import XPSError
-from xps.lineshapes import gaussian, gl, lorentzian, sgl, shape_function
+from doptrace.xps import backgrounds as bgs
+from doptrace.xps.errors import XPSError
+from doptrace.xps.lineshapes import gaussian, gl, lorentzian, sgl, shape_function
 
 X = np.linspace(-60.0, 60.0, 600001)
 

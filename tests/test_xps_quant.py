@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import xps
-from xps.errors import XPSError
-from xps.quantify import load_rsf_table, quantify
-from xps.simulate import HV, simulate_series
+from doptrace import xps
+from doptrace.xps.errors import XPSError
+from doptrace.xps.quantify import load_rsf_table, quantify
+from doptrace.xps.simulate import HV, simulate_series
 
 
 def test_bundled_tables_hold_the_required_lines():
@@ -64,8 +64,8 @@ def test_area_stderr_is_honest_over_noise_draws():
     """The region area's stderr includes the noise of its own Shirley background: over 300 Poisson
     draws of the simulator's B 1s and O 1s, the scatter of the areas matches the reported stderr
     (a count-only stderr was 4x too small) and the mean area is the simulated truth."""
-    from xps.quantify import region_area
-    from xps.simulate import WINDOWS, level_components, spectrum
+    from doptrace.xps.quantify import region_area
+    from doptrace.xps.simulate import WINDOWS, level_components, spectrum
 
     rng = np.random.default_rng(1)
     for region in ("B 1s", "O 1s"):
@@ -95,7 +95,7 @@ def test_shirley_that_does_not_converge_falls_back_to_linear(shared):
     """assigned.vms O 1s at the first position: the window's high-BE end (29 168 counts/s) lies above
     any Shirley step the O 1s peak can make, so the Proctor-Sherwood iteration oscillates; the area is
     then taken above a straight line and the result says so. The C 1s block of that position converges."""
-    from xps import backgrounds as bgs
+    from doptrace.xps import backgrounds as bgs
 
     blocks = xps.read(shared("xps/cheminfo-vamas/assigned.vms"))
     o1s = next(b for b in blocks if b.attrs["region"] == "O 1s")
@@ -109,8 +109,8 @@ def test_shirley_that_does_not_converge_falls_back_to_linear(shared):
 
 
 def test_shirley_status_on_a_simulated_peak():
-    from xps import backgrounds as bgs
-    from xps.simulate import spectrum
+    from doptrace.xps import backgrounds as bgs
+    from doptrace.xps.simulate import spectrum
 
     x = np.arange(186.0, 197.0, 0.1)
     y = spectrum(x, [(7000, 192.0, 1.4, "GL(30)")], 300, 0.06)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import xps
-from xps.errors import XPSError
-from xps.formats import REGISTRY, avantage, casa, phi, reader_for, specs_xml, specs_xy, text, vamas
-from xps.formats._spectrum import make_spectrum
+from doptrace import xps
+from doptrace.xps.errors import XPSError
+from doptrace.xps.formats import REGISTRY, avantage, casa, phi, reader_for, specs_xml, specs_xy, text, vamas
+from doptrace.xps.formats._spectrum import make_spectrum
 
 from conftest import SHARED_DATA
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-import xps
-from xps.fit import fit_spectra
-from xps.model import compile_model
-from xps.series import fit_region
-from xps.simulate import DEMO_ETCH_TIMES, WINDOWS, b1s_share, level_components, simulate_series, spectrum
+from doptrace import xps
+from doptrace.xps.fit import fit_spectra
+from doptrace.xps.model import compile_model
+from doptrace.xps.series import fit_region
+from doptrace.xps.simulate import DEMO_ETCH_TIMES, WINDOWS, b1s_share, level_components, simulate_series, spectrum
 
 B1S_MODEL = Path(__file__).resolve().parents[1] / "examples" / "xps" / "b1s.toml"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import xrd
-from xrd.errors import XRDError
+from doptrace import xrd
+from doptrace.xrd.errors import XRDError
 
 LAB6 = "xrd/gsas2_tutorials/MDtutorials_CWInstDemo_data_LaB6_Jan2018.raw"
 PRM = "xrd/gsas2_tutorials/LabData_data_INST_XRY.PRM"

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from report.cli import main
-from report.conventions import read_netcdf
+from doptrace.report.cli import main
+from doptrace.report.conventions import read_netcdf
 
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "xrd" / "li-rich-two-phase.toml"
 
@@ -62,8 +62,8 @@ def test_refine_round_trip_writes_result_plot_and_cifs(simulated, capsys):
 
 
 def test_sequence_tracks_lattice_and_peak_shift(tmp_path, capsys):
-    from xrd.recipe import load_recipe
-    from xrd.simulate import simulate, write_xye
+    from doptrace.xrd.recipe import load_recipe
+    from doptrace.xrd.simulate import simulate, write_xye
 
     recipe = load_recipe(RECIPE)
     files = []
@@ -113,7 +113,7 @@ def test_nan_counts_are_one_line_error_without_output(tmp_path, capsys):
 
 
 def test_gsas2_engine_runs_or_is_a_clear_error(simulated, tmp_path, capsys):
-    from xrd import gsas2
+    from doptrace.xrd import gsas2
 
     out = tmp_path / "g.nc"
     code, text, err = cli(capsys, "refine", RECIPE, "--data", simulated / "p.xye", "--engine", "gsas2",
@@ -157,7 +157,7 @@ def test_info_on_instrument_file_shows_gsas2s_reading(shared, capsys):
 def test_result_without_dopant_reads_back_following_the_conventions(simulated, tmp_path, capsys):
     """A recipe with no [dopant] (e.g. fluorapatite) has an empty ``site`` dim; its .nc must still read
     back as strings with units where numeric (empty object arrays came back as unit-less floats)."""
-    from report.conventions import check_result
+    from doptrace.report.conventions import check_result
 
     text = RECIPE.read_text()
     text = re.sub(r"\[dopant\].*?(?=\[\[stage\]\])", "", text, flags=re.S).replace('"occupancy"', '"uiso"')

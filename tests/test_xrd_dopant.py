@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xrd.dopant import dopant_verdict, doped_occupancy, min_detectable
-from xrd.engine import levenberg_marquardt, linear_start
-from xrd.model import PatternModel
-from xrd.recipe import load_recipe
-from xrd.refine import run
-from xrd.simulate import simulate
+from doptrace.xrd.dopant import dopant_verdict, doped_occupancy, min_detectable
+from doptrace.xrd.engine import levenberg_marquardt, linear_start
+from doptrace.xrd.model import PatternModel
+from doptrace.xrd.recipe import load_recipe
+from doptrace.xrd.refine import run
+from doptrace.xrd.simulate import simulate
 
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "xrd" / "li-rich-two-phase.toml"
 TRUTH = {"LiTMO2:Li": 0.06, "Li2MnO3:Li2c": 0.08, "Li2MnO3:Li4h": 0.08}

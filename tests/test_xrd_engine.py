@@ -8,14 +8,14 @@ import gemmi
 import numpy as np
 import pytest
 
-from xrd.background import chebyshev_background, chebyshev_design
-from xrd.errors import XRDError
-from xrd.model import PatternModel
-from xrd.profiles import (fcj_offsets, lorentz_polarization, peak_position, pseudo_voigt, tch_fwhm_eta)
-from xrd.recipe import PhaseSpec, SiteSpec, parse_recipe
-from xrd.reflections import generate_reflections
-from xrd.simulate import grid_pattern
-from xrd.structure import anomalous, build_phase, cell_mass, form_factor
+from doptrace.xrd.background import chebyshev_background, chebyshev_design
+from doptrace.xrd.errors import XRDError
+from doptrace.xrd.model import PatternModel
+from doptrace.xrd.profiles import (fcj_offsets, lorentz_polarization, peak_position, pseudo_voigt, tch_fwhm_eta)
+from doptrace.xrd.recipe import PhaseSpec, SiteSpec, parse_recipe
+from doptrace.xrd.reflections import generate_reflections
+from doptrace.xrd.simulate import grid_pattern
+from doptrace.xrd.structure import anomalous, build_phase, cell_mass, form_factor
 
 
 def test_pseudo_voigt_unit_area_and_fwhm():
@@ -170,8 +170,8 @@ def _layered_raw(po_ratio=None):
 
 
 def test_preferred_orientation_and_exclusion_round_trip():
-    from xrd.refine import run
-    from xrd.simulate import simulate
+    from doptrace.xrd.refine import run
+    from doptrace.xrd.simulate import simulate
 
     truth_recipe = parse_recipe(_layered_raw(0.8), "po.toml")
     pattern, truth = simulate(truth_recipe, counts=2e5, seed=3, return_truth=True)
@@ -188,9 +188,9 @@ def test_preferred_orientation_and_exclusion_round_trip():
 
 
 def test_cif_written_by_cif_out_reads_back_with_the_same_structure_factors(tmp_path):
-    from xrd.cif_out import cif_texts
-    from xrd.refine import run
-    from xrd.simulate import grid_pattern, simulate
+    from doptrace.xrd.cif_out import cif_texts
+    from doptrace.xrd.refine import run
+    from doptrace.xrd.simulate import grid_pattern, simulate
 
     recipe = parse_recipe(_layered_raw(), "layered.toml")
     result = run(recipe, simulate(recipe, counts=1e5, seed=1))
@@ -207,8 +207,8 @@ def test_cif_written_by_cif_out_reads_back_with_the_same_structure_factors(tmp_p
 def test_scan_time_from_raw_and_xrdml_metadata(shared):
     from datetime import datetime, timezone
 
-    from xrd.read import read
-    from xrd.sequence import scan_time
+    from doptrace.xrd.read import read
+    from doptrace.xrd.sequence import scan_time
 
     raw = read(shared("xrd/gsas2_tutorials/MDtutorials_CWInstDemo_data_LaB6_Jan2018.raw"))
     assert scan_time(raw) == datetime(2018, 1, 22, 16, 34, 23, tzinfo=timezone.utc).timestamp()
@@ -219,7 +219,7 @@ def test_scan_time_from_raw_and_xrdml_metadata(shared):
 def test_ion_form_factors_count_electrons_and_untabulated_ions_are_refused():
     """IT92 f0(0) is the electron count: Li 3, Li+ 2, O2- 10, B 5. B3+ (2 e) is not in IT92:
     it must be refused, not read as neutral B (5 e), the very contrast a B-on-Li refinement uses."""
-    from xrd.structure import form_factor
+    from doptrace.xrd.structure import form_factor
 
     for species, electrons in (("Li", 3), ("Li+", 2), ("O2-", 10), ("B", 5), ("Mn4+", 21)):
         assert float(form_factor(species, 0.0)) == pytest.approx(electrons, abs=0.01), species

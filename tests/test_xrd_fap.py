@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from xrd.recipe import parse_recipe
-from xrd.refine import run
+from doptrace.xrd.recipe import parse_recipe
+from doptrace.xrd.refine import run
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "xrd" / "fluorapatite.toml"
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xrd import gsas2
-from xrd.errors import XRDError
-from xrd.recipe import Stage, load_recipe
+from doptrace.xrd import gsas2
+from doptrace.xrd.errors import XRDError
+from doptrace.xrd.recipe import Stage, load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 FAP_RECIPE = REPO / "examples" / "xrd" / "fluorapatite.toml"
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not gsas2.available(), reason=gsas2.unavailable_
 
 
 def builtin_refine(recipe, pattern):
-    return importlib.import_module("xrd.refine").refine(recipe, pattern)
+    return importlib.import_module("doptrace.xrd.refine").refine(recipe, pattern)
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -42,7 +42,7 @@ def fap(request):
     """FAP.XRA through both engines with examples/xrd/fluorapatite.toml (one run each per module)."""
     from conftest import shared_path
 
-    import xrd
+    from doptrace import xrd
 
     recipe = load_recipe(FAP_RECIPE).with_instrument(shared_path(FAP_PRM))
     pattern = xrd.read(shared_path(FAP_DATA))
@@ -52,7 +52,7 @@ def fap(request):
 @pytest.fixture(scope="module")
 def li_rich(tmp_path_factory):
     """Simulated two-phase Li-rich pattern (known B fractions) through both engines."""
-    simulate = importlib.import_module("xrd.simulate").simulate
+    simulate = importlib.import_module("doptrace.xrd.simulate").simulate
     recipe = load_recipe(LI_RECIPE)
     pattern = simulate(recipe, dopant={k: v for k, v in LI_TRUTH.items() if v}, counts=30000, seed=1)
     workdir = tmp_path_factory.mktemp("gsas2-li-rich")
@@ -114,7 +114,7 @@ def test_fap_cell_esd_propagated_from_gsas2_covariance(fap):
 
 def test_fap_result_layout_and_curves(fap):
     """Same layout as the built-in engine; curves reproduce Rwp; reflections are FAP's."""
-    from report.conventions import check_result
+    from doptrace.report.conventions import check_result
 
     g2, builtin = fap
     check_result(g2, "gsas2 FAP")
@@ -179,8 +179,8 @@ def test_builtin_model_reproduces_gsas2_curve_at_gsas2_values(fap):
     """
     from conftest import shared_path
 
-    import xrd
-    from xrd.model import PatternModel
+    from doptrace import xrd
+    from doptrace.xrd.model import PatternModel
 
     g2, _ = fap
     recipe = load_recipe(FAP_RECIPE).with_instrument(shared_path(FAP_PRM))
@@ -218,7 +218,7 @@ def test_fap_builtin_a_is_nearer_gsas2s_own_least_squares_minimum(fap):
 
     from conftest import shared_path
 
-    from xrd.recipe import parse_recipe
+    from doptrace.xrd.recipe import parse_recipe
 
     g2, builtin = fap
     raw = tomllib.loads(FAP_RECIPE.read_text(encoding="utf-8"))
@@ -305,7 +305,7 @@ def test_what_if_detectability_without_refining_occupancy(li_rich):
 
 def test_instprm_and_xye_read_back_by_gsas2(tmp_path):
     """GSAS-II reads the written instrument and weights exactly (esd 0 -> weight 0)."""
-    from xrd.instrument import Instrument
+    from doptrace.xrd.instrument import Instrument
 
     G2 = gsas2._gsas2()
     inst = Instrument(wavelengths=(1.5405, 1.5443), ka2_ratio=0.5, polarization=0.7, zero=0.01, U=1.5, V=-0.7,
@@ -367,7 +367,7 @@ def test_space_group_setting_gsas2_lacks_is_an_error(tmp_path):
                         'space_group = "F d -3 m"\ncell = [8.2, 8.2, 8.2, 90, 90, 90]')
     path = tmp_path / "spinel.toml"
     path.write_text(text, encoding="utf-8")
-    simulate = importlib.import_module("xrd.simulate").simulate
+    simulate = importlib.import_module("doptrace.xrd.simulate").simulate
     pattern = simulate(load_recipe(LI_RECIPE), counts=1000, seed=2)
     with pytest.raises(XRDError, match=r"spinel\.toml: .*F d -3 m.*setting"):
         gsas2.refine(load_recipe(path), pattern)
@@ -431,7 +431,7 @@ def test_unknown_element_is_an_error_not_hydrogen(tmp_path):
     text = LI_RECIPE.read_text(encoding="utf-8").replace("occupancy = { O = 1.0 }", "occupancy = { Xq = 1.0 }", 1)
     path = tmp_path / "typo.toml"
     path.write_text(text, encoding="utf-8")
-    simulate = importlib.import_module("xrd.simulate").simulate
+    simulate = importlib.import_module("doptrace.xrd.simulate").simulate
     pattern = simulate(load_recipe(LI_RECIPE), counts=1000, seed=2)
     with pytest.raises(XRDError, match=r"typo\.toml: site LiTMO2:O: 'Xq' is not a chemical element"):
         gsas2.refine(load_recipe(path), pattern)

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import xrd
-from xrd.errors import XRDError
-from xrd.formats import REGISTRY, find_format
+from doptrace import xrd
+from doptrace.xrd.errors import XRDError
+from doptrace.xrd.formats import REGISTRY, find_format
 
 REAL_PATTERNS = [
     "xrd/gsas2_tutorials/LabData_data_FAP.XRA",

@@ -33,7 +33,7 @@ from .series import _norm, region_levels
 def load_rsf_table(table: str = "scofield") -> tuple[dict[str, float], str]:
     """``({line: rsf}, source)`` of a bundled table (``scofield``, ``kratos``) or a user TOML file."""
     if table.lower() in ("scofield", "kratos"):
-        text = resources.files("xps.rsf").joinpath(f"{table.lower()}.toml").read_text(encoding="utf-8")
+        text = resources.files("doptrace.xps.rsf").joinpath(f"{table.lower()}.toml").read_text(encoding="utf-8")
         where = f"xps/rsf/{table.lower()}.toml"
     else:
         path = Path(table)

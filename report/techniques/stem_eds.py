@@ -28,8 +28,8 @@ def _split(value) -> list[str]:
 
 
 def _intensities(da, elements, method: str, background="auto", width: float = 2.0, progress: bool = False):
-    from stem_eds import lines as xl
-    from stem_eds.model_fit import line_intensities
+    from doptrace.stem_eds import lines as xl
+    from doptrace.stem_eds.model_fit import line_intensities
 
     lines = xl.parse_elements(elements, float(da["energy"].values[-1]), da.attrs.get("source", ""))
     if method == "windows":
@@ -39,7 +39,7 @@ def _intensities(da, elements, method: str, background="auto", width: float = 2.
 
 def _region_mask(text: str | None, ints):
     """Boolean (y, x) mask from ``"X0:X1,Y0:Y1"`` (pixel index ranges, end exclusive); None for all."""
-    from stem_eds.errors import EDSError
+    from doptrace.stem_eds.errors import EDSError
 
     if not text:
         return None
@@ -62,9 +62,9 @@ def _quantified(da, factors, elements, method: str, thickness_nm=None, backgroun
     (``region`` "X0:X1,Y0:Y1" in pixels; default the whole image). With ``dose`` (electrons per
     pixel) the lines and factors come from ``[zetafactors]`` and the zeta method is used; the
     region total then has dose x (pixels in the region)."""
-    from stem_eds.errors import EDSError
-    from stem_eds.model_fit import line_intensities
-    from stem_eds.quantify import lines_for, quantify, sum_region
+    from doptrace.stem_eds.errors import EDSError
+    from doptrace.stem_eds.model_fit import line_intensities
+    from doptrace.stem_eds.quantify import lines_for, quantify, sum_region
 
     table = "kfactors" if dose is None else "zetafactors"
     if dose is not None and not (np.isfinite(dose) and dose > 0):
@@ -94,7 +94,7 @@ def _quantified(da, factors, elements, method: str, thickness_nm=None, backgroun
 
 def analyse(settings: dict) -> dict:
     """One project entry -> ``maps`` (intensities, at% with k-factors), ``homogeneity`` (spectrum images)."""
-    from stem_eds import bin_pixels, homogeneity, load_factors, read
+    from doptrace.stem_eds import bin_pixels, homogeneity, load_factors, read
 
     path = Path(settings["file"])
     da = bin_pixels(read(path, lazy=bool(settings.get("lazy", False))), int(settings.get("bin", 1) or 1))
@@ -164,7 +164,7 @@ def register_cli(subparsers) -> None:
 
 
 def _background(text: str):
-    from stem_eds.errors import EDSError
+    from doptrace.stem_eds.errors import EDSError
 
     if text in ("auto", "none"):
         return text
@@ -178,13 +178,13 @@ def _background(text: str):
 
 
 def _load(args):
-    from stem_eds import bin_pixels, read
+    from doptrace.stem_eds import bin_pixels, read
 
     return bin_pixels(read(args.file, lazy=args.lazy), args.bin)
 
 
 def _cmd_info(args) -> int:
-    from stem_eds import info
+    from doptrace.stem_eds import info
 
     for key, value in info(args.file).items():
         print(f"{key:18s} {value}")
@@ -192,8 +192,8 @@ def _cmd_info(args) -> int:
 
 
 def _write(ds, out: str, plot: str | None, figure) -> None:
-    from report.atomic import save_figure
-    from report.conventions import check_result, write_netcdf
+    from doptrace.report.atomic import save_figure
+    from doptrace.report.conventions import check_result, write_netcdf
 
     check_result(ds, out)
     fig = figure(ds) if plot else None
@@ -206,7 +206,7 @@ def _write(ds, out: str, plot: str | None, figure) -> None:
 
 
 def _cmd_maps(args) -> int:
-    from stem_eds import load_factors
+    from doptrace.stem_eds import load_factors
 
     da = _load(args)
     if args.kfactors:
@@ -221,8 +221,8 @@ def _cmd_maps(args) -> int:
 
 
 def _cmd_quantify(args) -> int:
-    from report.figures import format_value
-    from stem_eds import load_factors
+    from doptrace.report.figures import format_value
+    from doptrace.stem_eds import load_factors
 
     ds = _quantified(_load(args), load_factors(args.kfactors), _split(args.elements), args.method,
                      args.thickness, _background(args.background), args.width, progress=not args.quiet,
@@ -237,8 +237,8 @@ def _cmd_quantify(args) -> int:
 
 
 def _cmd_homogeneity(args) -> int:
-    from report.conventions import read_netcdf
-    from stem_eds import homogeneity
+    from doptrace.report.conventions import read_netcdf
+    from doptrace.stem_eds import homogeneity
 
     maps = read_netcdf(args.maps)
     # errors must name the file the user passed (the maps .nc), not the spectrum it was made from
@@ -313,7 +313,7 @@ def maps_figure(ds, title: str = ""):
 
 def h_figure(h, title: str = ""):
     """Block dispersion index H versus block size with its uncertainty; H = 1 is pure counting noise."""
-    from report.figures import new_figure
+    from doptrace.report.figures import new_figure
 
     fig, ax = new_figure(5.6, 3.8)
     sizes = np.asarray(h["block_size"].values, float)
@@ -352,8 +352,8 @@ def radial_figure(h, title: str = ""):
 # ----------------------------------------------------------------------------- section
 def section(analyses) -> list:
     """Maps and at% maps with scale and colour bars, quantification, H plots, correlations, verdicts."""
-    from report.figures import format_value
-    from report.html import Plot, Table, Text
+    from doptrace.report.figures import format_value
+    from doptrace.report.html import Plot, Table, Text
 
     blocks = [Text(
         "Line intensities come from a linear fit of Gaussian line families (exSpy line energies and weights, "
@@ -418,8 +418,8 @@ def section(analyses) -> list:
 # ----------------------------------------------------------------------------- demo
 def demo_entries(data_dir, sample: str, bulk_doped: bool, seed: int) -> list[dict]:
     """A simulated spectrum image of a Li-rich oxide particle: boron uniform in the bulk, or only in a rim."""
-    from report.atomic import write_text
-    from stem_eds.simulate import LRMO, kfactor_toml, simulate_spectrum_image
+    from doptrace.report.atomic import write_text
+    from doptrace.stem_eds.simulate import LRMO, kfactor_toml, simulate_spectrum_image
 
     data_dir = Path(data_dir)
     kpath = write_text(data_dir / "eds_kfactors_sim.toml", kfactor_toml())

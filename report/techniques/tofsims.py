@@ -34,7 +34,7 @@ _LENGTH_UNITS = {"nm": 1.0, "um": 1e3, "µm": 1e3, "mm": 1e6, "a": 0.1, "å": 0.
 # ----------------------------------------------------------------------------- helpers
 def parse_length_nm(text) -> float:
     """``"500nm"``, ``"0.5 um"``, ``"500"`` (nm) -> 500.0."""
-    from tofsims.errors import ToFSIMSError
+    from doptrace.tofsims.errors import ToFSIMSError
 
     match = re.fullmatch(r"\s*([-+0-9.eE]+)\s*([a-zA-Zµå]*)\s*", str(text))
     unit = match.group(2).lower() if match else ""
@@ -63,7 +63,7 @@ def _normalization(value) -> str | None:
 def parse_rates(text) -> list[tuple[float, float]]:
     """``"1.0:30,2.0:60,0.5"`` (nm/s until s, last layer open) or ``[[1.0, 30], [2.0, 60], [0.5]]``
     -> ``[(30, 1.0), (60, 2.0), (inf, 0.5)]`` as :func:`tofsims.processing.sputter_to_depth` takes them."""
-    from tofsims.errors import ToFSIMSError
+    from doptrace.tofsims.errors import ToFSIMSError
 
     items = text if isinstance(text, (list, tuple)) else [i.split(":") for i in str(text).split(",") if i.strip()]
     layers = []
@@ -87,11 +87,11 @@ def load(path, dead_time: bool | None = None, drift_correct: bool = False, crate
     ``dead_time``: None applies the Poisson dead-time correction when the file says it was not
     applied and it is defined (:func:`tofsims.processing.dead_time_auto`), True always (an error
     when impossible), False never."""
-    import tofsims
-    from tofsims import processing
-    from tofsims.errors import ToFSIMSError
+    from doptrace import tofsims
+    from doptrace.tofsims import processing
+    from doptrace.tofsims.errors import ToFSIMSError
 
-    from tofsims.formats import detect
+    from doptrace.tofsims.formats import detect
 
     ds = tofsims.read(path, **({"progress": progress} if detect(path) == "ita" else {}))
     if "counts" not in ds:
@@ -117,9 +117,9 @@ def load(path, dead_time: bool | None = None, drift_correct: bool = False, crate
 
 def _profile_export(path, fragments, normalize, crater_depth_nm=None, layer_rates=None):
     """The profile of a depth-profile ASCII export, or None when ``path`` holds something else."""
-    import tofsims
-    from tofsims import processing, profiles
-    from tofsims.formats import detect
+    from doptrace import tofsims
+    from doptrace.tofsims import processing, profiles
+    from doptrace.tofsims.formats import detect
 
     if detect(path) != "profile":
         return None
@@ -137,8 +137,8 @@ def _profile_export(path, fragments, normalize, crater_depth_nm=None, layer_rate
 
 def make_roi(ds, rect=None, from_fragment=None):
     """ROI mask from ``rect`` ("x0,x1,y0,y1" in um) and/or the Otsu-thresholded map of a fragment."""
-    from tofsims import processing
-    from tofsims.errors import ToFSIMSError
+    from doptrace.tofsims import processing
+    from doptrace.tofsims.errors import ToFSIMSError
 
     if not rect and not from_fragment:
         return None
@@ -167,7 +167,7 @@ def _fragments_in(ds, wanted) -> list[str]:
 # ----------------------------------------------------------------------------- analyse
 def analyse(settings: dict) -> dict:
     """One project entry -> ``maps``, ``profile``, ``uniformity``, ``coloc``, ``projections``, ``integrated``."""
-    from tofsims import coloc, compare, maps, profiles, volume
+    from doptrace.tofsims import coloc, compare, maps, profiles, volume
 
     path = Path(settings["file"])
     crater = settings.get("crater_depth_nm")
@@ -244,7 +244,7 @@ def maps_figure(result, title: str = ""):
 
 def profile_figure(profile, uniformity=None, title: str = ""):
     """Normalised intensity (or counts) per scan with Poisson error bars, versus depth or time."""
-    from report.figures import new_figure
+    from doptrace.report.figures import new_figure
 
     fig, ax = new_figure(6.4, 4.0)
     use_depth = "depth" in profile.coords and np.all(np.isfinite(profile["depth"].values))
@@ -268,7 +268,7 @@ def profile_figure(profile, uniformity=None, title: str = ""):
 
 def coloc_figure(result, title: str = ""):
     """Scatter of binned pixel counts of the pair with Costes thresholds, r, p, M1, M2."""
-    from report.figures import new_figure
+    from doptrace.report.figures import new_figure
 
     fig, ax = new_figure(4.8, 4.2)
     a = result["image_a"].values.ravel()
@@ -313,7 +313,7 @@ def projection_figure(result, title: str = ""):
 
 def compare_figure(result):
     """Normalised intensities per fragment and sample, with Poisson (thick) and bootstrap (thin) intervals."""
-    from report.figures import new_figure
+    from doptrace.report.figures import new_figure
 
     fig, ax = new_figure(6.4, 3.8)
     fragments = [str(f) for f in result["fragment"].values]
@@ -339,7 +339,7 @@ def compare_figure(result):
 
 # ----------------------------------------------------------------------------- section
 def _uniformity_rows(sample, test):
-    from report.figures import format_value
+    from doptrace.report.figures import format_value
 
     rows = []
     for name in test["fragment"].values:
@@ -356,8 +356,8 @@ def _uniformity_rows(sample, test):
 
 def section(analyses) -> list:
     """Maps with scale bars, depth profiles with the uniformity test, coloc scatter, sample comparison."""
-    from report.html import Figure, Plot, Table, Text
-    from tofsims.compare import compare_samples
+    from doptrace.report.html import Figure, Plot, Table, Text
+    from doptrace.tofsims.compare import compare_samples
 
     blocks = [Text(
         "Counts are summed exactly from the instrument file; error bars and intervals are Poisson unless said "
@@ -421,7 +421,7 @@ def section(analyses) -> list:
 # ----------------------------------------------------------------------------- demo
 def demo_entries(data_dir, sample: str, bulk_doped: bool, seed: int) -> list[dict]:
     """Simulate the sample's ITA depth-profile image stack and return its project entry."""
-    from tofsims import simulate
+    from doptrace.tofsims import simulate
 
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -516,7 +516,7 @@ def register_cli(subparsers) -> None:
 
 
 def _scans(text):
-    from tofsims.errors import ToFSIMSError
+    from doptrace.tofsims.errors import ToFSIMSError
 
     if not text:
         return None
@@ -537,13 +537,13 @@ def _load_args(args, path, crater=None, rates=None):
 
 
 def _write(ds, out, fig=None, plot=None) -> None:
-    from report.atomic import save_figure
-    from report.conventions import check_result, write_netcdf
+    from doptrace.report.atomic import save_figure
+    from doptrace.report.conventions import check_result, write_netcdf
 
     check_result(ds, str(out))
     if plot:
         from matplotlib.backend_bases import FigureCanvasBase
-        from tofsims.errors import ToFSIMSError
+        from doptrace.tofsims.errors import ToFSIMSError
 
         formats = FigureCanvasBase.get_supported_filetypes()
         if Path(plot).suffix.lower().lstrip(".") not in formats:
@@ -558,7 +558,7 @@ def _write(ds, out, fig=None, plot=None) -> None:
 
 
 def _info(args) -> int:
-    import tofsims
+    from doptrace import tofsims
 
     ds = tofsims.read(args.file)
     print(f"file: {args.file}")
@@ -587,12 +587,12 @@ def _info(args) -> int:
 
 
 def _calibrate(args) -> int:
-    import tofsims
-    from tofsims import calibration
-    from tofsims.formats import detect
+    from doptrace import tofsims
+    from doptrace.tofsims import calibration
+    from doptrace.tofsims.formats import detect
 
     if detect(args.spectrum) == "ita":
-        from tofsims.formats.ita import read_spectrum
+        from doptrace.tofsims.formats.ita import read_spectrum
 
         spectrum = read_spectrum(args.spectrum)
     else:
@@ -612,7 +612,7 @@ def _calibrate(args) -> int:
 
 
 def _maps(args) -> int:
-    from tofsims import maps
+    from doptrace.tofsims import maps
 
     ds = _load_args(args, args.file)
     fragments = _split(args.fragments)
@@ -630,7 +630,7 @@ def _maps(args) -> int:
 
 
 def _depth(args) -> int:
-    from tofsims import profiles
+    from doptrace.tofsims import profiles
 
     crater = parse_length_nm(args.crater_depth) if args.crater_depth else None
     fragments = _split(args.fragments)
@@ -638,7 +638,7 @@ def _depth(args) -> int:
     if profile is None:
         ds = _load_args(args, args.file, crater, args.rates)
         if _scans(args.scans):
-            from tofsims.maps import scan_selection
+            from doptrace.tofsims.maps import scan_selection
 
             ds = scan_selection(ds, _scans(args.scans))
         roi = make_roi(ds, args.roi, args.roi_from)
@@ -663,7 +663,7 @@ def _depth(args) -> int:
 
 
 def _coloc(args) -> int:
-    from tofsims import coloc
+    from doptrace.tofsims import coloc
 
     ds = _load_args(args, args.file)
     result = coloc.colocalization(ds, args.pair, bin=args.bin, scans=_scans(args.scans), n_null=args.null,
@@ -676,7 +676,7 @@ def _coloc(args) -> int:
 
 
 def _compare(args) -> int:
-    from tofsims import compare
+    from doptrace.tofsims import compare
 
     fragments = _split(args.fragments)
     a = _load_args(args, args.file_a)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_text
+from ..examples_data import example_text
+
 NAME = "xps"
 TITLE = "XPS: chemical states across etch depth"
 ENTRY_SCHEMA = {
@@ -27,9 +30,9 @@ HEADLINE_DEFAULT = "TM-O-B"
 
 # ----------------------------------------------------------------------------- analysis
 def _fit(path: Path, model=None, casa: bool = False, region=None, shift=None, c1s: bool = False):
-    import xps
-    from xps.errors import XPSError
-    from xps.series import fit_casa, fit_region
+    from doptrace import xps
+    from doptrace.xps.errors import XPSError
+    from doptrace.xps.series import fit_casa, fit_region
 
     if shift is not None and c1s:
         raise XPSError(f"{path}: give either a shift or the C 1s charge correction, not both")
@@ -43,8 +46,8 @@ def _fit(path: Path, model=None, casa: bool = False, region=None, shift=None, c1
 
 def analyse(settings: dict) -> dict:
     """One project entry -> ``{"fit": Dataset}`` and, with ``quantify``, ``{"quant": Dataset}``."""
-    import xps
-    from xps.quantify import quantify
+    from doptrace import xps
+    from doptrace.xps.quantify import quantify
 
     path = Path(settings["file"])
     results = {}
@@ -58,7 +61,7 @@ def analyse(settings: dict) -> dict:
                                     table=str(settings.get("rsf_file") or settings.get("rsf", "scofield")),
                                     ke_exponent=float(settings.get("ke_exponent", 0.6)), source=str(path))
     if not results:
-        from xps.errors import XPSError
+        from doptrace.xps.errors import XPSError
 
         raise XPSError(f"{path}: the xps entry needs a model, casa = true or a quantify list")
     return results
@@ -76,7 +79,7 @@ def _level_label(ds, i: int) -> str:
 
 def fit_figure(ds, level: int = 0, title: str = ""):
     """Data, background, components and envelope of one level, binding energy decreasing to the right."""
-    from report.figures import new_figure
+    from doptrace.report.figures import new_figure
 
     dim = ds.attrs.get("level_dim", "etch_time")
     one = ds.isel({dim: level})
@@ -118,7 +121,7 @@ def headline_share(ds, name: str):
 
 def fraction_figure(items, title: str = ""):
     """Headline: share of one component in the region's fitted area vs etch time, per sample, with 1-sigma bars."""
-    from report.figures import new_figure
+    from doptrace.report.figures import new_figure
 
     fig, ax = new_figure(6.4, 4.0)
     for label, ds in items:
@@ -141,8 +144,8 @@ def fraction_figure(items, title: str = ""):
 
 
 def _table(ds):
-    from report.figures import format_value
-    from report.html import Table
+    from doptrace.report.figures import format_value
+    from doptrace.report.html import Table
 
     dim = ds.attrs.get("level_dim", "etch_time")
     units = ds["area"].attrs.get("units", "")
@@ -165,8 +168,8 @@ def _table(ds):
 
 
 def _quant_table(q):
-    from report.figures import format_value
-    from report.html import Table
+    from doptrace.report.figures import format_value
+    from doptrace.report.html import Table
 
     dim = q.attrs.get("level_dim", "etch_time")
     lines = [str(v) for v in q["line"].values]
@@ -182,7 +185,7 @@ def _quant_table(q):
 
 def section(analyses) -> list:
     """Headline fraction plot over all samples, then per analysis a fit plot and result tables."""
-    from report.html import Figure, Plot, Text
+    from doptrace.report.html import Figure, Plot, Text
 
     blocks = []
     fits = [(a.sample, a.results["fit"]) for a in analyses if "fit" in a.results]
@@ -210,14 +213,14 @@ def section(analyses) -> list:
 # ----------------------------------------------------------------------------- demo
 def demo_entries(data_dir, sample: str, bulk_doped: bool, seed: int) -> list[dict]:
     """Simulate a VAMAS etch series (B 1s, In 3d, O 1s, C 1s, with surface charging) and its models."""
-    from xps.simulate import DEMO_ETCH_TIMES, simulate_series, write_b1s_model, write_in3d_model
+    from doptrace.xps.simulate import DEMO_ETCH_TIMES, simulate_series
 
     data_dir = Path(data_dir)
     vms = data_dir / f"{sample}_xps.vms"
     charge = np.linspace(0.6, 0.2, len(DEMO_ETCH_TIMES))
     simulate_series(vms, bulk_doped=bulk_doped, seed=seed, charge=charge, sample=sample)
-    b1s = write_b1s_model(data_dir / "xps_b1s.toml")
-    in3d = write_in3d_model(data_dir / "xps_in3d.toml")
+    b1s = write_text(data_dir / "xps_b1s.toml", example_text("xps/b1s.toml"))
+    in3d = write_text(data_dir / "xps_in3d.toml", example_text("xps/in3d_oxide.toml"))
     return [
         {"file": vms, "model": b1s, "c1s": True, "quantify": ["B 1s", "O 1s", "In 3d", "C 1s"]},
         {"file": vms, "model": in3d, "c1s": True, "headline": "In-O"},
@@ -259,8 +262,8 @@ def register_cli(subparsers) -> None:
 
 
 def _cmd_info(args) -> int:
-    import xps
-    from xps.formats import casa
+    from doptrace import xps
+    from doptrace.xps.formats import casa
 
     blocks = xps.read(args.file)
     print(f"{args.file}: {len(blocks)} block(s)")
@@ -282,8 +285,8 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_fit(args) -> int:
-    from report.atomic import save_figure
-    from report.conventions import check_result, write_netcdf
+    from doptrace.report.atomic import save_figure
+    from doptrace.report.conventions import check_result, write_netcdf
 
     if args.plot:
         _check_plot_format(args.plot)  # before any output, so a bad --plot leaves no result file
@@ -294,7 +297,7 @@ def _cmd_fit(args) -> int:
         dim = ds.attrs.get("level_dim", "etch_time")
         levels = ds.sizes[dim]
         if not -levels <= args.plot_level < levels:
-            from xps.errors import XPSError
+            from doptrace.xps.errors import XPSError
 
             raise XPSError(f"{args.file}: --plot-level {args.plot_level} is out of range "
                            f"(the fit has {levels} level(s): 0..{levels - 1})")
@@ -316,7 +319,7 @@ def _check_plot_format(plot) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from xps.errors import XPSError
+    from doptrace.xps.errors import XPSError
 
     suffix = Path(plot).suffix.lstrip(".").lower() or "png"
     supported = FigureCanvasAgg(Figure()).get_supported_filetypes()
@@ -325,9 +328,9 @@ def _check_plot_format(plot) -> None:
 
 
 def _cmd_quantify(args) -> int:
-    import xps
-    from report.conventions import check_result, write_netcdf
-    from xps.quantify import quantify
+    from doptrace import xps
+    from doptrace.report.conventions import check_result, write_netcdf
+    from doptrace.xps.quantify import quantify
 
     q = quantify(xps.read(args.file), args.regions.split(","), table=args.rsf, ke_exponent=args.ke_exponent,
                  source=args.file)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..atomic import save_figure, write_text
 from ..conventions import write_netcdf
+from ..examples_data import example_text
 from ..figures import format_value, new_figure
 from ..html import Plot, Table, Text
 
@@ -24,7 +25,7 @@ ENTRY_SCHEMA = {
 #: on Li sites are determined; at ~3e4 counts, typical of a lab scan, they are not).
 DEMO_COUNTS = 1.0e6
 DEMO_DOPANT = {"LiTMO2:Li": 0.06, "Li2MnO3:Li2c": 0.08, "Li2MnO3:Li4h": 0.08}
-EXAMPLE_RECIPE = Path(__file__).resolve().parents[2] / "examples" / "xrd" / "li-rich-two-phase.toml"
+EXAMPLE_RECIPE = "xrd/li-rich-two-phase.toml"  # in doptrace.examples
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -66,14 +67,14 @@ def register_cli(subparsers) -> None:
 
 
 def _info(args) -> int:
-    from xrd.read import describe
+    from doptrace.xrd.read import describe
 
     print(describe(args.file))
     return 0
 
 
 def _load(recipe_path, data=None, instrument=None):
-    from xrd.recipe import load_recipe
+    from doptrace.xrd.recipe import load_recipe
 
     recipe = load_recipe(recipe_path)
     if data:
@@ -85,18 +86,18 @@ def _load(recipe_path, data=None, instrument=None):
 
 def refine_recipe(recipe, engine: str = "builtin", progress: bool = False):
     """``(Dataset, Refinement or None)`` of a recipe through the chosen engine."""
-    from xrd.errors import XRDError
+    from doptrace.xrd.errors import XRDError
 
     if engine == "gsas2":
         try:
-            from xrd import gsas2
+            from doptrace.xrd import gsas2
         except ImportError as exc:
             raise XRDError(f"{recipe.path}: GSAS-II is not installed ({exc})") from None
         if hasattr(gsas2, "available") and not gsas2.available():
             reason = gsas2.unavailable_reason() if hasattr(gsas2, "unavailable_reason") else ""
             raise XRDError(f"{recipe.path}: GSAS-II is not installed {reason}".rstrip())
         return gsas2.refine(recipe, progress=progress), None
-    from xrd.refine import run
+    from doptrace.xrd.refine import run
 
     result = run(recipe, progress=progress)
     return result.dataset, result
@@ -105,14 +106,14 @@ def refine_recipe(recipe, engine: str = "builtin", progress: bool = False):
 def _refine(args) -> int:
     recipe = _load(args.recipe, args.data, args.instrument)
     if args.cif_out and args.engine != "builtin":
-        from xrd.errors import XRDError
+        from doptrace.xrd.errors import XRDError
 
         raise XRDError(f"{recipe.path}: --cif-out needs the built-in engine")  # said before a long refinement
     ds, result = refine_recipe(recipe, args.engine, progress=not args.quiet)
     # everything is computed before the first file is written, so a failure leaves no output
     cifs = {}
     if args.cif_out:
-        from xrd.cif_out import cif_texts
+        from doptrace.xrd.cif_out import cif_texts
 
         cifs = cif_texts(result)
     fig = pattern_figure(ds, recipe.path.stem) if args.plot else None
@@ -126,8 +127,8 @@ def _refine(args) -> int:
 
 
 def _simulate(args) -> int:
-    from xrd.errors import XRDError
-    from xrd.simulate import simulate, xye_text
+    from doptrace.xrd.errors import XRDError
+    from doptrace.xrd.simulate import simulate, xye_text
 
     recipe = _load(args.recipe)
     dopant = {}
@@ -146,7 +147,7 @@ def _simulate(args) -> int:
 
 
 def _sequence(args) -> int:
-    from xrd.sequence import sequence
+    from doptrace.xrd.sequence import sequence
 
     recipe = _load(args.recipe)
     ds = sequence(recipe, [Path(f) for f in args.files], progress=not args.quiet)
@@ -253,11 +254,11 @@ def section(analyses) -> list:
 
 
 def demo_entries(data_dir, sample, bulk_doped, seed) -> list:
-    from xrd.recipe import load_recipe
-    from xrd.simulate import simulate, xye_text
+    from doptrace.xrd.recipe import load_recipe
+    from doptrace.xrd.simulate import simulate, xye_text
 
     data_dir = Path(data_dir)
-    recipe_path = write_text(data_dir / "xrd_li-rich-two-phase.toml", EXAMPLE_RECIPE.read_text(encoding="utf-8"))
+    recipe_path = write_text(data_dir / "xrd_li-rich-two-phase.toml", example_text(EXAMPLE_RECIPE))
     recipe = load_recipe(recipe_path)
     dopant = DEMO_DOPANT if bulk_doped else {}
     pattern, truth = simulate(recipe, dopant=dopant, counts=DEMO_COUNTS, seed=seed, return_truth=True,
