@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from .._files import atomic_output, existing_file
 from ..errors import ToFSIMSError
+from ._cube import make_cube
 
 RECORD = 5  # uint32 per event
 RECORD_BYTES = 4 * RECORD
@@ -206,7 +207,6 @@ def _accumulate(path, chunk, first_event, lut, n_codes, planes):
 
 
 def _dataset(path, names, lo, hi, counts, total, windows, sf, k0, sputter_time_total, fov, polarity):
-    n_scans, ny, nx = total.shape
     if isinstance(windows, xr.Dataset) and "mass_low" in windows.coords:
         mass_low, mass_high = windows["mass_low"].values, windows["mass_high"].values
         centre = windows["fragment_mass"].values if "fragment_mass" in windows.coords else (mass_low + mass_high) / 2
@@ -214,39 +214,13 @@ def _dataset(path, names, lo, hi, counts, total, windows, sf, k0, sputter_time_t
         mass_low, mass_high = ((lo - k0) / sf) ** 2, ((hi - k0) / sf) ** 2
         centre = (mass_low + mass_high) / 2
     else:
-        mass_low = mass_high = centre = np.full(len(names), np.nan)
-    pixel = fov / nx if fov else 1.0
-    unit = "um" if fov else "pixel"
-    per_scan = sputter_time_total / n_scans if sputter_time_total else np.nan
-    return xr.Dataset(
-        {
-            "counts": (("fragment", "scan", "y", "x"), counts, {"units": "counts"}),
-            "total": (("scan", "y", "x"), total, {"units": "counts"}),
-        },
-        coords={
-            "fragment": ("fragment", names),
-            "fragment_mass": ("fragment", np.asarray(centre, float), {"units": "u"}),
-            "mass_low": ("fragment", np.asarray(mass_low, float), {"units": "u"}),
-            "mass_high": ("fragment", np.asarray(mass_high, float), {"units": "u"}),
-            "tof_low": ("fragment", lo, {"units": "1"}),
-            "tof_high": ("fragment", hi, {"units": "1"}),
-            "scan": ("scan", np.arange(n_scans, dtype=np.int64), {"units": "1"}),
-            "sputter_time": ("scan", np.arange(n_scans) * per_scan, {"units": "s"}),
-            "depth": ("scan", np.full(n_scans, np.nan), {"units": "nm", "method": "none"}),
-            "y": ("y", (np.arange(ny) + 0.5) * pixel, {"units": unit}),
-            "x": ("x", (np.arange(nx) + 0.5) * pixel, {"units": unit}),
-        },
-        attrs={
-            "source": os.fspath(path),
-            "technique": "ToF-SIMS",
-            "format": "raw event list",
-            "polarity": polarity,
-            "field_of_view_um": float(fov) if fov else float("nan"),
-            "sf": float("nan") if sf is None else float(sf),
-            "k0": float("nan") if k0 is None else float(k0),
-            "sputter_time_total": float(sputter_time_total) if sputter_time_total else float("nan"),
-            "dead_time_corrected": 0,
-        },
+        mass_low = mass_high = centre = None
+    return make_cube(
+        path, counts, names, file_format="raw event list", total=total, fragment_mass=centre,
+        mass_low=mass_low, mass_high=mass_high, sputter_time_total=sputter_time_total or None,
+        field_of_view_um=fov or None, polarity=polarity,
+        fragment_coords={"tof_low": (lo, {"units": "1"}), "tof_high": (hi, {"units": "1"})},
+        attrs={"sf": float("nan") if sf is None else float(sf), "k0": float("nan") if k0 is None else float(k0)},
     )
 
 

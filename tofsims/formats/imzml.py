@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .._files import existing_file
 from ..errors import ToFSIMSError
 from ..masses import peak_windows
+from ._cube import make_cube
 
 MAX_PIXELS = 1 << 28
 
@@ -99,34 +100,16 @@ def read(path, fragments=None, windows: xr.Dataset | None = None, *, progress: b
     integral = np.all(cube == np.round(cube)) and np.all(total == np.round(total)) and cube.max(initial=0) < 2**32
     if integral:
         cube, total = cube.astype(np.uint32), total.astype(np.uint32)
-    coords_out = {k: v for k, v in windows.coords.items() if windows[k].dims == ("fragment",)}
-    coords_out.update(
-        {
-            "scan": ("scan", np.arange(n_scans, dtype=np.int64), {"units": "1"}),
-            "sputter_time": ("scan", np.full(n_scans, np.nan), {"units": "s"}),
-            "depth": ("scan", np.full(n_scans, np.nan), {"units": "nm", "method": "none"}),
-            "y": ("y", np.arange(ny) + 0.5, {"units": "pixel"}),
-            "x": ("x", np.arange(nx) + 0.5, {"units": "pixel"}),
-        }
-    )
     polarity = str(getattr(parser, "polarity", "") or "unknown").lower()
     meta = getattr(parser, "imzmldict", {}) or {}
-    pixel = meta.get("pixel size x")
-    if pixel:  # imzML states the pixel size in um
-        for axis, n in (("y", ny), ("x", nx)):
-            coords_out[axis] = (axis, (np.arange(n) + 0.5) * float(pixel), {"units": "um"})
-    return xr.Dataset(
-        {
-            "counts": (("fragment", "scan", "y", "x"), cube, {"units": "counts"}),
-            "total": (("scan", "y", "x"), total, {"units": "counts"}),
-        },
-        coords=coords_out,
-        attrs={
-            "source": os.fspath(path),
-            "technique": "ToF-SIMS",
-            "format": "imzML",
-            "polarity": polarity if polarity in ("negative", "positive") else "unknown",
-            "field_of_view_um": float(pixel) * nx if pixel else float("nan"),
-            "dead_time_corrected": 0,
-        },
+    pixel = meta.get("pixel size x")  # imzML states the pixel size in um
+    extra = {k: (v.values, dict(v.attrs)) for k, v in windows.coords.items()
+             if k not in ("fragment",) and windows[k].dims == ("fragment",)}
+    coord = windows.coords
+    return make_cube(
+        path, cube, [str(v) for v in windows["fragment"].values], file_format="imzML", total=total,
+        fragment_mass=coord["fragment_mass"].values if "fragment_mass" in coord else None,
+        mass_low=coord["mass_low"].values, mass_high=coord["mass_high"].values,
+        field_of_view_um=float(pixel) * nx if pixel else None, pixel_size_um=float(pixel) if pixel else None,
+        polarity=polarity, fragment_coords=extra,
     )

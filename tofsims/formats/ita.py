@@ -43,116 +43,14 @@ import xarray as xr
 from tqdm import tqdm
 
 from ..errors import ToFSIMSError
-from . import itstr
+from . import itm, itstr
+from ._cube import make_cube
+from ._iontof import (  # noqa: F401  header, peak_list and the paths stay importable from here
+    ADDED, FIRST_FRAGMENT_ID, IMAGES, MAX_SCANS, MAX_SIDE, REST_ID, SCANS, SPECTRUM, TOTAL_ID, header, peak_list,
+)
 
-IMAGES = "filterdata/TofCorrection/ImageStack/Reduced Data"
-SCANS = IMAGES + "/ImageStackScans"
-ADDED = IMAGES + "/ImageStackScansAdded"
-SPECTRUM = "filterdata/TofCorrection/Spectrum/Reduced Data"
-TOTAL_ID, REST_ID, FIRST_FRAGMENT_ID = 0, 1, 2
-MAX_SIDE = 1 << 14  # pixels; IONTOF rasters go up to 4096 x 4096 (and 16384 is generous)
-MAX_SCANS = 1 << 20
 ZLIB_MAX_RATIO = 1040  # deflate cannot compress better than ~1032:1
 LAZY_BYTES = 1 << 30  # cubes above 1 GiB come back as lazy dask arrays
-
-
-# -- metadata -----------------------------------------------------------------------------------
-def _properties(f: itstr.ITStrFile) -> dict:
-    props = {}
-    for section in ("propstart", "propend"):  # propend wins: the state at the end of the run
-        block = f.find(section)
-        if block is None:
-            continue
-        for entry in f.children(block):
-            if entry.type == itstr.LEAF:
-                try:
-                    record = f.keyvalue(f.block_at(entry.offset))
-                except ToFSIMSError:
-                    continue  # an odd record among thousands must not make the images unreadable
-                props[record["key"] or entry.name] = record
-    return props
-
-
-def _prop(props: dict, *keys, kind: str = "float", default=None):
-    for key in keys:
-        if key in props:
-            return props[key][kind]
-    return default
-
-
-def peak_list(f: itstr.ITStrFile) -> list[dict]:
-    """The mass intervals: ``[{id, name, assign, desc, cmass, lmass, umass}]`` sorted by id."""
-    block = f.find("MassIntervalList")
-    peaks = []
-    if block is None:
-        return peaks
-    for entry in f.children(block):
-        if entry.name != "mi":
-            continue
-        mi = f.block_at(entry.offset)
-        values = {}
-        for child in f.children(mi):
-            leaf = f.block_at(child.offset)
-            values[child.name] = leaf
-        if "id" not in values:
-            raise ToFSIMSError(f"{f.path}: mass interval mi[{entry.id}] has no id")
-        peak = {"id": f.scalar(values["id"], "i")}
-        for key in ("assign", "desc", "SN"):
-            peak[key] = (
-                bytes(f.raw(values[key])).decode("utf-16-le", "replace").rstrip("\x00") if key in values else ""
-            )
-        for key in ("cmass", "lmass", "umass"):
-            peak[key] = f.scalar(values[key], "d") if key in values else float("nan")
-        peak["name"] = peak["assign"] or peak["desc"] or f"{peak['cmass']:.2f}u"
-        peaks.append(peak)
-    peaks.sort(key=lambda p: p["id"])
-    seen: dict[str, int] = {}
-    for peak in peaks:  # two intervals with one assignment: tell them apart by their centre
-        seen[peak["name"]] = seen.get(peak["name"], 0) + 1
-        if seen[peak["name"]] > 1:
-            peak["name"] = f"{peak['name']} ({peak['cmass']:.3f}u)"
-    return peaks
-
-
-def header(f: itstr.ITStrFile) -> dict:
-    """Image geometry, calibration and instrument settings, validated before any image is read."""
-    props = _properties(f)
-    nx = f.int32("Meta/SI Image/res_x")
-    ny = f.int32("Meta/SI Image/res_y")
-    if nx is None or ny is None:
-        nx = f.int32(SCANS + "/Image.XSize", _prop(props, "Registration.Raster.Resolution", kind="int"))
-        ny = f.int32(SCANS + "/Image.YSize", nx)
-    fov = f.float64("Meta/SI Image/fieldofview", _prop(props, "Registration.Raster.FieldOfView"))
-    n_scans = f.int32(IMAGES + "/NumberOfScans", f.int32(SCANS + "/Image.NumberOfScans"))
-    if n_scans is None:
-        n_scans = _prop(props, "Measurement.ScanNumber", kind="int")
-    if nx is None or ny is None:
-        raise ToFSIMSError(f"{f.path}: no image size (Meta/SI Image/res_x, res_y) in the file")
-    if not (0 < nx <= MAX_SIDE and 0 < ny <= MAX_SIDE):
-        raise ToFSIMSError(f"{f.path}: absurd image size {nx} x {ny} pixels (limit {MAX_SIDE})")
-    if n_scans is not None and not (0 < n_scans <= MAX_SCANS):
-        raise ToFSIMSError(f"{f.path}: absurd number of scans {n_scans}")
-    if fov is not None and not (np.isfinite(fov) and 0 < fov < 1.0):
-        raise ToFSIMSError(f"{f.path}: absurd field of view {fov} m")
-    sf = f.float64(SPECTRUM + "/IMassScaleSFK0/sf", f.float64("MassScale/sf"))
-    k0 = f.float64(SPECTRUM + "/IMassScaleSFK0/k0", f.float64("MassScale/k0"))
-    polarity = str(_prop(props, "Instrument.Analyzer_Polarity_Switch", kind="string", default="")).lower()
-    width = _prop(props, "Registration.TimeResolution")
-    return {
-        "nx": int(nx),
-        "ny": int(ny),
-        "n_scans": None if n_scans is None else int(n_scans),
-        "field_of_view_um": float("nan") if fov is None else float(f"{fov * 1e6:.12g}"),  # m -> um without 1e-15 noise
-        "sf": float("nan") if sf is None else sf,
-        "k0": float("nan") if k0 is None else k0,
-        "polarity": polarity if polarity in ("negative", "positive") else "unknown",
-        "shots_per_pixel": int(_prop(props, "Registration.Raster.ShotsPerPixel", kind="int", default=0)),
-        "channel_width_ns": float("nan") if width is None else width * 1e9,
-        "sputter_time_total": float(_prop(props, "Analysis.SputterTime", "Measurement.SputterTime", default=0.0)),
-        "primary_ion": str(_prop(props, "Instrument.LMIG.Species", kind="string", default="")),
-        "dead_time_corrected": int(_prop(props, "Analysis.DeadTimeCorrection", kind="int", default=0)),
-        "sample": str(_prop(props, "Analysis.SampleName", kind="string", default="")),
-    }
 
 
 def _scan_leaves(f: itstr.ITStrFile, image_id: int, n_pixels_bytes: int) -> list[itstr.Entry]:
@@ -224,8 +122,7 @@ def read_stack(path, fragment, scans=None, *, workers: int | None = None) -> np.
         image_id = _image_id(f, fragment)
         ny, nx = head["ny"], head["nx"]
         if f.find(f"{SCANS}/Image[{image_id}]") is None and f.find("rawdata") is not None:
-            from . import itm  # an ITM file: histogram its raw events
-
+            # an ITM file: histogram its raw events
             names = {p["id"]: p["name"] for p in peak_list(f)}
             if image_id != TOTAL_ID and image_id not in names:
                 raise ToFSIMSError(f"{f.path}: no mass interval with id {image_id}")
@@ -302,8 +199,6 @@ def read(path, fragments=None, scans=None, *, lazy: bool | None = None, progress
         ny, nx = head["ny"], head["nx"]
         if f.find(f"{SCANS}/Image[{chosen[0]['id']}]") is None:
             if f.find("rawdata") is not None:  # an ITM file: build the cube from its raw events
-                from . import itm
-
                 return itm.read(path, fragments=[p["name"] for p in chosen], progress=progress)
             if f.find(f"{ADDED}/Image[{chosen[0]['id']}]"):
                 return _read_added(f, path, head, chosen)
@@ -377,43 +272,22 @@ def _lazy_cube(f, leaf_lists, scan_index, shape):
 
 
 def _dataset(path, head, chosen, scan_index, n_file_scans, counts, total) -> xr.Dataset:
-    ny, nx = head["ny"], head["nx"]
-    fov = head["field_of_view_um"]
-    pixel = fov / nx if np.isfinite(fov) else 1.0
-    per_scan = head["sputter_time_total"] / n_file_scans if n_file_scans else 0.0
-    coords = {
-        "fragment": ("fragment", [p["name"] for p in chosen]),
-        "fragment_mass": ("fragment", np.array([p["cmass"] for p in chosen], float), {"units": "u"}),
-        "mass_low": ("fragment", np.array([p["lmass"] for p in chosen], float), {"units": "u"}),
-        "mass_high": ("fragment", np.array([p["umass"] for p in chosen], float), {"units": "u"}),
-        "scan": ("scan", np.asarray(scan_index, np.int64), {"units": "1"}),
-        "sputter_time": ("scan", np.asarray(scan_index, float) * per_scan, {"units": "s"}),
-        "depth": ("scan", np.full(len(scan_index), np.nan), {"units": "nm", "method": "none"}),
-        "y": ("y", (np.arange(ny) + 0.5) * pixel, {"units": "um" if np.isfinite(fov) else "pixel"}),
-        "x": ("x", (np.arange(nx) + 0.5) * pixel, {"units": "um" if np.isfinite(fov) else "pixel"}),
-    }
-    data = {
-        "counts": (("fragment", "scan", "y", "x"), counts, {"units": "counts", "long_name": "secondary ion counts"})
-    }
-    if total is not None:
-        data["total"] = (("scan", "y", "x"), total, {"units": "counts", "long_name": "total ion counts"})
-    attrs = {
-        "source": os.fspath(path),
-        "technique": "ToF-SIMS",
-        "format": "IONTOF ITA (ITStr)",
-        "polarity": head["polarity"],
-        "field_of_view_um": fov,
-        "sf": head["sf"],
-        "k0": head["k0"],
-        "channel_width_ns": head["channel_width_ns"],
-        "shots_per_pixel": head["shots_per_pixel"],
-        "sputter_time_total": head["sputter_time_total"],
-        "dead_time_corrected": head["dead_time_corrected"],
-        "primary_ion": head["primary_ion"],
-        "sample": head["sample"] or os.path.splitext(os.path.basename(os.fspath(path)))[0],
-        "n_scans_file": int(n_file_scans),
-    }
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return make_cube(
+        path, counts, [p["name"] for p in chosen], file_format="IONTOF ITA (ITStr)", total=total,
+        fragment_mass=[p["cmass"] for p in chosen], mass_low=[p["lmass"] for p in chosen],
+        mass_high=[p["umass"] for p in chosen], scan=scan_index, n_scans_file=n_file_scans,
+        sputter_time_total=head["sputter_time_total"], field_of_view_um=head["field_of_view_um"],
+        polarity=head["polarity"], dead_time_corrected=head["dead_time_corrected"],
+        attrs={
+            "sf": head["sf"],
+            "k0": head["k0"],
+            "channel_width_ns": head["channel_width_ns"],
+            "shots_per_pixel": head["shots_per_pixel"],
+            "primary_ion": head["primary_ion"],
+            "sample": head["sample"] or os.path.splitext(os.path.basename(os.fspath(path)))[0],
+            "n_scans_file": int(n_file_scans),
+        },
+    )
 
 
 def read_spectrum(path) -> xr.Dataset:
@@ -560,7 +434,5 @@ def write(path, ds: xr.Dataset, spectrum: xr.Dataset | None = None, *, level: in
         for key, ivalue, fvalue, text in properties:
             node.property(key, int_value=ivalue, float_value=fvalue, text=text)
     if raw_seed is not None:
-        from . import itm
-
         itm.add_raw_data(root, ds, seed=raw_seed)
     itstr.write(path, root)

@@ -24,7 +24,7 @@ import xarray as xr
 from tqdm import tqdm
 
 from ..errors import ToFSIMSError
-from . import events, ita, itstr
+from . import _iontof, events, itstr
 
 SCAN_BLOCK, DATA_BLOCK = "   6", "  14"
 X_TAG, Y_TAG, ID_TAG = 0xC0000000, 0xD0000000, 0x40000000
@@ -113,8 +113,8 @@ def read(path, fragments=None, windows: xr.Dataset | None = None, *, sf: float |
         Mass calibration (default: the file's).
     """
     with itstr.ITStrFile(path) as f:
-        head = ita.header(f)
-        peaks = [p for p in ita.peak_list(f) if p["id"] >= ita.FIRST_FRAGMENT_ID]
+        head = _iontof.header(f)
+        peaks = [p for p in _iontof.peak_list(f) if p["id"] >= _iontof.FIRST_FRAGMENT_ID]
         n_scans = head["n_scans"] or len(_scan_blocks(f))
     sf = head["sf"] if sf is None else sf
     k0 = head["k0"] if k0 is None else k0
