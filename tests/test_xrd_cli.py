@@ -178,3 +178,27 @@ def test_cif_out_with_gsas2_engine_is_refused_before_refining(simulated, tmp_pat
                        "--cif-out", tmp_path / "cifs", "--out", out, "--quiet")
     assert code == 2 and err.count("\n") == 1 and "--cif-out needs the built-in engine" in err
     assert not out.exists() and not (tmp_path / "cifs").exists()
+
+
+def test_quality_reasons_printed_and_strict_exits_4_on_a_failed_fit(tmp_path, capsys):
+    # a LaB6 pattern refined with the Li-rich recipe: GOF far beyond counting noise -> quality failed
+    lab = tmp_path / "lab6.toml"
+    lab.write_text('[instrument]\nwavelengths = [1.5405, 1.5443]\nX = 3.0\nY = 2.0\n[range]\ntwo_theta = [10.0, 100.0]\n'
+                   '[background]\nterms = 4\ncoefficients = [300.0, -100.0, 40.0, 0.0]\n'
+                   '[[phase]]\nname = "LaB6"\nspace_group = "P m -3 m"\ncell = [4.1568, 4.1568, 4.1568, 90, 90, 90]\n'
+                   '[[phase.site]]\nlabel = "La"\nxyz = [0, 0, 0]\nuiso = 0.005\noccupancy = { La = 1.0 }\n'
+                   '[[phase.site]]\nlabel = "B"\nxyz = [0.1996, 0.5, 0.5]\nuiso = 0.005\noccupancy = { B = 1.0 }\n')
+    assert main(["xrd", "simulate", str(lab), "--out", str(tmp_path / "lab6.xye"), "--counts", "30000",
+                 "--seed", "4"]) == 0
+    capsys.readouterr()
+    args = ["refine", RECIPE, "--data", tmp_path / "lab6.xye", "--out", tmp_path / "r.nc", "--quiet"]
+    code, text, _ = cli(capsys, *args)
+    assert code == 0
+    lines = text.splitlines()
+    q = lines.index("quality: failed")
+    assert q > lines.index(next(l for l in lines if l.startswith("Rwp")))  # after the summary
+    assert lines[q + 1].startswith("  - GOF")
+    assert "not determined: fit failed (GOF" in text
+    code, _, _ = cli(capsys, *args, "--strict")
+    assert code == 4
+    assert read_netcdf(tmp_path / "r.nc").attrs["quality"] == "failed"

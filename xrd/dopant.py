@@ -27,15 +27,32 @@ UNDETERMINED = "not determined by these data"
 MAX_ESD_FOR_ZERO = 0.05
 
 
-def dopant_verdict(value: float, esd: float) -> str:
+def dopant_verdict(value: float, esd: float, *, total: float = 1.0, failed: str = "",
+                   esd_factor: float = 1.0) -> str:
     """Shared verdict rule for a refined dopant fraction.
 
-    ``determined`` if ``|d| / esd >= 3``; ``consistent with zero`` if ``|d| < 2 esd`` and
-    ``esd <= 0.05``; otherwise ``not determined by these data`` (the esd is too large to tell).
-    A missing or non-positive esd is never a determination.
+    ``not determined: fit failed (reason)`` when the refinement's quality is ``failed`` (``failed``
+    holds the first reason); ``not determined: outside [0, total] by N esd`` when the value is
+    physically impossible beyond 3 esd. Otherwise, with ``s = esd * esd_factor`` (the esd
+    inflated for serially correlated residuals, :func:`xrd.quality.serial_correlation_factor`):
+    ``determined`` if ``|d| / s >= 3``; ``consistent with zero`` if ``|d| < 2 s`` and ``s <= 0.05``;
+    otherwise ``not determined by these data``. A missing or non-positive esd is never a determination.
+
+    Examples
+    --------
+    >>> dopant_verdict(-0.256, 0.072)
+    'not determined: -0.256 lies outside [0, 1] by 3.6 esd'
+    >>> dopant_verdict(0.06, 0.01, failed="GOF is not finite")
+    'not determined: fit failed (GOF is not finite)'
     """
+    if failed:
+        return f"not determined: fit failed ({failed})"
     if value is None or esd is None or not math.isfinite(value) or not math.isfinite(esd) or esd <= 0:
         return UNDETERMINED
+    gap = max(-value, value - total, 0.0)
+    if gap > 3.0 * esd:
+        return f"not determined: {value:.3g} lies outside [0, {total:g}] by {gap / esd:.1f} esd"
+    esd = esd * max(float(esd_factor), 1.0) if math.isfinite(esd_factor) else esd
     if abs(value) >= 3.0 * esd:
         return DETERMINED
     if abs(value) < 2.0 * esd and esd <= MAX_ESD_FOR_ZERO:

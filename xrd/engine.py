@@ -6,6 +6,11 @@ difference of the intensities times the (fixed) sparse profile matrix; for peak 
 parameters a central difference of the phase pattern with the peak windows frozen. scipy's
 ``least_squares`` cannot hold windows fixed between Jacobian and step, hence a small hand-written
 Marquardt loop (with the GSAS-II-style per-stage cycle limit).
+
+Honesty rules: a reflection whose position is undefined or leaves 0-180 deg under a finite-difference
+step is dropped from that derivative (counted, never NaN); a Jacobian column that is still
+non-finite, or a stage where no step lowers chi² although the linearised model predicts a clear
+decrease, ends the stage with :attr:`FitResult.problem` set (the result's quality is then ``failed``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ import scipy.sparse
 from .model import PatternModel
 from .profiles import tch_fwhm_eta
 
+#: A stage whose rejected step had been predicted to lower chi² by more than this fraction is stuck,
+#: not converged (finite-difference noise at a true minimum predicts far less).
+STALL_TOLERANCE = 1e-3
+
 
 @dataclass
 class FitResult:
@@ -31,6 +40,9 @@ class FitResult:
     cycles: int
     seconds: float
     history: list[float] = field(default_factory=list)
+    converged: bool = True  # False: the cycle limit was reached while chi² still dropped
+    problem: str = ""  # why the stage could not proceed ("" when it could)
+    dropped: int = 0  # reflection derivatives dropped (position undefined under a step)
 
     @property
     def stderr(self) -> np.ndarray:
@@ -44,12 +56,15 @@ class FitResult:
         return np.where(np.isfinite(corr), corr, 0.0)
 
 
-def jacobian(model: PatternModel, values: dict[str, float], names: list[str]) -> np.ndarray:
+def jacobian(model: PatternModel, values: dict[str, float], names: list[str], dropped: list | None = None) -> np.ndarray:
     """``d calc / d p`` (counts per unit parameter), shape ``(n_points, len(names))``.
 
     The peak windows are those frozen by the last :meth:`PatternModel.freeze`. Per-reflection
     derivatives (intensity, position, FWHM, eta) of every parameter are stacked and turned into
     pattern derivatives by four sparse products with the profile and its analytic partials.
+    A reflection whose position is undefined at ``values`` or at either finite-difference point
+    contributes no derivative for that parameter; their number is appended to ``dropped``.
+    A bounded parameter at its bound is differenced one-sidedly inside the bounds.
     """
     n = model.x.size
     jac = np.zeros((n, len(names)))
@@ -61,6 +76,7 @@ def jacobian(model: PatternModel, values: dict[str, float], names: list[str]) ->
         mats = [scipy.sparse.csr_matrix((v, (point, refl)), shape=(n, n_refl))
                 for v in ((val,) + tuple(terms[4:]))]
         scale = values[f"{phase.name}:scale"]
+        base_ok = np.isfinite(model.peaks(k, values)[0])
         cols, d_int, d_pos, d_fw, d_eta = [], [], [], [], []
         for j, name in enumerate(names):
             par = model.parameters[name]
@@ -71,16 +87,25 @@ def jacobian(model: PatternModel, values: dict[str, float], names: list[str]) ->
             if not touches or par.kind == "linear":
                 continue
             h = par.step
-            up = model.peaks(k, {**values, name: values[name] + h})
-            down = model.peaks(k, {**values, name: values[name] - h})
+            lo, hi = par.bounds
+            v_up, v_down = min(values[name] + h, hi), max(values[name] - h, lo)
+            span = v_up - v_down
+            if span <= 0:
+                continue
+            up = model.peaks(k, {**values, name: v_up})
+            down = model.peaks(k, {**values, name: v_down})
+            valid = np.isfinite(up[0]) & np.isfinite(down[0]) & base_ok
+            if dropped is not None:
+                dropped.append(int(np.sum(~valid & (np.isfinite(up[0]) | np.isfinite(down[0])))))
             cols.append(j)
-            d_int.append((up[3] - down[3]) / (2 * h))
+            d_int.append(np.where(valid, (up[3] - down[3]) / span, 0.0))
             if par.kind == "shape":
                 f_u, e_u = tch_fwhm_eta(up[1], up[2])
                 f_d, e_d = tch_fwhm_eta(down[1], down[2])
-                d_pos.append(np.nan_to_num((up[0] - down[0]) / (2 * h)))
-                d_fw.append((f_u - f_d) / (2 * h))
-                d_eta.append((e_u - e_d) / (2 * h))
+                with np.errstate(invalid="ignore"):
+                    d_pos.append(np.where(valid, (up[0] - down[0]) / span, 0.0))
+                d_fw.append(np.where(valid, (f_u - f_d) / span, 0.0))
+                d_eta.append(np.where(valid, (e_u - e_d) / span, 0.0))
             else:
                 zero = np.zeros(n_refl)
                 d_pos.append(zero)
@@ -144,22 +169,35 @@ def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: li
     ``with_covariance=False`` (intermediate stages) the final Jacobian and covariance are skipped.
     """
     start = time.perf_counter()
-    values = dict(values)
+    values = model.clamp(values)
     sw = np.sqrt(model.weight)
     lam = 1e-3
     history = []
     cycles = 0
+    converged = max_cycles == 0
+    problem = ""
+    dropped: list[int] = []
     model.freeze(values)
     calc = model.calculate(values)
     chi2 = chi_square(model, calc)
+    if not np.isfinite(chi2):
+        problem = "the model gives non-finite counts at the starting values"
+        max_cycles = 0
     for cycles in range(1, max_cycles + 1):
-        jac = jacobian(model, values, names) * sw[:, None]
+        jac = jacobian(model, values, names, dropped) * sw[:, None]
+        bad = [n for n, ok in zip(names, np.all(np.isfinite(jac), axis=0)) if not ok]
+        if bad:
+            problem = f"non-finite derivative of {', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''}"
+            break
         a = jac.T @ jac
         g = jac.T @ ((model.y - calc) * sw)
         accepted = False
+        predicted = None
         for _ in range(12):
             delta = _solve(a, g, lam)
-            trial = {**values, **{n: values[n] + float(dv) for n, dv in zip(names, delta)}}
+            if predicted is None:  # decrease the linearised model promises for the first (smallest-lambda) step
+                predicted = float(2.0 * delta @ g - delta @ a @ delta)
+            trial = model.clamp({**values, **{n: values[n] + float(dv) for n, dv in zip(names, delta)}})
             trial_calc = model.calculate(trial)
             trial_chi2 = chi_square(model, trial_calc)
             if np.isfinite(trial_chi2) and trial_chi2 <= chi2:
@@ -167,6 +205,12 @@ def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: li
                 break
             lam *= 10.0
         if not accepted:
+            # at a minimum the linearised model promises (almost) nothing; otherwise the step is blocked
+            if predicted is not None and chi2 > 0 and predicted > STALL_TOLERANCE * chi2:
+                problem = (f"no step lowers chi² although the linearised model predicts a "
+                           f"{100 * predicted / chi2:.2g} % decrease (cycle {cycles})")
+            else:
+                converged = True
             break
         gain = (chi2 - trial_chi2) / chi2 if chi2 > 0 else 0.0
         values, calc, chi2 = trial, trial_calc, trial_chi2
@@ -176,18 +220,25 @@ def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: li
         chi2 = chi_square(model, calc)
         history.append(chi2)
         if gain < tol:
+            converged = True
             break
     model.freeze(values)
     calc = model.calculate(values)
     chi2 = chi_square(model, calc)
     if not with_covariance:
         nan = np.full((len(names), len(names)), np.nan)
-        return FitResult(values, list(names), nan, nan, calc, chi2, cycles, time.perf_counter() - start, history)
-    jac = jacobian(model, values, names) * sw[:, None]
+        return FitResult(values, list(names), nan, nan, calc, chi2, cycles, time.perf_counter() - start, history,
+                         converged, problem, int(sum(dropped)))
+    jac = jacobian(model, values, names, dropped) * sw[:, None]
+    if not np.all(np.isfinite(jac)) and not problem:
+        bad = [n for n, ok in zip(names, np.all(np.isfinite(jac), axis=0)) if not ok]
+        problem = f"non-finite derivative of {', '.join(bad[:4])} at the solution"
+    jac = np.where(np.isfinite(jac), jac, 0.0)
     fisher = jac.T @ jac
     dof = max(int(model.used.sum()) - len(names), 1)
     cov = covariance(fisher) * (chi2 / dof)
-    return FitResult(values, list(names), cov, fisher, calc, chi2, cycles, time.perf_counter() - start, history)
+    return FitResult(values, list(names), cov, fisher, calc, chi2, cycles, time.perf_counter() - start, history,
+                     converged, problem, int(sum(dropped)))
 
 
 def statistics(model: PatternModel, calc: np.ndarray, nvar: int) -> dict[str, float]:

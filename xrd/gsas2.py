@@ -50,11 +50,11 @@ import numpy as np
 import xarray as xr
 
 from .errors import XRDError
+from .profiles import DEFAULT_SIZE_UM, SIZE_BOUNDS_UM
 
 #: GSAS-II atom-flag letter of each recipe group that lives on atoms.
 _ATOM_FLAGS = {"xyz": "X", "uiso": "U"}
 _XYZ = ("x", "y", "z")
-_HUGE_SIZE_UM = 1.0e5  # "no size broadening": GSAS-II always has a size term, make it negligible
 
 
 # ----------------------------------------------------------------------------------------- import
@@ -356,12 +356,17 @@ class _Project:
                 self._add_atom(phase, site, species, occ)
             self.sites.append(site)
         hap = phase.data["Histograms"][self.hist.name]
-        size = spec.size_um if spec.size_um is not None else _HUGE_SIZE_UM
+        # GSAS-II's isotropic size (µm) and mustrain (ppm) with their LGmix, exactly the recipe's; no
+        # size given means 10 µm in both engines (GSAS-II's default and the upper end of the range it
+        # clamps refined sizes to, 0.001-10 µm), so no default depends on a GSAS-II clamp
+        size = spec.size_um if spec.size_um is not None else DEFAULT_SIZE_UM
         hap["Size"][0] = "isotropic"
-        hap["Size"][1] = [float(size), float(size), 1.0]
+        hap["Size"][1] = [float(size), float(size), float(spec.size_mix)]
+        hap["Size"][2] = [False, False, False]
         strain = spec.mustrain if spec.mustrain is not None else 0.0
         hap["Mustrain"][0] = "isotropic"
-        hap["Mustrain"][1] = [float(strain), float(strain), 1.0]
+        hap["Mustrain"][1] = [float(strain), float(strain), float(spec.mustrain_mix)]
+        hap["Mustrain"][2] = [False, False, False]
         hap["Scale"] = [float(spec.scale) if spec.scale is not None else 1.0, False]
         if spec.preferred_orientation is not None:
             hkl, ratio = spec.preferred_orientation
@@ -453,6 +458,8 @@ class _Project:
             hap = phase.data["Histograms"][self.hist.name]
             hap["Scale"][1] = "scale" in groups and not single
             hap["Pref.Ori."][2] = "preferred_orientation" in groups and spec.preferred_orientation is not None
+            hap["Size"][2] = ["size" in groups, False, False]
+            hap["Mustrain"][2] = ["mustrain" in groups, False, False]
         flags = "".join(_ATOM_FLAGS[g] for g in ("xyz", "uiso") if g in groups)
         for site in self.sites:
             phase = dict(self.phases)[site.phase]
@@ -479,7 +486,8 @@ class _Project:
         rvals = cov["Rvals"]
         return {"stage": name, "rwp": round(float(self.hist.residuals["wR"]), 4), "gof": round(float(rvals["GOF"]), 4),
                 "nvar": int(rvals["Nvars"]), "seconds": round(time.perf_counter() - tic, 3),
-                "converged": bool(rvals.get("converged", False))}
+                "converged": bool(rvals.get("converged", False)), "aborted": bool(rvals.get("Aborted", False)),
+                "message": str(rvals.get("msg", "")).strip()}
 
     # -------------------------------------------------------------------------------- results
     def covariance(self):
@@ -570,6 +578,8 @@ class _Project:
                     k = CELL_NAMES.index(cname)
                     out.append((f"{name}:{cname}", float(cell0[k]), grad[k]))
             add(f"{name}:po_ratio", f"{index}:0:MD")
+            add(f"{name}:size", f"{index}:0:Size;i")
+            add(f"{name}:mustrain", f"{index}:0:Mustrain;i")
         for site in self.sites:
             first = next(iter(site.atoms))
             for axis in site.free_axes:
@@ -792,8 +802,22 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
         parameter_names=par_names, parameter_values=par_values, parameter_stderr=par_esd, correlation=corr,
         rwp=rwp, rp=rp, rexp=rwp / gof if gof > 0 else float("nan"), gof=gof, nobs=nobs, nvar=nvar,
         engine="gsas2", source=str(pattern.attrs.get("source", recipe.data_file or "")), recipe=str(recipe.path),
-        extra_attrs=extra,
+        extra_attrs=extra, quality_notes=_quality_notes(history),
+        parameter_bounds={f"{name}:size": SIZE_BOUNDS_UM for name, _ in project.phases}
+        | {f"{name}:mustrain": (0.0, math.inf) for name, _ in project.phases},
+        site_totals=[by_key[key].spec.total for key in sites] if sites else None,
     )
+
+
+def _quality_notes(history) -> list[tuple[str, str]]:
+    """GSAS-II's own findings for :func:`xrd.quality.assess`: aborted stages, an unconverged last stage."""
+    notes = []
+    for entry in history:
+        if entry.get("aborted"):
+            notes.append(("failed", f"GSAS-II stage '{entry['stage']}' aborted ({entry.get('message') or 'no message'})"))
+    if history and not history[-1].get("converged", True):
+        notes.append(("warning", f"GSAS-II stage '{history[-1]['stage']}' stopped at its cycle limit: not converged"))
+    return notes
 
 
 def _weight_fractions(project: _Project):

@@ -18,8 +18,9 @@ import xarray as xr
 from .background import chebyshev_design
 from .dopant import doped_occupancy
 from .errors import XRDError
-from .profiles import (fcj_offsets, gaussian_variance, lorentz_polarization, lorentzian_fwhm, march_dollase,
-                       peak_position, pseudo_voigt, pseudo_voigt_derivatives, tch_fwhm_eta)
+from .profiles import (DEFAULT_SIZE_UM, GAMMA_FLOOR, SIGMA2_FLOOR, SIZE_BOUNDS_UM, fcj_offsets, gaussian_variance,
+                       lorentz_polarization, lorentzian_fwhm, march_dollase, peak_position, pseudo_voigt,
+                       pseudo_voigt_derivatives, sample_broadening, tch_fwhm_eta)
 from .recipe import Recipe
 from .reflections import generate_reflections, inverse_d_squared
 from .structure import (CELL_NAMES, Phase, anomalous, build_phase, cell_mass, form_factor_coefficients, metric,
@@ -27,7 +28,7 @@ from .structure import (CELL_NAMES, Phase, anomalous, build_phase, cell_mass, fo
 
 #: Finite-difference steps per parameter group (absolute, in the parameter's units).
 STEPS = {"cell": 2e-5, "angle": 2e-4, "zero": 1e-4, "displacement": 0.05, "profile": 1e-3, "uiso": 1e-4,
-         "xyz": 1e-5, "occupancy": 1e-4, "preferred_orientation": 1e-4}
+         "xyz": 1e-5, "occupancy": 1e-4, "preferred_orientation": 1e-4, "mustrain": 1.0}
 PROFILE_NAMES = ("U", "V", "W", "X", "Y")
 FCJ_NODES = 8
 #: Peak window in FWHM on the low- and high-angle side (swapped above 90 deg), as GSAS-II
@@ -51,11 +52,14 @@ class Parameter:
     kind: str
     phases: tuple[int, ...] = ()
     units: str = "1"
+    bounds: tuple[float, float] = (-np.inf, np.inf)  # hard limits the model clamps to (e.g. size > 0)
 
     @property
     def step(self) -> float:
         if self.group == "cell":
             return STEPS["angle"] if self.name.split(":")[-1] in ("alpha", "beta", "gamma") else STEPS["cell"]
+        if self.group == "size":
+            return max(1e-4 * abs(self.value), 1e-6)  # relative: sizes span 0.001-10 µm
         return STEPS.get(self.group, 1e-4)
 
 
@@ -147,10 +151,10 @@ class PatternModel:
 
     # ------------------------------------------------------------------ set-up
     def _prepare_reflections(self):
-        tt_max = min(self.x[-1] + 2.0, 179.0)
-        d_min = self.lam1 / (2.0 * math.sin(math.radians(tt_max / 2.0))) * 0.97
-        if self.ka2:
-            d_min = min(d_min, self.inst.wavelengths[1] / (2.0 * math.sin(math.radians(tt_max / 2.0))) * 0.97)
+        # upper cut: GSAS-II's d_min = lambda1 / (2 sin(theta_max)) at the upper data limit (margin 0),
+        # or reflections up to ``margin`` deg beyond it (their tails reach into the data); never past 180
+        tt_max = min(self.x[-1] + self.recipe.reflection_margin, 179.9)
+        d_min = self.lam1 / (2.0 * math.sin(math.radians(tt_max / 2.0)))
         self.reflections = []
         self._species = []
         self._coef = []
@@ -169,13 +173,16 @@ class PatternModel:
             self._coef.append(coef)
             self._anom.append(anom)
 
-    def _add(self, name, value, group, kind, phases=(), units="1"):
-        self.parameters[name] = Parameter(name, float(value), group, kind, tuple(phases), units)
+    def _add(self, name, value, group, kind, phases=(), units="1", bounds=(-np.inf, np.inf)):
+        self.parameters[name] = Parameter(name, float(value), group, kind, tuple(phases), units, tuple(bounds))
 
     def _make_parameters(self):
         recipe = self.recipe
         for k, (phase, spec) in enumerate(zip(self.phases, recipe.phases)):
             self._add(f"{phase.name}:scale", spec.scale if spec.scale is not None else 1.0, "scale", "linear", (k,))
+            size = spec.size_um if spec.size_um is not None else DEFAULT_SIZE_UM
+            self._add(f"{phase.name}:size", size, "size", "shape", (k,), "µm", SIZE_BOUNDS_UM)
+            self._add(f"{phase.name}:mustrain", spec.mustrain or 0.0, "mustrain", "shape", (k,), "ppm", (0.0, np.inf))
             for name in phase.cell_free:
                 units = "deg" if name in ("alpha", "beta", "gamma") else "Å"
                 self._add(f"{phase.name}:{name}", phase.cell[CELL_NAMES.index(name)], "cell", "shape", (k,), units)
@@ -323,20 +330,63 @@ class PatternModel:
         md = march_dollase(num / norm, values[f"{phase.name}:po_ratio"])
         return np.bincount(refl.member_of, md, len(refl)) / refl.multiplicity
 
+    def clamp(self, values) -> dict[str, float]:
+        """``values`` with every bounded parameter clipped into its bounds (the model's hard limits)."""
+        out = dict(values)
+        for name, par in self.parameters.items():
+            lo, hi = par.bounds
+            if name in out and (out[name] < lo or out[name] > hi):
+                out[name] = float(min(max(out[name], lo), hi))
+        return out
+
+    def valid_positions(self, pos) -> np.ndarray:
+        """Reflections whose Ka1 (and Ka2) position is defined and strictly inside 0-180 deg 2theta.
+
+        The others (beyond the wavelength limit, or pushed past 180 deg by a cell or displacement
+        step) are dropped from that evaluation: zero intensity, no derivative.
+        """
+        ok = np.isfinite(pos) & (pos > 0.0) & (pos < 180.0)
+        if self.ka2:
+            with np.errstate(invalid="ignore"):
+                p2 = pos + self.lam_ratio * np.tan(np.radians(np.where(ok, pos, 0.0) / 2.0))
+            ok &= p2 < 180.0
+        return ok
+
     def peaks(self, k: int, values):
-        """Positions (deg), Gaussian variance (centideg²), Lorentzian FWHM (centideg), unit-scale intensities."""
+        """Positions (deg), Gaussian variance (centideg²), Lorentzian FWHM (centideg), unit-scale intensities.
+
+        Reflections without a valid position (:meth:`valid_positions`) get position NaN, intensity 0
+        and finite widths, so nothing non-finite reaches a profile or a derivative.
+        """
         phase = self.phases[k]
+        spec = self.recipe.phases[k]
         refl = self.reflections[k]
         cell = self.cell(k, values)
         inv_d2 = inverse_d_squared(cell, refl.hkl)
         d = 1.0 / np.sqrt(inv_d2)
-        pos = peak_position(d, self.lam1, values["zero"], values["displacement"], self.inst.radius_mm)
-        sig2 = gaussian_variance(pos, values["U"], values["V"], values["W"])
-        gam = lorentzian_fwhm(pos, values["X"], values["Y"], self.inst.Z, self.lam1, phase.size_um, phase.mustrain)
+        raw = peak_position(d, self.lam1, values["zero"], values["displacement"], self.inst.radius_mm)
+        ok = self.valid_positions(raw)
+        pos = np.where(ok, raw, 90.0)
+        size = min(max(values[f"{phase.name}:size"], SIZE_BOUNDS_UM[0]), SIZE_BOUNDS_UM[1])
+        strain = max(values[f"{phase.name}:mustrain"], 0.0)
+        s_sig2, s_gam = sample_broadening(pos, self.lam1, size, strain, spec.size_mix, spec.mustrain_mix)
+        sig2 = gaussian_variance(pos, values["U"], values["V"], values["W"], s_sig2)
+        gam = lorentzian_fwhm(pos, values["X"], values["Y"], self.inst.Z, self.lam1, sample=s_gam)
         lp = lorentz_polarization(pos, self.inst.polarization, self.inst.monochromator_angle)
         intensity = (refl.multiplicity * self.structure_factor_sq(k, values, inv_d2=inv_d2) * lp
                      * self.preferred_orientation(k, values) / volume(cell))
-        return pos, sig2, gam, np.nan_to_num(intensity)
+        intensity = np.where(ok & np.isfinite(intensity), intensity, 0.0)
+        return np.where(ok, raw, np.nan), sig2, gam, intensity
+
+    def width_floor_counts(self, values) -> list[tuple[int, int, int]]:
+        """Per phase ``(reflections in range, at the Gaussian floor, at the Lorentzian floor)``."""
+        out = []
+        for k in range(len(self.phases)):
+            pos, sig2, gam, _ = self.peaks(k, values)
+            inside = np.isfinite(pos) & (pos >= self.x[0]) & (pos <= self.x[-1])
+            out.append((int(inside.sum()), int(np.sum(inside & (sig2 <= SIGMA2_FLOOR * (1 + 1e-9)))),
+                        int(np.sum(inside & (gam <= GAMMA_FLOOR * (1 + 1e-9))))))
+        return out
 
     # ------------------------------------------------------------------ profiles
     def _layout(self, k: int, values) -> _Layout:
@@ -395,6 +445,9 @@ class PatternModel:
             self.freeze(values)
         lay = self._layouts[k]
         pos, sig2, gam, intensity = self.peaks(k, values)
+        # a frozen reflection that lost its position under these values (intensity 0 there) is put
+        # far outside the pattern so its profile is 0 and finite
+        pos = np.where(np.isfinite(pos), pos, -1.0e4)
         r = lay.refl[lay.sub_refl]
         centre = pos[r]
         factor = np.ones(r.size)
@@ -405,7 +458,7 @@ class PatternModel:
             factor = np.where(is2, 1.0 + self.lam_ratio * (np.pi / 360.0) / np.cos(half) ** 2, 1.0)
         weight = np.where(lay.sub_line == 1, self.inst.ka2_ratio, 1.0)
         if np.any(lay.sub_node >= 0):
-            offsets, w_fcj = fcj_offsets(np.nan_to_num(pos[r]), self.inst.SH_L, FCJ_NODES)
+            offsets, w_fcj = fcj_offsets(np.clip(pos[r], 1e-3, 179.9), self.inst.SH_L, FCJ_NODES)
             node = np.maximum(lay.sub_node, 0)
             has = lay.sub_node >= 0
             rows = np.arange(r.size)

@@ -12,10 +12,21 @@ import numpy as np
 _LN2 = np.log(2.0)
 
 
-def gaussian_variance(two_theta, U, V, W):
-    """Instrumental Gaussian variance ``sigma^2 = U tan^2(theta) + V tan(theta) + W`` (centideg²).
+#: Width floors of GSAS-II (``GetReflSigGamCW``, git 013259a0): sigma^2 >= 0.001 centideg²,
+#: gamma >= 0.001 centideg, applied after the sample terms are added.
+SIGMA2_FLOOR = 0.001
+GAMMA_FLOOR = 0.001
+#: GSAS-II's default crystallite size (µm) and the range it accepts (it clamps the refined value to
+#: 0.001-10 µm after every refinement); both engines use 10 µm when a recipe gives no size.
+DEFAULT_SIZE_UM = 10.0
+SIZE_BOUNDS_UM = (0.001, 10.0)
+_ATELN2 = 8.0 * np.log(2.0)
 
-    Clipped to a small positive floor so a transient negative value during refinement stays a peak.
+
+def gaussian_variance(two_theta, U, V, W, sample=0.0):
+    """Gaussian variance ``sigma^2 = U tan^2(theta) + V tan(theta) + W`` (+ sample part), centideg².
+
+    Floored at GSAS-II's 0.001 so a transient negative value during refinement stays a peak.
 
     Examples
     --------
@@ -23,22 +34,47 @@ def gaussian_variance(two_theta, U, V, W):
     4.0
     """
     t = np.tan(np.radians(np.asarray(two_theta, float) / 2.0))
-    return np.maximum(U * t * t + V * t + W, 1e-4)
+    return np.maximum(U * t * t + V * t + W + sample, SIGMA2_FLOOR)
 
 
-def lorentzian_fwhm(two_theta, X, Y, Z=0.0, wavelength=1.5405, size_um=None, mustrain=None):
-    """Lorentzian FWHM ``gamma = X/cos(theta) + Y tan(theta) + Z`` (+ sample terms), centideg.
+def sample_broadening(two_theta, wavelength, size_um=DEFAULT_SIZE_UM, mustrain=0.0, size_mix=1.0, strain_mix=1.0):
+    """Isotropic size and microstrain broadening as GSAS-II (``GetSampleSigGam``, CW X-ray).
 
-    Size ``1.8 lambda / (pi D cos(theta))`` with ``D`` in µm and microstrain ``0.018 mu tan(theta)/pi``
-    (both all-Lorentzian, GSAS-II's LGmix = 1).
+    ``S = 1.8 lambda / (pi D cos(theta))`` (D in µm), ``M = 0.018 mu tan(theta) / pi`` (mu in ppm),
+    both in centideg; with the Lorentzian fractions ``size_mix``, ``strain_mix`` (GSAS-II LGmix):
+    Lorentzian FWHM ``gamma_s = S mix_S + M mix_M`` (centideg) and Gaussian variance
+    ``sigma_s^2 = ((S (1 - mix_S))^2 + (M (1 - mix_M))^2) / (8 ln 2)`` (centideg²).
+
+    Returns ``(sigma2, gamma)``.
+
+    Examples
+    --------
+    >>> s2, g = sample_broadening(90.0, 1.5405, 0.1, 0.0)
+    >>> round(float(g), 4), float(s2)
+    (12.4818, 0.0)
     """
     th = np.radians(np.asarray(two_theta, float) / 2.0)
-    gamma = X / np.cos(th) + Y * np.tan(th) + Z
+    size = 1.8 * wavelength / (np.pi * size_um * np.cos(th))
+    strain = 0.018 * mustrain * np.tan(th) / np.pi
+    gamma = size * size_mix + strain * strain_mix
+    sigma2 = ((size * (1.0 - size_mix)) ** 2 + (strain * (1.0 - strain_mix)) ** 2) / _ATELN2
+    return sigma2, gamma
+
+
+def lorentzian_fwhm(two_theta, X, Y, Z=0.0, wavelength=1.5405, size_um=None, mustrain=None, sample=0.0):
+    """Lorentzian FWHM ``gamma = X/cos(theta) + Y tan(theta) + Z`` (+ sample terms), centideg.
+
+    ``size_um``/``mustrain`` add all-Lorentzian size ``1.8 lambda / (pi D cos(theta))`` and
+    microstrain ``0.018 mu tan(theta)/pi`` (GSAS-II's LGmix = 1); ``sample`` adds a precomputed
+    sample Lorentzian (:func:`sample_broadening`). Floored at GSAS-II's 0.001.
+    """
+    th = np.radians(np.asarray(two_theta, float) / 2.0)
+    gamma = X / np.cos(th) + Y * np.tan(th) + Z + sample
     if size_um:
         gamma = gamma + 1.8 * wavelength / (np.pi * size_um * np.cos(th))
     if mustrain:
         gamma = gamma + 0.018 * mustrain * np.tan(th) / np.pi
-    return np.maximum(gamma, 0.0)
+    return np.maximum(gamma, GAMMA_FLOOR)
 
 
 def tch_fwhm_eta(sigma2, gamma):

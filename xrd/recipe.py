@@ -23,7 +23,7 @@ from .errors import XRDError
 #: Parameter groups a stage may refine.
 GROUPS = (
     "scale", "background", "cell", "zero", "displacement", "profile",
-    "uiso", "xyz", "occupancy", "preferred_orientation",
+    "uiso", "xyz", "occupancy", "preferred_orientation", "size", "mustrain",
 )
 
 _ION = re.compile(r"^([A-Z][a-z]?)(\d*)([+-]?)$")
@@ -68,8 +68,10 @@ class PhaseSpec:
     cell: tuple[float, ...] = ()
     sites: list[SiteSpec] = field(default_factory=list)
     cif: Path | None = None
-    size_um: float | None = None
-    mustrain: float | None = None
+    size_um: float | None = None  # isotropic crystallite size (µm); None: GSAS-II's default 10 µm
+    mustrain: float | None = None  # isotropic microstrain (ppm, GSAS-II's "mustrain"); None: 0
+    size_mix: float = 1.0  # Lorentzian fraction of the size broadening (GSAS-II LGmix)
+    mustrain_mix: float = 1.0  # Lorentzian fraction of the microstrain broadening
     preferred_orientation: tuple[tuple[int, int, int], float] | None = None
     scale: float | None = None
 
@@ -139,6 +141,8 @@ class Recipe:
     dopant: DopantSpec | None
     stages: list[Stage]
     instrument_table: dict = field(default_factory=dict)  # the recipe's own [instrument] values
+    #: reflections kept up to this many degrees beyond the upper 2theta limit (0: GSAS-II's cut at the limit)
+    reflection_margin: float = 0.0
 
     def cumulative_groups(self) -> list[list[str]]:
         """Refined groups of each stage, accumulated in order (GSAS-II convention)."""
@@ -240,6 +244,13 @@ def _parse(raw: dict, path: Path) -> Recipe:
             raise ValueError(f"range.exclude [{lo}, {hi}] is empty")
         exclude.append((lo, hi))
 
+    margin = _number(rng.get("reflection_margin", 0.0), "range.reflection_margin")
+    if not 0.0 <= margin <= 180.0:
+        raise ValueError(f"range.reflection_margin = {margin} must be 0-180 deg (0 = GSAS-II's cut at the limit)")
+    unknown_range = set(rng) - {"two_theta", "exclude", "reflection_margin"}
+    if unknown_range:
+        raise ValueError(f"unknown [range] key(s): {', '.join(sorted(unknown_range))}")
+
     bkg = raw.get("background", {})
     bkg_type = str(bkg.get("type", "chebyshev")).lower().replace("chebyschev-1", "chebyshev")
     if bkg_type != "chebyshev":
@@ -276,7 +287,7 @@ def _parse(raw: dict, path: Path) -> Recipe:
     if not stages:
         stages = [Stage(["scale", "background"], "scale+background")]
     return Recipe(path, data_file, instrument, two_theta, exclude, bkg_type, terms, coefficients,
-                  phases, dopant, stages, table)
+                  phases, dopant, stages, table, margin)
 
 
 _INSTRUMENT_KEYS = {"wavelengths", "ka2_ratio", "polarization", "monochromator_angle", "radius_mm", "zero",
@@ -345,8 +356,17 @@ def _phase(raw: dict, base: Path) -> PhaseSpec:
         preferred_orientation=po,
         scale=_number(raw["scale"], f"phase {name}: scale") if "scale" in raw else None,
     )
-    if spec.size_um is not None and spec.size_um <= 0:
-        raise ValueError(f"phase {name}: size_um must be > 0")
+    if spec.size_um is not None and not 0.001 <= spec.size_um <= 10.0:
+        raise ValueError(f"phase {name}: size_um = {spec.size_um} must be 0.001-10 µm (GSAS-II's range; "
+                         "10 µm is its 'no size broadening')")
+    if spec.mustrain is not None and spec.mustrain < 0:
+        raise ValueError(f"phase {name}: mustrain = {spec.mustrain} must be >= 0 (ppm)")
+    for key in ("size_mix", "mustrain_mix"):
+        if key in raw:
+            mix = _number(raw[key], f"phase {name}: {key}")
+            if not 0.0 <= mix <= 1.0:
+                raise ValueError(f"phase {name}: {key} = {mix} must be 0-1 (Lorentzian fraction, GSAS-II LGmix)")
+            setattr(spec, key, mix)
     if "cif" in raw:
         spec.cif = base / raw["cif"]
         if not spec.cif.is_file():

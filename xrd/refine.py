@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from .dopant import dopant_verdict
+from .quality import FAILED, assess, durbin_watson, serial_correlation_factor
 
 CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 CELL_UNITS = ("Å", "Å", "Å", "deg", "deg", "deg")
@@ -31,6 +32,7 @@ def build_result(
     parameter_names=(), parameter_values=(), parameter_stderr=(), correlation=None,
     rwp, rp, rexp, gof, nobs, nvar,
     engine, source, recipe, used=None, extra_attrs=None, parameter_units=None,
+    quality_notes=(), parameter_bounds=None, site_totals=None, occupancies=(),
 ) -> xr.Dataset:
     """The XRD result Dataset from arrays (one layout for every engine).
 
@@ -57,6 +59,18 @@ def build_result(
         Points inside the refinement (False in excluded regions).
     parameter_units : list of str (n_par,), optional
         Units of each refined parameter (a ``parameter_units`` coordinate).
+    quality_notes : list of (level, sentence)
+        The engine's own findings (stage problems, convergence, width floors) for :func:`xrd.quality.assess`.
+    parameter_bounds : dict name -> (lo, hi), optional
+        Hard bounds of refined parameters; one at its bound gets esd NaN and a quality warning.
+    site_totals : list of float (n_site,), optional
+        Site total of each dopant site (upper physical bound of its fraction; default 1).
+    occupancies : list of (label, value, esd, lo, hi)
+        Other refined occupancies checked against their physical bounds.
+
+    The quality record (``attrs["quality"]``, ``attrs["quality_reasons"]``,
+    ``attrs["durbin_watson"]``, ``attrs["esd_serial_factor"]``) follows :mod:`xrd.quality`; the
+    dopant verdicts use it (:func:`xrd.dopant.dopant_verdict`).
 
     Returns
     -------
@@ -95,9 +109,35 @@ def build_result(
         data[f"{name}_stderr"] = ("phase", _arr(errors, npha), {"units": "1"})
     frac = _arr(dopant_fraction, nsite)
     frac_err = _arr(dopant_fraction_stderr, nsite)
+    totals = np.ones(nsite) if site_totals is None else _arr(site_totals, nsite)
+
+    # quality record (xrd.quality) before the verdicts, which depend on it
+    par_values = _arr(parameter_values, npar)
+    par_err = _arr(parameter_stderr, npar).copy()
+    bounds = parameter_bounds or {}
+    at_bound = []
+    for i, name in enumerate(names):
+        lo, hi = bounds.get(name, (-np.inf, np.inf))
+        tol = 1e-9 * max(1.0, abs(par_values[i]))
+        if (np.isfinite(lo) and par_values[i] <= lo + tol) or (np.isfinite(hi) and par_values[i] >= hi - tol):
+            at_bound.append(name)
+            par_err[i] = np.nan  # not the esd of a free parameter
+    used_mask = np.ones(n, bool) if used is None else _arr(used, n, bool)
+    dw = durbin_watson(_arr(obs, n), _arr(calc, n), _arr(esd, n), used_mask)
+    serial = serial_correlation_factor(dw)
+    sites_checked = [(f"dopant fraction on {s}", v, e, 0.0, t) for s, v, e, t in zip(sites, frac, frac_err, totals)
+                     if np.isfinite(e)]
+    quality, reasons = assess(
+        names=names, values=par_values, esds=par_err, correlation=corr, gof=float(gof), durbin_watson=dw,
+        nobs=int(nobs), at_bound=at_bound, weight_fraction=_arr(weight_fraction, npha),
+        weight_fraction_esd=_arr(weight_fraction_stderr, npha), phases=phases,
+        site_fractions=sites_checked + list(occupancies), notes=quality_notes)
+    failed_reason = reasons[0] if quality == FAILED else ""
     data["dopant_fraction"] = ("site", frac, {"units": "1", "long_name": "dopant fraction of the site"})
     data["dopant_fraction_stderr"] = ("site", frac_err, {"units": "1"})
-    data["dopant_verdict"] = ("site", np.array([dopant_verdict(v, e) for v, e in zip(frac, frac_err)], dtype=str))
+    data["dopant_verdict"] = ("site", np.array(
+        [dopant_verdict(v, e, total=t, failed=failed_reason, esd_factor=serial)
+         for v, e, t in zip(frac, frac_err, totals)], dtype=str))
     data["dopant_correlations"] = ("site", np.array([str(c) for c in dopant_correlations] or [], dtype=str))
     data["dopant_min_detectable"] = ("site", _arr(dopant_min_detectable, nsite), {
         "units": "1", "long_name": "smallest dopant fraction detectable at 3 sigma (Fisher information)"})
@@ -107,9 +147,9 @@ def build_result(
     data["reflection_phase"] = ("reflection", np.array([str(p) for p in reflection_phase], dtype=str))
     # ``parameters`` + ``parameters_stderr`` satisfy the result conventions; ``parameters_value`` is the
     # same array under the name the XRD contract uses.
-    data["parameters"] = ("parameter", _arr(parameter_values, npar), {"units": "1"})
-    data["parameters_value"] = ("parameter", _arr(parameter_values, npar), {"units": "1"})
-    data["parameters_stderr"] = ("parameter", _arr(parameter_stderr, npar), {"units": "1"})
+    data["parameters"] = ("parameter", par_values, {"units": "1"})
+    data["parameters_value"] = ("parameter", par_values, {"units": "1"})
+    data["parameters_stderr"] = ("parameter", par_err, {"units": "1"})
     data["correlation"] = (("parameter", "parameter2"), corr, {"units": "1"})
     for name, value, units in (("rwp", rwp, "%"), ("rp", rp, "%"), ("rexp", rexp, "%"), ("gof", gof, "1"),
                                ("nobs", nobs, "1"), ("nvar", nvar, "1")):
@@ -133,6 +173,8 @@ def build_result(
     ds.attrs.update({"technique": "XRD", "engine": str(engine), "source": str(source), "recipe": str(recipe),
                      "fitted": " ".join(fitted)})
     ds.attrs.update(extra_attrs or {})
+    ds.attrs.update({"quality": quality, "quality_reasons": list(reasons), "durbin_watson": float(dw),
+                     "esd_serial_factor": float(serial)})
     return ds
 
 
@@ -182,6 +224,7 @@ def run(recipe, pattern=None, *, start: dict | None = None, stages=None, progres
 
     from .engine import levenberg_marquardt, linear_start, statistics
     from .model import PatternModel
+    from .quality import FLOOR_SHARE
 
     if pattern is None:
         pattern = load_pattern(recipe)
@@ -197,7 +240,7 @@ def run(recipe, pattern=None, *, start: dict | None = None, stages=None, progres
                  and not (p.group == "scale" and recipe.phase(n.split(":")[0]).scale is not None)
                  and not (p.group == "background" and recipe.background_coefficients)]
         values = linear_start(model, values, first)
-    history, fit = [], None
+    history, fit, notes = [], None, []
     bar = tqdm(list(zip(groups_per_stage, cycles)), desc="refinement stages", unit="stage", disable=not progress)
     for number, (groups, max_cycles) in enumerate(bar):
         names = model.names_in_groups(groups)
@@ -211,14 +254,26 @@ def run(recipe, pattern=None, *, start: dict | None = None, stages=None, progres
         stats = statistics(model, fit.calc, len(names))
         name = recipe.stages[number].name if stages is None and number < len(recipe.stages) else f"stage {number + 1}"
         history.append({"stage": name, "rwp": round(float(stats["rwp"]), 4), "gof": round(float(stats["gof"]), 4),
-                        "nvar": len(names), "cycles": fit.cycles, "seconds": round(time.perf_counter() - tic, 3)})
+                        "nvar": len(names), "cycles": fit.cycles, "seconds": round(time.perf_counter() - tic, 3),
+                        "converged": bool(fit.converged), "problem": fit.problem,
+                        "dropped_reflection_derivatives": int(fit.dropped)})
+        if fit.problem:
+            notes.append(("failed", f"stage '{name}' could not proceed: {fit.problem}"))
+        elif last and not fit.converged:
+            notes.append(("warning", f"stage '{name}' stopped at its cycle limit ({max_cycles}) while chi² was "
+                                     "still falling: not converged"))
     if fit is None:
         from .errors import XRDError
 
         raise XRDError(f"{recipe.path}: no stage refines anything")
     if not np.all(np.isfinite(fit.covariance)):
         fit = levenberg_marquardt(model, values, fit.names, max_cycles=0)  # covariance at the solution only
-    dataset = _dataset(model, fit, history)
+    profile_refined = "profile" in (groups_per_stage[-1] if groups_per_stage else [])
+    for phase, (n_in, n_gauss, _n_lor) in zip(model.phases, model.width_floor_counts(values)):
+        if profile_refined and n_in and n_gauss > FLOOR_SHARE * n_in:
+            notes.append(("warning", f"{n_gauss} of {n_in} reflections of {phase.name} sit at the Gaussian-width "
+                                     "floor, where U, V, W have no gradient"))
+    dataset = _dataset(model, fit, history, notes)
     return Refinement(model, values, fit, history, dataset)
 
 
@@ -235,7 +290,7 @@ def refine(recipe, pattern=None, *, start: dict | None = None, stages=None, prog
     return run(recipe, pattern, start=start, stages=stages, progress=progress).dataset
 
 
-def _dataset(model, fit, history) -> xr.Dataset:
+def _dataset(model, fit, history, notes=()) -> xr.Dataset:
     from .dopant import correlation_words, min_detectable
     from .engine import jacobian, statistics
     from .structure import CELL_NAMES as _CELLS
@@ -285,7 +340,7 @@ def _dataset(model, fit, history) -> xr.Dataset:
 
     # dopant: one value per candidate site; what-if from the Fisher information with every dopant
     # parameter added to the refined set
-    sites, frac, frac_err, words, detect = [], [], [], [], []
+    sites, frac, frac_err, words, detect, totals = [], [], [], [], [], []
     if model.dopant_params:
         extra = [p for p, _ in model.dopant_params if p not in index]
         all_names = names + extra
@@ -302,6 +357,8 @@ def _dataset(model, fit, history) -> xr.Dataset:
             d_min = min_detectable(fisher_scaled, j, 3.0)
             for site in group:
                 sites.append(site)
+                phase_name, label = site.split(":", 1)
+                totals.append(model.phases[[p.name for p in model.phases].index(phase_name)].site(label).total)
                 frac.append(values[pname])
                 if pname in index:
                     frac_err.append(err[index[pname]])
@@ -325,6 +382,7 @@ def _dataset(model, fit, history) -> xr.Dataset:
         correlation=corr, rwp=stats["rwp"], rp=stats["rp"], rexp=stats["rexp"], gof=stats["gof"],
         nobs=stats["nobs"], nvar=stats["nvar"], engine="builtin", source=str(model.source),
         recipe=str(recipe.path), used=model.used, parameter_units=[model.parameters[n].units for n in names],
+        quality_notes=notes, parameter_bounds={n: model.parameters[n].bounds for n in names}, site_totals=totals,
         extra_attrs={"stages": history, "wavelength": float(model.lam1),
                      "dopant_element": recipe.dopant.element if recipe.dopant else "",
                      "dopant_min_detectable_sigma": 3.0},

@@ -13,6 +13,8 @@ from ..figures import format_value, new_figure
 from ..html import Plot, Table, Text
 
 NAME = "xrd"
+#: ``doptrace xrd refine --strict`` exit code when the result's quality is ``failed``
+EXIT_QUALITY_FAILED = 4
 TITLE = "X-ray diffraction (Rietveld)"
 ENTRY_SCHEMA = {
     "recipe": ("file", True),
@@ -46,6 +48,8 @@ def register_cli(subparsers) -> None:
     refine.add_argument("--plot", help="obs/calc/difference plot (PNG/PDF/SVG)")
     refine.add_argument("--cif-out", help="folder for refined CIFs (built-in engine)")
     refine.add_argument("--quiet", action="store_true", help="no progress bar")
+    refine.add_argument("--strict", action="store_true",
+                        help=f"exit {EXIT_QUALITY_FAILED} when the refinement's quality is 'failed' (result still written)")
     refine.set_defaults(handler=_refine)
 
     simulate = sub.add_parser("simulate", help="simulate a recipe's pattern with Poisson noise")
@@ -123,7 +127,18 @@ def _refine(args) -> int:
     for name, text in cifs.items():
         write_text(Path(args.cif_out) / f"{name}.cif", text)
     print(summary(ds))
+    print(quality_lines(ds))
+    if args.strict and ds.attrs.get("quality") == "failed":
+        return EXIT_QUALITY_FAILED
     return 0
+
+
+def quality_lines(ds) -> str:
+    """``quality: ok|warning|failed`` and one indented line per reason (``xrd.quality`` rules)."""
+    reasons = ds.attrs.get("quality_reasons", [])
+    if isinstance(reasons, str):
+        reasons = [reasons]
+    return "\n".join([f"quality: {ds.attrs.get('quality', 'unknown')}"] + [f"  - {r}" for r in reasons])
 
 
 def _simulate(args) -> int:
