@@ -130,8 +130,8 @@ def test_ascii_profile_and_image_problems(tmp_path):
     path.write_text("# Fragment: BO-\n0 0 0 5\n1 0 0 7\n1 1 0\n")
     _fails(path, "ragged rows")
     path = tmp_path / "neg - BO-.txt"
-    path.write_text("# Fragment: BO-\n0 0 0 5\n1 0 0 -7\n")
-    _fails(path, "non-negative integers")
+    path.write_text("# Fragment: BO-\n0 0 0 5\n1 0.5 0 7\n")
+    _fails(path, "x, y and scan must be non-negative integers")
 
 
 def test_missing_empty_and_unknown_files(tmp_path):

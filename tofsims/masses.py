@@ -6,7 +6,7 @@ the AME2020 atomic masses (as tabulated by NIST, "Atomic Weights and Isotopic Co
 in u); each element defaults to its most abundant isotope (11B, 7Li, 115In, 35Cl, 16O ...).
 
 Formula syntax: element symbols with counts (``C2H-``, ``BO2-``, ``Li2O+``), an explicit isotope
-in square brackets (``[10B]O-``, ``[37Cl]-``), and a trailing charge (``-``, ``+``, or repeated
+in square brackets (``[10B]O-``, ``[37Cl]-``; SurfaceLab's ``^10BO-`` and ``C_2H_3-`` are read too), and a trailing charge (``-``, ``+``, or repeated
 signs ``--`` for two charges; a digit before the sign counts atoms, so ``BO2-`` is singly charged). Why hand-written: the mass tables in hyperspy/exspy carry average atomic weights (for
 X-ray lines), not isotope masses, and no small maintained package parses SIMS fragment names.
 """
@@ -59,16 +59,17 @@ ISOTOPES: dict[str, dict[int, float]] = {
     "Ge": {74: 73.921177761},
     "As": {75: 74.92159457},
     "Se": {80: 79.9165218},
-    "Br": {79: 78.9183376},
+    "Br": {79: 78.9183376, 81: 80.9162897},
     "Rb": {85: 84.9117897379},
     "Sr": {88: 87.9056125},
     "Y": {89: 88.9058403},
     "Zr": {90: 89.9046977},
     "Nb": {93: 92.9063730},
     "Mo": {98: 97.90540482},
-    "Ag": {107: 106.9050916},
+    "Ag": {107: 106.9050916, 109: 108.9047553},
     "In": {115: 114.903878776, 113: 112.90406184},
-    "Sn": {120: 119.90220163},
+    "Sn": {120: 119.90220163, 118: 117.90160657, 116: 115.90174280, 119: 118.90331117, 117: 116.90295398,
+           124: 123.9052766, 122: 121.9034438, 112: 111.90482387, 114: 113.9027827, 115: 114.903344699},
     "Sb": {121: 120.9038120},
     "I": {127: 126.9044719},
     "Cs": {133: 132.905451961},
@@ -78,11 +79,12 @@ ISOTOPES: dict[str, dict[int, float]] = {
     "Ta": {181: 180.9479958},
     "W": {184: 183.95093092},
     "Au": {197: 196.96656879},
-    "Pb": {208: 207.9766525},
+    "Pb": {208: 207.9766525, 206: 205.9744657, 207: 206.9758973, 204: 203.9730440},
     "Bi": {209: 208.9803991},
 }
 
 _TOKEN = re.compile(r"\[(?P<iso>\d+)(?P<iel>[A-Z][a-z]?)\](?P<icount>\d*)|(?P<el>[A-Z][a-z]?)(?P<count>\d*)")
+_SURFACELAB_ISOTOPE = re.compile(r"\^(\d+)([A-Z][a-z]?)")
 _CHARGE = re.compile(r"(?P<sign>[+-]+)$")  # digits before the sign count atoms: BO2- is BO2 with one charge
 
 
@@ -94,7 +96,8 @@ def parse_formula(name: str) -> tuple[list[tuple[str, int, int]], int]:
     >>> parse_formula("BO2-")
     ([('B', 11, 1), ('O', 16, 2)], -1)
     """
-    text = str(name).strip().replace("_", "")
+    # SurfaceLab writes subscripts as "_3" and isotopes as "^13C": C_6H_5+, ^13CC_25H_21N_2+
+    text = _SURFACELAB_ISOTOPE.sub(r"[\1\2]", str(name).strip().replace("_", ""))
     charge = 0
     match = _CHARGE.search(text)
     if match:

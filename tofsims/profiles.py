@@ -83,6 +83,12 @@ def profile_from_export(ds: xr.Dataset, fragments=None, normalize: str | None = 
         raise ToFSIMSError(f"{source}: not a depth-profile export (intensity over sputter_time, fragment)")
     values = ds["intensity"].transpose("fragment", "sputter_time")
     t = np.asarray(ds["sputter_time"].values, float)
+    # SurfaceLab 7 ends a profile with an empty data point (every column 0, ratios inf): the
+    # interval after the last sputter time, never measured. Trailing all-zero points are dropped.
+    counted = np.flatnonzero(np.asarray(values.values != 0).any(axis=0))
+    n_dropped = t.size - (int(counted[-1]) + 1 if counted.size else 0)
+    if 0 < n_dropped < t.size:
+        values, t = values.isel(sputter_time=slice(0, t.size - n_dropped)), t[: t.size - n_dropped]
     if t.size < 2 or not np.all(np.isfinite(values.values)) or np.any(values.values < 0):
         raise ToFSIMSError(f"{source}: depth profile is too short, negative or not finite")
     if np.any(np.diff(t) <= 0):
@@ -125,6 +131,8 @@ def profile_from_export(ds: xr.Dataset, fragments=None, normalize: str | None = 
         sputter_time_total=float(t[-1] + np.median(np.diff(t))),
         integer_counts=int(np.all(values.values == np.round(values.values))),
     )
+    if n_dropped:
+        out.attrs["note"] = f"{n_dropped} trailing empty data point(s) (every column 0) left out"
     return out
 
 
@@ -175,6 +183,7 @@ def uniformity_test(profile: xr.Dataset, fragments=None, surface_depth: float | 
     if "counts" not in profile or "fragment" not in profile["counts"].dims:
         raise ToFSIMSError(f"{source_of(profile)}: not a depth profile (no counts over fragment, scan)")
     names = [str(n) for n in profile["fragment"].values]
+    every_fragment = fragments is None
     if fragments is None:
         fragments = names
     elif isinstance(fragments, str):
@@ -197,6 +206,15 @@ def uniformity_test(profile: xr.Dataset, fragments=None, surface_depth: float | 
         )
     nested = bool(profile.attrs.get("nested_reference", 0))
     has_reference = "reference" in profile
+    untested = []
+    if every_fragment:
+        # every fragment of an export by default: those never counted beyond the surface (a peak
+        # list entry absent from this sample) cannot be tested and are listed, not fatal
+        counted = profile["counts"].isel(scan=np.flatnonzero(keep)).sum("scan")
+        untested = [n for n in fragments if float(counted.sel(fragment=n)) <= 0]
+        fragments = [n for n in fragments if n not in untested]
+        if not fragments:
+            raise ToFSIMSError(f"{source_of(profile)}: no fragment has counts beyond the surface; nothing to test")
     results = [
         _test_one(profile, name, z[keep], keep, has_reference, nested, n_slabs) for name in fragments
     ]
@@ -238,6 +256,9 @@ def uniformity_test(profile: xr.Dataset, fragments=None, surface_depth: float | 
             "normalization": profile.attrs.get("normalization", "none"),
         },
     )
+    if untested:
+        out.attrs["untested"] = ", ".join(untested)
+        out.attrs["note"] = f"{len(untested)} fragment(s) without counts beyond the surface not tested"
     return out
 
 
