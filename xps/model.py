@@ -447,9 +447,22 @@ def from_casa(info, excitation_energy: float, region: str | None = None, source:
         raise XPSError(f"{source}: the block comment holds no CASA comp lines to refit")
     reg = regions[0]
     hv = float(excitation_energy)
+    references = [c for c in info.comps if c.is_reference_shape]
+    if references:
+        listed = ", ".join(f"{c.name!r} (line shape {c.lineshape!r}, comment line {c.line})" for c in references)
+        raise XPSError(
+            f"{source}: cannot refit CASA comp(s) {listed}: the line shape is a CasaXPS reference spectrum "
+            "(measured data of another block), not a formula doptrace can fit; refit this block in CasaXPS "
+            "or give a model file with synthetic line shapes (--model)")
+    for comp in info.comps:
+        try:
+            shape_function(comp.lineshape)
+        except XPSError as exc:
+            raise XPSError(f"{source}: CASA comp {comp.name!r} (comment line {comp.line}): {exc}") from None
     kind = reg.background_kind
     p1, p2, p3, _ = reg.parameters
-    average = max(1, int(round(reg.average_width)))
+    # Old CasaXPS 2.x region lines may lack the averaging width: CasaXPS then averages 1 channel.
+    average = max(1, int(round(reg.average_width))) if math.isfinite(reg.average_width) else 1
     if kind == "shirley":
         background = Background("shirley", average=average)
     elif kind == "linear":
@@ -459,8 +472,13 @@ def from_casa(info, excitation_energy: float, region: str | None = None, source:
     elif kind == "tougaard_u3":
         background = Background("tougaard", average=average, tougaard="U3", B=float(p1), C=float(p2), D=float(p3))
     else:
-        raise XPSError(f"{source}: CASA region line {reg.line}: background '{reg.background}' is not supported "
-                       "(Shirley, Linear, U 2 Tougaard, U 3 Tougaard)")
+        raise XPSError(f"{source}: CASA region {reg.name!r} (comment line {reg.line}): background "
+                       f"'{reg.background}' is not supported (Shirley, Linear, U 2 Tougaard, U 3 Tougaard)")
+    needed = {"tougaard_u2": (("B", p1), ("C", p2)), "tougaard_u3": (("B", p1), ("C", p2), ("D", p3))}
+    for name, value in needed.get(kind, ()):
+        if not math.isfinite(value):
+            raise XPSError(f"{source}: CASA region {reg.name!r} (comment line {reg.line}): {reg.background} "
+                           f"background without its {name} parameter")
     names = [c.name for c in info.comps]
     unique = [n if names.count(n) == 1 else f"{n} #{i}" for i, n in enumerate(names)]
     comps = []

@@ -111,6 +111,11 @@ def quantify(blocks: list[xr.DataArray], regions: list[str], table: str = "scofi
     # IMFP ~ KE^g: published g lie near 0.5-0.8; outside [0, 2] it is a typing error, not physics.
     if not (isinstance(ke_exponent, (int, float)) and 0 <= ke_exponent <= 2):
         raise XPSError(f"{source}: KE exponent must be a number in [0, 2] (IMFP ~ KE^g), not {ke_exponent}")
+    from .formats._spectrum import require_binding_energy
+
+    for b in blocks:  # AES blocks first: "no RSF for 'C KLL'" would hide the real reason
+        if _norm(b.attrs.get("region", "")) in {_norm(r) for r in regions}:
+            require_binding_energy(b, "XPS quantification")
     corrected, corrected_err, raw_area, raw_err, level_sets, background_kinds = [], [], [], [], [], []
     dim, levels, level_units = None, None, None
     for region in regions:

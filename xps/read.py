@@ -11,9 +11,10 @@ import xarray as xr
 
 from .errors import XPSError
 from .formats import reader_for
+from .formats._spectrum import require_binding_energy
 
 _PER_LEVEL_ATTRS = ("etch_time", "block_index", "counts_per_unit", "comment", "experimental_variables",
-                    "block_id", "date", "sample", "dwell_time", "scans")
+                    "block_id", "date", "sample", "dwell_time", "scans", "notes", "negative_values")
 
 
 def read(path: str | os.PathLike, **kwargs) -> list[xr.DataArray]:
@@ -25,7 +26,11 @@ def read(path: str | os.PathLike, **kwargs) -> list[xr.DataArray]:
     ``sample``, ``source``, ``block_index``, ``excitation_energy``, ``pass_energy``,
     ``dwell_time``, ``scans``, ``counts_per_unit`` (raw counts = values x counts_per_unit),
     ``etch_time`` (s, NaN if unknown), ``experimental_variables``, ``comment``, ``technique``,
-    ``abscissa``; a ``transmission`` coord when the file stores one.
+    ``abscissa``, ``negative_values`` (points below zero: accepted, processed data), ``notes``
+    (what the reader noticed, sentences joined by "; "); a ``transmission`` coord when the file
+    stores one. AES spectra (VAMAS technique AES, or XPS with source energy 0 on a kinetic
+    abscissa) keep dims ``("kinetic_energy",)`` and ``technique`` "AES"; fits, series and
+    quantification refuse them. The full reader contract is in ``xps/formats/_spectrum.py``.
 
     Parameters
     ----------
@@ -119,6 +124,8 @@ def stack_series(blocks: list[xr.DataArray], region: str, by: str = "etch_time")
     if not chosen:
         present = sorted({str(b.attrs.get("region", "")) for b in blocks})
         raise XPSError(f"{source}: no blocks of region {region!r} (regions present: {', '.join(present)})")
+    for b in chosen:
+        require_binding_energy(b, "an energy series over binding energy")
     levels = np.array([_level(b, by) for b in chosen])
     if np.any(np.isnan(levels)):
         missing = [int(b.attrs.get("block_index", i)) for i, b in enumerate(chosen) if math.isnan(levels[i])]

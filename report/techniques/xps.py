@@ -271,7 +271,8 @@ def _cmd_info(args) -> int:
     for b in blocks:
         regions.setdefault(str(b.attrs.get("region", "")), []).append(b)
     for region, items in regions.items():
-        x = np.concatenate([np.asarray(b["binding_energy"].values, float) for b in items])
+        x = np.concatenate([np.asarray(b[b.dims[0]].values, float) for b in items])
+        axis = "KE" if items[0].dims[0] == "kinetic_energy" else "BE"
         times = [float(b.attrs.get("etch_time", math.nan)) for b in items]
         known = sorted(t for t in times if math.isfinite(t))
         comps = 0
@@ -279,8 +280,11 @@ def _cmd_info(args) -> int:
             found = casa.from_block(b)
             comps += len(found.comps) if found else 0
         levels = ", ".join(f"{t:g}" for t in known) if known else "none"
-        print(f"  {region or '(unnamed)'}: {len(items)} block(s), {x.min():.2f}-{x.max():.2f} eV, "
+        print(f"  {region or '(unnamed)'}: {len(items)} block(s), {axis} {x.min():.2f}-{x.max():.2f} eV, "
               f"etch times (s): {levels}" + (f", CASA comps: {comps}" if comps else ""))
+        for note in dict.fromkeys(str(b.attrs.get("notes", "")) for b in items):
+            if note:
+                print(f"    note: {note}")
     return 0
 
 

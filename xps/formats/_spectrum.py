@@ -2,7 +2,26 @@
 
 All readers hand their parsed numbers to :func:`make_spectrum`, so the attrs contract
 (see ``xps.read``) is enforced in one place: binding energy ascending, counts per second
-when dwell and scans are known, NaN-free values.
+when dwell and scans are known, finite values.
+
+Contract details every XPS reader shares (issue 12; the cross-technique rule is written in
+``/work/agents/NEGATIVE_COUNTS.md``):
+
+* **Negative intensities are accepted, counted and noted.** Every XPS format is a transfer or
+  export format that processing software writes (a CasaXPS 2.3 VAMAS file holds
+  background-subtracted reference line shapes with points down to -38 counts/s under the label
+  "counts"), so a negative value can be physical. ``attrs["negative_values"]`` holds how many
+  points are negative and ``attrs["notes"]`` says so. Only raw acquisition formats (Bruker RAW,
+  IONTOF ITA/ITM, raw EDS cubes) refuse negative counts.
+* **NaN and inf are never data**, including values that only overflow after the per-second
+  scaling (a VAMAS count of 1e308 divided by a dwell of 0.05 s): refused with the place named.
+* **Repeated abscissa values** (IRREGULAR VAMAS, some tables) are kept in file order (stable
+  sort) and noted; nothing is averaged away.
+* **AES data** (VAMAS technique "AES ...", or technique "XPS" with a source energy of 0 on a
+  kinetic-energy abscissa) stay on their measured axis: dims ``("kinetic_energy",)``,
+  ``attrs["technique"] = "AES"`` and a note. XPS-only operations refuse such blocks through
+  :func:`require_binding_energy`.
+* ``attrs["notes"]`` is one string, sentences joined with "; " (empty when there is nothing to say).
 """
 
 from __future__ import annotations
@@ -44,9 +63,46 @@ def canonical_region(name: str) -> str:
     return f"{match.group(1)} {match.group(2).replace(' ', '')}" if match else name
 
 
+#: Labels that mean "not given": old CasaXPS 2.x writes the literal text None in every block.
+_EMPTY_LABELS = {"", "none", "not specified", "unknown", "n/a", "-"}
+
+
+def is_empty_label(text: str) -> bool:
+    """True for a species/transition/identifier that says nothing ('', 'None', 'Not Specified')."""
+    return " ".join(str(text).split()).lower() in _EMPTY_LABELS
+
+
 def region_name(species: str, transition: str) -> str:
-    """'B' + '1s' -> 'B 1s'; either part may be empty."""
-    return canonical_region(" ".join(part for part in (species.strip(), transition.strip()) if part))
+    """'B' + '1s' -> 'B 1s'; either part may be empty or the literal 'None' (then left out).
+
+    Examples
+    --------
+    >>> region_name("B", "1s"), region_name("None", "None"), region_name("Survey", "")
+    ('B 1s', '', 'Survey')
+    """
+    parts = (str(part).strip() for part in (species, transition))
+    return canonical_region(" ".join(part for part in parts if not is_empty_label(part)))
+
+
+def require_binding_energy(block, what: str) -> None:
+    """Refuse a block that is not on a binding-energy axis (AES data) for an XPS-only operation.
+
+    Raises
+    ------
+    XPSError
+        "<file>: block <i> (<region>): <what> needs XPS data on a binding-energy axis; this block
+        is AES ... on a kinetic-energy axis".
+    """
+    if "binding_energy" in block.dims:
+        return
+    attrs = block.attrs
+    region = attrs.get("region", "")
+    raise XPSError(
+        f"{attrs.get('source', '<data>')}: block {attrs.get('block_index', '?')}"
+        + (f" ({region})" if region else "")
+        + f": {what} needs XPS data on a binding-energy axis; this block is "
+        f"{attrs.get('technique', 'non-XPS')} data on a {' '.join(str(d) for d in block.dims).replace('_', ' ')} axis"
+    )
 
 
 def time_in_seconds(value: float, units: str) -> float:
@@ -85,6 +141,8 @@ def make_spectrum(
     comment: str = "",
     transmission: np.ndarray | None = None,
     extra_attrs: dict | None = None,
+    technique: str = "XPS",
+    notes: list[str] | None = None,
 ) -> xr.DataArray:
     """One spectrum as ``DataArray(dims=("binding_energy",))`` following the ``xps.read`` contract.
 
@@ -97,6 +155,10 @@ def make_spectrum(
         counts per second when ``already_per_second``).
     excitation_energy : float
         Photon energy hv (eV); needed to convert kinetic to binding energy: BE = hv - KE.
+    technique : {"XPS", "AES"}
+        "AES" keeps the kinetic-energy abscissa: dims ``("kinetic_energy",)``, no conversion.
+    notes : list of str
+        Sentences for ``attrs["notes"]`` (the reader's observations); this function adds its own.
 
     Examples
     --------
@@ -118,16 +180,23 @@ def make_spectrum(
         raise XPSError(f"{where}: {bad} NaN or infinite intensity value(s)")
     if not np.all(np.isfinite(energy)):
         raise XPSError(f"{where}: NaN or infinite energy value(s)")
+    notes = [str(n) for n in (notes or []) if str(n).strip()]
     kinetic = abscissa.lower().startswith("kinetic")
-    if kinetic:
+    aes = technique.upper().startswith("AES")
+    if aes:
+        if not kinetic:
+            raise XPSError(f"{where}: AES data need a kinetic-energy abscissa")
+        binding = energy  # stays kinetic energy; the dim is named for it below
+    elif kinetic:
         hv = known(excitation_energy)
         if math.isnan(hv):
             raise XPSError(f"{where}: kinetic-energy abscissa but no excitation energy to convert it")
         binding = hv - energy
     else:
         binding = energy
-    if np.unique(binding).size != binding.size:
-        raise XPSError(f"{where}: repeated energy values on the abscissa")
+    repeated = binding.size - np.unique(binding).size
+    if repeated:
+        notes.append(f"{repeated} repeated abscissa value(s) kept in file order")
     dwell = known(dwell_time)
     n_scans = known(scans)
     transmission = None if transmission is None else np.asarray(transmission, dtype=float)
@@ -142,12 +211,26 @@ def make_spectrum(
         units = "counts/s"
         counts_per_unit = cpu if not math.isnan(cpu) else 1.0
     elif not math.isnan(cpu):
-        values = values / cpu
+        with np.errstate(over="ignore"):
+            values = values / cpu
         units = "counts/s"
         counts_per_unit = cpu
     else:
         units = "counts"
         counts_per_unit = 1.0
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(values) & np.isfinite(values * counts_per_unit)
+    if not np.all(finite):
+        bad = int(np.argmax(~finite))
+        raise XPSError(f"{where}: intensity at point {bad + 1} overflows to infinity when scaled "
+                       f"between counts and counts per second (dwell x scans = {counts_per_unit:g})")
+    negative = int(np.count_nonzero(values < 0))
+    if negative:
+        notes.append(f"{negative} negative intensities (min {float(values.min()):.4g} {units}): processed "
+                     "(e.g. background-subtracted) data, not raw counts")
+    if aes:
+        notes.append("AES spectrum on its kinetic-energy axis; binding-energy fits and quantification refuse it")
+    axis = "kinetic_energy" if aes else "binding_energy"
     attrs = {
         "units": units,
         "intensity_units": units,
@@ -164,15 +247,17 @@ def make_spectrum(
         "etch_time": float(etch_time),
         "experimental_variables": dict(experimental_variables or {}),
         "comment": comment,
-        "technique": "XPS",
+        "technique": "AES" if aes else "XPS",
         "abscissa": "kinetic energy" if kinetic else "binding energy",
+        "negative_values": negative,
     }
     if extra_attrs:
         attrs.update(extra_attrs)
+    attrs["notes"] = "; ".join(dict.fromkeys([*([attrs["notes"]] if attrs.get("notes") else []), *notes]))
     # xr.Variable objects, not (dims, data, attrs) tuples: xarray deep-copies tuples (5x slower).
-    coords = {"binding_energy": xr.Variable(("binding_energy",), binding, {"units": "eV", "long_name": "binding energy"})}
+    coords = {axis: xr.Variable((axis,), binding, {"units": "eV", "long_name": axis.replace("_", " ")})}
     if transmission is not None:
         if transmission.shape != binding.shape or not np.all(np.isfinite(transmission)):
             raise XPSError(f"{where}: transmission values are missing or not finite")
-        coords["transmission"] = xr.Variable(("binding_energy",), transmission, {"units": "1", "long_name": "transmission"})
-    return xr.DataArray(values, dims=("binding_energy",), coords=coords, attrs=attrs, name="intensity")
+        coords["transmission"] = xr.Variable((axis,), transmission, {"units": "1", "long_name": "transmission"})
+    return xr.DataArray(values, dims=(axis,), coords=coords, attrs=attrs, name="intensity")

@@ -4,7 +4,7 @@ CasaXPS saves its work in each block's comment, after a ``Casa Info Follows`` li
 
     Casa Info Follows
     <n> process lines          (Calib, KECalib, TransmissionSet, InCalib, Sm ...)
-    <n> annotation lines       (each followed by a blank line)
+    <n> annotation lines       (each followed by a blank line; ``annot text`` by its text line)
     <n> CASA region lines
     <n> CASA comp lines
     vendor comment lines ...
@@ -21,6 +21,15 @@ with (kinetic energies in eV; BE = hv - KE)::
 the referenced area or FWHM, ``offset`` is added to the referenced position (kinetic energy, so a
 doublet partner 3.14 eV higher in BE has offset -3.14). Parsing never fails silently: a CASA
 line that does not match raises :class:`~xps.errors.XPSError` naming the source and the line.
+
+Older CasaXPS 2.x versions write shorter lines: a region line may stop after fewer numbers and
+lack the tag / mass / library-RSF tail; a comp line may lack the link fields of a parameter
+(``Area v min max``), ``RSF``, ``MASS``, ``INDEX``, the tag, ``CONST`` and ``UNCORRECTEDRSF``.
+Missing numbers become NaN (missing links: unlinked, factor 1, offset 0).
+
+A component whose line shape is not a formula but the name of a reference spectrum (another
+block of the file, e.g. ``%COMETAL``, ``$FEO``, ``&FE2O3``) is flagged by
+:attr:`CasaComp.is_reference_shape`; doptrace cannot refit those (see ``xps.series.fit_casa``).
 """
 
 from __future__ import annotations
@@ -120,6 +129,31 @@ class CasaComp:
         """Stored position as binding energy: hv - KE."""
         return excitation_energy - self.position.value
 
+    @property
+    def is_reference_shape(self) -> bool:
+        """True when the line shape is a CasaXPS reference spectrum (a block name such as
+        ``%COMETAL``, ``$FEO``, ``&FE2O3``), not a formula such as ``GL(30)`` or ``LA(1.53,243)``."""
+        return is_reference_shape(self.lineshape)
+
+
+_FORMULA_SHAPE = re.compile(r"^[A-Za-z][A-Za-z ]*(\(.*\))?$")
+
+
+def is_reference_shape(lineshape: str) -> bool:
+    """True for a CasaXPS line shape that names a reference spectrum instead of a formula.
+
+    CasaXPS formulas are a letter name with optional arguments (GL(30), SGL(10), LA(1.53,243),
+    LF(1,1,25,280), GA, T ...); reference spectra are block identifiers, which CasaXPS users mark
+    with a leading symbol ('%', '$', '&', '#', '@' ...).
+
+    Examples
+    --------
+    >>> is_reference_shape("%COMETAL"), is_reference_shape("$FEO"), is_reference_shape("LA(1.53,243)")
+    (True, True, False)
+    """
+    text = str(lineshape).strip()
+    return bool(text) and not _FORMULA_SHAPE.match(text)
+
 
 @dataclass(frozen=True)
 class CasaCalibration:
@@ -144,6 +178,8 @@ class CasaInfo:
     comps: list[CasaComp] = field(default_factory=list)
     process_lines: list[str] = field(default_factory=list)
     annotations: list[str] = field(default_factory=list)
+    #: The line after each annotation: '' for most, the text of an ``annot text`` annotation.
+    annotation_texts: list[str] = field(default_factory=list)
     vendor_lines: list[str] = field(default_factory=list)
     version: str = ""
     present: bool = False
@@ -168,12 +204,12 @@ class CasaInfo:
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _CALIB = re.compile(rf"^Calib\s+M\s*=\s*(?P<m>{_NUM}(?:\s*,\s*{_NUM})*)\s+A\s*=\s*(?P<a>{_NUM})\s+(?P<scale>\w+)\s+(?P<op>\w+)")
 _REGION = re.compile(
-    r"^CASA region \(\*(?P<name>.*?)\*\) \(\*(?P<background>.*?)\*\)"
-    rf"(?P<nums>(?:\s+{_NUM}){{10}})"
+    r"^CASA region \(\*(?P<name>(?:(?!\*\)).)*)\*\) \(\*(?P<background>(?:(?!\*\)).)*)\*\)"
+    rf"(?P<nums>(?:\s+{_NUM}){{2,10}})"
     r"(?:\s+\(\*(?P<tag>.*?)\*\))?"
     rf"(?:\s+(?P<mass>{_NUM}))?(?:\s+(?P<flag>{_NUM}))?(?:\s+(?P<library>{_NUM}))?\s*$"
 )
-_FIVE = rf"((?:\s+{_NUM}){{5}})"
+_FIVE = rf"((?:\s+{_NUM}){{3,5}})"  # value min max [ref factor]: old versions stop after max
 _COMP = re.compile(
     r"^CASA comp \(\*(?P<name>.*?)\*\) \(\*(?P<shape>.*?)\)"
     rf"\s+Area{_FIVE}\s+MFWHM{_FIVE}\s+Position{_FIVE}"
@@ -203,7 +239,7 @@ def parse_region(text: str, *, source: str = "<comment>", line: int = 0) -> Casa
     match = _REGION.match(text.strip())
     if not match:
         raise XPSError(f"{source}: comment line {line}: malformed CASA region line: {text.strip()[:120]!r}")
-    nums = _floats(match.group("nums"))
+    nums = _floats(match.group("nums")) + [math.nan] * 8
     return CasaRegion(
         name=match.group("name"), background=match.group("background"), ke_start=nums[0], ke_end=nums[1],
         rsf=nums[2], average_width=nums[3], start_offset=nums[4], end_offset=nums[5],
@@ -237,7 +273,14 @@ def parse_comp(text: str, *, source: str = "<comment>", line: int = 0) -> CasaCo
         shape, flags = shape[:star], shape[star + 1 :]
     if not shape.strip():
         raise XPSError(f"{source}: comment line {line}: CASA comp line without a lineshape")
-    area, fwhm, pos = (_floats(match.group(i)) for i in (3, 4, 5))
+    # Missing link fields (old CasaXPS): unlinked (-1), factor 1; a position offset 0.
+    area, fwhm = ((_floats(match.group(i)) + [-1.0, 1.0])[:5] if len(_floats(match.group(i))) == 3
+                  else _floats(match.group(i)) for i in (3, 4))
+    pos = _floats(match.group(5))
+    pos = (pos + [-1.0, 0.0])[:5] if len(pos) == 3 else pos
+    if len(area) != 5 or len(fwhm) != 5 or len(pos) != 5:
+        raise XPSError(f"{source}: comment line {line}: CASA comp line with a partial link (need value min max "
+                       f"[ref factor]): {text.strip()[:120]!r}")
 
     def ref(value: float, what: str) -> int:
         if value != int(value):
@@ -333,9 +376,13 @@ def parse_comment(text: str, *, source: str = "<comment>") -> CasaInfo:
         for _ in range(cur.count("process lines")):
             info.process_lines.append(cur.take()[1].strip())
         for _ in range(cur.count("annotation lines")):
-            info.annotations.append(cur.take()[1].strip())
-            if cur.pos < len(lines) and not lines[cur.pos].strip():
-                cur.pos += 1
+            annotation = cur.take()[1].strip()
+            info.annotations.append(annotation)
+            follow = ""
+            # Each annotation is followed by one line: blank, or for ``annot text`` its text.
+            if cur.pos < len(lines) and (not lines[cur.pos].strip() or annotation.lower().startswith("annot text")):
+                follow = cur.take()[1].strip()
+            info.annotation_texts.append(follow)
         for _ in range(cur.count("CASA region lines")):
             number, line = cur.take()
             info.regions.append(parse_region(line, source=source, line=number))
@@ -420,8 +467,9 @@ def format_comment(info: CasaInfo) -> str:
     ['Casa Info Follows', '1', 'Calib M = 281.17 A = 284.8 BE ADD']
     """
     lines = [MARKER, str(len(info.process_lines)), *info.process_lines, str(len(info.annotations))]
-    for annotation in info.annotations:
-        lines += [annotation, ""]
+    texts = list(info.annotation_texts) + [""] * (len(info.annotations) - len(info.annotation_texts))
+    for annotation, follow in zip(info.annotations, texts):
+        lines += [annotation, follow]
     lines += [str(len(info.regions)), *(format_region(r) for r in info.regions)]
     lines += [str(len(info.comps)), *(format_comp(c) for c in info.comps)]
     lines += list(info.vendor_lines)

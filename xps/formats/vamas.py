@@ -32,7 +32,8 @@ import xarray as xr
 from .._files import write_text_atomic
 from ..errors import XPSError
 from ._text import decode_text, read_bounded
-from ._spectrum import etch_time_from_variables, known, make_spectrum, region_name, time_in_seconds
+from ._spectrum import (canonical_region, etch_time_from_variables, is_empty_label, known, make_spectrum,
+                        region_name, time_in_seconds)
 
 IDENTIFIER = "VAMAS Surface Chemical Analysis Standard Data Transfer Format 1988 May 4"
 EXTENSIONS = (".vms", ".vamas", ".npl")
@@ -45,11 +46,12 @@ _FIELD_OF_VIEW_MODES = {"MAP", "MAPDP", "MAPSV", "MAPSVDP", "SEM"}
 _LINESCAN_MODES = {"MAPSV", "MAPSVDP", "SEM"}
 _DEPTH_PROFILE_MODES = {"MAPDP", "MAPSVDP", "SDP", "SDPSV"}
 _ION_TECHNIQUES = {"FABMS", "FABMS energy spec", "ISS", "SIMS", "SIMS energy spec", "SNMS", "SNMS energy spec"}
+_TECHNIQUES = {"AES diff", "AES dir", "EDX", "ELS", "FABMS", "FABMS energy spec", "ISS", "SIMS", "SIMS energy spec",
+               "SNMS", "SNMS energy spec", "UPS", "XPS", "XRF"}
 _SPUTTER_SOURCE_TECHNIQUES = {"AES diff", "AES dir", "EDX", "ELS", "UPS", "XPS", "XRF"}
 # Files bigger than this are refused before reading: a real VAMAS file is a few MB at most.
 MAX_BYTES = 512 * 1024 * 1024
 
-_LINE_SPLIT = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass
@@ -145,16 +147,34 @@ class _Cursor:
 
 
 def split_lines(text: str) -> list[str]:
-    """Split on CRLF, CR or LF only (``str.splitlines`` would also split on form feeds etc.)."""
-    lines = _LINE_SPLIT.split(text)
+    """Split into lines: on LF when the text has any (CRs at line ends stripped), else on CR.
+
+    CasaXPS 2.3 writes SPECS block-comment lines ending in CR CR LF and counts them as one line
+    each, so a bare CR inside LF-ended text is not a line end; old Mac files use CR alone.
+    (``str.splitlines`` would also split on form feeds etc.)
+    """
+    if "\n" in text:
+        lines = [line.rstrip("\r") for line in text.split("\n")]
+    else:
+        lines = text.split("\r")
     if lines and lines[-1] == "":
         lines.pop()
     return lines
 
 
+_NUL_TERMINATORS = re.compile(rb"\x00+(?=[\r\n]|$)")
+
+
 def _load_text(path: str | os.PathLike) -> str:
     path = Path(path)
-    return decode_text(path, read_bounded(path, MAX_BYTES, "a VAMAS file"), "a VAMAS file")
+    data = read_bounded(path, MAX_BYTES, "a VAMAS file")
+    if b"\x00" in data:
+        # PHI MultiPak (.npl) writes C strings: the transition label ends in NUL before CR LF.
+        # Only NULs at line ends go; any other NUL still marks a binary file (refused below).
+        data = _NUL_TERMINATORS.sub(b"", data)
+        if b"\x00" in data:
+            raise XPSError(f"{path}: not a VAMAS file (binary content: NUL bytes inside lines)")
+    return decode_text(path, data, "a VAMAS file")
 
 
 def _first_content_line(lines: list[str]) -> int:
@@ -267,6 +287,12 @@ def _parse_block(cur: _Cursor, head: VamasHeader, first: dict | None, index: int
     item(7, "gmt_offset", lambda: cur.number(f"block {index} hours in advance of GMT"))
 
     def comment():
+        found = cur.lines[cur.pos].strip() if cur.pos < len(cur.lines) else ""
+        if found in _TECHNIQUES:
+            # Seen in Omicron EIS exports: the block header lacks a line (e.g. the sample id),
+            # so the technique arrives where the comment-line count belongs.
+            raise cur.fail(f"expected an integer for block {index} number of comment lines, found the "
+                           f"technique {found!r}: the block header is a line short (not a conforming VAMAS file)")
         n = cur.count(f"block {index} number of comment lines")
         return "\n".join(line.rstrip() for line in cur.skip(n, f"block {index} comment"))
 
@@ -428,6 +454,14 @@ def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int) 
         abscissa = "kinetic energy"  # the standard's electron-spectroscopy abscissa when unqualified
     else:
         raise XPSError(f"{where}: abscissa {abscissa_label!r} is neither kinetic nor binding energy")
+    notes = []
+    technique, hv = _technique(block, abscissa)
+    if technique == "AES" and not str(block["technique"]).upper().startswith("AES"):
+        notes.append(f"technique field says {block['technique']!r} but the source energy is "
+                     f"{block['excitation_energy']:g} eV on a kinetic-energy abscissa: read as AES")
+    region, named_by = _region(block, transition, index)
+    if named_by:
+        notes.append(f"region named from the {named_by} (species/transition labels are empty)")
     extra = {
         "block_id": block["id"],
         "vamas_technique": block["technique"],
@@ -452,8 +486,8 @@ def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int) 
         energy,
         ordinates[:, intensity_column],
         abscissa=abscissa,
-        excitation_energy=block["excitation_energy"],
-        region=region_name(block["species"], transition),
+        excitation_energy=hv,
+        region=region,
         sample=block["sample"],
         block_index=index,
         pass_energy=block["pass_energy"],
@@ -465,7 +499,39 @@ def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int) 
         comment=block["comment"],
         transmission=None if transmission_column is None else ordinates[:, transmission_column],
         extra_attrs=extra,
+        technique=technique,
+        notes=notes,
     )
+
+
+def _technique(block: dict, abscissa: str) -> tuple[str, float]:
+    """("AES" or "XPS", excitation energy): AES when the technique field says so, or when an
+    "XPS" block has no photon energy (0 or 'not available') on a kinetic-energy abscissa:
+    instruments write AES spectra into VAMAS with the technique field left at XPS."""
+    hv = known(block["excitation_energy"])
+    if str(block["technique"]).upper().startswith("AES"):
+        return "AES", hv
+    if abscissa == "kinetic energy" and not (hv > 0):
+        return "AES", hv
+    return "XPS", hv
+
+
+_CASA_REGION_NAME = re.compile(r"^\s*CASA region \(\*(.*?)\*\)", re.MULTILINE)
+
+
+def _region(block: dict, transition: str, index: int) -> tuple[str, str]:
+    """(region name, what named it): species + transition; when both are empty or 'None' (old
+    CasaXPS 2.x, Omicron EIS), the first CASA region name, else the block identifier, else
+    'block <index>', so blocks never merge into one unnamed region."""
+    name = region_name(block["species"], transition)
+    if name:
+        return name, ""
+    match = _CASA_REGION_NAME.search(block["comment"])
+    if match and not is_empty_label(match.group(1)):
+        return canonical_region(match.group(1)), "CasaXPS region name"
+    if not is_empty_label(block["id"]):
+        return canonical_region(block["id"]), "block identifier"
+    return f"block {index}", "block index"
 
 
 def read_header(path: str | os.PathLike) -> VamasHeader:
