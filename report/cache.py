@@ -15,8 +15,9 @@ import hashlib
 import json
 from pathlib import Path
 
+from doptrace.core.atomic import write_text
+
 from . import __version__
-from .atomic import write_text
 from .provenance import sha256_file
 
 #: packages and modules whose source decides what a result holds

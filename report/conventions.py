@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .atomic import atomic_write
+from doptrace.core.atomic import atomic_write
+
 from .errors import ReportError
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .atomic import write_text
+from doptrace.core.atomic import write_text
+
 from .runner import RunSummary, run_project
 from .techniques import adapters
 

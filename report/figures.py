@@ -23,22 +23,3 @@ def figure_to_data_uri(fig, dpi: int = 110) -> str:
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def format_value(value: float, stderr: float | None = None, units: str = "") -> str:
-    """``1.234(56) unit`` style text: value with its esd at the esd's precision.
-
-    Examples
-    --------
-    >>> format_value(0.1234, 0.0056)
-    '0.123 ± 0.006'
-    """
-    import math
-
-    suffix = f" {units}" if units and units != "1" else ""
-    if value is None or not math.isfinite(value):
-        return f"n/a{suffix}"
-    if stderr is None or not math.isfinite(stderr) or stderr <= 0:
-        return f"{value:.4g}{suffix}"
-    digits = max(0, -int(math.floor(math.log10(stderr))))
-    return f"{value:.{digits}f} ± {stderr:.{digits}f}{suffix}"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import jinja2
 
-from .atomic import write_text
+from doptrace.core.atomic import write_text
+
 from .figures import figure_to_data_uri
 
 

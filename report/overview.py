@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from doptrace.core.fmt import format_value
+
 from .checks import TECHNIQUES
 from .depth import overlay_figure
 from .html import Heading, Plot, Section, Table, Text
@@ -17,23 +19,13 @@ METADATA_KEYS = ("sample", "sample_name", "instrument", "primary_ion", "polarity
                  "beam_energy_kev", "acquired", "date", "operator", "comment")
 
 
-def value_pm(value: float, stderr: float, units: str = "") -> str:
-    """``value ± esd units`` with two significant digits of the esd (one digit hides a sign near zero).
-
-    >>> value_pm(-0.0026, 0.0231)
-    '-0.003 ± 0.023'
-    """
-    if value is None or not math.isfinite(value):
-        return "-"
-    suffix = f" {units}" if units and units != "1" else ""
-    if stderr is None or not math.isfinite(stderr) or stderr <= 0:
-        return f"{value:.4g}{suffix}"
-    digits = max(0, 1 - int(math.floor(math.log10(stderr))))
-    return f"{value:.{digits}f} ± {stderr:.{digits}f}{suffix}"
+def _pm(value: float, stderr: float, units: str = "") -> str:
+    # two significant digits of the esd: one digit hides the sign of a difference near zero
+    return format_value(value, stderr, units, esd_digits=2, missing="-")
 
 
 def _number(check) -> str:
-    return value_pm(check.value, check.stderr, check.units)
+    return _pm(check.value, check.stderr, check.units)
 
 
 def check_rows(checks, with_sample: bool = False) -> list[list]:
@@ -73,7 +65,7 @@ def _difference(a, b) -> str:
     spread = math.hypot(a.stderr, b.stderr)
     if spread <= 0:
         return "-"
-    return f"{value_pm(a.value - b.value, spread, a.units)} ({abs(a.value - b.value) / spread:.1f} esd)"
+    return f"{_pm(a.value - b.value, spread, a.units)} ({abs(a.value - b.value) / spread:.1f} esd)"
 
 
 def overview_section(title: str, evidence, analyses, inputs: dict[str, dict]) -> Section:

@@ -15,8 +15,9 @@ from pathlib import Path
 import xarray as xr
 from tqdm import tqdm
 
+from doptrace.core.atomic import write_text
+
 from . import cache
-from .atomic import write_text
 from .conventions import read_netcdf, write_netcdf
 from .crosscheck import SampleEvidence, evaluate
 from .execute import FILE_ERRORS, Outcome, run_all

@@ -1,5 +1,7 @@
 """The stem_eds package's one exception family."""
 
+from doptrace.core.errors import DoptraceError
 
-class EDSError(ValueError):
+
+class EDSError(DoptraceError):
     """A STEM-EDS input problem; the message names the file and the problem."""

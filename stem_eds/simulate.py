@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from doptrace.core.atomic import atomic_write
+
 from . import lines as xl
-from ._files import replace_into
 from .errors import EDSError
 from .model_fit import families, gaussian_channels
 
@@ -198,6 +199,7 @@ def simulate_spectrum_image(path, shape=(32, 32), kind: str = "uniform", element
         "Detector.EDS.azimuth_angle": 45.0, "Stage.tilt_alpha": 0.0, "Stage.tilt_beta": 0.0,
     }.items():
         signal.metadata.set_item(tem + key, value)
-    replace_into(path, lambda tmp: signal.save(str(tmp), overwrite=True))
+    # hyperspy picks the format by the name's extension, so the temporary file keeps it
+    atomic_write(path, lambda tmp: signal.save(str(tmp), overwrite=True), suffix=Path(path).suffix)
     quantified = [e for e in ("Mn", "Co", "Ni", "O", "B") if e in comp]
     return Simulation(path, truth_atomic_percent(comp, quantified), kfactors(quantified), comp)

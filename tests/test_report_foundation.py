@@ -1,19 +1,17 @@
-"""The common layer: atomic writes, result conventions, NetCDF storage, HTML escaping, project checks."""
+"""The report's common layer: result conventions, NetCDF storage, HTML escaping, project checks."""
 
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 import xarray as xr
 
 from doptrace.report import cli
-from doptrace.report.atomic import atomic_write, write_text
 from doptrace.report.conventions import check_result, read_netcdf, write_netcdf
 from doptrace.report.errors import ReportError
-from doptrace.report.figures import format_value, new_figure
+from doptrace.report.figures import new_figure
 from doptrace.report.html import Figure, Section, Table, Text, render
 from doptrace.report.project import load_project
 from doptrace.report.provenance import file_record, sha256_file
@@ -32,24 +30,6 @@ def _result():
         attrs={"fitted": "area", "technique": "XPS", "parameters": {"window": [188.0, 196.0]}, "flag": True},
     )
     return ds
-
-
-def test_atomic_write_leaves_nothing_on_failure(tmp_path):
-    target = tmp_path / "out.txt"
-
-    def broken(path):
-        path.write_text("half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        atomic_write(target, broken)
-    assert list(tmp_path.iterdir()) == []
-    write_text(target, "whole")
-    assert target.read_text() == "whole"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
-    mask = os.umask(0)
-    os.umask(mask)
-    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_check_result_accepts_conventions_and_lists_every_problem():
@@ -98,11 +78,6 @@ def test_sha256_matches_the_published_test_vector(tmp_path):
     path.write_bytes(b"abc")
     assert sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert file_record(path)["bytes"] == 3
-
-
-def test_format_value_rounds_to_the_esd():
-    assert format_value(0.1234, 0.0056) == "0.123 ± 0.006"
-    assert format_value(9.371854, 0.000142, "Å") == "9.3719 ± 0.0001 Å"
 
 
 def test_project_lists_every_problem_at_once(tmp_path):

@@ -49,6 +49,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from doptrace.core.atomic import write_text
+
 from .errors import XRDError
 from .profiles import DEFAULT_SIZE_UM, SIZE_BOUNDS_UM
 
@@ -93,12 +95,6 @@ def unavailable_reason() -> str:
 # ------------------------------------------------------------------------------------ file writers
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_xye(path, two_theta, counts, esd) -> Path:
     """Write a pattern as three columns (2theta deg, counts, esd) that GSAS-II's xye reader takes.
 
@@ -109,7 +105,7 @@ def write_xye(path, two_theta, counts, esd) -> Path:
     lines = ["/* doptrace pattern for GSAS-II: 2theta(deg) counts esd */"]
     for x, y, s in zip(np.asarray(two_theta, float), np.asarray(counts, float), np.asarray(esd, float)):
         lines.append(f"{x:.8f} {y:.10g} {s:.10g}" if np.isfinite(s) and s > 0 else f"{x:.8f} {y:.10g} inf")
-    _atomic_text(path, "\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -130,7 +126,7 @@ def write_instprm(path, inst) -> Path:
     lines += [f"Zero:{float(inst.zero)!r}", f"Polariz.:{pol!r}", "Azimuth:0.0"]
     lines += [f"{k}:{float(getattr(inst, k))!r}" for k in ("U", "V", "W", "X", "Y", "Z")]
     lines += [f"SH/L:{float(inst.SH_L)!r}"]
-    _atomic_text(path, "\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
     return path
 
 

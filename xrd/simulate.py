@@ -13,12 +13,12 @@ Example
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from doptrace.core.atomic import write_text
 
 from .errors import XRDError
 from .recipe import Recipe
@@ -138,7 +138,7 @@ def simulate(recipe: Recipe, *, dopant: dict[str, float] | None = None, values: 
 
 def write_xye(pattern: xr.DataArray, path, truth: dict | None = None) -> Path:
     """Write ``two_theta counts esd`` columns with a comment header, atomically (temp file + rename)."""
-    return _atomic_text(Path(path), xye_text(pattern, truth))
+    return write_text(path, xye_text(pattern, truth))
 
 
 def xye_text(pattern: xr.DataArray, truth: dict | None = None) -> str:
@@ -151,17 +151,3 @@ def xye_text(pattern: xr.DataArray, truth: dict | None = None) -> str:
         lines.append(f"# truth {key} = {value:.8g}")
     body = np.column_stack([pattern["two_theta"].values, pattern.values, pattern["esd"].values])
     return "\n".join(lines) + "\n" + "\n".join(f"{a:.4f} {b:.1f} {c:.4f}" for a, b, c in body) + "\n"
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    # the report layer's atomic helpers are out of reach (xrd must not import report): same idea here
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path

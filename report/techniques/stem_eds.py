@@ -192,7 +192,7 @@ def _cmd_info(args) -> int:
 
 
 def _write(ds, out: str, plot: str | None, figure) -> None:
-    from doptrace.report.atomic import save_figure
+    from doptrace.core.atomic import save_figure
     from doptrace.report.conventions import check_result, write_netcdf
 
     check_result(ds, out)
@@ -221,7 +221,7 @@ def _cmd_maps(args) -> int:
 
 
 def _cmd_quantify(args) -> int:
-    from doptrace.report.figures import format_value
+    from doptrace.core.fmt import format_value
     from doptrace.stem_eds import load_factors
 
     ds = _quantified(_load(args), load_factors(args.kfactors), _split(args.elements), args.method,
@@ -352,7 +352,7 @@ def radial_figure(h, title: str = ""):
 # ----------------------------------------------------------------------------- section
 def section(analyses) -> list:
     """Maps and at% maps with scale and colour bars, quantification, H plots, correlations, verdicts."""
-    from doptrace.report.figures import format_value
+    from doptrace.core.fmt import format_value
     from doptrace.report.html import Plot, Table, Text
 
     blocks = [Text(
@@ -418,7 +418,7 @@ def section(analyses) -> list:
 # ----------------------------------------------------------------------------- demo
 def demo_entries(data_dir, sample: str, bulk_doped: bool, seed: int) -> list[dict]:
     """A simulated spectrum image of a Li-rich oxide particle: boron uniform in the bulk, or only in a rim."""
-    from doptrace.report.atomic import write_text
+    from doptrace.core.atomic import write_text
     from doptrace.stem_eds.simulate import LRMO, kfactor_toml, simulate_spectrum_image
 
     data_dir = Path(data_dir)

@@ -339,7 +339,7 @@ def compare_figure(result):
 
 # ----------------------------------------------------------------------------- section
 def _uniformity_rows(sample, test):
-    from doptrace.report.figures import format_value
+    from doptrace.core.fmt import format_value
 
     rows = []
     for name in test["fragment"].values:
@@ -537,7 +537,7 @@ def _load_args(args, path, crater=None, rates=None):
 
 
 def _write(ds, out, fig=None, plot=None) -> None:
-    from doptrace.report.atomic import save_figure
+    from doptrace.core.atomic import save_figure
     from doptrace.report.conventions import check_result, write_netcdf
 
     check_result(ds, str(out))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_text
+from doptrace.core.atomic import write_text
+
 from ..examples_data import example_text
 
 NAME = "xps"
@@ -144,7 +145,7 @@ def fraction_figure(items, title: str = ""):
 
 
 def _table(ds):
-    from doptrace.report.figures import format_value
+    from doptrace.core.fmt import format_value
     from doptrace.report.html import Table
 
     dim = ds.attrs.get("level_dim", "etch_time")
@@ -168,7 +169,7 @@ def _table(ds):
 
 
 def _quant_table(q):
-    from doptrace.report.figures import format_value
+    from doptrace.core.fmt import format_value
     from doptrace.report.html import Table
 
     dim = q.attrs.get("level_dim", "etch_time")
@@ -289,7 +290,7 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_fit(args) -> int:
-    from doptrace.report.atomic import save_figure
+    from doptrace.core.atomic import save_figure
     from doptrace.report.conventions import check_result, write_netcdf
 
     if args.plot:

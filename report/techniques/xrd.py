@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import save_figure, write_text
+from doptrace.core.atomic import save_figure, write_text
+from doptrace.core.fmt import format_value
+
 from ..conventions import write_netcdf
 from ..examples_data import example_text
-from ..figures import format_value, new_figure
+from ..figures import new_figure
 from ..html import Plot, Table, Text
 
 NAME = "xrd"

@@ -36,7 +36,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .._files import atomic_output, existing_file
+from doptrace.core.atomic import atomic_open
+
+from .._files import existing_file
 from ..errors import ToFSIMSError
 
 MAX_LINES = 50_000_000
@@ -209,7 +211,7 @@ def write_spectrum(path, ds: xr.Dataset) -> None:
     sf, k0 = float(ds.attrs.get("sf", np.nan)), float(ds.attrs.get("k0", np.nan))
     mz = ds["mz_file"].values if "mz_file" in ds.coords else ((channel - k0) / sf) ** 2
     dead = "on" if int(ds.attrs.get("dead_time_corrected", 0)) else "off"
-    with atomic_output(path, "w") as out:
+    with atomic_open(path, "w", newline="") as out:
         out.write(f"# Binning: {int(ds.attrs.get('binning', 1))} channels\r\n# Deadtime Correction: {dead}\r\n")
         out.write("Channel\tm/z\tIntensity\r\n")
         out.writelines(
@@ -453,7 +455,7 @@ def write_depth_profile(path, truth: xr.Dataset) -> None:
     counts = truth["counts"].sum(("y", "x")).transpose("scan", "fragment").values
     names = [str(n) for n in truth["fragment"].values]
     time = truth["sputter_time"].values
-    with atomic_output(path, "w") as out:
+    with atomic_open(path, "w", newline="") as out:
         out.write(f"Depth profile {truth.attrs.get('sample', '')}\r\n")
         out.write("\t" + "\t".join(names) + "\r\n")
         out.write("Sputter Time\t" + "\t".join(["Intensity"] * len(names)) + "\r\n")
@@ -598,7 +600,7 @@ def write_image(path, counts: xr.DataArray, fragment: str, field_of_view_um: flo
     fov = field_of_view_um
     if fov is None and "x" in counts.coords and counts["x"].attrs.get("units") == "um":
         fov = float(counts["x"].values[0] * 2 * nx)
-    with atomic_output(path, "w") as out:
+    with atomic_open(path, "w", newline="") as out:
         out.write(f"# Fragment: {fragment}\n# Size: {nx} x {ny} x {n_scans}\n")
         if fov:
             out.write(f"# Field of view: {fov:g} um\n")

@@ -23,7 +23,9 @@ import numpy as np
 import xarray as xr
 from tqdm import tqdm
 
-from .._files import atomic_output, existing_file
+from doptrace.core.atomic import atomic_open
+
+from .._files import existing_file
 from ..errors import ToFSIMSError
 from ._cube import make_cube
 
@@ -268,7 +270,7 @@ def write(path, truth: xr.Dataset, *, seed: int = 0, chunk_scans: int = 8) -> xr
     counts = truth["counts"].transpose("fragment", "scan", "y", "x").values
     n_frag, n_scans, ny, nx = counts.shape
     rest = rest_counts(truth)
-    with atomic_output(Path(path)) as out:
+    with atomic_open(Path(path), "wb") as out:
         for s0 in range(0, n_scans, chunk_scans):
             s1 = min(n_scans, s0 + chunk_scans)
             block = np.concatenate([counts[:, s0:s1], rest[None, s0:s1]])  # (code, scan, y, x)

@@ -32,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import atomic_output, existing_file
+from doptrace.core.atomic import atomic_open
+
+from .._files import existing_file
 from ..errors import ToFSIMSError
 
 MAGIC = b"ITStrF01"
@@ -455,7 +457,7 @@ def write(path, root: Node) -> None:
         order.append(node)
         if node.is_directory:
             stack.extend(reversed(node.children))
-    with atomic_output(Path(path)) as out:
+    with atomic_open(Path(path), "wb") as out:
         out.write(MAGIC)
         for node in order:
             value = _directory_value(node) if node.is_directory else node.value

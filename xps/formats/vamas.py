@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .._files import write_text_atomic
+from doptrace.core.atomic import write_text
+
 from ..errors import XPSError
 from ._text import decode_text, read_bounded
 from ._spectrum import (canonical_region, etch_time_from_variables, is_empty_label, known, make_spectrum,
@@ -736,4 +737,4 @@ def write(
             out += [_fmt(np.min(column)), _fmt(np.max(column))]
         out += [_fmt(v) for v in table.ravel()]
     out.append("end of experiment")
-    return write_text_atomic(path, "\r\n".join(out) + "\r\n", newline="")
+    return write_text(path, "\r\n".join(out) + "\r\n", newline="")

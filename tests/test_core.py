@@ -1,0 +1,101 @@
+"""The bottom layer (doptrace.core): one error family, one atomic writer, one formatter."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from doptrace.core.atomic import atomic_open, atomic_write, write_bytes, write_text
+from doptrace.core.errors import DoptraceError
+from doptrace.core.fmt import format_value
+from doptrace.report.errors import ReportError
+from doptrace.stem_eds.errors import EDSError
+from doptrace.tofsims.errors import ToFSIMSError
+from doptrace.xps.errors import XPSError
+from doptrace.xrd.errors import XRDError
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+@pytest.mark.parametrize("family", [XPSError, XRDError, ToFSIMSError, EDSError, ReportError])
+def test_every_package_error_family_is_a_doptrace_error_and_a_value_error(family):
+    assert issubclass(family, DoptraceError) and issubclass(family, ValueError)
+    with pytest.raises(DoptraceError, match="x.vms: empty"):
+        raise family("x.vms: empty")
+
+
+# ------------------------------------------------------------------------------------------ atomic
+
+def test_atomic_files_get_0644_under_umask_022_not_mkstemps_0600(tmp_path, umask_022):
+    written = [write_text(tmp_path / "a.txt", "text"), write_bytes(tmp_path / "b.bin", b"\x00\x01"),
+               atomic_write(tmp_path / "c.dat", lambda p: p.write_bytes(b"c"))]
+    with atomic_open(tmp_path / "d.csv", "w", newline="") as out:
+        out.write("x\r\n")
+    written.append(tmp_path / "d.csv")
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert (tmp_path / "d.csv").read_bytes() == b"x\r\n"  # newline="" writes \r\n untranslated
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+
+
+def test_atomic_permissions_follow_a_stricter_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        path = write_text(tmp_path / "private.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_failed_write_leaves_no_half_file_and_keeps_the_old_one(tmp_path):
+    target = tmp_path / "out.txt"
+
+    def broken(path):
+        path.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, broken)
+    assert list(tmp_path.iterdir()) == []  # neither the target nor a temporary file
+    write_text(target, "whole")
+    with pytest.raises(RuntimeError), atomic_open(target, "w") as out:
+        out.write("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_write_keeps_a_suffix_for_writers_that_choose_the_format_by_it(tmp_path):
+    seen = []
+    atomic_write(tmp_path / "cube.hspy", lambda p: (seen.append(p.suffix), p.write_bytes(b"x")), suffix=".hspy")
+    assert seen == [".hspy"] and (tmp_path / "cube.hspy").read_bytes() == b"x"
+
+
+# ------------------------------------------------------------------------------------------ fmt
+
+@pytest.mark.parametrize("value, stderr, units, digits, text", [
+    (0.4012, 0.0437, "", 1, "0.40 ± 0.04"),
+    (0.1234, 0.0056, "", 1, "0.123 ± 0.006"),
+    (9.371854, 0.000142, "Å", 1, "9.3719 ± 0.0001 Å"),
+    (1234.5, 56.0, "s", 1, "1234 ± 56 s"),  # esd >= 1: no decimals
+    (-0.0026, 0.0231, "", 2, "-0.003 ± 0.023"),  # two esd digits keep the sign near zero
+    (0.4012, 0.0437, "nm/s", 2, "0.401 ± 0.044 nm/s"),
+    (2.5, None, "eV", 1, "2.5 eV"),
+    (2.5, 0.0, "1", 1, "2.5"),  # unit "1" is not printed, no usable esd
+])
+def test_formatter_rounds_the_value_to_the_esd(value, stderr, units, digits, text):
+    assert format_value(value, stderr, units, esd_digits=digits) == text
+
+
+def test_formatter_missing_values():
+    assert format_value(float("nan"), 0.1, "nm") == "n/a nm"
+    assert format_value(None, 0.1, "nm", missing="-") == "-"
