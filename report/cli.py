@@ -1,7 +1,8 @@
 """doptrace: dopant depth profiles from XRD, XPS, ToF-SIMS and STEM-EDS instrument files.
 
-Errors in input files surface as one line naming the file and the problem and a non-zero exit
-code; a traceback means a bug in doptrace.
+Errors in input files surface as one line naming the file and the problem and exit status 2.
+Any other exception is a bug in doptrace: one line says so and names the log file that holds its
+traceback, and the exit status is 70.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from doptrace.core.errors import EXIT_INTERNAL_ERROR, DoptraceError, log_internal_error, short_message
+
 from . import __version__
+from .errors import ReportError
 from .techniques import adapters
 
 EXIT_BAD_INPUT = 2
@@ -65,7 +69,7 @@ def _run(args) -> int:
     from .runner import run_project
 
     if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        raise ReportError(f"--workers must be at least 1, got {args.workers}")
     return _report_summary(run_project(args.project, args.out, progress=not args.quiet, workers=args.workers,
                                        scheduler=args.scheduler))
 
@@ -84,11 +88,21 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, OSError) as exc:
-        # Every package's exception family subclasses ValueError and names the file.
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"doptrace: error: {message}", file=sys.stderr)
+    except (DoptraceError, OSError) as exc:
+        # Every package's exception family subclasses DoptraceError and names the file.
+        print(f"doptrace: error: {short_message(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback in a log file
+        print(f"doptrace: {log_internal_error(exc, _log_folder(args))}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+
+
+def _log_folder(args):
+    """The output folder of ``run``/``demo`` when it exists (the log sits beside the report), else None."""
+    from pathlib import Path
+
+    out = getattr(args, "out", None)
+    return out if args.command in ("run", "demo") and out and Path(out).is_dir() else None
 
 
 if __name__ == "__main__":

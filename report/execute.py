@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-import traceback
 import uuid
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -21,9 +20,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-# A file's problem is a ValueError (each package's exception family) or an OSError; anything
+from doptrace.core.errors import DoptraceError, log_internal_error, short_message
+
+# A file's problem is a DoptraceError (each package's exception family) or an OSError; anything
 # else is a bug in doptrace, still reported per analysis so that it never loses the others.
-FILE_ERRORS = (ValueError, OSError)
+FILE_ERRORS = (DoptraceError, OSError)
 
 
 @dataclass
@@ -59,10 +60,10 @@ def run_entry(entry, results_dir) -> Outcome:
             target = write_netcdf(ds, Path(results_dir) / f"{entry.key}__{name}.nc")
             outcome.outputs.append({"name": name, "path": str(target), "sha256": sha256_file(target)})
     except FILE_ERRORS as exc:
-        outcome.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    except Exception as exc:  # noqa: BLE001 - a bug must not lose the other analyses; it is reported in full
-        outcome.error = f"internal error ({type(exc).__name__}: {exc}); please report: " + \
-            traceback.format_exc().strip().splitlines()[-2].strip()
+        outcome.error = short_message(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug must not lose the other analyses; its traceback is logged
+        # the log sits in the output folder (results_dir's parent), named after the analysis
+        outcome.error = log_internal_error(exc, Path(results_dir).parent, f"doptrace-{entry.key}")
     outcome.seconds = time.perf_counter() - start
     return outcome
 

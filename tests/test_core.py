@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import re
 import stat
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from doptrace.core.atomic import atomic_open, atomic_write, write_bytes, write_text
-from doptrace.core.errors import DoptraceError
+from doptrace.core.errors import EXIT_INTERNAL_ERROR, DoptraceError
 from doptrace.core.fmt import format_value
+from doptrace.report import cli
 from doptrace.report.errors import ReportError
+from doptrace.report.execute import run_entry
+from doptrace.report.project import Entry
 from doptrace.stem_eds.errors import EDSError
 from doptrace.tofsims.errors import ToFSIMSError
 from doptrace.xps.errors import XPSError
@@ -99,3 +107,78 @@ def test_formatter_rounds_the_value_to_the_esd(value, stderr, units, digits, tex
 def test_formatter_missing_values():
     assert format_value(float("nan"), 0.1, "nm") == "n/a nm"
     assert format_value(None, 0.1, "nm", missing="-") == "-"
+
+
+# ------------------------------------------------------------------- bad input vs internal error
+
+def _pattern(path):
+    x = np.arange(10.0, 80.0, 0.05)
+    np.savetxt(path, np.column_stack([x, 100 + 50 * np.exp(-((x - 40) / 0.1) ** 2)]))
+    return path
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "garbage.xy"
+    bad.write_text("this is not\na pattern\n")
+    code = cli.main(["xrd", "info", str(bad)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_BAD_INPUT == 2
+    assert err.count("\n") == 1 and err.startswith("doptrace: error: ") and str(bad) in err
+
+
+def test_cli_bug_is_internal_error_with_traceback_log(tmp_path, capsys, monkeypatch):
+    data = _pattern(tmp_path / "p.xy")
+    assert cli.main(["xrd", "info", str(data)]) == 0  # the real path works ...
+    capsys.readouterr()
+
+    def broken(*args, **kwargs):  # ... until a fault is injected into it
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(xrd_read, "read_all", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    code = cli.main(["xrd", "info", str(data)])
+    err = capsys.readouterr().err
+    assert code == EXIT_INTERNAL_ERROR == 70
+    assert err.count("\n") == 1
+    match = re.fullmatch(r"doptrace: internal error: RuntimeError: injected fault; traceback written to (\S+)\n", err)
+    assert match, err
+    log = Path(match[1])
+    assert log.parent == tmp_path / "tmp"
+    text = log.read_text()
+    assert text.startswith("Traceback (most recent call last):")
+    assert "in describe" in text and text.rstrip().endswith("RuntimeError: injected fault")
+    assert stat.S_IMODE(log.stat().st_mode) == 0o666 & ~_umask()
+
+
+def test_runner_reports_bad_input_and_logs_a_bug_per_analysis(tmp_path, monkeypatch):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text("[[phase]\nname = 'x'\n")
+    results = tmp_path / "out" / "results"
+    results.mkdir(parents=True)
+    entry = Entry("S1", "xrd", 0, {"recipe": recipe})
+
+    bad = run_entry(entry, results)
+    assert bad.error.startswith(f"{recipe}: not a valid TOML recipe") and not bad.outputs
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(xrd_recipe, "load_recipe", broken)
+    bug = run_entry(entry, results)
+    match = re.fullmatch(r"internal error: RuntimeError: injected fault; traceback written to (\S+)", bug.error)
+    assert match, bug.error
+    log = Path(match[1])
+    assert log.parent == tmp_path / "out" and log.name.startswith("doptrace-S1__xrd0-internal-error-")
+    assert "in analyse" in log.read_text() and "RuntimeError: injected fault" in log.read_text()
+
+
+# the modules (``doptrace.xrd.read`` is also the name of a function the package exports)
+xrd_read = importlib.import_module("doptrace.xrd.read")
+xrd_recipe = importlib.import_module("doptrace.xrd.recipe")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
