@@ -49,7 +49,7 @@ def _failure(sample: str, analysis) -> ck.Check:
 def evaluate_sample(sample: str, analyses, thresholds: dict, depth: dict) -> SampleEvidence:
     """The checks of one sample's analyses (:class:`report.runner.Analysis`) under ``thresholds``.
 
-    ``depth`` holds the sample's :class:`report.quantity.Quantity` conversions
+    ``depth`` holds the sample's :class:`doptrace.core.units.Quantity` conversions
     (``xps_etch_rate``, ``sims_crater_depth``).
     """
     th = thresholds

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from .quantity import Quantity
+from doptrace.core.units import Quantity
 
 
 def etch_depth(etch_time, rate: Quantity):

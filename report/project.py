@@ -27,9 +27,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from doptrace.core.units import Quantity, parse_quantity
+
 from .checks import THRESHOLDS, defaults
 from .errors import ReportError
-from .quantity import Quantity, parse_quantity
 from .techniques import adapters
 
 #: depth-conversion keys and the kind of quantity each holds

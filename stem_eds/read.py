@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from doptrace.core.units import length_nm
+
 from .errors import EDSError
 
 #: Registry of readable formats by extension (content is checked by RosettaSciIO's own plugin).
 FORMATS = {".emd": "Velox EMD (Thermo Fisher)", ".bcf": "Bruker Esprit BCF", ".hspy": "HyperSpy HDF5"}
-_LENGTH_TO_NM = {"nm": 1.0, "µm": 1e3, "um": 1e3, "μm": 1e3, "mm": 1e6, "m": 1e9, "pm": 1e-3, "Å": 0.1, "A": 0.1}
-
-
 def _check_path(path) -> Path:
     path = Path(path)
     if not path.is_file():
@@ -188,7 +187,7 @@ def to_dataarray(signal, path="") -> xr.DataArray:
         name = _nav_dim_name(axis, index, len(nav))
         values = axis.offset + axis.scale * np.arange(axis.size)
         if name in ("x", "y"):
-            factor = _LENGTH_TO_NM.get(str(axis.units), None)
+            factor = length_nm(str(axis.units))
             units = "nm" if factor is not None else (str(axis.units) or "1")
             coords[name] = (name, values * (factor or 1.0), {"units": units})
         elif name == "frame":

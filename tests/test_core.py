@@ -1,4 +1,5 @@
-"""The bottom layer (doptrace.core): one error family, one atomic writer, one formatter."""
+"""The bottom layer (doptrace.core): one error family, one atomic writer, one formatter, one units table,
+one TOML loader; bad input versus internal errors at the command line and in the runner."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from doptrace.core.atomic import atomic_open, atomic_write, write_bytes, write_text
 from doptrace.core.errors import EXIT_INTERNAL_ERROR, DoptraceError
 from doptrace.core.fmt import format_value
+from doptrace.core.units import Quantity, length_nm, parse_quantity, time_s, unit_factor
 from doptrace.report import cli
 from doptrace.report.errors import ReportError
 from doptrace.report.execute import run_entry
@@ -107,6 +109,31 @@ def test_formatter_rounds_the_value_to_the_esd(value, stderr, units, digits, tex
 def test_formatter_missing_values():
     assert format_value(float("nan"), 0.1, "nm") == "n/a nm"
     assert format_value(None, 0.1, "nm", missing="-") == "-"
+
+
+# ------------------------------------------------------------------------------------------ units
+
+def test_units_convert_by_their_si_definitions():
+    # SI definitions: 1 Å = 1e-10 m, 1 µm = 1e-6 m, 1 pm = 1e-12 m; 1 min = 60 s, 1 h = 3600 s
+    assert length_nm("Å") == pytest.approx(1e-10 / 1e-9)
+    assert length_nm("µm") == length_nm("\u03bcm") == length_nm("um") == pytest.approx(1e-6 / 1e-9)
+    assert length_nm("pm") == pytest.approx(1e-12 / 1e-9) and length_nm("m") == pytest.approx(1 / 1e-9)
+    assert time_s("min") == 60 and time_s("h") == 3600 and time_s("ms") == pytest.approx(1e-3)
+    assert unit_factor("nm/min") == ("rate", pytest.approx(1 / 60))
+    assert unit_factor("Å/s") == ("rate", pytest.approx(0.1))
+    # 0.5 µm/h = 500 nm / 3600 s
+    assert parse_quantity("0.5 ± 0.05 µm/h", "rate").value == pytest.approx(500 / 3600)
+    assert parse_quantity({"value": 2, "stderr": 0.1, "units": "min"}, "time") == Quantity(120.0, 6.0, "s")
+
+
+def test_units_case_and_unknowns():
+    assert length_nm("UM") is None and length_nm("UM", any_case=True) == 1e3
+    assert length_nm("å", any_case=True) == 0.1 and time_s("Minutes", any_case=True) == 60
+    assert time_s("d", 1.0, any_case=True) == 1.0  # the caller's default for a unit that is not a time
+    with pytest.raises(DoptraceError, match="unknown unit 'furlong'"):
+        unit_factor("furlong")
+    with pytest.raises(DoptraceError, match="'nm' is a length unit, but a rate"):
+        parse_quantity("0.4 nm", "rate")
 
 
 # ------------------------------------------------------------------- bad input vs internal error

@@ -8,7 +8,7 @@ import xarray as xr
 
 from doptrace.report import checks as ck
 from doptrace.report.depth import depth_series, etch_depth, sputter_depth, total_sputter_time
-from doptrace.report.quantity import Quantity, parse_quantity
+from doptrace.core.units import Quantity, parse_quantity
 
 
 # ----------------------------------------------------------------------------- quantities

@@ -105,7 +105,7 @@ def test_cli_reports_a_missing_project_in_one_line(tmp_path, capsys):
 def test_plots_drawn_on_worker_processes_equal_those_drawn_here():
     from doptrace.report.depth import depth_series, overlay_figure
     from doptrace.report.html import Plot, Section, draw_plots
-    from doptrace.report.quantity import Quantity
+    from doptrace.core.units import Quantity
 
     fit = xr.Dataset({"fraction": (("etch_time", "component"), [[0.9, 0.1], [0.5, 0.5]]),
                       "fraction_stderr": (("etch_time", "component"), [[0.01, 0.01], [0.02, 0.02]])},

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from doptrace.core.units import length_nm
+
 NAME = "tofsims"
 TITLE = "ToF-SIMS: fragment maps, depth profiles, colocalization"
 ENTRY_SCHEMA = {
@@ -28,7 +30,6 @@ ENTRY_SCHEMA = {
     "seed": ("number", False),
 }
 DEFAULT_FRAGMENTS = ["BO-", "MnO-", "InO-", "ClO-"]
-_LENGTH_UNITS = {"nm": 1.0, "um": 1e3, "µm": 1e3, "mm": 1e6, "a": 0.1, "å": 0.1}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -37,11 +38,11 @@ def parse_length_nm(text) -> float:
     from doptrace.tofsims.errors import ToFSIMSError
 
     match = re.fullmatch(r"\s*([-+0-9.eE]+)\s*([a-zA-Zµå]*)\s*", str(text))
-    unit = match.group(2).lower() if match else ""
-    if not match or (unit and unit not in _LENGTH_UNITS):
+    factor = (length_nm(match.group(2), any_case=True) if match.group(2) else 1.0) if match else None
+    if factor is None:
         raise ToFSIMSError(f"crater depth {text!r}: expected a length such as 500nm or 0.5um")
     try:
-        value = float(match.group(1)) * _LENGTH_UNITS.get(unit, 1.0)
+        value = float(match.group(1)) * factor
     except ValueError:
         raise ToFSIMSError(f"crater depth {text!r}: not a number") from None
     if not np.isfinite(value) or value <= 0:

@@ -32,14 +32,14 @@ import re
 import numpy as np
 import xarray as xr
 
+from doptrace.core.units import time_s
+
 from ..errors import XPSError
 
 #: VAMAS and CasaXPS write 1E37 for "value not available".
 UNKNOWN = 1e37
 
 _ETCH_LABEL = re.compile(r"etch|time", re.IGNORECASE)
-_TIME_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3,
-               "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0, "h": 3600.0, "hr": 3600.0}
 
 
 def known(value) -> float:
@@ -107,7 +107,7 @@ def require_binding_energy(block, what: str) -> None:
 
 def time_in_seconds(value: float, units: str) -> float:
     """Convert an etch-time value with free-text units ('s', 'min', 'd' = dimensionless -> s)."""
-    factor = _TIME_UNITS.get(units.strip().lower(), 1.0)
+    factor = time_s(units, 1.0, any_case=True)
     return float(value) * factor
 
 
