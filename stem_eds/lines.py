@@ -90,7 +90,7 @@ def fwhm_kev(energy_kev, fwhm_mnka_ev: float = 130.0):
 
     Examples
     --------
-    >>> round(fwhm_kev(5.8987, 130.0), 4)
+    >>> round(float(fwhm_kev(5.8987, 130.0)), 4)
     0.13
     """
     e = np.asarray(energy_kev, dtype=float)

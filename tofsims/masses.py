@@ -167,7 +167,7 @@ def peak_windows(
     Examples
     --------
     >>> w = peak_windows(["BO-", "MnO-"])
-    >>> float(w["mass_high"].sel(fragment="BO-") - w["mass_low"].sel(fragment="BO-"))
+    >>> round(float(w["mass_high"].sel(fragment="BO-") - w["mass_low"].sel(fragment="BO-")), 6)
     0.1
     """
     names = [str(f) for f in fragments]

@@ -328,9 +328,16 @@ def fit_spectra(model: Model | Compiled, energy, y, sigma=None, counts_per_unit=
 
     Examples
     --------
-    >>> from xps.model import simple_model
-    >>> m = simple_model("B 1s", [{"name": "B-O-B", "center": [192.0, 191.5, 192.5]}])
-    >>> # res = fit_spectra(m, energy, counts[None])  # doctest: +SKIP
+    A noise-free B 1s peak (area 500, 192.1 eV, FWHM 1.4 eV) on a Shirley-type step, fitted back:
+
+    >>> from doptrace.xps.model import simple_model
+    >>> from doptrace.xps.simulate import spectrum
+    >>> m = simple_model("B 1s", [{"name": "B-O-B", "center": [192.0, 191.5, 192.5]}], window=(186, 198))
+    >>> energy = np.arange(186.0, 198.0, 0.1)
+    >>> counts = spectrum(energy, [(500.0, 192.1, 1.4, "GL(30)")], b0=100.0, k=0.02)
+    >>> res = fit_spectra(m, energy, counts[None])
+    >>> [round(float(res.values()[kind][0][0, 0]), 3) for kind in ("area", "center", "fwhm")]
+    [500.0, 192.1, 1.4]
     """
     compiled = model if isinstance(model, Compiled) else compile_model(model)
     y = np.atleast_2d(np.asarray(y, dtype=float))
