@@ -3,7 +3,7 @@
     python benchmarks/bench_xrd.py               # simulated pattern, 3e4 counts at the strongest peak
     python benchmarks/bench_xrd.py --repeat 3 --fap
 
-1. ``xrd.refine.run`` on a simulated two-phase pattern (examples/xrd/li-rich-two-phase.toml: R-3m
+1. ``doptrace.xrd.rietveld.run`` on a simulated two-phase pattern (examples/xrd/li-rich-two-phase.toml: R-3m
    LiTMO2 + C2/m Li2MnO3, B candidates on 5 sites, 5 cumulative stages). Target: < 10 s on 2 cores.
 2. When GSAS-II is importable, ``xrd.gsas2.refine`` on the same recipe and pattern in the same run:
    reports its wall time and the ratio builtin/GSAS-II (target <= 1), plus both Rwp values.
@@ -37,7 +37,7 @@ def best_of(repeat: int, func):
 
 
 def compare(label: str, recipe, pattern, repeat: int, target: float | None) -> None:
-    from doptrace.xrd.refine import run
+    from doptrace.xrd.rietveld import run
 
     builtin_s, result = best_of(repeat, lambda: run(recipe, pattern))
     ds = result.dataset

@@ -17,7 +17,7 @@ from doptrace.xrd.dopant import dopant_verdict, doped_occupancy, min_detectable
 from doptrace.xrd.engine import levenberg_marquardt, linear_start
 from doptrace.xrd.model import PatternModel
 from doptrace.xrd.recipe import load_recipe
-from doptrace.xrd.refine import run
+from doptrace.xrd.rietveld import run
 from doptrace.xrd.simulate import simulate
 
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "xrd" / "li-rich-two-phase.toml"

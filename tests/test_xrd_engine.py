@@ -170,7 +170,7 @@ def _layered_raw(po_ratio=None):
 
 
 def test_preferred_orientation_and_exclusion_round_trip():
-    from doptrace.xrd.refine import run
+    from doptrace.xrd.rietveld import run
     from doptrace.xrd.simulate import simulate
 
     truth_recipe = parse_recipe(_layered_raw(0.8), "po.toml")
@@ -189,7 +189,7 @@ def test_preferred_orientation_and_exclusion_round_trip():
 
 def test_cif_written_by_cif_out_reads_back_with_the_same_structure_factors(tmp_path):
     from doptrace.xrd.cif_out import cif_texts
-    from doptrace.xrd.refine import run
+    from doptrace.xrd.rietveld import run
     from doptrace.xrd.simulate import grid_pattern, simulate
 
     recipe = parse_recipe(_layered_raw(), "layered.toml")

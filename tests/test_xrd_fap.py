@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from doptrace.xrd.recipe import parse_recipe
-from doptrace.xrd.refine import run
+from doptrace.xrd.rietveld import run
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "xrd" / "fluorapatite.toml"
 

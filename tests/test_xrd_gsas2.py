@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(not gsas2.available(), reason=gsas2.unavailable_
 
 
 def builtin_refine(recipe, pattern):
-    return importlib.import_module("doptrace.xrd.refine").refine(recipe, pattern)
+    return importlib.import_module("doptrace.xrd.rietveld").refine(recipe, pattern)
 
 
 # ------------------------------------------------------------------------------------------ fixtures

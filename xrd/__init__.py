@@ -20,10 +20,11 @@ _EXPORTS = {
     "Instrument": "instrument",
     "REGISTRY": "formats",
     "load_recipe": "recipe",
+    "refine": "rietveld",
 }
-# ``xrd.refine`` and ``xrd.simulate`` are the modules (``xrd.refine.run``, ``xrd.simulate.simulate``):
-# exporting same-named functions here made ``xrd.refine`` mean the function or the module depending on
-# what was imported first.
+# ``refine`` is the function (the built-in engine); its module is ``rietveld`` so that importing the
+# module can never rebind ``doptrace.xrd.refine``. ``doptrace.xrd.simulate`` stays the simulator
+# module (``simulate.simulate``, ``simulate.write_xye``).
 
 __all__ = ["XRDError", *_EXPORTS]
 

@@ -31,7 +31,7 @@ def with_esd(value: float, esd: float | None = None, digits: int = 6) -> str:
 
 
 def cif_texts(refinement) -> dict[str, str]:
-    """``{phase name: CIF text}`` of a :class:`xrd.refine.Refinement`."""
+    """``{phase name: CIF text}`` of a :class:`doptrace.xrd.rietveld.Refinement`."""
     model, values = refinement.model, refinement.values
     ds = refinement.dataset
     names = refinement.fit.names

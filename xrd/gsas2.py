@@ -12,7 +12,7 @@ per candidate site with the constraint equations
 so one fraction per site (or per shared group) is refined, as in :mod:`xrd.dopant`. Stages are run
 cumulatively (the GSAS-II convention), then the values, esds (constrained ones from
 ``Covariance['depSigDict']``), residuals, curves, reflections and the correlation matrix are read
-back into :func:`xrd.refine.build_result` so both engines return the same layout (``engine="gsas2"``).
+back into :func:`doptrace.xrd.rietveld.build_result` so both engines return the same layout (``engine="gsas2"``).
 
 GSAS-II is optional: :func:`available` says whether ``import GSASII`` works; :func:`refine` raises
 :class:`~xrd.errors.XRDError` with the reason when it does not.
@@ -675,7 +675,7 @@ def refine(recipe, data=None, instrument=None, workdir=None, progress: bool = Fa
     Returns
     -------
     xarray.Dataset
-        :func:`xrd.refine.build_result` layout, ``attrs["engine"] = "gsas2"``, plus
+        :func:`doptrace.xrd.rietveld.build_result` layout, ``attrs["engine"] = "gsas2"``, plus
         ``attrs["stages"]`` (Rwp, GOF, Nvar, seconds after each stage) and ``attrs["gsas2_version"]``.
 
     Raises
@@ -716,7 +716,7 @@ def _refine(recipe, pattern, inst, workdir: Path, progress: bool) -> xr.Dataset:
 
 def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
     from .dopant import correlation_words
-    from .refine import build_result
+    from .rietveld import build_result
 
     recipe = project.recipe
     cov = project.gpx["Covariance"]["data"]

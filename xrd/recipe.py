@@ -1,6 +1,6 @@
 """Refinement recipes: one TOML file holding data, instrument, range, background, phases, dopant, stages.
 
-Both engines (built-in :mod:`xrd.refine` and the GSAS-II driver) consume the :class:`Recipe` that
+Both engines (built-in :mod:`doptrace.xrd.rietveld` and the GSAS-II driver) consume the :class:`Recipe` that
 :func:`load_recipe` returns; paths inside a recipe are relative to the recipe file.
 
 Example

@@ -19,7 +19,7 @@ import xarray as xr
 from tqdm import tqdm
 
 from .errors import XRDError
-from .refine import CELL_NAMES, CELL_UNITS, run
+from .rietveld import CELL_NAMES, CELL_UNITS, run
 
 TRACKED = ((0, 0, 3), (1, 0, 1))
 

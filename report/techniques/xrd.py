@@ -103,7 +103,7 @@ def refine_recipe(recipe, engine: str = "builtin", progress: bool = False):
             reason = gsas2.unavailable_reason() if hasattr(gsas2, "unavailable_reason") else ""
             raise XRDError(f"{recipe.path}: GSAS-II is not installed {reason}".rstrip())
         return gsas2.refine(recipe, progress=progress), None
-    from doptrace.xrd.refine import run
+    from doptrace.xrd.rietveld import run
 
     result = run(recipe, progress=progress)
     return result.dataset, result
