@@ -20,7 +20,7 @@ from doptrace.xrd.model import PatternModel
 from doptrace.xrd.profiles import gaussian_variance, lorentzian_fwhm, sample_broadening
 from doptrace.xrd.quality import assess, durbin_watson, serial_correlation_factor
 from doptrace.xrd.recipe import load_recipe, parse_recipe
-from doptrace.xrd.refine import run
+from doptrace.xrd.rietveld import run
 from doptrace.xrd.simulate import grid_pattern, simulate
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import pytest
 
 from doptrace.xrd import gsas2
 from doptrace.xrd.recipe import parse_recipe
-from doptrace.xrd.refine import run
+from doptrace.xrd.rietveld import run
 
 pytestmark = pytest.mark.skipif(not gsas2.available(), reason=gsas2.unavailable_reason() or "GSAS-II absent")
 

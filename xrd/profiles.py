@@ -51,7 +51,7 @@ def sample_broadening(two_theta, wavelength, size_um=DEFAULT_SIZE_UM, mustrain=0
     --------
     >>> s2, g = sample_broadening(90.0, 1.5405, 0.1, 0.0)
     >>> round(float(g), 4), float(s2)
-    (12.4818, 0.0)
+    (12.4824, 0.0)
     """
     th = np.radians(np.asarray(two_theta, float) / 2.0)
     size = 1.8 * wavelength / (np.pi * size_um * np.cos(th))

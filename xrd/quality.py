@@ -1,7 +1,7 @@
 """The quality record of an XRD refinement: ``ok``, ``warning`` or ``failed`` and the reasons why.
 
 Every rule lives here (both engines' results go through :func:`assess` in
-:func:`xrd.refine.build_result`). A rule gives a short sentence with the numbers behind it.
+:func:`doptrace.xrd.rietveld.build_result`). A rule gives a short sentence with the numbers behind it.
 
 ``failed`` (the numbers must not be used for a verdict):
 
