@@ -16,6 +16,7 @@ import math
 import os
 import re
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,16 @@ from ._spectrum import make_spectrum
 
 EXTENSIONS = (".xlsx", ".xlsm")
 ACCEPTS_BY_EXTENSION = True
-#: Uncompressed size and member-count limits for the workbook zip.
-MAX_UNCOMPRESSED = 512 * 1024 * 1024
+#: Limits for the workbook zip, checked on the declared sizes before openpyxl inflates anything
+#: (Python's zipfile never inflates a member past its declared size). Real Avantage/KherveFitting
+#: exports: largest member 0.32 MB, compression 1-7x. openpyxl streams worksheets in read-only
+#: mode but reads the shared-strings table whole, so that part has its own, lower limit (a
+#: 1.4 MB workbook with an inflated shared-strings part took > 90 s and 1.3 GB before).
+MAX_UNCOMPRESSED = 256 * 1024 * 1024
+MAX_MEMBER_BYTES = 32 * 1024 * 1024
+MAX_SHARED_STRINGS_BYTES = 8 * 1024 * 1024
+MAX_RATIO = 100
+RATIO_FLOOR = 1024 * 1024
 MAX_MEMBERS = 10_000
 MAX_ROWS = 2_000_000
 SKIPPED_SHEETS = ("peak table", "titles", "quantification", "results table")
@@ -47,8 +56,22 @@ def _check_zip(path: Path) -> None:
         raise XPSError(f"{path}: not an Excel .xlsx workbook (not a zip archive)") from None
     except OSError as exc:
         raise XPSError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    except (zipfile.LargeZipFile, ValueError, EOFError, RuntimeError) as exc:
+        raise XPSError(f"{path}: not a readable Excel .xlsx workbook (zip: {exc})") from None
     if len(members) > MAX_MEMBERS:
         raise XPSError(f"{path}: workbook has {len(members)} zip members (limit {MAX_MEMBERS})")
+    for member in members:
+        name = member.filename
+        if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/"):
+            raise XPSError(f"{path}: workbook zip member {name[:80]!r} has an unsafe path")
+        limit = MAX_SHARED_STRINGS_BYTES if name.lower().endswith("sharedstrings.xml") else MAX_MEMBER_BYTES
+        if member.file_size > limit:
+            raise XPSError(f"{path}: workbook member {name[:80]!r} declares {member.file_size} bytes uncompressed "
+                           f"(limit {limit}); refusing a zip bomb")
+        if member.file_size > RATIO_FLOOR and member.file_size > MAX_RATIO * max(member.compress_size, 1):
+            ratio = member.file_size / max(member.compress_size, 1)
+            raise XPSError(f"{path}: workbook member {name[:80]!r} expands {ratio:.0f}x (limit {MAX_RATIO}x); "
+                           "refusing a zip bomb")
     total = sum(m.file_size for m in members)
     if total > MAX_UNCOMPRESSED:
         raise XPSError(f"{path}: workbook expands to {total} bytes (limit {MAX_UNCOMPRESSED}); refusing a zip bomb")
@@ -132,20 +155,15 @@ def read(path: str | os.PathLike, *, excitation_energy: float | None = None) -> 
     >>> [b.attrs["region"] for b in read("Hard_carbon_Thermo.xlsx")]  # doctest: +SKIP
     ['Survey', 'O 1s', 'Na 1s', 'C 1s', 'CKLL']
     """
-    from openpyxl import load_workbook
-
     path = Path(path)
-    _check_zip(path)
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for a corrupt workbook
-        raise XPSError(f"{path}: cannot open the Excel workbook ({type(exc).__name__}: {exc})") from None
+    workbook = _open(path)
     try:
         spectra = []
         for sheet in workbook.worksheets:
             if sheet.title.strip().lower().startswith(SKIPPED_SHEETS):
                 continue
-            spectrum = _read_sheet(path, sheet, len(spectra), excitation_energy)
+            with _corrupt_sheet(path, sheet.title):
+                spectrum = _read_sheet(path, sheet, len(spectra), excitation_energy)
             if spectrum is not None:
                 spectra.append(spectrum)
     finally:
@@ -161,8 +179,28 @@ def _open(path: Path):
     _check_zip(path)
     try:
         return load_workbook(path, read_only=True, data_only=True)
+    except XPSError:
+        raise
     except Exception as exc:  # openpyxl raises many types for a corrupt workbook
-        raise XPSError(f"{path}: cannot open the Excel workbook ({type(exc).__name__}: {exc})") from None
+        raise XPSError(f"{path}: cannot open the Excel workbook ({type(exc).__name__}: {_short(exc)})") from None
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:160]
+
+
+@contextmanager
+def _corrupt_sheet(path: Path, title: str):
+    """Worksheets are parsed lazily while rows are read (read-only openpyxl): a corrupt sheet
+    surfaces there as XML ParseError, defusedxml's entity/DTD refusals (ValueError subclasses),
+    zip/zlib errors, or ValueError/TypeError/KeyError from openpyxl's cell conversion. Each
+    becomes one XPSError naming the file and the sheet."""
+    try:
+        yield
+    except XPSError:
+        raise
+    except Exception as exc:  # openpyxl/defusedxml/zipfile raise many types for a corrupt sheet
+        raise XPSError(f"{path}: sheet {title!r}: corrupt worksheet ({type(exc).__name__}: {_short(exc)})") from None
 
 
 def read_fit(path: str | os.PathLike) -> dict[str, xr.Dataset]:
@@ -185,8 +223,6 @@ def read_fit(path: str | os.PathLike) -> dict[str, xr.Dataset]:
     >>> fits["C 1s"].component.values.tolist()[:2]  # doctest: +SKIP
     ['C1s sp2 C', 'C1s Shake up']
     """
-    from ._spectrum import canonical_region
-
     path = Path(path)
     workbook = _open(path)
     out = {}
@@ -194,44 +230,61 @@ def read_fit(path: str | os.PathLike) -> dict[str, xr.Dataset]:
         for sheet in workbook.worksheets:
             if sheet.title.strip().lower().startswith(SKIPPED_SHEETS):
                 continue
-            rows = sheet.iter_rows(values_only=True)
-            labels = next((r for _, r in zip(range(200), rows) if r and isinstance(r[0], str) and _HEADER.match(r[0])),
-                          None)
-            if labels is None or "Backgnd." not in labels or "Envelope" not in labels:
-                continue
-            names = [str(label).strip() for label in labels]
-            table = []
-            for row in rows:
-                if not row or _number(row[0]) is None:
-                    if table:
-                        break
-                    continue
-                table.append([math.nan if _number(v) is None else _number(v) for v in row[: len(names)]])
-            data = np.array(table, dtype=float)
-            bg_col, env_col = names.index("Backgnd."), names.index("Envelope")
-            y_col = next(i for i in range(1, len(names)) if np.isfinite(data[0, i]))
-            comp_cols = [i for i in range(y_col + 1, len(names))
-                         if names[i] and names[i] not in ("Backgnd.", "Envelope", "Residuals", "None")]
-            order = np.argsort(data[:, 0])
-            data = data[order]
-            bg = data[:, bg_col]
-            inside = bg != 0
-            curves = np.where(inside[:, None], data[:, comp_cols] - bg[:, None], 0.0)
-            units = {"units": "counts/s"}
-            out[canonical_region(region_from_sheet(sheet.title))] = xr.Dataset(
-                {
-                    "data": ("binding_energy", data[:, y_col], units),
-                    "background": ("binding_energy", bg, units),
-                    "envelope": ("binding_energy", data[:, env_col], units),
-                    "component_curve": (("binding_energy", "component"), curves, units),
-                },
-                coords={"binding_energy": ("binding_energy", data[:, 0], {"units": "eV"}),
-                        "component": [names[i] for i in comp_cols]},
-                attrs={"source": str(path), "sheet": sheet.title, "technique": "XPS"},
-            )
+            with _corrupt_sheet(path, sheet.title):
+                fit = _read_fit_sheet(path, sheet)
+            if fit is not None:
+                out[fit[0]] = fit[1]
     finally:
         workbook.close()
     return out
+
+
+def _read_fit_sheet(path: Path, sheet):
+    """(region, Dataset) of one sheet's stored fit, or None when the sheet has none."""
+    from ._spectrum import canonical_region
+
+    rows = sheet.iter_rows(values_only=True)
+    labels = next((r for _, r in zip(range(200), rows) if r and isinstance(r[0], str) and _HEADER.match(r[0])), None)
+    if labels is None or "Backgnd." not in labels or "Envelope" not in labels:
+        return None
+    names = [str(label).strip() for label in labels]
+    table = []
+    for row in rows:
+        if not row or _number(row[0]) is None:
+            if table:
+                break
+            continue
+        table.append([math.nan if _number(v) is None else _number(v) for v in row[: len(names)]]
+                     + [math.nan] * (len(names) - len(row)))
+        if len(table) > MAX_ROWS:
+            raise XPSError(f"{path}: sheet {sheet.title!r}: more than {MAX_ROWS} rows")
+    if not table:
+        raise XPSError(f"{path}: sheet {sheet.title!r}: fit columns but no data rows")
+    data = np.array(table, dtype=float)
+    bg_col, env_col = names.index("Backgnd."), names.index("Envelope")
+    y_col = next((i for i in range(1, len(names)) if np.isfinite(data[0, i])), None)
+    if y_col is None:
+        raise XPSError(f"{path}: sheet {sheet.title!r}: no intensity column in the fit table")
+    comp_cols = [i for i in range(y_col + 1, len(names))
+                 if names[i] and names[i] not in ("Backgnd.", "Envelope", "Residuals", "None")]
+    order = np.argsort(data[:, 0])
+    data = data[order]
+    bg = data[:, bg_col]
+    inside = bg != 0
+    curves = np.where(inside[:, None], data[:, comp_cols] - bg[:, None], 0.0)
+    units = {"units": "counts/s"}
+    dataset = xr.Dataset(
+        {
+            "data": ("binding_energy", data[:, y_col], units),
+            "background": ("binding_energy", bg, units),
+            "envelope": ("binding_energy", data[:, env_col], units),
+            "component_curve": (("binding_energy", "component"), curves, units),
+        },
+        coords={"binding_energy": ("binding_energy", data[:, 0], {"units": "eV"}),
+                "component": [names[i] for i in comp_cols]},
+        attrs={"source": str(path), "sheet": sheet.title, "technique": "XPS"},
+    )
+    return canonical_region(region_from_sheet(sheet.title)), dataset
 
 
 def read_quantification(path: str | os.PathLike) -> xr.Dataset:
@@ -249,7 +302,9 @@ def read_quantification(path: str | os.PathLike) -> xr.Dataset:
         sheet = next((s for s in workbook.worksheets if s.title.strip().lower().startswith("quantification")), None)
         if sheet is None:
             raise XPSError(f"{path}: no 'Quantifications' sheet")
-        rows = [r for r in sheet.iter_rows(values_only=True) if r and any(v is not None for v in r)]
+        with _corrupt_sheet(path, sheet.title):
+            rows = [r for _, r in zip(range(MAX_ROWS), sheet.iter_rows(values_only=True))
+                    if r and any(v is not None for v in r)]
     finally:
         workbook.close()
     header_at = next((i for i, r in enumerate(rows) if any(str(v).strip() == "Peak BE" for v in r if v is not None)),

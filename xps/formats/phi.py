@@ -35,6 +35,8 @@ EXTENSIONS = (".spe", ".pro")
 ACCEPTS_BY_EXTENSION = False
 MAX_BYTES = 1024 * 1024 * 1024
 _RECORD = 96
+#: Points per region: real PHI spectra hold up to a few thousand.
+MAX_POINTS = 10_000_000
 _KIND_SPECTRUM, _KIND_SPUTTER_TIME, _KIND_PROFILE = 1, 8, 2
 
 
@@ -61,7 +63,10 @@ def _regions(path: Path, fields: dict[str, list[str]]) -> dict[int, dict]:
     for value in fields.get("SpectralRegDef2", []):
         parts = value.split()
         if len(parts) >= 3:
-            sweeps[int(parts[0])] = int(float(parts[2]))
+            try:
+                sweeps[int(parts[0])] = _count(parts[2])
+            except (ValueError, OverflowError):
+                raise XPSError(f"{path}: malformed SpectralRegDef2 line {value[:60]!r}") from None
     for value in fields.get("SpectralRegDef", []):
         parts = value.split()
         try:
@@ -70,11 +75,23 @@ def _regions(path: Path, fields: dict[str, list[str]]) -> dict[int, dict]:
             dwell, pass_energy = float(parts[-3]), float(parts[-2])
         except (IndexError, ValueError):
             raise XPSError(f"{path}: malformed SpectralRegDef line {value[:60]!r}") from None
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise XPSError(f"{path}: SpectralRegDef line {value[:60]!r}: start/end energy is not finite")
+        if not 1 <= n <= MAX_POINTS:
+            raise XPSError(f"{path}: SpectralRegDef line {value[:60]!r}: {n} points (expected 1..{MAX_POINTS})")
         regions[region_id] = {"name": name, "n": n, "start": start, "end": end, "dwell": dwell,
                               "pass_energy": pass_energy, "sweeps": sweeps.get(region_id, 1)}
     if not regions:
         raise XPSError(f"{path}: PHI header lists no SpectralRegDef regions")
     return regions
+
+
+def _count(text: str) -> int:
+    """A non-negative integer written as int or float text ('3', '3.0'); ValueError otherwise."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        raise ValueError(text)
+    return int(value)
 
 
 def _region_label(name: str) -> str:
@@ -104,7 +121,12 @@ def read(path: str | os.PathLike) -> list[xr.DataArray]:
     path = Path(path)
     raw = read_bounded(path, MAX_BYTES, "a PHI file")
     fields, start = _header(path, raw)
-    if int(float((fields.get("NoSpatialArea") or ["1"])[0])) != 1:
+    areas = (fields.get("NoSpatialArea") or ["1"])[0]
+    try:
+        n_areas = _count(areas)
+    except (ValueError, OverflowError):
+        raise XPSError(f"{path}: NoSpatialArea is not a count ({areas[:30]!r})") from None
+    if n_areas != 1:
         raise XPSError(f"{path}: PHI files with several spatial areas are not supported")
     regions = _regions(path, fields)
     source = (fields.get("XraySource") or [""])[0].split()

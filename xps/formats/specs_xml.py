@@ -28,6 +28,8 @@ from ._spectrum import make_spectrum
 EXTENSIONS = (".xml",)
 ACCEPTS_BY_EXTENSION = False
 MAX_BYTES = 512 * 1024 * 1024
+#: Largest channel / detector / scan count accepted from the file (real files: ~10^3 channels).
+MAX_COUNT = 10_000_000
 
 
 def sniff(head: bytes) -> bool:
@@ -50,8 +52,22 @@ def _number(parent, tag: str, name: str, path: Path, where: str) -> float:
         raise XPSError(f"{path}: {where}: {name} is not a number ({text[:30]!r})") from None
 
 
-def _values(sequence, path: Path, where: str) -> np.ndarray:
-    length = int(sequence.get("length", "0"))
+def _integer(parent, tag: str, name: str, path: Path, where: str, limit: int = MAX_COUNT) -> int:
+    """A non-negative integer field, at most ``limit`` (a corrupt count cannot allocate)."""
+    value = _number(parent, tag, name, path, where)
+    if not (0 <= value <= limit) or value != int(value):
+        raise XPSError(f"{path}: {where}: {name} = {value:g} is not a count in 0..{limit}")
+    return int(value)
+
+
+def _values(sequence, path: Path, where: str, what: str = "counts") -> np.ndarray:
+    if sequence is None:
+        raise XPSError(f"{path}: {where}: missing sequence {what!r}")
+    raw = sequence.get("length", "0")
+    try:
+        length = int(raw)
+    except ValueError:
+        raise XPSError(f"{path}: {where}: {sequence.get('name')} length {raw[:30]!r} is not an integer") from None
     text = " ".join(child.text or "" for child in sequence)
     try:
         values = np.array(text.split(), dtype=float)
@@ -122,16 +138,18 @@ def read(path: str | os.PathLike) -> list[xr.DataArray]:
             region = data.find("struct[@name='region']")
             if region is None:
                 raise XPSError(f"{path}: {where}: no region definition")
-            n_values = int(_number(region, "ulong", "values_per_curve", path, where))
-            curves = int(_number(region, "ulong", "curves_per_scan", path, where))
+            n_values = _integer(region, "ulong", "values_per_curve", path, where)
+            curves = _integer(region, "ulong", "curves_per_scan", path, where)
             delta = _number(region, "double", "scan_delta", path, where)
             ke_start = _number(region, "double", "kinetic_energy", path, where)
             hv = _number(region, "double", "excitation_energy", path, where)
             pass_energy = _number(region, "double", "pass_energy", path, where)
             dwell = _number(region, "double", "dwell_time", path, where)
-            declared_scans = int(_number(region, "ulong", "num_scans", path, where))
-            head = int(_number(data, "ulong", "mcd_head", path, where))
-            tail = int(_number(data, "ulong", "mcd_tail", path, where))
+            declared_scans = _integer(region, "ulong", "num_scans", path, where)
+            head = _integer(data, "ulong", "mcd_head", path, where)
+            tail = _integer(data, "ulong", "mcd_tail", path, where)
+            if not (np.isfinite(delta) and delta > 0):
+                raise XPSError(f"{path}: {where}: scan_delta {delta:g} eV is not a positive step")
             shifts = np.array([_number(d, "double", "shift", path, where) for d in data.iter("struct")
                                if d.get("type_name") == "Detector"])
             if shifts.size == 0 or curves != 1 or n_values < 1:
@@ -139,8 +157,8 @@ def read(path: str | os.PathLike) -> list[xr.DataArray]:
             channels = n_values + head + tail
             transmission = None
             seq = data.find("sequence[@name='transmission']")
-            if seq is not None and int(seq.get("length", "0")) == n_values:
-                transmission = _values(seq, path, where)
+            if seq is not None and seq.get("length", "0").strip() == str(n_values):
+                transmission = _values(seq, path, where, "transmission")
             cycles = [c for c in data.iter("struct") if c.get("type_name") == "Cycle"]
             for cycle_index, cycle in enumerate(cycles):
                 scans = [s for s in cycle.iter("struct") if s.get("type_name") == "ScanData"]
@@ -148,7 +166,7 @@ def read(path: str | os.PathLike) -> list[xr.DataArray]:
                     raise XPSError(f"{path}: {where}: cycle {cycle_index}: empty block (no scans)")
                 total = np.zeros(n_values)
                 for scan in scans:
-                    counts = _values(scan.find("sequence[@name='counts']"), path, where)
+                    counts = _values(scan.find("sequence[@name='counts']"), path, where, "counts")
                     if counts.size != channels * shifts.size:
                         raise XPSError(f"{path}: {where}: {counts.size} counts, expected "
                                        f"({n_values} + {head} + {tail}) x {shifts.size} detectors")

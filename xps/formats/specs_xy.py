@@ -18,9 +18,11 @@ import xarray as xr
 
 from ..errors import XPSError
 from ._spectrum import make_spectrum
+from ._text import read_bounded
 
 EXTENSIONS = (".xy",)
 ACCEPTS_BY_EXTENSION = False
+MAX_BYTES = 512 * 1024 * 1024
 
 _KEY = re.compile(r"^#\s*([^:]+?)\s*:\s*(.*?)\s*$")
 _TABLE = re.compile(r"^#\s*Cycle:\s*(\d+),\s*Curve:\s*(\d+)(?:,\s*Scan:\s*(\d+))?")
@@ -39,6 +41,17 @@ def _float(value: str, path: Path, line: int, what: str) -> float:
         raise XPSError(f"{path}: line {line}: {what} is not a number ({value[:30]!r})") from None
 
 
+def _meta_number(meta: dict, key: str, path: Path, region: str) -> float:
+    """A numeric '# Key: value [unit]' of a region; NaN when absent; XPSError when not a number."""
+    text = (meta.get(key) or "").strip()
+    if not text:
+        return math.nan
+    try:
+        return float(text.split()[0])
+    except ValueError:
+        raise XPSError(f"{path}: region {region!r}: {key} is not a number ({text[:30]!r})") from None
+
+
 def read(path: str | os.PathLike) -> list[xr.DataArray]:
     """Read every region and cycle of a SPECS Prodigy ``.xy`` file.
 
@@ -48,10 +61,7 @@ def read(path: str | os.PathLike) -> list[xr.DataArray]:
     ['Survey', 'Fe2p']
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise XPSError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    text = read_bounded(path, MAX_BYTES, "a SPECS .xy file").decode("utf-8", errors="replace")
     lines = re.split(r"\r\n|\r|\n", text)
     settings: dict[str, str] = {}
     regions: list[dict] = []
@@ -98,18 +108,27 @@ def read(path: str | os.PathLike) -> list[xr.DataArray]:
         meta = region["meta"]
         if not region["tables"]:
             raise XPSError(f"{path}: region {meta['Region']!r}: empty block (0 data points)")
+        name = meta["Region"]
+        declared = _meta_number(meta, "Values/Curve", path, name)
         for cycle, tables in sorted(region["tables"].items()):
+            if not math.isnan(declared):
+                for energies, _ in tables:
+                    if len(energies) != declared:
+                        raise XPSError(f"{path}: region {name!r} cycle {cycle}: {len(energies)} data points, "
+                                       f"but '# Values/Curve: {meta['Values/Curve']}' (truncated or edited table)")
             grids = [np.asarray(e) for e, _ in tables]
             if any(g.shape != grids[0].shape or not np.allclose(g, grids[0]) for g in grids):
                 raise XPSError(f"{path}: region {meta['Region']!r} cycle {cycle}: scans on different energy grids")
             stack = np.array([v for _, v in tables], dtype=float)
             values = stack.mean(axis=0) if per_second else stack.sum(axis=0)
-            dwell = float(meta.get("Dwell Time", "nan").split()[0]) if meta.get("Dwell Time") else math.nan
+            if not grids[0].size:
+                raise XPSError(f"{path}: region {name!r} cycle {cycle}: empty block (0 data points)")
+            dwell = _meta_number(meta, "Dwell Time", path, name)
             spectra.append(make_spectrum(
                 str(path), grids[0], values, abscissa="kinetic energy" if kinetic else "binding energy",
-                excitation_energy=float(meta.get("Excitation Energy", "nan") or "nan"),
+                excitation_energy=_meta_number(meta, "Excitation Energy", path, name),
                 region=meta["Region"], sample=settings.get("Group", ""), block_index=len(spectra),
-                pass_energy=float(meta.get("Pass Energy", "nan") or "nan"), dwell_time=dwell,
+                pass_energy=_meta_number(meta, "Pass Energy", path, name), dwell_time=dwell,
                 scans=len(tables), already_per_second=per_second,
                 experimental_variables={"Cycle": float(cycle)}, comment=meta.get("Comment", ""),
                 extra_attrs={"block_id": f"{meta['Region']} cycle {cycle}",

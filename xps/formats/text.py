@@ -181,7 +181,10 @@ def _read_table(path, lines, excitation_energy, abscissa, region, etch_time) -> 
     hv = excitation_energy
     photon = re.search(r"\b(?:PE|hv|photon energy|excitation energy)\s*[:=]\s*([-+0-9.eE]+)", header_text, re.IGNORECASE)
     if kinetic and hv is None and photon:
-        hv = float(photon.group(1))
+        try:
+            hv = float(photon.group(1))
+        except ValueError:
+            raise XPSError(f"{path}: photon energy in the header is not a number ({photon.group(0)[:40]!r})") from None
     if abscissa is not None:
         kinetic = abscissa.lower().startswith("kinetic")
     if kinetic and hv is None:
@@ -224,10 +227,14 @@ def _read_casa_export(path: Path, lines: list[str]) -> list[xr.DataArray]:
             except (ValueError, IndexError):
                 raise XPSError(f"{path}: line {number + 1}: non-numeric or missing value in block {index}") from None
         table = np.array(rows, dtype=float).reshape(-1, 3)
+        if not np.all(np.isfinite(table)):
+            bad = head + 2 + int(np.argmax(~np.all(np.isfinite(table), axis=1)))
+            raise XPSError(f"{path}: block {index}: NaN or infinite value in the B.E./Counts/CPS columns "
+                           f"(data row near line {bad})")
         parts = title.split(":")
         name = parts[-1].strip() if parts else ""
         sample = parts[-2].strip() if len(parts) >= 2 else ""
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = table[:, 1] / table[:, 2]
         ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
         counts_per_unit = float(np.median(ratio)) if ratio.size else acquisition
