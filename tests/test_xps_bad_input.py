@@ -162,16 +162,6 @@ def test_non_integer_count(tmp_path):
     _one_line(exc, path)
 
 
-def test_repeated_energies_kept_in_file_order_with_a_note(tmp_path):
-    # Repeated abscissa values (IRREGULAR VAMAS, tables) are kept, in file order, and noted.
-    path = tmp_path / "dup.csv"
-    path.write_text("284,10\n284,11\n285,12\n")
-    (da,) = xps.read(path)
-    assert da.binding_energy.values.tolist() == [284.0, 284.0, 285.0]
-    assert da.values.tolist() == [10.0, 11.0, 12.0]
-    assert "1 repeated abscissa value(s) kept in file order" in da.attrs["notes"]
-
-
 def test_csv_bad_rows(tmp_path):
     cases = {
         "nan.csv": ("BE,counts\n284,10\n285,nan\n286,12\n", "NaN"),
@@ -179,6 +169,10 @@ def test_csv_bad_rows(tmp_path):
         "ragged.csv": ("BE,counts\n284,10\n285,11,4\n", "line 3: 3 columns where the data has 2"),
         "nodata.txt": ("just\nwords\n", "no rows of numbers"),
         "ke.csv": ("KE/eV,counts\n1200,10\n1201,11\n", "kinetic-energy column but no photon energy"),
+        # Tables are regular grids: a repeated (duplicated row) or out-of-order energy is refused;
+        # only VAMAS IRREGULAR files may repeat energies (tests/test_xps_real_world.py).
+        "dup.csv": ("284,10\n284,11\n", r"energy not strictly monotonic at point 2 \(284 then 284 eV\)"),
+        "swap.csv": ("284,10\n286,11\n285,12\n", r"not strictly monotonic at point 3 \(286 then 285 eV\)"),
     }
     for name, (content, problem) in cases.items():
         path = tmp_path / name

@@ -327,18 +327,22 @@ def test_avantage_member_mutations(tmp_path, seed):
     run_campaign(tmp_path, seeds, ".xlsx", seed, reader=avantage.read, n=24)
 
 
-@pytest.mark.parametrize("case", ["xxe", "laughs", "bomb", "inflated-shared-strings", "traversal"])
+@pytest.mark.parametrize("case", ["xxe", "laughs", "external-dtd", "bomb", "inflated-shared-strings", "traversal"])
 def test_avantage_container_attacks(tmp_path, case):
     base = sim_xlsx()
     sheet = "xl/worksheets/sheet1.xml"
     sheet_xml = zipfile.ZipFile(io.BytesIO(base)).read(sheet)
     if case == "xxe":
         data = _zip_with(base, replace={sheet: sheet_xml.replace(
-            b"?>", b'?>\n<!DOCTYPE worksheet [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>', 1).replace(
+            b"<worksheet", b'<!DOCTYPE worksheet [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n<worksheet', 1).replace(
             b"<v>", b"<v>&xxe;", 1)})
     elif case == "laughs":
         dtd = LAUGHS.split(b"\n")[1]
-        data = _zip_with(base, replace={sheet: sheet_xml.replace(b"?>", b"?>\n" + dtd, 1).replace(b"<v>", b"<v>&lol9;", 1)})
+        data = _zip_with(base, replace={sheet: sheet_xml.replace(b"<worksheet", dtd + b"\n<worksheet", 1).replace(
+            b"<v>", b"<v>&lol9;", 1)})
+    elif case == "external-dtd":
+        data = _zip_with(base, replace={sheet: sheet_xml.replace(
+            b"<worksheet", b'<!DOCTYPE worksheet SYSTEM "http://example.invalid/x.dtd">\n<worksheet', 1)})
     elif case == "bomb":
         data = _zip_with(base, add={"xl/media/bomb.bin": b"\0" * (64 * 1024 * 1024)})
     elif case == "inflated-shared-strings":
@@ -358,5 +362,5 @@ def test_avantage_container_attacks(tmp_path, case):
     assert time.perf_counter() - started < 2.0
     message = str(exc.value)
     expected = {"bomb": "refusing a zip bomb", "inflated-shared-strings": "refusing a zip bomb",
-                "traversal": "unsafe path", "xxe": "sheet 'C1s Scan'", "laughs": "sheet 'C1s Scan'"}[case]
+                "traversal": "unsafe path", "xxe": "declares a DTD or entities", "external-dtd": "declares a DTD or entities", "laughs": "declares a DTD or entities"}[case]
     assert message.startswith(str(path)) and expected in message, message

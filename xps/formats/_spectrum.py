@@ -15,8 +15,11 @@ Contract details every XPS reader shares (issue 12; the cross-technique rule is 
   IONTOF ITA/ITM, raw EDS cubes) refuse negative counts.
 * **NaN and inf are never data**, including values that only overflow after the per-second
   scaling (a VAMAS count of 1e308 divided by a dwell of 0.05 s): refused with the place named.
-* **Repeated abscissa values** (IRREGULAR VAMAS, some tables) are kept in file order (stable
-  sort) and noted; nothing is averaged away.
+* **The abscissa is strictly monotonic in file order** (either direction) for every regular
+  grid: a repeated or out-of-order energy in a table, an .xy or an Excel sheet is a corrupt or
+  edited file and is refused with the point named. Only files that declare an irregular abscissa
+  (VAMAS IRREGULAR scan mode, ``irregular=True``) may repeat or reorder energies: they are kept
+  in file order among equal energies (stable sort) and noted; nothing is averaged away.
 * **AES data** (VAMAS technique "AES ...", or technique "XPS" with a source energy of 0 on a
   kinetic-energy abscissa) stay on their measured axis: dims ``("kinetic_energy",)``,
   ``attrs["technique"] = "AES"`` and a note. XPS-only operations refuse such blocks through
@@ -143,6 +146,7 @@ def make_spectrum(
     extra_attrs: dict | None = None,
     technique: str = "XPS",
     notes: list[str] | None = None,
+    irregular: bool = False,
 ) -> xr.DataArray:
     """One spectrum as ``DataArray(dims=("binding_energy",))`` following the ``xps.read`` contract.
 
@@ -159,6 +163,9 @@ def make_spectrum(
         "AES" keeps the kinetic-energy abscissa: dims ``("kinetic_energy",)``, no conversion.
     notes : list of str
         Sentences for ``attrs["notes"]`` (the reader's observations); this function adds its own.
+    irregular : bool
+        The file declares an irregular abscissa (VAMAS IRREGULAR): repeated or unordered energies
+        are kept (noted) instead of refused.
 
     Examples
     --------
@@ -194,6 +201,12 @@ def make_spectrum(
         binding = hv - energy
     else:
         binding = energy
+    steps = np.diff(energy)
+    if not irregular and energy.size > 1 and not (np.all(steps > 0) or np.all(steps < 0)):
+        rising = np.count_nonzero(steps > 0) >= np.count_nonzero(steps < 0)
+        i = int(np.argmax(steps <= 0 if rising else steps >= 0))
+        raise XPSError(f"{where}: energy not strictly monotonic at point {i + 2} ({energy[i]:g} then "
+                       f"{energy[i + 1]:g} eV): repeated or out-of-order rows")
     repeated = binding.size - np.unique(binding).size
     if repeated:
         notes.append(f"{repeated} repeated abscissa value(s) kept in file order")

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,6 +76,28 @@ def _check_zip(path: Path) -> None:
     total = sum(m.file_size for m in members)
     if total > MAX_UNCOMPRESSED:
         raise XPSError(f"{path}: workbook expands to {total} bytes (limit {MAX_UNCOMPRESSED}); refusing a zip bomb")
+    _refuse_dtd(path, members)
+
+
+def _refuse_dtd(path: Path, members: list[zipfile.ZipInfo]) -> None:
+    """Office parts never carry a DTD; one that does (XXE, entity expansion, external DTD) is refused.
+
+    A DOCTYPE must precede the root element, so the first 64 KiB of each XML part are enough (their
+    declared sizes are already checked)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in members:
+                if not member.filename.lower().endswith((".xml", ".rels", ".vml")):
+                    continue
+                with archive.open(member) as handle:
+                    head = handle.read(64 * 1024).upper()
+                if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+                    raise XPSError(f"{path}: workbook member {member.filename[:80]!r} declares a DTD or entities "
+                                   "(never in Excel files): refused")
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError, OSError) as exc:
+        if isinstance(exc, XPSError):
+            raise
+        raise XPSError(f"{path}: workbook zip cannot be read ({_short(exc)})") from None
 
 
 def _number(value) -> float | None:

@@ -120,7 +120,7 @@ def read(path: str | os.PathLike) -> list[xr.DataArray]:
     if size > MAX_BYTES:
         raise XPSError(f"{path}: file of {size} bytes is too large for a SpecsLab XML file")
     try:
-        root = ElementTree.parse(str(path)).getroot()
+        root = ElementTree.parse(str(path)).getroot()  # an internal DTD is normal here; entities are not
     except ElementTree.ParseError as exc:
         raise XPSError(f"{path}: malformed XML ({exc})") from None
     except Exception as exc:  # defusedxml refuses entities / DTD tricks with its own exceptions

@@ -502,6 +502,7 @@ def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int) 
         extra_attrs=extra,
         technique=technique,
         notes=notes,
+        irregular=head.scan_mode == "IRREGULAR",
     )
 
 
