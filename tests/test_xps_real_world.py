@@ -213,6 +213,18 @@ def test_old_casaxps_none_labels_fall_back_and_block_1_model_refits(tmp_path):
     assert fit_casa(blocks, None, source=str(path))["area"].shape == (1, 2)
 
 
+def test_old_casaxps_block_1_on_the_cli(tmp_path, capsys):
+    import xarray as xr
+
+    from doptrace.report.cli import main
+
+    path, truth = _old_casa_file(tmp_path)
+    out = tmp_path / "fit.nc"
+    assert main(["xps", "fit", str(path), "--casa", "--region", "block 1", "--out", str(out)]) == 0
+    with xr.open_dataset(out) as ds:
+        assert ds["area"].values.sum() == pytest.approx(truth["regions"]["C 1s"]["area"][0].sum(), rel=0.02)
+
+
 def test_old_casaxps_unconverged_stored_model_explains_area_ratio(tmp_path):
     # feranick/xps examples/casaxps.vms: areas 1.19x and 1.26x CasaXPS's, because the stored model
     # (FWHM 11-15 % narrower than the data's peaks) is not a fit of the stored data. Same here with
@@ -324,3 +336,38 @@ def test_count_that_overflows_after_per_second_scaling_is_refused(tmp_path):
     path.write_bytes(text.encode())
     with pytest.raises(XPSError, match=r"big.vms: block 0 \(C 1s\): intensity at point \d overflows to infinity"):
         xps.read(path)
+
+
+# ----------------------------------------------------------------------------- every shared file
+
+
+#: Files under ../shared/data/xps that are not spectra, with the reason the reader must give.
+REFUSED_BY_DESIGN = {
+    "casaBlockComment.txt": ("one CasaXPS block comment on its own (no spectrum)", r"no rows of numbers"),
+    "feranick_1.vms": ("Omicron EIS export whose first block header lacks a line", r"line 26: .*a line short"),
+    **{name: ("VAMAS comment fragment (metadata lines only)", r"a VAMAS comment fragment")
+       for name in ("casa_header.vms", "casa_process.vms", "kratos.vms", "phi.vms", "specs_block.vms",
+                    "specs_header.vms")},
+}
+#: Documentation beside the data (provenance and licence texts), not instrument files.
+DOCUMENTATION = re.compile(r"^(PROVENANCE\.md|LICENSE.*)$")
+
+
+def test_every_shared_xps_file_reads_or_is_refused_by_design(shared):
+    root = shared("xps/PROVENANCE.md").parent
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not DOCUMENTATION.match(p.name))
+    assert len(files) == 32  # 27 original + 5 real-world instrument files
+    read = refused = 0
+    for path in files:
+        if path.name in REFUSED_BY_DESIGN:
+            _why, message = REFUSED_BY_DESIGN[path.name]
+            with pytest.raises(XPSError, match=message) as exc:
+                xps.read(path)
+            assert str(exc.value).startswith(str(path)) and "\n" not in str(exc.value)
+            refused += 1
+            continue
+        blocks = xps.read(path)
+        assert blocks and all(np.all(np.isfinite(b.values)) for b in blocks), path
+        assert all(b.attrs["region"] or path.suffix in (".csv",) for b in blocks), path
+        read += 1
+    assert (read, refused) == (24, 8)
