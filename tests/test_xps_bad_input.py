@@ -165,6 +165,8 @@ def test_non_integer_count(tmp_path):
 def test_csv_bad_rows(tmp_path):
     cases = {
         "nan.csv": ("BE,counts\n284,10\n285,nan\n286,12\n", "NaN"),
+        "nan_first.csv": ("BE,counts\n284,NaN\n285,11\n286,12\n", r"line 2: NaN or infinite value in a data row"),
+        "huge_hv.csv": ("KE/eV,PE: 9223372036854775808 eV\n26,220\n28,215\n", r"is not a photon energy"),
         "text.csv": ("BE,counts\n284,10\n285,abc\n286,12\n", "line 3: non-numeric value 'abc'"),
         "ragged.csv": ("BE,counts\n284,10\n285,11,4\n", "line 3: 3 columns where the data has 2"),
         "nodata.txt": ("just\nwords\n", "no rows of numbers"),

@@ -327,7 +327,8 @@ def test_avantage_member_mutations(tmp_path, seed):
     run_campaign(tmp_path, seeds, ".xlsx", seed, reader=avantage.read, n=24)
 
 
-@pytest.mark.parametrize("case", ["xxe", "laughs", "external-dtd", "bomb", "inflated-shared-strings", "traversal"])
+@pytest.mark.parametrize("case", ["xxe", "laughs", "external-dtd", "bomb", "inflated-shared-strings", "traversal",
+                                  "duplicate-member", "missing-sheet"])
 def test_avantage_container_attacks(tmp_path, case):
     base = sim_xlsx()
     sheet = "xl/worksheets/sheet1.xml"
@@ -351,6 +352,16 @@ def test_avantage_container_attacks(tmp_path, case):
                          zipfile.ZipFile(io.BytesIO(base)).namelist() else None,
                          add=None if "xl/sharedStrings.xml" in zipfile.ZipFile(io.BytesIO(base)).namelist()
                          else {"xl/sharedStrings.xml": strings})
+    elif case == "duplicate-member":
+        data = _zip_with(base, add={sheet: sheet_xml.replace(b"<v>", b"<v>9", 1)})
+    elif case == "missing-sheet":
+        src = zipfile.ZipFile(io.BytesIO(base))
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as dst:
+            for info in src.infolist():
+                if info.filename != sheet:
+                    dst.writestr(info.filename, src.read(info.filename))
+        data = out.getvalue()
     else:
         data = _zip_with(base, add={"../../evil.xml": b"<x/>"})
     path = tmp_path / f"{case}.xlsx"
@@ -362,5 +373,6 @@ def test_avantage_container_attacks(tmp_path, case):
     assert time.perf_counter() - started < 2.0
     message = str(exc.value)
     expected = {"bomb": "refusing a zip bomb", "inflated-shared-strings": "refusing a zip bomb",
-                "traversal": "unsafe path", "xxe": "declares a DTD or entities", "external-dtd": "declares a DTD or entities", "laughs": "declares a DTD or entities"}[case]
+                "traversal": "unsafe path", "duplicate-member": "twice (ambiguous)",
+                "missing-sheet": "lists worksheet 'xl/worksheets/sheet1.xml', which is missing", "xxe": "declares a DTD or entities", "external-dtd": "declares a DTD or entities", "laughs": "declares a DTD or entities"}[case]
     assert message.startswith(str(path)) and expected in message, message

@@ -41,6 +41,8 @@ from ..errors import XPSError
 
 #: VAMAS and CasaXPS write 1E37 for "value not available".
 UNKNOWN = 1e37
+#: Highest photon energy accepted for the KE -> BE conversion (hard X-ray PES reaches ~15 keV).
+MAX_PHOTON_ENERGY = 100_000.0
 
 _ETCH_LABEL = re.compile(r"etch|time", re.IGNORECASE)
 
@@ -198,10 +200,12 @@ def make_spectrum(
         hv = known(excitation_energy)
         if math.isnan(hv):
             raise XPSError(f"{where}: kinetic-energy abscissa but no excitation energy to convert it")
+        if not 0 < hv <= MAX_PHOTON_ENERGY:
+            raise XPSError(f"{where}: excitation energy {hv:g} eV is not a photon energy (0 .. {MAX_PHOTON_ENERGY:g} eV)")
         binding = hv - energy
     else:
         binding = energy
-    steps = np.diff(energy)
+    steps = np.diff(binding)  # after the KE -> BE conversion, which must not merge points either
     if not irregular and energy.size > 1 and not (np.all(steps > 0) or np.all(steps < 0)):
         rising = np.count_nonzero(steps > 0) >= np.count_nonzero(steps < 0)
         i = int(np.argmax(steps <= 0 if rising else steps >= 0))

@@ -73,10 +73,15 @@ def _check_zip(path: Path) -> None:
             ratio = member.file_size / max(member.compress_size, 1)
             raise XPSError(f"{path}: workbook member {name[:80]!r} expands {ratio:.0f}x (limit {MAX_RATIO}x); "
                            "refusing a zip bomb")
+    names = [m.filename for m in members]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise XPSError(f"{path}: workbook zip holds member(s) {', '.join(map(repr, twice[:3]))} twice (ambiguous)")
     total = sum(m.file_size for m in members)
     if total > MAX_UNCOMPRESSED:
         raise XPSError(f"{path}: workbook expands to {total} bytes (limit {MAX_UNCOMPRESSED}); refusing a zip bomb")
     _refuse_dtd(path, members)
+    _check_sheet_parts(path, set(names))
 
 
 def _refuse_dtd(path: Path, members: list[zipfile.ZipInfo]) -> None:
@@ -98,6 +103,30 @@ def _refuse_dtd(path: Path, members: list[zipfile.ZipInfo]) -> None:
         if isinstance(exc, XPSError):
             raise
         raise XPSError(f"{path}: workbook zip cannot be read ({_short(exc)})") from None
+
+
+_RELS = "xl/_rels/workbook.xml.rels"
+
+
+def _check_sheet_parts(path: Path, names: set[str]) -> None:
+    """Every worksheet the workbook lists must be in the zip: openpyxl skips a missing one silently."""
+    if _RELS not in names:
+        return
+    from defusedxml import ElementTree
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            root = ElementTree.fromstring(archive.read(_RELS))
+    except XPSError:
+        raise
+    except Exception as exc:  # zip, zlib, ParseError, defusedxml refusals
+        raise XPSError(f"{path}: workbook part {_RELS} cannot be read ({type(exc).__name__}: {_short(exc)})") from None
+    for rel in root:
+        if str(rel.get("Type", "")).endswith("/worksheet"):
+            target = str(rel.get("Target", ""))
+            part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+            if part not in names:
+                raise XPSError(f"{path}: the workbook lists worksheet {part!r}, which is missing from the file")
 
 
 def _number(value) -> float | None:

@@ -30,6 +30,7 @@ ACCEPTS_BY_EXTENSION = True
 MAX_BYTES = 256 * 1024 * 1024
 
 _NUMBER = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$")
+_NONFINITE = re.compile(r"(?<![\w.])[-+]?(?:nan|infinity|inf)(?![\w.])", re.IGNORECASE)
 _REGION_IN_NAME = re.compile(r"([A-Z][a-z]?)\s*_?(\d[spdf](?:\d/2)?)")
 _CASA_BLOCK = re.compile(r"^\s*Characteristic Energy\s+eV\s+(\S+)\s+Acquisition Time\s+s\s+(\S+)", re.IGNORECASE)
 
@@ -131,6 +132,10 @@ def _read_table(path, lines, excitation_energy, abscissa, region, etch_time) -> 
         if start is None:
             if _is_numeric_row(cells):
                 start = number
+            elif _NONFINITE.search(stripped) and _is_numeric_row(
+                    _split(_NONFINITE.sub("0", stripped), _delimiter(_NONFINITE.sub("0", stripped))[0])):
+                # Looks like the first data row but holds NaN/inf: not a header line.
+                raise XPSError(f"{path}: line {number + 1}: NaN or infinite value in a data row ({stripped[:40]!r})")
             else:
                 header.append(stripped)
                 if len(header) > 200:
