@@ -1,10 +1,16 @@
-"""Read EDS spectrum images (Velox ``.emd``, Bruker ``.bcf``, HyperSpy ``.hspy``) through RosettaSciIO.
+"""Read EDS spectrum images (Velox ``.emd``, Bruker ``.bcf``, HyperSpy ``.hspy``) and single spectra
+(EMSA/MSA ``.msa``/``.emsa``, Velox point spectra) through RosettaSciIO.
 
 ``read_signal(path)`` gives the HyperSpy/exSpy signal for users who want it; ``read(path)`` gives an
 ``xarray.DataArray`` over (``y``, ``x``, ``energy``) with coordinates in nm and keV and the
 acquisition parameters (beam energy, dispersion, live time, detector geometry) in ``attrs``.
-Files holding only a sum spectrum give a DataArray over ``energy`` alone. Frames and detectors can
+Files holding only a spectrum give a DataArray over ``energy`` alone. Frames and detectors can
 be kept as ``frame`` and ``detector`` dims.
+
+Safety: the sizes a container declares are checked against the file and the machine's memory
+before RosettaSciIO allocates (:mod:`stem_eds._checks`), and on POSIX systems every read runs in a
+forked child with a time limit (:mod:`stem_eds._guard`), so a file that sends the HDF5 library or
+the Bruker decoder into an endless loop or a crash becomes an ``EDSError`` instead of a hang.
 """
 
 from __future__ import annotations
@@ -18,10 +24,14 @@ import xarray as xr
 
 from doptrace.core.units import length_nm
 
+from . import _checks, _guard
 from .errors import EDSError
 
 #: Registry of readable formats by extension (content is checked by RosettaSciIO's own plugin).
-FORMATS = {".emd": "Velox EMD (Thermo Fisher)", ".bcf": "Bruker Esprit BCF", ".hspy": "HyperSpy HDF5"}
+FORMATS = {".emd": "Velox EMD (Thermo Fisher)", ".bcf": "Bruker Esprit BCF", ".hspy": "HyperSpy HDF5",
+           ".msa": "EMSA/MSA spectrum", ".emsa": "EMSA/MSA spectrum"}
+
+
 def _check_path(path) -> Path:
     path = Path(path)
     if not path.is_file():
@@ -33,32 +43,29 @@ def _check_path(path) -> Path:
     return path
 
 
-_SFS_MAGIC = b"AAMVHFSS"
-_SFS_HEADER = 0x118
+def check_bcf_container(path) -> None:
+    """Walk a Bruker ``.bcf`` SFS container before RosettaSciIO parses it (see :mod:`stem_eds._checks`)."""
+    _checks.check_bcf_container(path)
 
 
-def check_bcf_container(path: Path) -> None:
-    """Check a Bruker ``.bcf`` (AidAim SFS container) is whole before RosettaSciIO parses it.
-
-    Written here because RosettaSciIO's compiled BCF unpacker crashes the interpreter
-    (segmentation fault) on a truncated file instead of raising. The SFS header states the chunk
-    size (uint32 at 0x128) and the number of chunks (uint32 at 0x148); a whole file holds
-    0x118 header bytes plus every chunk.
-    """
-    import struct
-
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        head = handle.read(0x150)
-    if len(head) < 0x14C or head[:8] != _SFS_MAGIC:
-        raise EDSError(f"{path}: not a Bruker BCF file (no SFS container header)")
-    chunk = struct.unpack_from("<I", head, 0x128)[0]
-    n_chunks = struct.unpack_from("<I", head, 0x148)[0]
-    if not (256 <= chunk <= 2**24) or n_chunks == 0:
-        raise EDSError(f"{path}: corrupt BCF container header (chunk size {chunk}, {n_chunks} chunks)")
-    expected = _SFS_HEADER + chunk * n_chunks
-    if size < expected:
-        raise EDSError(f"{path}: truncated BCF file ({size} of {expected} bytes)")
+def _preflight(path: Path, lazy: bool, sum_frames: bool) -> None:
+    """Refuse declared sizes the file cannot hold or the machine cannot allocate, before loading."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".bcf":
+            _checks.check_bcf_container(path)
+            _checks.check_bcf_hypermap(path)
+        elif suffix == ".hspy":
+            _checks.check_hspy(path, eager=not lazy)
+        elif suffix == ".emd":
+            _checks.check_emd(path, eager=not lazy, sum_frames=sum_frames)
+    except EDSError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # h5py/RosettaSciIO on a corrupt file: name the file once
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EDSError(f"{path}: cannot be read as {FORMATS[suffix]} ({message})") from None
 
 
 def _load_all(path: Path, lazy: bool, sum_frames: bool, sum_detectors: bool) -> list:
@@ -66,8 +73,7 @@ def _load_all(path: Path, lazy: bool, sum_frames: bool, sum_detectors: bool) -> 
     import hyperspy.api as hs
 
     kwargs = {"lazy": lazy}
-    if path.suffix.lower() == ".bcf":
-        check_bcf_container(path)
+    _preflight(path, lazy, sum_frames)
     if path.suffix.lower() == ".emd":
         kwargs.update(sum_frames=sum_frames, sum_EDS_detectors=sum_detectors)
     # RosettaSciIO reports a pruned Velox file only as a log warning; we turn it into an error below.
@@ -90,11 +96,73 @@ def _is_eds(signal) -> bool:
     )
 
 
-def read_signal(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool = True):
-    """The exSpy EDS signal of a file: the spectrum image (largest navigation size) or sum spectrum.
+def _velox_acquired_image(path: Path) -> bool:
+    """True when a Velox file records a spectrum-image acquisition (``Data/SpectrumImage``)."""
+    import h5py
 
-    With ``sum_detectors=False`` on a Velox file, a list of one signal per detector.
-    ``EDSError`` if the file holds no EDS spectrum, or (Velox) no spectrum image.
+    try:
+        with h5py.File(path, "r") as h5:
+            group = h5.get("Data/SpectrumImage")
+            return group is not None and len(group) > 0
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _pick_signal(path: Path, loaded: list, sum_detectors: bool):
+    signals = [s for s in loaded if _is_eds(s)]
+    images = [s for s in signals if s.axes_manager.navigation_dimension > 0]
+    if path.suffix.lower() == ".emd" and not images and _velox_acquired_image(path):
+        raise EDSError(
+            f"{path}: no EDS spectrum image: the Velox spectrum stream is missing "
+            "(a 'pruned' file keeps only maps and sum spectra)"
+        )
+    if not signals:
+        raise EDSError(f"{path}: holds no EDS spectrum")
+    if not images:
+        if path.suffix.lower() == ".emd" and len(signals) > 1:
+            # a Velox point spectrum: one spectrum per detector of the same acquisition
+            return signals if not sum_detectors else _sum_detector_spectra(path, signals)
+        return max(signals, key=lambda s: s.data.size)
+    if not sum_detectors and len(images) > 1:
+        return images
+    return max(images, key=lambda s: s.axes_manager.navigation_size)
+
+
+def _sum_detector_spectra(path: Path, signals: list):
+    """Velox point spectra of several detectors (same energy axis) summed into one spectrum."""
+    axes = {(s.axes_manager.signal_axes[0].size, float(s.axes_manager.signal_axes[0].scale),
+             float(s.axes_manager.signal_axes[0].offset)) for s in signals}
+    if len(axes) != 1:
+        raise EDSError(f"{path}: {len(signals)} point spectra on different energy axes: cannot be summed")
+    total = signals[0].deepcopy()
+    total.data = np.sum([np.asarray(s.data, dtype=np.float64) for s in signals], axis=0)
+    if all(np.issubdtype(np.asarray(s.data).dtype, np.integer) for s in signals):
+        total.data = total.data.astype(np.int64)
+    total.metadata.set_item("Signal.detectors_summed", len(signals))
+    return total
+
+
+def _load_signal(path: Path, lazy: bool, sum_frames: bool, sum_detectors: bool):
+    return _pick_signal(path, _load_all(path, lazy, sum_frames, sum_detectors), sum_detectors)
+
+
+def _check_load(path: Path, lazy: bool, sum_frames: bool, sum_detectors: bool) -> None:
+    """What the watchdog child runs before an in-process load: the whole load, result dropped."""
+    signal = _load_signal(path, lazy, sum_frames, sum_detectors)
+    for s in signal if isinstance(signal, list) else [signal]:
+        to_dataarray(s, path)
+
+
+def read_signal(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool = True,
+                timeout: float | None = None):
+    """The exSpy EDS signal of a file: the spectrum image (largest navigation size) or spectrum.
+
+    With ``sum_detectors=False`` on a Velox file, a list of one signal per detector. A Velox point
+    spectrum (no spectrum image acquired) gives its detectors' spectra summed.
+    ``EDSError`` if the file holds no EDS spectrum, or (Velox) a spectrum image whose stream was
+    pruned. The file is first loaded once in a child process with a time limit (``timeout`` s,
+    default :func:`stem_eds._guard.default_timeout`), so a corrupt file cannot hang the caller;
+    then it is loaded here.
 
     Examples
     --------
@@ -103,20 +171,9 @@ def read_signal(path, lazy: bool = False, sum_frames: bool = True, sum_detectors
     'keV'
     """
     path = _check_path(path)
-    signals = [s for s in _load_all(path, lazy, sum_frames, sum_detectors) if _is_eds(s)]
-    images = [s for s in signals if s.axes_manager.navigation_dimension > 0]
-    if path.suffix.lower() == ".emd" and not images:
-        raise EDSError(
-            f"{path}: no EDS spectrum image: the Velox spectrum stream is missing "
-            "(a 'pruned' file keeps only maps and sum spectra)"
-        )
-    if not signals:
-        raise EDSError(f"{path}: holds no EDS spectrum")
-    if not images:
-        return max(signals, key=lambda s: s.data.size)
-    if not sum_detectors and len(images) > 1:
-        return images
-    return max(images, key=lambda s: s.axes_manager.navigation_size)
+    if _guard.available():
+        _guard.run(path, _check_load, path, lazy, sum_frames, sum_detectors, timeout=timeout)
+    return _load_signal(path, lazy, sum_frames, sum_detectors)
 
 
 def _instrument(signal):
@@ -181,6 +238,11 @@ def _nav_dim_name(axis, index: int, n_nav: int) -> str:
 def to_dataarray(signal, path="") -> xr.DataArray:
     """Wrap an exSpy EDS signal as an ``xarray.DataArray`` (lazy data stay lazy)."""
     axes = signal.axes_manager
+    sizes = tuple(a.size for a in reversed(list(axes.navigation_axes))) + tuple(a.size for a in axes.signal_axes)
+    if tuple(signal.data.shape) != sizes:
+        raise EDSError(f"{path}: the axes describe shape {sizes} but the data have shape {tuple(signal.data.shape)}")
+    if len(axes.signal_axes) != 1:
+        raise EDSError(f"{path}: {len(axes.signal_axes)} signal axes: not an EDS spectrum")
     nav = list(axes.navigation_axes)  # hyperspy order: fastest (x) first; the array is reversed
     dims, coords = [], {}
     for index, axis in reversed(list(enumerate(nav))):
@@ -205,24 +267,90 @@ def to_dataarray(signal, path="") -> xr.DataArray:
     return da
 
 
-def read(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool = True) -> xr.DataArray:
+def _validated(da: xr.DataArray, path, lazy: bool) -> xr.DataArray:
+    if not lazy:
+        values = np.asarray(da.values)
+        if values.size == 0:
+            raise EDSError(f"{path}: the spectrum image is empty")
+        if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
+            raise EDSError(f"{path}: counts of type {values.dtype} are not numbers")
+        if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+            raise EDSError(f"{path}: the spectrum image holds NaN or infinite counts")
+        if not values.any():
+            raise EDSError(f"{path}: the spectrum image holds zero counts")
+        if values.min() < 0:
+            # one policy for every doptrace reader (NEGATIVE_COUNTS): EDS channels hold raw counts
+            raise EDSError(f"{path}: the spectrum image holds negative counts (minimum {values.min():g}): "
+                           "EDS channels are detector counts")
+    energy = da["energy"].values
+    if energy.size < 16 or not np.all(np.isfinite(energy)) or not np.all(np.diff(energy) > 0):
+        raise EDSError(f"{path}: the energy axis is not increasing or too short ({energy.size} channels)")
+    for dim in da.dims:
+        if dim != "energy" and dim in da.coords and not np.all(np.isfinite(da[dim].values)):
+            raise EDSError(f"{path}: the {dim} axis holds NaN or infinite positions")
+    return da
+
+
+def _read_here(path: Path, lazy: bool, sum_frames: bool, sum_detectors: bool) -> xr.DataArray:
+    signal = _load_signal(path, lazy, sum_frames, sum_detectors)
+    if isinstance(signal, list):
+        parts = [to_dataarray(s, path) for s in signal]
+        if len({p.shape for p in parts}) != 1:
+            raise EDSError(f"{path}: the detectors' spectra differ in shape: cannot stack them")
+        da = xr.concat(parts, dim="detector", combine_attrs="override")
+        da = da.assign_coords(detector=("detector", np.arange(len(parts)), {"units": "1"}))
+    else:
+        da = to_dataarray(signal, path)
+    return _validated(da, path, lazy)
+
+
+def _read_payload(path: Path, sum_frames: bool, sum_detectors: bool):
+    """The watchdog child's work for an eager read: the DataArray as JSON metadata + arrays."""
+    da = _read_here(path, False, sum_frames, sum_detectors)
+    arrays = {"counts": np.asarray(da.values)}
+    coords = {}
+    for name, coord in da.coords.items():
+        arrays[f"coord:{name}"] = np.asarray(coord.values)
+        coords[name] = {"dims": list(coord.dims), "attrs": dict(coord.attrs)}
+    meta = {"dims": list(da.dims), "name": da.name, "attrs": dict(da.attrs), "coords": coords}
+    return meta, arrays
+
+
+def read(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool = True,
+         timeout: float | None = None) -> xr.DataArray:
     """Read an EDS file into an ``xarray.DataArray`` over (``y``, ``x``, ``energy``).
 
     Parameters
     ----------
     path : path-like
-        ``.emd`` (Velox), ``.bcf`` (Bruker) or ``.hspy`` file; opened read-only.
+        ``.emd`` (Velox), ``.bcf`` (Bruker), ``.hspy`` or ``.msa``/``.emsa`` (EMSA) file; opened
+        read-only.
     lazy : bool
         Keep the counts as a dask array (large files).
     sum_frames, sum_detectors : bool
         Velox only: keep frames as a ``frame`` dim and the Super-X quadrants as a ``detector`` dim
         when False.
+    timeout : float, optional
+        Seconds the read may take before it is stopped (POSIX); default 12 s + 0.5 s per MB.
 
     Returns
     -------
     xarray.DataArray
         Counts (units ``count``); coords ``y``/``x`` in nm, ``energy`` in keV; attrs as in
-        :func:`acquisition_attrs`.
+        :func:`acquisition_attrs`. Single spectra (EMSA, Velox point spectra, sum spectra) are
+        over ``energy`` alone.
+
+    Raises
+    ------
+    EDSError
+        ``"<path>: <problem>"`` for a missing, unsupported, corrupt, truncated, oversized file,
+        NaN/negative/zero counts, or a read that did not finish within ``timeout``.
+
+    Notes
+    -----
+    An eager read runs in a forked child (:mod:`stem_eds._guard`): the counts come back through a
+    ``.npy`` file in ``/dev/shm``. A lazy read is checked the same way (the child opens the file and
+    builds the lazy array), then built here; computing it later reads the file without a watchdog.
 
     Examples
     --------
@@ -230,27 +358,19 @@ def read(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool 
     >>> da.dims  # doctest: +SKIP
     ('y', 'x', 'energy')
     """
-    signal = read_signal(path, lazy=lazy, sum_frames=sum_frames, sum_detectors=sum_detectors)
-    if isinstance(signal, list):
-        parts = [to_dataarray(s, path) for s in signal]
-        da = xr.concat(parts, dim="detector", combine_attrs="override")
-        da = da.assign_coords(detector=("detector", np.arange(len(parts)), {"units": "1"}))
-    else:
-        da = to_dataarray(signal, path)
-    if not lazy:
-        values = np.asarray(da.values)
-        if values.size == 0:
-            raise EDSError(f"{path}: the spectrum image is empty")
-        if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
-            raise EDSError(f"{path}: the spectrum image holds NaN or infinite counts")
-        if not values.any():
-            raise EDSError(f"{path}: the spectrum image holds zero counts")
-        if values.min() < 0:
-            raise EDSError(f"{path}: the spectrum image holds negative counts")
-    energy = da["energy"].values
-    if energy.size < 16 or not np.all(np.diff(energy) > 0):
-        raise EDSError(f"{path}: the energy axis is not increasing or too short ({energy.size} channels)")
-    return da
+    path = _check_path(path)
+    if not _guard.available():
+        return _read_here(path, lazy, sum_frames, sum_detectors)
+    if lazy:
+        _guard.run(path, _check_lazy, path, sum_frames, sum_detectors, timeout=timeout)
+        return _read_here(path, True, sum_frames, sum_detectors)
+    meta, arrays = _guard.run(path, _read_payload, path, sum_frames, sum_detectors, timeout=timeout)
+    coords = {name: (c["dims"], arrays[f"coord:{name}"], c["attrs"]) for name, c in meta["coords"].items()}
+    return xr.DataArray(arrays["counts"], dims=meta["dims"], coords=coords, name=meta["name"], attrs=meta["attrs"])
+
+
+def _check_lazy(path: Path, sum_frames: bool, sum_detectors: bool) -> None:
+    _read_here(path, True, sum_frames, sum_detectors)
 
 
 def info(path) -> dict:

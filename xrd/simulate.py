@@ -146,7 +146,8 @@ def xye_text(pattern: xr.DataArray, truth: dict | None = None) -> str:
     lines = [f"# doptrace XRD simulation: {pattern.attrs.get('source', '')}",
              f"# wavelength = {pattern.attrs.get('wavelength', float('nan'))}",
              f"# wavelength2 = {pattern.attrs.get('wavelength2', float('nan'))}",
-             f"# seed = {pattern.attrs.get('seed', '')}  counts = {pattern.attrs.get('counts', '')}"]
+             f"# seed = {pattern.attrs.get('seed', '')}  counts = {pattern.attrs.get('counts', '')}",
+             f"# points = {pattern.sizes['two_theta']}"]
     for key, value in sorted((truth or {}).items()):
         lines.append(f"# truth {key} = {value:.8g}")
     body = np.column_stack([pattern["two_theta"].values, pattern.values, pattern["esd"].values])

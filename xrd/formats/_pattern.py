@@ -88,7 +88,9 @@ def make_pattern(
         How the esds were obtained, stored as an attribute (default describes the two cases).
     counts_kind : {"counts", "intensity"}
         "counts" refuses negative values (a detector cannot count below zero); "intensity"
-        (processed xy data) allows them but then needs esds from the file.
+        (processed xy data) allows them but then needs esds from the file, and records how many in
+        ``attrs["negative_values"]`` with a sentence in ``attrs["notes"]`` (the policy every doptrace
+        reader follows).
 
     Returns
     -------
@@ -136,7 +138,13 @@ def make_pattern(
         e = e.copy()
         rule = "from the file; esd 0 means weight 0, as in GSAS-II"
     if counts_kind == "counts" and np.any(y < 0):
-        raise fail(path, f"{label}negative counts ({y.min():g}) at 2theta={x[np.argmin(y)]:g} deg")
+        # one policy for every doptrace reader (NEGATIVE_COUNTS): a detector cannot count below zero
+        i = int(np.argmin(y))
+        raise fail(path, f"{label}negative counts ({y[i]:g}) at 2theta={x[i]:g} deg (point {i + 1}): a detector cannot count below zero")
+    negative = int(np.count_nonzero(y < 0))
+    notes = [] if not (extra and extra.get("notes")) else [str(extra["notes"])]
+    if negative:
+        notes.append(f"{negative} negative intensities kept (processed data: the file does not say they are raw counts)")
     if not np.any(e > 0):
         raise fail(path, f"{label}every point has zero counts or zero esd: nothing to fit")
     if step is None:
@@ -159,6 +167,10 @@ def make_pattern(
     }
     for key, value in (extra or {}).items():
         attrs[key] = value
+    if negative:
+        attrs["negative_values"] = negative
+    if notes:
+        attrs["notes"] = "; ".join(notes)
     return xr.DataArray(
         y.copy(),
         dims=("two_theta",),

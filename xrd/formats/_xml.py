@@ -22,6 +22,11 @@ def parse(path, data: bytes, member: str = ""):
         raise fail(path, f"{where}unsafe XML refused ({type(exc).__name__}: DTD/entity declarations are not allowed)") from None
     except DET.ParseError as exc:
         raise fail(path, f"{where}malformed XML: {exc}") from None
+    except LookupError as exc:
+        # expat asks Python's codec registry for the declared encoding; an unknown name ends here
+        raise fail(path, f"{where}XML declares an encoding Python does not know ({exc})") from None
+    except (ValueError, UnicodeError, RecursionError) as exc:
+        raise fail(path, f"{where}malformed XML: {type(exc).__name__}: {exc}") from None
 
 
 def local(tag: str) -> str:

@@ -14,6 +14,9 @@ data BINTYP is ``CONST`` and BCOEF1/BCOEF2 are start and step in centidegrees.  
 GSAS-II (the reference engine of this project) keeps the first NCHAN-1 points of an STD bank;
 this reader does the same so that the number of observations matches GSAS-II's (FAP.XRA:
 NCHAN 5753 -> 5752 points, 15.00-130.02 deg).  Zero counts get weight zero, as in GSAS-II.
+Negative values (the doptrace policy for every reader): refused in STD banks (detector counts);
+kept in ESD/FXY/FXYE banks (often processed intensities) with weight 0, as GSAS-II weighs them,
+counted in ``attrs["negative_values"]`` with a note.
 """
 
 from __future__ import annotations
@@ -141,9 +144,9 @@ def read_all(path, **kw):
             two_theta = table[:, 0] / 100.0
             counts = table[:, 1]
             esd = table[:, 2] if kind == "FXYE" else np.sqrt(np.clip(counts, 0.0, None))
-            # as GSAS-II: non-positive counts become 0 with weight 0
+            # as GSAS-II: non-positive points carry weight 0; negative values are kept and noted
+            # (free-format banks hold processed intensities as often as counts)
             esd = np.where(counts > 0, esd, 0.0)
-            counts = np.clip(counts, 0.0, None)
         else:
             if bintyp != "CONST" or len(words) < 7:
                 raise fail(path, f"line {lineno}: {kind} bank needs 'CONST start step' (centidegrees), got {bank_line!r}")
@@ -157,6 +160,10 @@ def read_all(path, **kw):
                 if counts.size < keep:
                     raise fail(path, f"{label}: truncated: BANK declares {nchan} points, only {counts.size} found")
                 counts, nctr = counts[:keep], nctr[:keep]
+                if np.any(counts < 0):
+                    i = int(np.argmin(counts))
+                    raise fail(path, f"{label}: negative count {counts[i]:g} at point {i + 1} of an STD bank "
+                                     "(STD banks hold detector counts, which cannot be negative)")
                 esd = np.sqrt(np.clip(counts, 0.0, None) / nctr)
                 rule = "sqrt(count / NCTR) (GSAS STD); esd 0 (zero counts) means weight 0, as in GSAS-II"
             else:
@@ -164,15 +171,14 @@ def read_all(path, **kw):
                 if counts.size < nchan:
                     raise fail(path, f"{label}: truncated: BANK declares {nchan} points, only {counts.size} found")
                 counts, esd = counts[:nchan], esd[:nchan]
-            # GSAS-II gives non-positive counts weight zero and sets them to 0
+            # GSAS-II gives non-positive points weight zero; negative ESD-bank values are kept and noted
             esd = np.where(counts > 0, esd, 0.0)
-            counts = np.clip(counts, 0.0, None)
             two_theta = start + step * np.arange(counts.size)
         out.append((two_theta, counts, esd, words[1], kind, bintyp, step, rule))
     return [
         make_pattern(
             x, y, e, path=path, fmt=f"gsas-{kind.lower()}", range_index=i, n_ranges=len(out), sample=title,
-            step=step, esd_rule=rule,
+            step=step, esd_rule=rule, counts_kind="counts" if kind == "STD" else "intensity",
             extra={"bank": bank, "bintyp": bintyp, "instrument_file": instrument_file},
         )
         for i, (x, y, e, bank, kind, bintyp, step, rule) in enumerate(out)

@@ -5,6 +5,14 @@ Columns are separated by blanks, commas, semicolons or tabs.  Lines starting wit
 headers) are skipped; any non-numeric line after the data has started is an error that names it.
 Two columns: esd = sqrt(counts).  Three or more: the third column is the esd.  A header comment
 ``# wavelength = 1.5406`` (or ``lambda``) fills the wavelength attribute.
+
+A cut file (copy interrupted, disk full) must not be read as a shorter pattern, so three checks
+look for truncation: a last line without its line end whose numbers are shorter than the same
+columns in the rows before it (fixed-format writers print every row alike); a header that states
+the number of points (``# points = N``) and disagrees with the rows; and, on an equal-step scan,
+a step that is a whole multiple of the others (rows lost in the middle).  Negative intensities
+are processed data here (the format cannot say they are counts): kept, counted in
+``attrs["negative_values"]`` with a note, and they need esds from the file.
 """
 
 from __future__ import annotations
@@ -24,6 +32,10 @@ _SPLIT = re.compile(r"[,;\s]+")
 _WAVE = re.compile(r"(?:wavelength|lambda|lam1?)\s*[:=]?\s*([0-9]*\.[0-9]+)", re.IGNORECASE)
 _WAVE2 = re.compile(r"(?:wavelength2|lam2)\s*[:=]?\s*([0-9]*\.[0-9]+)", re.IGNORECASE)
 _MAX_HEADER_LINES = 50
+_POINTS = re.compile(r"(?:^|[\s#!;%/*'])(?:points|npoints|n_points|number of points|no\. of points)\s*[:=]\s*(\d+)",
+                     re.IGNORECASE)
+#: rows of the same layout needed before a short unterminated last line counts as cut
+_LAYOUT_ROWS = 5
 
 
 def sniff(head: bytes) -> bool:
@@ -52,7 +64,7 @@ def sniff(head: bytes) -> bool:
 def read_all(path, **kw):
     """The one pattern of a column file, as a one-element list."""
     text = read_text(path)
-    rows, header = [], []
+    rows, header, data_lines = [], [], []
     ncols = None
     for lineno, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
@@ -76,9 +88,13 @@ def read_all(path, **kw):
         elif len(values) < ncols:
             raise fail(path, f"line {lineno}: {len(values)} columns where earlier rows had {ncols}")
         rows.append(values[:ncols])
+        data_lines.append(lineno)
     if not rows:
         raise fail(path, "no rows of numbers: not a 2theta/intensity column file")
+    _check_last_line(path, text, ncols)
     table = np.array(rows, dtype=float)
+    _check_declared_points(path, header, len(rows))
+    _check_gaps(path, table[:, 0], data_lines)
     wavelength = wavelength2 = math.nan
     for line in header:
         m2 = _WAVE2.search(line)
@@ -97,3 +113,57 @@ def read_all(path, **kw):
             extra={"header": "\n".join(header[:20])},
         )
     ]
+
+
+def _decimals(token: str) -> int:
+    """Digits printed after the decimal point (mantissa only); -1 without a point."""
+    mantissa = re.split(r"[eE]", token, maxsplit=1)[0]
+    return len(mantissa.split(".", 1)[1]) if "." in mantissa else -1
+
+
+def _check_last_line(path, text: str, ncols: int) -> None:
+    """Refuse an unterminated last row printed shorter than every row before it (a cut file)."""
+    if not text or text.endswith(("\n", "\r")):
+        return
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(_COMMENT)]
+    if len(lines) <= _LAYOUT_ROWS:
+        return
+    last = [p for p in _SPLIT.split(lines[-1]) if p]
+    before = [[p for p in _SPLIT.split(ln) if p] for ln in lines[-1 - _LAYOUT_ROWS:-1]]
+    for column in range(min(ncols, len(last))):
+        widths = {_decimals(row[column]) for row in before if len(row) > column}
+        if len(widths) == 1:
+            expected = widths.pop()
+            if _decimals(last[column]) != expected:
+                raise fail(path, f"last line {lines[-1][:40]!r} is cut short (column {column + 1} has "
+                                 f"{max(_decimals(last[column]), 0)} decimals, every row before it {max(expected, 0)}, "
+                                 "and the line has no line end): the file is truncated")
+
+
+def _check_declared_points(path, header: list[str], n: int) -> None:
+    for line in header:
+        m = _POINTS.search(line)
+        if m and int(m.group(1)) != n:
+            raise fail(path, f"the header says {int(m.group(1))} points but the file has {n} rows (truncated or edited)")
+
+
+def _check_gaps(path, x: np.ndarray, data_lines: list[int]) -> None:
+    """On an equal-step scan, a step that is 2, 3, ... times the others means rows were lost."""
+    if x.size < 20:
+        return
+    dx = np.diff(x)
+    if not np.all(np.isfinite(dx)) or not np.all(dx > 0) and not np.all(dx < 0):
+        return  # make_pattern names non-finite or non-monotonic angles
+    dx = np.abs(dx)
+    step = float(np.median(dx))
+    # tolerance: a few units of the printed precision (rounding of both neighbours)
+    tol = max(1e-9, 0.02 * step)
+    regular = np.abs(dx - step) <= tol
+    if regular.mean() < 0.98:
+        return  # not an equal-step scan: nothing to compare against
+    ratio = dx / step
+    lost = (~regular) & (np.abs(ratio - np.round(ratio)) <= tol / step) & (np.round(ratio) >= 2)
+    if lost.any():
+        i = int(np.argmax(lost))
+        raise fail(path, f"line {data_lines[i + 1]}: 2theta jumps {dx[i]:g} deg from {x[i]:g} to {x[i + 1]:g} on a "
+                         f"{step:g}-deg scan: {int(round(ratio[i])) - 1} row(s) missing (file cut or edited)")
