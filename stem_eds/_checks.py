@@ -213,7 +213,8 @@ def check_hspy(path, eager: bool = True) -> None:
                     except (TypeError, ValueError, OverflowError):
                         ok = False
                     if not ok:
-                        raise EDSError(f"{path}: signal {title!r}: {key} has size {axis_size!r} but the data "
+                        shown = axis_size.item() if hasattr(axis_size, "item") else axis_size
+                        raise EDSError(f"{path}: signal {title!r}: {key} has size {shown!r} but the data "
                                        f"have {data.shape[dim]} along that dimension {data.shape}")
                 for field in ("scale", "offset"):
                     value = attrs.get(field)

@@ -172,6 +172,7 @@ def read_signal(path, lazy: bool = False, sum_frames: bool = True, sum_detectors
     """
     path = _check_path(path)
     if _guard.available():
+        _import_readers(path)
         _guard.run(path, _check_load, path, lazy, sum_frames, sum_detectors, timeout=timeout)
     return _load_signal(path, lazy, sum_frames, sum_detectors)
 
@@ -316,6 +317,30 @@ def _read_payload(path: Path, sum_frames: bool, sum_detectors: bool):
     return meta, arrays
 
 
+_READER_MODULES = {
+    ".emd": ("rsciio.emd", "rsciio.emd._emd_velox", "rsciio.utils._fei_stream_readers", "sparse"),
+    ".bcf": ("rsciio.bruker", "rsciio.bruker._api"),
+    ".hspy": ("rsciio.hspy", "h5py"),
+    ".msa": ("rsciio.msa",),
+    ".emsa": ("rsciio.msa",),
+}
+
+
+def _import_readers(path: Path) -> None:
+    """Import HyperSpy and the format's RosettaSciIO modules here, once, before forking: a child
+    would otherwise import them again on every read (measured: +1.9 s per Velox file)."""
+    import importlib
+
+    from . import lines  # noqa: F401  (imports HyperSpy with its import-time warnings silenced)
+    import hyperspy.api  # noqa: F401
+
+    for name in _READER_MODULES.get(path.suffix.lower(), ()):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # the child reports what is missing
+
+
 def read(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool = True,
          timeout: float | None = None) -> xr.DataArray:
     """Read an EDS file into an ``xarray.DataArray`` over (``y``, ``x``, ``energy``).
@@ -361,6 +386,7 @@ def read(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool 
     path = _check_path(path)
     if not _guard.available():
         return _read_here(path, lazy, sum_frames, sum_detectors)
+    _import_readers(path)
     if lazy:
         _guard.run(path, _check_lazy, path, sum_frames, sum_detectors, timeout=timeout)
         return _read_here(path, True, sum_frames, sum_detectors)

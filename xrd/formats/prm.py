@@ -97,6 +97,8 @@ def read_instrument(path, bank: int = 1, gsas2: bool = True) -> Instrument:
     lam1, lam2 = values["Lam1"], values["Lam2"]
     if not lam1 > 0:
         raise fail(path, f"{icons_key.strip()}: wavelength {lam1} is not positive")
+    if lam2 < 0:
+        raise fail(path, f"{icons_key.strip()}: second wavelength {lam2} is negative (0 means a single wavelength)")
     prcf11 = records.get(f"{prefix}PRCF11")
     if prcf11 is None:
         raise fail(path, f"no '{prefix}PRCF11' record (U, V, W) for bank {bank}")
