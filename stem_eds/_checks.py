@@ -224,7 +224,8 @@ def check_hspy(path, eager: bool = True) -> None:
                         except (TypeError, ValueError, OverflowError):
                             finite = False
                         if not finite:
-                            raise EDSError(f"{path}: signal {title!r}: {key} {field} is {value!r}")
+                            shown = value.item() if hasattr(value, "item") else value
+                            raise EDSError(f"{path}: signal {title!r}: {key} {field} is {shown!r}")
                 if attrs.get("scale") is not None and float(attrs["scale"]) == 0 and data.shape[dim] > 1:
                     raise EDSError(f"{path}: signal {title!r}: {key} scale is 0")
             _dataset_bounds(path, f"{title}/data", data, eager)

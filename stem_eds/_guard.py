@@ -82,6 +82,9 @@ def _child(write_fd: int, func, args, kwargs, dirs) -> None:
     """Body of the forked child: run ``func``, report JSON on ``write_fd``; never returns."""
     code = 0
     try:
+        import faulthandler
+
+        faulthandler.disable()  # a decoder crash is reported by the parent in one line, not as a C-level dump
         try:
             result = func(*args, **kwargs)
             message = {"ok": True}

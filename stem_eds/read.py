@@ -96,16 +96,21 @@ def _is_eds(signal) -> bool:
     )
 
 
-def _velox_acquired_image(path: Path) -> bool:
-    """True when a Velox file records a spectrum-image acquisition (``Data/SpectrumImage``)."""
+def _velox_has(path: Path, group_name: str) -> bool:
+    """True when a Velox file has a non-empty group ``group_name``."""
     import h5py
 
     try:
         with h5py.File(path, "r") as h5:
-            group = h5.get("Data/SpectrumImage")
-            return group is not None and len(group) > 0
-    except (OSError, ValueError, KeyError):
+            group = h5.get(group_name)
+            return isinstance(group, h5py.Group) and len(group) > 0
+    except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def _velox_acquired_image(path: Path) -> bool:
+    """True when a Velox file records a spectrum-image acquisition (``Data/SpectrumImage``)."""
+    return _velox_has(path, "Data/SpectrumImage")
 
 
 def _pick_signal(path: Path, loaded: list, sum_detectors: bool):
@@ -117,6 +122,10 @@ def _pick_signal(path: Path, loaded: list, sum_detectors: bool):
             "(a 'pruned' file keeps only maps and sum spectra)"
         )
     if not signals:
+        if path.suffix.lower() == ".emd" and _velox_has(path, "Data/Spectrum"):
+            # RosettaSciIO reads Velox point spectra only from files without images
+            raise EDSError(f"{path}: Velox point spectra stored beside images are not read by RosettaSciIO; "
+                           "export the spectrum as EMSA (.msa) from Velox")
         raise EDSError(f"{path}: holds no EDS spectrum")
     if not images:
         if path.suffix.lower() == ".emd" and len(signals) > 1:

@@ -66,7 +66,10 @@ def read_all(path, **kw):
     text = read_text(path)
     rows, header, data_lines = [], [], []
     ncols = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    unterminated = bool(text) and not text.endswith(("\n", "\r"))
+    for lineno, line in enumerate(lines, start=1):
+        cut = " (the last line has no line end: the file is truncated)" if unterminated and lineno == len(lines) else ""
         stripped = line.strip()
         if not stripped:
             continue
@@ -80,13 +83,13 @@ def read_all(path, **kw):
             if not rows and len(header) < _MAX_HEADER_LINES:
                 header.append(stripped)
                 continue
-            raise fail(path, f"line {lineno}: {stripped[:40]!r} is not a row of numbers") from None
+            raise fail(path, f"line {lineno}: {stripped[:40]!r} is not a row of numbers{cut}") from None
         if len(values) < 2:
-            raise fail(path, f"line {lineno}: one column; need 2theta and intensity")
+            raise fail(path, f"line {lineno}: one column; need 2theta and intensity{cut}")
         if ncols is None:
             ncols = min(len(values), 3)
         elif len(values) < ncols:
-            raise fail(path, f"line {lineno}: {len(values)} columns where earlier rows had {ncols}")
+            raise fail(path, f"line {lineno}: {len(values)} columns where earlier rows had {ncols}{cut}")
         rows.append(values[:ncols])
         data_lines.append(lineno)
     if not rows:
