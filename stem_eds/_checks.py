@@ -66,19 +66,25 @@ def check_bcf_container(path) -> None:
         if len(head) < 0x14C or head[:8] != _SFS_MAGIC:
             raise EDSError(f"{path}: not a Bruker BCF file (no SFS container header)")
         chunk = struct.unpack_from("<I", head, 0x128)[0]
-        tree_at, n_items, _n_declared = struct.unpack_from("<III", head, 0x140)
+        tree_at, n_items, n_declared = struct.unpack_from("<III", head, 0x140)
         if not (0x220 <= chunk <= 2**24):
             raise EDSError(f"{path}: corrupt BCF container header (chunk size {chunk})")
         usable = chunk - 32
         n_chunks = (size - _SFS_BASE) // chunk + (1 if (size - _SFS_BASE) % chunk else 0)
 
+        declared_size = _SFS_BASE + chunk * n_declared
+
         def need(offset: int, length: int, what: str) -> None:
             if offset < 0 or offset + length > size:
-                raise EDSError(f"{path}: truncated or corrupt BCF container: {what} needs bytes "
-                               f"{offset}..{offset + length} but the file has {size}")
+                kind = "truncated BCF file" if offset + length <= declared_size else "corrupt BCF container"
+                raise EDSError(f"{path}: {kind}: {what} needs bytes {offset}..{offset + length} "
+                               f"but the file has {size}")
 
         def chunk_at(index: int, what: str) -> int:
             if not 0 <= index < n_chunks:
+                if n_chunks <= index < n_declared:
+                    raise EDSError(f"{path}: truncated BCF file ({size} of {declared_size} bytes): {what} "
+                                   f"is in chunk {index}, beyond the end of the file")
                 raise EDSError(f"{path}: corrupt BCF container: {what} points to chunk {index}, "
                                f"the file holds {n_chunks} chunks")
             return _SFS_BASE + index * chunk
