@@ -80,9 +80,13 @@ def jacobian(model: PatternModel, values: dict[str, float], names: list[str], dr
         cols, d_int, d_pos, d_fw, d_eta = [], [], [], [], []
         for j, name in enumerate(names):
             par = model.parameters[name]
-            touches = (par.phases and k in par.phases) or (not par.phases and par.kind == "shape")
-            if par.group == "scale" and k in par.phases:
-                jac[:, j] += mats[0] @ inten
+            touched = model.touched_phases(name)
+            touches = k in touched or (not par.phases and par.kind == "shape")
+            if par.group == "scale":
+                # a phase scale, and every scale tied to it (factor f: d calc / d s = f * pattern)
+                for dep, factor in model.dependents(name):
+                    if k in model.parameters[dep].phases:
+                        jac[:, j] += factor * (mats[0] @ inten)
                 continue
             if not touches or par.kind == "linear":
                 continue
@@ -92,8 +96,8 @@ def jacobian(model: PatternModel, values: dict[str, float], names: list[str], dr
             span = v_up - v_down
             if span <= 0:
                 continue
-            up = model.peaks(k, {**values, name: v_up})
-            down = model.peaks(k, {**values, name: v_down})
+            up = model.peaks(k, model.apply_ties({**values, name: v_up}))
+            down = model.peaks(k, model.apply_ties({**values, name: v_down}))
             valid = np.isfinite(up[0]) & np.isfinite(down[0]) & base_ok
             if dropped is not None:
                 dropped.append(int(np.sum(~valid & (np.isfinite(up[0]) | np.isfinite(down[0])))))
@@ -120,7 +124,7 @@ def jacobian(model: PatternModel, values: dict[str, float], names: list[str], dr
             jac[:, cols] += scale * block
     for j, name in enumerate(names):
         if model.parameters[name].group == "background":
-            jac[:, j] = model.bkg_design[:, int(name.split(":")[1])]
+            jac[:, j] = sum(factor * model.bkg_design[:, int(dep.split(":")[1])] for dep, factor in model.dependents(name))
     return jac
 
 
@@ -130,16 +134,17 @@ def chi_square(model: PatternModel, calc: np.ndarray) -> float:
 
 def linear_start(model: PatternModel, values: dict[str, float], names: list[str]) -> dict[str, float]:
     """Exact weighted least-squares values of the linear parameters ``names`` (scales, background)."""
-    linear = [n for n in names if model.parameters[n].kind == "linear"]
+    linear = [n for n in names if model.parameters[n].kind == "linear" and n not in model.ties]
     if not linear:
-        return values
+        return model.apply_ties(values)
+    values = model.apply_ties(values)
     model.freeze(values)
-    zeroed = {**values, **{n: 0.0 for n in linear}}
+    zeroed = model.apply_ties({**values, **{n: 0.0 for n in linear}})
     rest = model.calculate(zeroed)
     cols = jacobian(model, values, linear)
     sw = np.sqrt(model.weight)
     solution, *_ = np.linalg.lstsq(cols * sw[:, None], (model.y - rest) * sw, rcond=None)
-    return {**values, **dict(zip(linear, solution.tolist()))}
+    return model.apply_ties({**values, **dict(zip(linear, solution.tolist()))})
 
 
 def _solve(a: np.ndarray, g: np.ndarray, lam: float) -> np.ndarray:

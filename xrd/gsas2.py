@@ -336,8 +336,119 @@ class _Project:
         for index, spec in enumerate(recipe.phases):
             self._add_phase(index, spec)
         self._add_dopant()
+        self._add_occupancy_parameters()
+        self._align_ties()
         self.gpx.index_ids()  # saves and indexes every atom, so constraint variables resolve
         self._add_constraints()
+        self._add_occupancy_constraints()
+        self._add_ties()
+
+    def _add_occupancy_parameters(self):
+        """Atoms for every species an ``[[exchange]]``/``[[substitution]]`` moves, at the start amounts.
+
+        The amount ``x`` of each parameter is the Afrac of its first term's atom; the other moved
+        occupancies follow by constraint equations (:meth:`_add_occupancy_constraints`).
+        """
+        self.occupancy_vars = {}  # parameter name -> (site, species) whose Afrac is x
+        ops = self.recipe.occupancy_parameters
+        if not ops:
+            return
+        by_key = {s.key: s for s in self.sites}
+        phases = dict(self.phases)
+        moved: dict[tuple[str, str], float] = {}
+        for op in ops:
+            for key, species, coef in op.terms:
+                site = by_key.get(key)
+                if site is None:
+                    raise XRDError(f"{self.where}: {op.kind} {op.name}: unknown site '{key}' ({op.line})")
+                if site.dopant is not None:
+                    raise XRDError(f"{self.where}: site {key} is both a dopant candidate and in {op.kind} {op.name}; "
+                                   f"the GSAS-II driver keeps them apart ({op.line})")
+                if species not in site.atoms:
+                    self._add_atom(phases[site.phase], site, species, 0.0)
+                moved[(key, species)] = moved.get((key, species), 0.0) + coef * op.start
+            self.occupancy_vars[op.name] = (by_key[op.terms[0][0]], op.terms[0][1])
+        for (key, species), delta in moved.items():
+            site = by_key[key]
+            phase = phases[site.phase]
+            cx = phase.data["General"]["AtomPtrs"][0]
+            base = site.spec.occupancy.get(species, 0.0)
+            phase.data["Atoms"][site.atoms[species]][cx + 3] = base + delta
+        self.occupancy_atoms = set(moved)  # (site, species) whose Afrac an occupancy parameter moves
+
+    def _add_occupancy_constraints(self):
+        """Afrac(site, species) - sum_i coef_i x_i = recipe occupancy, for every moved non-representative atom."""
+        ops = self.recipe.occupancy_parameters
+        if not ops:
+            return
+        by_key = {s.key: s for s in self.sites}
+        rep = {(site.key, species): name for name, (site, species) in self.occupancy_vars.items()}
+        equations: dict[tuple[str, str], list[tuple[str, float]]] = {}
+        for op in ops:
+            for key, species, coef in op.terms:
+                if rep.get((key, species)) == op.name:
+                    continue
+                equations.setdefault((key, species), []).append((op.name, coef))
+        for (key, species), terms in equations.items():
+            if (key, species) in rep:
+                raise XRDError(f"{self.where}: {species} on {key} is both the amount of {rep[(key, species)]} and "
+                               "moved by another occupancy parameter; give them separate species")
+            site = by_key[key]
+            names = [site.var("Afrac", species)]
+            mults = [1.0]
+            for pname, coef in terms:
+                rsite, rspecies = self.occupancy_vars[pname]
+                names.append(rsite.var("Afrac", rspecies))
+                mults.append(-coef)
+            self.gpx.add_EqnConstr(float(site.spec.occupancy.get(species, 0.0)), names, mults, reloadIdx=False)
+
+    def _tie_var(self, name: str, line: str) -> str:
+        """GSAS-II variable of a built-in parameter name that a ``[[tie]]`` may use."""
+        parts = name.split(":")
+        phase_index = {n: i for i, (n, _) in enumerate(self.phases)}
+        by_key = {s.key: s for s in self.sites}
+        if name in getattr(self, "occupancy_vars", {}):
+            site, species = self.occupancy_vars[name]
+            return site.var("Afrac", species)
+        if len(parts) == 2 and parts[0] in phase_index:
+            index = phase_index[parts[0]]
+            if parts[1] == "scale" and len(self.phases) > 1:
+                return f"{index}:0:Scale"
+            if parts[1] in ("size", "mustrain"):
+                return f"{index}:0:{'Size' if parts[1] == 'size' else 'Mustrain'};i"
+        if len(parts) == 3 and f"{parts[0]}:{parts[1]}" in by_key:
+            site = by_key[f"{parts[0]}:{parts[1]}"]
+            first = next(iter(site.atoms))
+            if parts[2] == "uiso":
+                return site.var("AUiso", first)
+            if parts[2] in _XYZ and _XYZ.index(parts[2]) in site.free_axes:
+                return site.var(f"dA{parts[2]}", first)
+        raise XRDError(f"{self.where}: [[tie]] on '{name}' is not supported by the GSAS-II driver ({line})")
+
+    def _align_ties(self):
+        """Start values satisfying every tie (as the built-in engine sets them), before GSAS-II shifts them."""
+        for tie in self.recipe.ties:
+            parts, src = tie.parameter.split(":"), tie.same_as.split(":")
+            by_key = {s.key: s for s in self.sites}
+            if len(parts) == 3 and len(src) == 3 and parts[2] in ("uiso",) + _XYZ:
+                site, source = by_key.get(":".join(parts[:2])), by_key.get(":".join(src[:2]))
+                if site is None or source is None:
+                    continue
+                phase = dict(self.phases)[site.phase]
+                sphase = dict(self.phases)[source.phase]
+                cx, _, _, cia = phase.data["General"]["AtomPtrs"]
+                offset = cia + 1 if parts[2] == "uiso" else cx + _XYZ.index(parts[2])
+                soff = cia + 1 if src[2] == "uiso" else cx + _XYZ.index(src[2]) if src[2] in _XYZ else None
+                if soff is None:
+                    continue
+                value = tie.factor * float(sphase.data["Atoms"][next(iter(source.atoms.values()))][soff])
+                for index in site.atoms.values():
+                    phase.data["Atoms"][index][offset] = value
+
+    def _add_ties(self):
+        for tie in self.recipe.ties:
+            self.gpx.add_EqnConstr(0.0, [self._tie_var(tie.parameter, tie.line), self._tie_var(tie.same_as, tie.line)],
+                                   [1.0, -float(tie.factor)], reloadIdx=False)
 
     def _add_phase(self, index: int, spec):
         where = f"{self.where}: phase {spec.name}"
@@ -461,8 +572,9 @@ class _Project:
             phase = dict(self.phases)[site.phase]
             occ = "F" if ("occupancy" in groups and site.dopant is not None) else ""
             records = phase.atoms()
-            for index in site.atoms.values():
-                records[index].refinement_flags = occ + flags
+            for species, index in site.atoms.items():
+                moved = "occupancy" in groups and (site.key, species) in getattr(self, "occupancy_atoms", set())
+                records[index].refinement_flags = ("F" if moved else occ) + flags
 
     def run_stage(self, groups: list[str], cycles: int, name: str) -> dict:
         """Refine with the flags of ``groups``; returns the stage's history entry."""
@@ -581,6 +693,8 @@ class _Project:
             for axis in site.free_axes:
                 add(f"{site.key}:{_XYZ[axis]}", site.var(f"dA{_XYZ[axis]}", first), self.atom_value(site, first, axis))
             add(f"{site.key}:uiso", site.var("AUiso", first))
+        for pname, (site, species) in getattr(self, "occupancy_vars", {}).items():
+            add(pname, site.var("Afrac", species), self.atom_value(site, species, 3))
         if self.recipe.dopant is not None:
             by_key = {s.key: s for s in self.sites}
             for group in self.recipe.dopant.groups():

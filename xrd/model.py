@@ -163,7 +163,9 @@ class PatternModel:
             refl = generate_reflections(phase.spacegroup, phase.cell, d_min)
             self.reflections.append(refl)
             species = sorted({s for site in phase.sites for s in site.occupancy} | (
-                {self.recipe.dopant.element} if self.recipe.dopant else set()))
+                {self.recipe.dopant.element} if self.recipe.dopant else set()) | {
+                sp for op in self.recipe.occupancy_parameters for key, sp, _ in op.terms
+                if key.split(":", 1)[0] == phase.name})
             try:
                 coef = np.array([form_factor_coefficients(s) for s in species])
                 anom = np.array([anomalous(s, self.lam1) for s in species])
@@ -219,6 +221,21 @@ class PatternModel:
                 phases = tuple(sorted({names[s.split(':')[0]] for s in group}))
                 self._add(pname, recipe.dopant.start, "occupancy", "intensity", phases)
                 self.dopant_params.append((pname, group))
+        self._occupancy_terms: dict[str, list[tuple[str, str, float]]] = {}  # PHASE:SITE -> (param, species, coef)
+        names = {p.name: k for k, p in enumerate(self.phases)}
+        for op in recipe.occupancy_parameters:
+            phases = set()
+            for key, species, coef in op.terms:
+                phase_name, label = key.split(":", 1)
+                try:
+                    self.phases[names[phase_name]].site(label)
+                except KeyError:
+                    raise XRDError(f"{recipe.path}: {op.kind} {op.name}: unknown site '{key}' ({op.line})") from None
+                phases.add(names[phase_name])
+                self._occupancy_terms.setdefault(key, []).append((op.name, species, coef))
+            self._add(op.name, op.start, "occupancy", "intensity", sorted(phases), "1")
+        self._check_occupancy_parameters()
+        self._make_ties()
 
     @property
     def values(self) -> dict[str, float]:
@@ -226,8 +243,8 @@ class PatternModel:
         return {name: p.value for name, p in self.parameters.items()}
 
     def names_in_groups(self, groups) -> list[str]:
-        """Parameter names refined by the given recipe groups, in model order."""
-        return [n for n, p in self.parameters.items() if p.group in groups]
+        """Parameter names refined by the given recipe groups, in model order (tied ones follow their source)."""
+        return [n for n, p in self.parameters.items() if p.group in groups and n not in getattr(self, "ties", {})]
 
     # ------------------------------------------------------------------ phase state from values
     def cell(self, k: int, values) -> np.ndarray:
@@ -252,8 +269,81 @@ class PatternModel:
             key = f"{phase.name}:{site.label}"
             if key in dopant:
                 occ = doped_occupancy(occ, self.recipe.dopant.element, dopant[key])
+            terms = self._occupancy_terms.get(key)
+            if terms:
+                occ = dict(occ)
+                for pname, species, coef in terms:
+                    occ[species] = occ.get(species, 0.0) + coef * values[pname]
             out.append((xyz, values[f"{phase.name}:{site.label}:uiso"], occ))
         return out
+
+    def _check_occupancy_parameters(self):
+        """Each occupancy parameter's start must leave every occupancy inside [0, 1] (a usable model)."""
+        values = self.values
+        for k, phase in enumerate(self.phases):
+            for site, (_, _, occ) in zip(phase.sites, self.site_state(k, values)):
+                if f"{phase.name}:{site.label}" not in self._occupancy_terms:
+                    continue
+                bad = {s: o for s, o in occ.items() if o < -1e-9 or o > 1 + 1e-9}
+                if bad or sum(occ.values()) > 1 + 1e-6:
+                    names = sorted({p for p, _, _ in self._occupancy_terms[f"{phase.name}:{site.label}"]})
+                    lines = "; ".join(op.line for op in self.recipe.occupancy_parameters if op.name in names)
+                    raise XRDError(f"{self.recipe.path}: the start of {', '.join(names)} gives site "
+                                   f"{phase.name}:{site.label} occupancies {occ} outside 0-1 ({lines})")
+
+    def occupancy_checks(self, values, esd: dict[str, float]):
+        """``(label, value, esd, 0, 1)`` of every occupancy an occupancy parameter moves (quality bounds)."""
+        out = []
+        for k, phase in enumerate(self.phases):
+            for site, (_, _, occ) in zip(phase.sites, self.site_state(k, values)):
+                key = f"{phase.name}:{site.label}"
+                for pname, species, coef in self._occupancy_terms.get(key, []):
+                    e = abs(coef) * esd.get(pname, np.nan)
+                    if np.isfinite(e):
+                        out.append((f"occupancy of {species} on {key}", occ[species], e, 0.0, 1.0))
+        return out
+
+    # ------------------------------------------------------------------ ties
+    def _make_ties(self):
+        """``[[tie]]``: parameter = factor * same_as, checked against the model's parameter names."""
+        self.ties: dict[str, tuple[str, float]] = {}
+        for tie in self.recipe.ties:
+            for name in (tie.parameter, tie.same_as):
+                if name not in self.parameters:
+                    near = [n for n in self.parameters if n.split(":")[0] == name.split(":")[0]][:8]
+                    raise XRDError(f"{self.recipe.path}: [[tie]] names unknown parameter '{name}' ({tie.line}); "
+                                   f"known e.g. {', '.join(near) or ', '.join(list(self.parameters)[:8])}")
+            a, b = self.parameters[tie.parameter], self.parameters[tie.same_as]
+            if a.kind != b.kind or (a.kind == "linear" and a.group != b.group):
+                raise XRDError(f"{self.recipe.path}: [[tie]] {tie.parameter} ({a.group}) cannot follow "
+                               f"{tie.same_as} ({b.group}) ({tie.line})")
+            self.ties[tie.parameter] = (tie.same_as, tie.factor)
+        # resolve chains a -> b -> c into a -> c (the recipe loader refused cycles)
+        for name in list(self.ties):
+            source, factor = self.ties[name]
+            while source in self.ties:
+                nxt, f = self.ties[source]
+                source, factor = nxt, factor * f
+            self.ties[name] = (source, factor)
+        for name, (source, factor) in self.ties.items():
+            self.parameters[name].value = factor * self.parameters[source].value
+
+    def apply_ties(self, values) -> dict[str, float]:
+        """``values`` with every tied parameter set from its source."""
+        if not self.ties:
+            return values
+        out = dict(values)
+        for name, (source, factor) in self.ties.items():
+            out[name] = factor * out[source]
+        return out
+
+    def dependents(self, name: str) -> list[tuple[str, float]]:
+        """``name`` itself (factor 1) and every parameter tied to it with its factor."""
+        return [(name, 1.0)] + [(n, f) for n, (src, f) in self.ties.items() if src == name]
+
+    def touched_phases(self, name: str) -> set[int]:
+        """Phases whose pattern a change of ``name`` (and of everything tied to it) changes."""
+        return {k for dep, _ in self.dependents(name) for k in self.parameters[dep].phases}
 
     def mass(self, k: int, values) -> float:
         return cell_mass(self.phases[k], [s[2] for s in self.site_state(k, values)])
@@ -331,8 +421,8 @@ class PatternModel:
         return np.bincount(refl.member_of, md, len(refl)) / refl.multiplicity
 
     def clamp(self, values) -> dict[str, float]:
-        """``values`` with every bounded parameter clipped into its bounds (the model's hard limits)."""
-        out = dict(values)
+        """``values`` with ties applied and every bounded parameter clipped into its bounds (hard limits)."""
+        out = self.apply_ties(values)
         for name, par in self.parameters.items():
             lo, hi = par.bounds
             if name in out and (out[name] < lo or out[name] > hi):

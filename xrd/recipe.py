@@ -117,6 +117,33 @@ class DopantSpec:
 
 
 @dataclass
+class OccupancyParameter:
+    """One refined occupancy amount ``x`` and the occupancies it moves, linearly.
+
+    ``terms`` lists ``(PHASE:SITE, species, coefficient)``: the occupancy of ``species`` on that
+    site is its recipe value plus ``coefficient * x``. An exchange pair moves ``x`` of species B
+    onto site 1 (replacing A) and ``x * m1/m2`` of A onto site 2 (replacing B), so the composition
+    is kept; a substitution moves ``x`` of one species in for another on one site.
+    """
+
+    name: str
+    terms: list[tuple[str, str, float]]
+    start: float = 0.0
+    kind: str = "exchange"
+    line: str = ""  # the recipe line that defined it (for messages)
+
+
+@dataclass
+class Tie:
+    """``parameter = factor * same_as`` (Uiso, xyz, occupancy, scale ... across sites and phases)."""
+
+    parameter: str
+    same_as: str
+    factor: float = 1.0
+    line: str = ""
+
+
+@dataclass
 class Stage:
     """One refinement stage; stages are cumulative (each adds its groups to the previous ones)."""
 
@@ -143,6 +170,10 @@ class Recipe:
     instrument_table: dict = field(default_factory=dict)  # the recipe's own [instrument] values
     #: reflections kept up to this many degrees beyond the upper 2theta limit (0: GSAS-II's cut at the limit)
     reflection_margin: float = 0.0
+    #: refinable occupancy parameters from ``[[exchange]]`` and ``[[substitution]]`` tables
+    occupancy_parameters: list["OccupancyParameter"] = field(default_factory=list)
+    #: ``[[tie]]`` tables: parameter = factor * same_as
+    ties: list["Tie"] = field(default_factory=list)
 
     def cumulative_groups(self) -> list[list[str]]:
         """Refined groups of each stage, accumulated in order (GSAS-II convention)."""
@@ -220,7 +251,8 @@ def _numbers(value, what: str, n: int | None = None) -> list[float]:
 
 def _parse(raw: dict, path: Path) -> Recipe:
     base = path.parent
-    unknown = set(raw) - {"data", "instrument", "range", "background", "phase", "dopant", "stage", "title"}
+    unknown = set(raw) - {"data", "instrument", "range", "background", "phase", "dopant", "stage", "title",
+                          "exchange", "substitution", "tie"}
     if unknown:
         raise ValueError(f"unknown recipe section(s): {', '.join(sorted(unknown))}")
     data = raw.get("data", {})
@@ -287,7 +319,8 @@ def _parse(raw: dict, path: Path) -> Recipe:
     if not stages:
         stages = [Stage(["scale", "background"], "scale+background")]
     return Recipe(path, data_file, instrument, two_theta, exclude, bkg_type, terms, coefficients,
-                  phases, dopant, stages, table, margin)
+                  phases, dopant, stages, table, margin,
+                  _occupancy_parameters(raw, phases, path), _ties(raw, path))
 
 
 _INSTRUMENT_KEYS = {"wavelengths", "ka2_ratio", "polarization", "monochromator_angle", "radius_mm", "zero",
@@ -428,3 +461,131 @@ def _dopant(raw: dict, phases: list[PhaseSpec]) -> DopantSpec:
             raise ValueError(f"dopant.shared group {group} names sites not in dopant.sites: {missing}")
     start = _number(raw.get("start", 0.0), "dopant.start")
     return DopantSpec(element=element, sites=list(sites), shared=[list(g) for g in shared], start=start)
+
+
+def recipe_line(path, needle: str, section: str | None = None, index: int = 0) -> str:
+    """``"line N: text"`` of the first line of recipe ``path`` containing ``needle`` ("" when not found).
+
+    With ``section`` (e.g. ``"[[tie]]"``) the search starts at that table's ``index``-th occurrence.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    start = 0
+    if section is not None:
+        heads = [i for i, text in enumerate(lines) if text.strip().startswith(section)]
+        if index < len(heads):
+            start = heads[index]
+    for number, text in enumerate(lines[start:], start + 1):
+        if needle in text:
+            return f"line {number}: {text.strip()}"
+    return ""
+
+
+def _where(path, needle: str, section: str | None = None, index: int = 0) -> str:
+    line = recipe_line(path, needle, section, index)
+    return f" ({line})" if line else ""
+
+
+def _site_table(phases: list[PhaseSpec], key: str, path, needle: str, sec=(None, 0)):
+    """The :class:`SiteSpec` named ``PHASE:SITE`` (CIF phases are checked when the model is built)."""
+    if ":" not in str(key):
+        raise ValueError(f"'{key}' is not PHASE:SITE{_where(path, needle, *sec)}")
+    phase_name, label = str(key).split(":", 1)
+    phase = next((p for p in phases if p.name == phase_name), None)
+    if phase is None:
+        raise ValueError(f"'{key}' names no phase (phases: {', '.join(p.name for p in phases)})"
+                         f"{_where(path, needle, *sec)}")
+    if phase.cif is not None:
+        return None
+    site = next((s for s in phase.sites if s.label == label), None)
+    if site is None:
+        raise ValueError(f"unknown site '{key}' (sites of {phase_name}: "
+                         f"{', '.join(s.label for s in phase.sites)}){_where(path, needle, *sec)}")
+    return site
+
+
+def _occupancy_parameters(raw: dict, phases: list[PhaseSpec], path) -> list[OccupancyParameter]:
+    from .structure import site_multiplicity
+
+    out = []
+    for number, table in enumerate(raw.get("exchange", [])):
+        sites = table.get("sites")
+        species = table.get("species")
+        needle = "sites" if isinstance(sites, list) and sites else "[[exchange]]"
+        sec = ("[[exchange]]", number)
+        if not (isinstance(sites, list) and len(sites) == 2 and isinstance(species, list) and len(species) == 2):
+            raise ValueError(f"[[exchange]] needs sites = [SITE1, SITE2] and species = [A, B] (A native to "
+                             f"SITE1, B to SITE2){_where(path, needle, *sec)}")
+        if sites[0] == sites[1] or species[0] == species[1]:
+            raise ValueError(f"[[exchange]] must swap two different species between two different sites"
+                             f"{_where(path, needle, *sec)}")
+        specs = [_site_table(phases, s, path, needle, sec) for s in sites]
+        for spec, key, own in zip(specs, sites, species):
+            parse_species(own)
+            if spec is not None and own not in spec.occupancy:
+                raise ValueError(f"[[exchange]]: {own} is not on site {key} (its species: "
+                                 f"{', '.join(spec.occupancy)}){_where(path, 'species', *sec)}")
+        ratio = 1.0
+        if all(s is not None for s in specs):
+            phase_of = {p.name: p for p in phases}
+            m = [site_multiplicity(phase_of[k.split(':')[0]], spec) for k, spec in zip(sites, specs)]
+            ratio = m[0] / m[1]
+        a, b = species
+        name = str(table.get("name", f"exchange:{b}@{sites[0]}"))
+        start = _number(table.get("start", 0.0), f"[[exchange]] {name}: start")
+        out.append(OccupancyParameter(name, [(sites[0], b, 1.0), (sites[0], a, -1.0),
+                                             (sites[1], a, ratio), (sites[1], b, -ratio)], start, "exchange",
+                                      recipe_line(path, needle, *sec)))
+    for number, table in enumerate(raw.get("substitution", [])):
+        site = table.get("site")
+        needle = "site" if isinstance(site, str) else "[[substitution]]"
+        sec = ("[[substitution]]", number)
+        species, replaces = table.get("species"), table.get("replaces")
+        if not (isinstance(site, str) and isinstance(species, str)):
+            raise ValueError(f"[[substitution]] needs site = PHASE:SITE and species (and optionally replaces)"
+                             f"{_where(path, needle, *sec)}")
+        spec = _site_table(phases, site, path, needle, sec)
+        parse_species(species)
+        if replaces is not None and spec is not None and replaces not in spec.occupancy:
+            raise ValueError(f"[[substitution]]: {replaces} is not on site {site} (its species: "
+                             f"{', '.join(spec.occupancy)}){_where(path, 'replaces', *sec)}")
+        name = str(table.get("name", f"occupancy:{species}@{site}"))
+        start = _number(table.get("start", 0.0), f"[[substitution]] {name}: start")
+        terms = [(site, species, 1.0)] + ([(site, str(replaces), -1.0)] if replaces else [])
+        out.append(OccupancyParameter(name, terms, start, "substitution", recipe_line(path, needle, *sec)))
+    names = [p.name for p in out]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ValueError(f"occupancy parameter name(s) used twice: {', '.join(sorted(dup))} (give name = ...)")
+    return out
+
+
+def _ties(raw: dict, path) -> list[Tie]:
+    ties = []
+    for number, table in enumerate(raw.get("tie", [])):
+        parameter, same_as = table.get("parameter"), table.get("same_as")
+        sec = ("[[tie]]", number)
+        if not (isinstance(parameter, str) and isinstance(same_as, str)):
+            raise ValueError(f"[[tie]] needs parameter = NAME and same_as = NAME{_where(path, '[[tie]]', *sec)}")
+        if parameter == same_as:
+            raise ValueError(f"[[tie]] ties {parameter} to itself{_where(path, 'parameter', *sec)}")
+        factor = _number(table.get("factor", 1.0), f"[[tie]] {parameter}: factor")
+        ties.append(Tie(parameter, same_as, factor, recipe_line(path, "parameter", *sec)))
+    # one parameter tied twice, or a cycle of ties, has no solution
+    target = {}
+    for tie in ties:
+        if tie.parameter in target:
+            raise ValueError(f"{tie.parameter} is tied twice ({tie.line})")
+        target[tie.parameter] = tie.same_as
+    for start in target:
+        seen, node = [start], target[start]
+        while node in target:
+            if node in seen:
+                chain = " -> ".join(seen + [node])
+                line = next(t.line for t in ties if t.parameter == start)
+                raise ValueError(f"circular tie {chain} ({line})")
+            seen.append(node)
+            node = target[node]
+    return ties

@@ -375,6 +375,15 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
     stats = statistics(model, fit.calc, len(names))
     scale_chi2 = stats["gof"] ** 2
 
+    def _row(name):
+        """Gradient of parameter ``name`` over the refined ones (a tied parameter follows its source)."""
+        row = np.zeros(len(names))
+        if name in index:
+            row[index[name]] = 1.0
+        elif name in model.ties and model.ties[name][0] in index:
+            row[index[model.ties[name][0]]] = model.ties[name][1]
+        return row
+
     nph = len(model.phases)
     cell = np.zeros((nph, 6))
     cell_err = np.zeros((nph, 6))
@@ -394,7 +403,8 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
                 cell_err[k, j] = err[index[pname]]
         sname = f"{phase.name}:scale"
         scales[k] = values[sname]
-        scales_err[k] = err[index[sname]] if sname in index else 0.0
+        row = _row(sname)
+        scales_err[k] = float(np.sqrt(max(row @ fit.covariance @ row, 0.0))) if np.any(row) else 0.0
         masses[k] = model.mass(k, values)
     # weight fractions w_p = s_p M_p / sum_q s_q M_q (GSAS-II), esd propagated from the scales' covariance
     zm = scales * masses
@@ -402,12 +412,8 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
     wf = zm / total if total != 0 else np.full(nph, np.nan)
     grad = (np.diag(np.full(nph, total)) - zm[:, None]) * masses[None, :] / total**2 if total != 0 else np.zeros(
         (nph, nph))
-    sidx = [index.get(f"{p.name}:scale") for p in model.phases]
-    cov_s = np.zeros((nph, nph))
-    for a, ia in enumerate(sidx):
-        for b, ib in enumerate(sidx):
-            if ia is not None and ib is not None:
-                cov_s[a, b] = fit.covariance[ia, ib]
+    srows = np.array([_row(f"{p.name}:scale") for p in model.phases]).reshape(nph, len(names))
+    cov_s = srows @ np.nan_to_num(fit.covariance) @ srows.T
     wf_err = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", grad, cov_s, grad), 0, None))
 
     # dopant: one value per candidate site; what-if from the Fisher information with every dopant
@@ -454,8 +460,13 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
         correlation=corr, rwp=stats["rwp"], rp=stats["rp"], rexp=stats["rexp"], gof=stats["gof"],
         nobs=stats["nobs"], nvar=stats["nvar"], engine="builtin", source=str(model.source),
         recipe=str(recipe.path), used=model.used, parameter_units=[model.parameters[n].units for n in names],
+        occupancies=model.occupancy_checks(values, {n: float(e) for n, e in zip(names, err)}),
         quality_notes=notes, parameter_bounds={n: model.parameters[n].bounds for n in names}, site_totals=totals,
         extra_attrs={"stages": history, "wavelength": float(model.lam1),
                      "dopant_element": recipe.dopant.element if recipe.dopant else "",
-                     "dopant_min_detectable_sigma": 3.0},
+                     "dopant_min_detectable_sigma": 3.0,
+                     "ties": [f"{n} = {f:g} * {src}" for n, (src, f) in model.ties.items()],
+                     "site_occupancies": {f"{p.name}:{site.label}": {sp: float(o) for sp, o in st[2].items()}
+                                          for k, p in enumerate(model.phases)
+                                          for site, st in zip(p.sites, model.site_state(k, values))}},
     )

@@ -337,3 +337,8 @@ def cell_mass(phase: Phase, occupancies: list[dict[str, float]] | None = None) -
         occ = occupancies[k] if occupancies is not None else site.occupancy
         total += site.multiplicity * sum(o * atomic_weight(s) for s, o in occ.items())
     return total
+
+
+def site_multiplicity(phase: PhaseSpec, site: SiteSpec) -> int:
+    """Multiplicity (positions per cell) of a recipe site in its phase's space group."""
+    return make_site(site, find_spacegroup(phase.space_group, phase.name), phase.name).multiplicity
