@@ -16,7 +16,7 @@ from doptrace.xrd import gsas2
 from doptrace.xrd.errors import XRDError
 from doptrace.xrd.model import PatternModel
 from doptrace.xrd.recipe import load_recipe, parse_recipe
-from doptrace.xrd.refine import run
+from doptrace.xrd.rietveld import run
 from doptrace.xrd.simulate import grid_pattern
 
 needs_gsas2 = pytest.mark.skipif(not gsas2.available(), reason=gsas2.unavailable_reason() or "GSAS-II absent")
