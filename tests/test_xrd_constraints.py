@@ -142,3 +142,29 @@ def test_constraints_checked_on_load_with_the_recipe_line(tmp_path, extra, messa
     with pytest.raises(XRDError, match=message):
         recipe = load_recipe(path)
         PatternModel(recipe, grid_pattern(recipe, 0.1))
+
+
+@needs_gsas2
+def test_nmc_example_recipe_same_rwp_in_both_engines_and_recovers_the_truth():
+    import tomllib
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "xrd" / "nmc-li-ni-exchange.toml"
+    raw = tomllib.loads(path.read_text())
+    truth = copy.deepcopy(raw)
+    truth.pop("exchange")
+    phase = truth["phase"][0]
+    phase.update({"size_um": 0.05, "mustrain": 1200.0})
+    phase["site"][0]["occupancy"] = {"Ni": 0.74, "Co": 0.1, "Mn": 0.1, "Li": 0.06}
+    phase["site"][1]["occupancy"] = {"Li": 0.94, "Ni": 0.06}
+    pattern = gsas2.simulate(parse_recipe(truth, path), counts=30000, seed=11)
+    recipe = load_recipe(path)
+    b = run(recipe, pattern).dataset
+    g = gsas2.refine(recipe, pattern)
+    assert abs(float(b.rwp) - float(g.rwp)) < 0.05, (float(b.rwp), float(g.rwp))
+    for ds in (b, g):
+        assert _value(ds, "NMC:size")[0] == pytest.approx(0.05, rel=0.10)
+        assert _value(ds, "NMC:mustrain")[0] == pytest.approx(1200.0, rel=0.10)
+        x, e = _value(ds, "exchange:Ni@NMC:Li")
+        assert abs(x - 0.06) < 2 * e, (ds.attrs["engine"], x, e)
+        assert ds.attrs["quality"] == "ok", ds.attrs["quality_reasons"]
