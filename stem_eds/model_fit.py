@@ -325,7 +325,44 @@ def model_intensities(da: xr.DataArray, lines, extra_elements=(), calibrate: boo
 
 
 def line_intensities(da: xr.DataArray, lines, method: str = "model", **kwargs) -> xr.Dataset:
-    """Dispatch to :func:`model_intensities` or :func:`stem_eds.intensities.window_intensities`."""
+    """X-ray line intensities in every pixel, by a model fit or by windows.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Counts over (..., ``energy``) as :func:`doptrace.stem_eds.read` returns them.
+    lines : list of Line
+        Lines to measure, e.g. from :func:`doptrace.stem_eds.parse_elements`.
+    method : {"model", "windows"}
+        ``"model"``: Gaussian lines with the detector resolution on a polynomial background,
+        fitted linearly by least squares (:func:`model_intensities`); ``"windows"``: integration
+        windows with interpolated side-window backgrounds
+        (:func:`doptrace.stem_eds.intensities.window_intensities`).
+    **kwargs
+        Passed to the chosen method.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``intensity`` and ``intensity_stderr`` (counts) over (``element``, spatial dims), coord
+        ``line``.
+
+    References
+    ----------
+    C. E. Fiori and D. E. Newbury, Scanning Electron Microsc. 1 (1978) 401 (detector resolution
+    vs energy).
+
+    Examples
+    --------
+    >>> from doptrace import stem_eds
+    >>> from doptrace.stem_eds.simulate import simulate_spectrum_image
+    >>> _ = simulate_spectrum_image("lrmo.hspy", shape=(16, 16), seed=1)
+    >>> da = stem_eds.read("lrmo.hspy")
+    >>> lines = stem_eds.parse_elements("Mn,Co,Ni,O", float(da["energy"].max()))
+    >>> intensities = stem_eds.line_intensities(da, lines)
+    >>> intensities["intensity"].dims, intensities["line"].values.tolist()
+    (('element', 'y', 'x'), ['Mn_Ka', 'Co_Ka', 'Ni_Ka', 'O_Ka'])
+    """
     from .intensities import window_intensities
 
     if method == "model":

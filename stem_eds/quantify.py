@@ -32,8 +32,9 @@ def load_factors(path) -> dict:
 
     Examples
     --------
-    >>> factors = load_factors("examples/eds/fept_exspy.toml")  # doctest: +SKIP
-    >>> factors["kfactors"]["Fe_Ka"]  # doctest: +SKIP
+    >>> from importlib.resources import files
+    >>> factors = load_factors(files("doptrace.examples") / "eds" / "fept_exspy.toml")
+    >>> factors["kfactors"]["Fe_Ka"]
     1.450226
     """
     path = Path(path)
@@ -153,9 +154,27 @@ def quantify(ds: xr.Dataset, factors: dict, method: str = "cl", thickness_nm: fl
         ``atomic_percent``, ``weight_percent`` (+ ``_stderr``) over ``element`` and the spatial
         dims; ``mass_thickness`` (kg/m^2) with the zeta method; light lines flagged in ``qualitative``.
 
+    References
+    ----------
+    G. Cliff and G. W. Lorimer, J. Microsc. 103 (1975) 203-207 (k-factors). M. Watanabe and D. B.
+    Williams, J. Microsc. 221 (2006) 89-109 (zeta factors, absorption).
+
     Examples
     --------
-    >>> q = quantify(window_intensities(da, lines, background=(5, 2)), load_factors("k.toml"))  # doctest: +SKIP
+    A simulated Li-rich oxide (Mn 19.3, Co 4.6, Ni 4.6, O 71.4 at% without Li) quantified with the
+    k-factors of ``examples/eds/lrmo_simulated.toml``:
+
+    >>> from importlib.resources import files
+    >>> from doptrace import stem_eds
+    >>> from doptrace.stem_eds.simulate import simulate_spectrum_image
+    >>> sim = simulate_spectrum_image("lrmo.hspy", shape=(16, 16), seed=1)
+    >>> da = stem_eds.read("lrmo.hspy")
+    >>> intensities = stem_eds.line_intensities(da, stem_eds.parse_elements("Mn,Co,Ni,O", 20.0))
+    >>> q = stem_eds.quantify(intensities, stem_eds.load_factors(files("doptrace.examples") / "eds" / "lrmo_simulated.toml"))
+    >>> q["atomic_percent"].mean(("y", "x")).values.round(1).tolist()
+    [19.3, 4.6, 4.7, 71.4]
+    >>> sim.atomic_percent.mean(("y", "x")).values.round(1).tolist()
+    [19.3, 4.6, 4.6, 71.4]
     """
     source = ds.attrs.get("source", "intensities")
     table = "kfactors" if method == "cl" else "zetafactors"

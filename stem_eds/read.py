@@ -388,9 +388,14 @@ def read(path, lazy: bool = False, sum_frames: bool = True, sum_detectors: bool 
 
     Examples
     --------
-    >>> da = read("velox_v11_TestSI_16x16_215kx.emd")  # doctest: +SKIP
-    >>> da.dims  # doctest: +SKIP
-    ('y', 'x', 'energy')
+    A 16 x 16 pixel spectrum image written by the simulator as ``.hspy``:
+
+    >>> from doptrace import stem_eds
+    >>> from doptrace.stem_eds.simulate import simulate_spectrum_image
+    >>> sim = simulate_spectrum_image("lrmo.hspy", shape=(16, 16), seed=1)
+    >>> da = stem_eds.read("lrmo.hspy")
+    >>> da.dims, da.shape, da["energy"].attrs["units"], da.attrs["beam_energy_kev"]
+    (('y', 'x', 'energy'), (16, 16, 1024), 'keV', 200.0)
     """
     path = _check_path(path)
     if not _guard.available():

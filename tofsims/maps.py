@@ -70,8 +70,18 @@ def fragment_maps(ds: xr.Dataset, fragments=None, scans=None, normalize: str | N
 
     Examples
     --------
-    >>> maps = fragment_maps(ds, "BO-,MnO-", normalize="total")  # doctest: +SKIP
-    >>> maps["counts"].sel(fragment="BO-").sum()  # doctest: +SKIP
+    In the simulated bulk-doped sample BO- sits in the oxide grains: the BO-/total map is
+    about 60 times higher on the grains than between them.
+
+    >>> from doptrace import tofsims
+    >>> from doptrace.tofsims.simulate import write_ita
+    >>> truth = write_ita("depth.ita", shape=(12, 32, 32), bulk_doped=True, seed=1)
+    >>> maps = tofsims.fragment_maps(tofsims.read("depth.ita"), "BO-", normalize="total")
+    >>> int(maps["counts"].sum()) == int(truth["counts"].sel(fragment="BO-").sum())
+    True
+    >>> bo = maps["intensity"].sel(fragment="BO-")
+    >>> round(float(bo.where(truth["oxide"]).mean() / bo.where(~truth["oxide"]).mean()))
+    61
     """
     sub = scan_selection(ds, scans)
     # voxel variances (= counts unless dead-time corrected) are summed like the counts themselves

@@ -483,8 +483,11 @@ def sputter_to_depth(
 
     Examples
     --------
-    >>> sputter_to_depth(ds, crater_depth_nm=500.0)["depth"].attrs["method"]  # doctest: +SKIP
-    'crater depth 500 nm / total sputter time 1000 s'
+    >>> from doptrace.tofsims.simulate import phantom, poisson_counts
+    >>> ds = poisson_counts(phantom((10, 4, 4), sputter_time_total=1000.0))
+    >>> out = sputter_to_depth(ds, crater_depth_nm=500.0)
+    >>> out["depth"].values[:3].tolist(), out["depth"].attrs["method"]
+    ([0.0, 50.0, 100.0], 'crater depth 500 nm / total sputter time 1000 s')
     """
     if "sputter_time" not in ds.coords:
         raise ToFSIMSError(f"{source_of(ds)}: no sputter_time coordinate; cannot convert to depth")

@@ -1,9 +1,16 @@
 """XPS: read instrument files, fit regions across etch depth, quantify.
 
->>> import xps
->>> blocks = xps.read("series.vms")                                      # doctest: +SKIP
->>> result = xps.fit_region(blocks, xps.load_model("b1s.toml"), c1s=True)  # doctest: +SKIP
->>> result["fraction"].sel(component="TM-O-B")                           # doctest: +SKIP
+``read(path)`` -> one DataArray per block -> ``fit_region(blocks, load_model(toml))`` (peak fits
+with uncertainties per etch level) or ``quantify(blocks, regions)`` (atomic %).
+``simulate_series`` writes a VAMAS etch series with known components.
+
+>>> from importlib.resources import files
+>>> from doptrace import xps
+>>> truth = xps.simulate_series("series.vms", etch_times=[0.0, 150.0], regions=("B 1s", "C 1s"))
+>>> blocks = xps.read("series.vms")
+>>> result = xps.fit_region(blocks, xps.load_model(files("doptrace.examples") / "xps" / "b1s.toml"), c1s=True)
+>>> result["fraction"].sel(component="TM-O-B").values.round(1).tolist()
+[0.1, 0.5]
 """
 
 from .fit import FitResult, fit_lmfit, fit_series, fit_spectra

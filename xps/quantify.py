@@ -101,7 +101,46 @@ def region_area(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, average: int = 
 
 def quantify(blocks: list[xr.DataArray], regions: list[str], table: str = "scofield", ke_exponent: float = 0.6,
              source: str = "") -> xr.Dataset:
-    """Atomic % of every region's element per level (dims level, ``element``); see the module docstring."""
+    """Atomic % of every region's element at every etch level, with uncertainties.
+
+    ``X_i = (I_i / (RSF_i T_i KE_i^g)) / sum_j (I_j / (RSF_j T_j KE_j^g))`` with ``I_i`` the area
+    above a Shirley background; see the module docstring for every term.
+
+    Parameters
+    ----------
+    blocks : list of xarray.DataArray
+        Spectra as :func:`doptrace.xps.read` returns them.
+    regions : list of str
+        At least two regions, one per element (``["B 1s", "O 1s", "Mn 2p"]``).
+    table : str
+        RSF table: ``"scofield"`` (Al Ka cross-sections), ``"kratos"`` or a TOML file path.
+    ke_exponent : float
+        ``g`` of the IMFP kinetic-energy dependence ``KE^g`` (0 switches it off).
+    source : str
+        File name for error messages.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``atomic_percent`` ± ``atomic_percent_stderr`` and ``area`` ± ``area_stderr`` over
+        (level, ``element``); coords ``line``, ``rsf``, ``area_background``.
+
+    References
+    ----------
+    J. H. Scofield, J. Electron Spectrosc. Relat. Phenom. 8 (1976) 129-137 (cross-sections).
+    M. P. Seah and W. A. Dench, Surf. Interface Anal. 1 (1979) 2-11 (IMFP ~ KE^0.5-0.75).
+    D. A. Shirley, Phys. Rev. B 5 (1972) 4709-4714 (background).
+
+    Examples
+    --------
+    >>> from doptrace import xps
+    >>> _ = xps.simulate_series("series.vms", etch_times=[0.0, 200.0], regions=("B 1s", "O 1s"), seed=1)
+    >>> q = xps.quantify(xps.read("series.vms"), ["B 1s", "O 1s"])
+    >>> q["atomic_percent"].dims, q["element"].values.tolist()
+    (('etch_time', 'element'), ['B', 'O'])
+    >>> bool(abs(q["atomic_percent"].sum("element") - 100).max() < 1e-9)
+    True
+    """
     rsf, rsf_source = load_rsf_table(table)
     regions = [r.strip() for r in regions if r.strip()]
     if len(regions) < 2:

@@ -45,12 +45,22 @@ def read(path: str | os.PathLike, **kwargs) -> list[xr.DataArray]:
     XPSError
         "<path>: <problem>" for unreadable, unrecognised or malformed files.
 
+    Returns
+    -------
+    list of xarray.DataArray
+        One spectrum per block, in file order.
+
     Examples
     --------
-    >>> import xps
-    >>> blocks = xps.read("series.vms")  # doctest: +SKIP
-    >>> [b.attrs["region"] for b in blocks]  # doctest: +SKIP
-    ['B 1s', 'B 1s', ...]
+    A VAMAS etch series written by the simulator (B 1s and O 1s at three etch levels):
+
+    >>> from doptrace import xps
+    >>> truth = xps.simulate_series("series.vms", etch_times=[0.0, 100.0, 200.0], regions=("B 1s", "O 1s"))
+    >>> blocks = xps.read("series.vms")
+    >>> [(b.attrs["region"], b.attrs["etch_time"]) for b in blocks[:3]]
+    [('B 1s', 0.0), ('O 1s', 0.0), ('B 1s', 100.0)]
+    >>> blocks[0].dims, blocks[0].attrs["units"], blocks[0].attrs["excitation_energy"]
+    (('binding_energy',), 'counts/s', 1486.6)
     """
     module = reader_for(path)
     accepted = inspect.signature(module.read).parameters

@@ -1,12 +1,22 @@
 """XRD: read powder patterns, Rietveld refinement with dopant site occupancy.
 
-Public names are imported lazily (PEP 562) so ``import xrd`` stays cheap and each part of the
-package can be used without the others being importable.
+``read(path)`` -> pattern DataArray; ``load_recipe(toml)`` -> ``refine(recipe, pattern)`` -> result
+Dataset (cell, weight fractions, dopant site fractions with esds and verdicts, Rwp).
+``doptrace.xrd.simulate`` writes patterns with known truth; ``doptrace.xrd.gsas2`` drives GSAS-II.
+
+Public names are imported lazily (PEP 562) so ``import doptrace.xrd`` stays cheap and each part of
+the package can be used without the others being importable.
+
+>>> from doptrace import xrd
+>>> callable(xrd.refine), callable(xrd.read), sorted(xrd.__all__)[:4]
+(True, True, ['Instrument', 'REGISTRY', 'XRDError', 'describe'])
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 from .errors import XRDError
 
@@ -43,3 +53,18 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+class _Package(types.ModuleType):
+    """After loading a submodule the import system binds it to the package attribute of its name;
+    for ``read`` (module ``xrd/read.py``, function ``read``) that would make ``doptrace.xrd.read``
+    the module whenever ``doptrace.xrd.read`` was imported first. Bind the function instead."""
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}" \
+                and _EXPORTS.get(name) == name and hasattr(value, name):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

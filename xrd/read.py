@@ -60,11 +60,32 @@ def read_all(path, fmt: str | None = None, **kw) -> list[xr.DataArray]:
 def read(path, range: int = 0, fmt: str | None = None, **kw) -> xr.DataArray:  # noqa: A002 - contract name
     """One range (default the first) of a powder pattern file; see :func:`read_all`.
 
+    Parameters
+    ----------
+    path : path-like
+        Pattern file: ``.xye``/``.xy``, GSAS ``.gsa``/``.fxye``, Bruker ``.raw``/``.brml``,
+        PANalytical ``.xrdml`` (format from the content, then the extension; opened read-only).
+    range : int
+        Which range (scan) of a multi-range file.
+    fmt : str, optional
+        Format name to skip detection (``"xye"``, ``"gsas"``, ...).
+    **kw
+        Passed to the format's reader.
+
+    Returns
+    -------
+    xarray.DataArray
+        Counts over ``two_theta`` (deg) with an ``esd`` coord (counts; sqrt(counts) when the file
+        has none) and attrs ``technique``, ``source``, ``wavelength`` when the file states it.
+
     Examples
     --------
-    >>> p = read("pattern.xye")                                  # doctest: +SKIP
-    >>> p.two_theta.attrs["units"], p.attrs["technique"]         # doctest: +SKIP
-    ('deg', 'XRD')
+    >>> from pathlib import Path
+    >>> from doptrace import xrd
+    >>> _ = Path("pattern.xye").write_text("20.00 100 10\\n20.02 121 11\\n20.04 144 12\\n")
+    >>> p = xrd.read("pattern.xye")
+    >>> p.two_theta.attrs["units"], p.attrs["technique"], p.values.tolist(), p["esd"].values.tolist()
+    ('deg', 'XRD', [100.0, 121.0, 144.0], [10.0, 11.0, 12.0])
     """
     patterns = read_all(path, fmt=fmt, **kw)
     n = len(patterns)
