@@ -8,6 +8,11 @@ The conventions
 - A fitted variable ``X`` has a companion ``X_stderr`` with the same dims and units; the names of
   the fitted variables are listed, space separated, in ``ds.attrs["fitted"]``.
 - ``ds.attrs["technique"]`` names the technique, ``ds.attrs["source"]`` the input file(s).
+- ``ds.attrs["quality"]`` is ``"ok"``, ``"warning"`` or ``"failed"`` and ``ds.attrs["quality_reasons"]``
+  a list of short sentences (:mod:`doptrace.core.quality`), decided by the technique's rules
+  (``xps.quality``, ``xrd.quality``, ``stem_eds.quality``, ``tofsims.quality``). A result without a
+  quality record is refused, not defaulted to ``ok``: a default would let a result nobody judged
+  reach a verdict looking judged. A ``warning`` or ``failed`` record must give a reason.
 
 Attributes that NetCDF cannot hold (dicts, lists of strings, booleans, None) are encoded on
 writing: dicts and lists as JSON strings, booleans as 0/1, None dropped.
@@ -22,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from doptrace.core import quality as _quality
 from doptrace.core.atomic import atomic_write
 
 from .errors import ReportError
@@ -34,7 +40,7 @@ def fitted_names(ds: xr.Dataset) -> list[str]:
 
 def check_result(ds: xr.Dataset, name: str = "result") -> None:
     """Raise :class:`ReportError` listing every way ``ds`` breaks the result conventions."""
-    problems = []
+    problems = list(_quality.problems(ds.attrs)) if "quality" in ds.attrs else []
     for var_name, var in list(ds.data_vars.items()) + list(ds.coords.items()):
         if np.issubdtype(var.dtype, np.number) and "units" not in var.attrs:
             problems.append(f"{var_name!s} has no units attribute")
@@ -64,7 +70,8 @@ def _encode_attrs(attrs: dict) -> dict:
         if isinstance(value, (bool, np.bool_)):
             out[key] = int(value)
         elif isinstance(value, dict) or (
-            isinstance(value, (list, tuple)) and any(not isinstance(v, (int, float, np.number)) for v in value)
+            isinstance(value, (list, tuple))
+            and (not value or any(not isinstance(v, (int, float, np.number)) for v in value))
         ):
             out[key] = "json:" + json.dumps(value, default=_json_default)
         elif isinstance(value, Path):

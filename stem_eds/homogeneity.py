@@ -25,7 +25,10 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
+from doptrace.core.quality import get_quality, set_quality
+
 from .errors import EDSError
+from .quality import homogeneity_quality
 from . import lines as xl
 
 BLOCK_SIZES = (2, 4, 8, 16, 32)
@@ -285,4 +288,9 @@ def homogeneity(ds: xr.Dataset, block_sizes=BLOCK_SIZES, tolerance: float = 0.05
         basis="atomic percent (k-factors)" if "factor" in ds else "intensity fraction (no k-factors)",
         fitted="H slope_x slope_y slope_radial", pixel_size=pixel, composition_units=units,
     )
-    return out
+    # a failed map makes a failed homogeneity; the maps' warnings stay with the maps
+    failed, warned = homogeneity_quality(out)
+    inherited, reasons = get_quality(ds)
+    if inherited == "failed":
+        failed = [f"The maps it rests on failed: {r}" for r in reasons] + failed
+    return set_quality(out, failed, warned)

@@ -19,9 +19,12 @@ import json
 import numpy as np
 import xarray as xr
 
+from doptrace.core.quality import set_quality
+
 from . import lines as xl
 from ._blocks import reduce_spectra
 from .errors import EDSError
+from .quality import intensity_quality
 
 #: Lines weaker than this fraction of their family's 'a' line are ignored when checking windows.
 MIN_WEIGHT = 0.05
@@ -249,4 +252,4 @@ def _intensity_dataset(da: xr.DataArray, lines, values: np.ndarray, stderr: np.n
     keep = {k: v for k, v in da.attrs.items() if k != "units"}
     ds.attrs.update(keep)
     ds.attrs.update(technique="stem_eds", fitted="intensity")
-    return ds
+    return set_quality(ds, *intensity_quality(ds))

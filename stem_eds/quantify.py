@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from doptrace.core.quality import add_quality
+
 from . import lines as xl
 from .errors import EDSError
+from .quality import quant_quality
 
 ELEMENTARY_CHARGE = 1.602176634e-19
 
@@ -250,7 +253,8 @@ def quantify(ds: xr.Dataset, factors: dict, method: str = "cl", thickness_nm: fl
         qualitative_lines=" ".join(qualitative),
         note=("light-element lines (" + ", ".join(qualitative) + ") are mapped but qualitative") if qualitative else "",
     )
-    return out
+    # the intensities' record (copied with their attrs) plus the quantification's own rules
+    return add_quality(out, *quant_quality(out))
 
 
 def sum_region(ds: xr.Dataset, mask=None) -> xr.Dataset:

@@ -27,7 +27,8 @@ def _result():
             "etch_time": ("etch_time", [0.0, 20.0], {"units": "s"}),
             "component": ["B-O-B", "TM-O-B"],
         },
-        attrs={"fitted": "area", "technique": "XPS", "parameters": {"window": [188.0, 196.0]}, "flag": True},
+        attrs={"fitted": "area", "technique": "XPS", "parameters": {"window": [188.0, 196.0]}, "flag": True,
+               "quality": "warning", "quality_reasons": ["TM-O-B.center sits at its upper bound."]},
     )
     return ds
 
@@ -42,6 +43,15 @@ def test_check_result_accepts_conventions_and_lists_every_problem():
     assert "b1s" in message and "area has no area_stderr" in message and "redchi has no units" in message
 
 
+def test_check_result_refuses_a_result_without_a_sound_quality_record():
+    for attrs, expected in (({"quality": "fine"}, "quality 'fine' is not one of ok, warning, failed"),
+                            ({"quality": "failed", "quality_reasons": []}, "quality 'failed' without a reason")):
+        bad = _result()
+        bad.attrs.update(attrs)
+        with pytest.raises(ReportError, match=expected):
+            check_result(bad, "b1s")
+
+
 def test_netcdf_round_trip_keeps_values_labels_and_encoded_attrs(tmp_path):
     path = write_netcdf(_result(), tmp_path / "r.nc")
     back = read_netcdf(path)
@@ -49,6 +59,10 @@ def test_netcdf_round_trip_keeps_values_labels_and_encoded_attrs(tmp_path):
     assert list(back["component"].values) == ["B-O-B", "TM-O-B"]
     assert back.attrs["parameters"] == {"window": [188.0, 196.0]}
     assert back.attrs["flag"] == 1
+    assert back.attrs["quality_reasons"] == ["TM-O-B.center sits at its upper bound."]
+    ok = _result()
+    ok.attrs.update(quality="ok", quality_reasons=[])
+    assert read_netcdf(write_netcdf(ok, tmp_path / "ok.nc")).attrs["quality_reasons"] == []
     assert back["area"].attrs["units"] == "counts/s eV"
 
 

@@ -592,6 +592,15 @@ def _unambiguous(channel, lo_edge, hi_edge, peaks, polarity, fit, have, max_bins
 
 
 def _result(spectrum, measured, used, sf, k0, sf_err, k0_err, polarity, binned):
+    from doptrace.core.quality import set_quality
+
+    from .quality import calibration_quality
+
+    return set_quality(result := _result_dataset(spectrum, measured, used, sf, k0, sf_err, k0_err, polarity,
+                                                 binned), *calibration_quality(result))
+
+
+def _result_dataset(spectrum, measured, used, sf, k0, sf_err, k0_err, polarity, binned):
     names = [m["name"] for m in measured]
     mass = np.array([m["mass"] for m in measured])
     if binned:

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import ToFSIMSError
+from .quality import finish
 from .maps import fragment_maps
 from .processing import otsu_threshold, source_of
 
@@ -230,4 +231,4 @@ def colocalization(ds: xr.Dataset, pair=("BO-", "MnO-"), bin: int = 4, scans=Non
             "scan_first": maps.attrs["scan_first"], "scan_last": maps.attrs["scan_last"],
         },
     )
-    return out
+    return finish(out, ds)

@@ -14,6 +14,7 @@ import xarray as xr
 from scipy import stats
 
 from .errors import ToFSIMSError
+from .quality import finish
 from .maps import scan_selection
 from .processing import apply_roi, bin_lateral, reference_counts, select_fragments, source_of
 
@@ -78,7 +79,7 @@ def integrated_intensities(ds: xr.Dataset, fragments=None, normalize: str | None
     for name in ("fragment_mass", "mass_low", "mass_high"):
         if name in out.coords:
             out[name].attrs.setdefault("units", "u")
-    return out
+    return finish(out, ds)
 
 
 def _bootstrap(integ: xr.Dataset, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -164,7 +165,7 @@ def compare_samples(a: xr.Dataset, b: xr.Dataset, n_boot: int = 2000, confidence
                "normalization": a.attrs.get("normalization"), "confidence": confidence, "n_boot": n_boot,
                "seed": seed, "ratio": f"{names[1]} / {names[0]}", "tile_px": int(a.attrs.get("tile_px", 0))},
     )
-    return out
+    return finish(out, a, b)
 
 
 def compare(ds_a: xr.Dataset, ds_b: xr.Dataset, fragments, normalize: str | None = "total", scans=None,

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import ToFSIMSError
+from .quality import finish
 from .processing import (bin_lateral, check_stack, count_variance, ratio_with_stderr, reference_counts,
                          select_fragments, source_of)
 
@@ -106,7 +107,7 @@ def fragment_maps(ds: xr.Dataset, fragments=None, scans=None, normalize: str | N
         if name in out.coords:
             out[name].attrs.setdefault("units", "u")
     out.attrs = _base_attrs(ds) | _scan_attrs(ds, sub) | {"binning": int(bin), "normalization": normalize or "none"}
-    return out
+    return finish(out, ds)
 
 
 def ratio_map(ds: xr.Dataset, numerator: str = "BO-", denominator: str = "MnO-", scans=None,
@@ -131,4 +132,4 @@ def ratio_map(ds: xr.Dataset, numerator: str = "BO-", denominator: str = "MnO-",
     out["ratio_stderr"] = stderr.assign_attrs(units="1", long_name="standard error (Poisson)")
     out.attrs = dict(maps.attrs, numerator=numerator, denominator=denominator)
     out.attrs.pop("normalization", None)
-    return out
+    return finish(out, ds)

@@ -403,7 +403,9 @@ def estimate_drift(ds: xr.Dataset, fragment: str | None = None, reference_scans:
     pitch_x = _pitch(ds, "x")
     pitch_y = _pitch(ds, "y")
     scan = ds["scan"]
-    return xr.Dataset(
+    from doptrace.core.quality import set_quality
+
+    return set_quality(xr.Dataset(
         {
             "shift_y": ("scan", shifts[:, 0], {"units": "px"}),
             "shift_x": ("scan", shifts[:, 1], {"units": "px"}),
@@ -412,7 +414,7 @@ def estimate_drift(ds: xr.Dataset, fragment: str | None = None, reference_scans:
         },
         coords={"scan": scan},
         attrs={"technique": "ToF-SIMS", "source": source_of(ds), "method": "phase correlation (numpy FFT)"},
-    )
+    ), warnings=[] if np.all(np.isfinite(shifts)) else ["A scan's drift could not be estimated (not finite)."])
 
 
 def _pitch(ds: xr.Dataset, dim: str) -> float:

@@ -7,6 +7,7 @@ import xarray as xr
 from scipy import stats
 
 from .errors import ToFSIMSError
+from .quality import finish
 from .processing import (apply_roi, count_variance, ratio_with_stderr, reference_counts, select_fragments,
                          source_of)
 
@@ -68,7 +69,7 @@ def depth_profile(ds: xr.Dataset, fragments=None, roi: xr.DataArray | None = Non
     for key in ("polarity", "sample", "primary_ion", "dead_time_corrected", "dead_time_note"):
         if key in ds.attrs:
             out.attrs[key] = ds.attrs[key]
-    return out
+    return finish(out, ds)
 
 
 def profile_from_export(ds: xr.Dataset, fragments=None, normalize: str | None = None) -> xr.Dataset:
@@ -141,7 +142,7 @@ def profile_from_export(ds: xr.Dataset, fragments=None, normalize: str | None = 
     )
     if n_dropped:
         out.attrs["note"] = f"{n_dropped} trailing empty data point(s) (every column 0) left out"
-    return out
+    return finish(out, ds)
 
 
 def _axis(profile: xr.Dataset) -> tuple[np.ndarray, str, str]:
@@ -274,10 +275,12 @@ def uniformity_test(profile: xr.Dataset, fragments=None, surface_depth: float | 
             "normalization": profile.attrs.get("normalization", "none"),
         },
     )
+    warnings = []
     if untested:
         out.attrs["untested"] = ", ".join(untested)
         out.attrs["note"] = f"{len(untested)} fragment(s) without counts beyond the surface not tested"
-    return out
+        warnings.append(f"Not tested (no counts beyond the surface): {', '.join(untested)}.")
+    return finish(out, profile, warnings=warnings)
 
 
 def _test_one(profile, name, z, keep, has_reference, nested, n_slabs) -> dict:

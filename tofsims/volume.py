@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import ToFSIMSError
+from .quality import finish
 from .processing import bin_depth, bin_lateral, select_fragments, source_of
 
 
@@ -34,7 +35,7 @@ def fragment_volume(ds: xr.Dataset, fragment: str, lateral_bin: int = 1, depth_b
     out["counts_stderr"] = np.sqrt(volume.astype("float64")).assign_attrs(units="counts")
     out.attrs = {"technique": "ToF-SIMS", "source": source_of(ds), "fragment": fragment,
                  "lateral_bin": int(lateral_bin), "depth_bin": int(depth_bin)}
-    return out
+    return finish(out, ds)
 
 
 def _index(ds: xr.Dataset, dim: str, value, where: str) -> int:
@@ -70,7 +71,7 @@ def orthogonal_slices(ds: xr.Dataset, fragment: str, x: int | None = None, y: in
                "x_index": ix, "y_index": iy, "scan_index": iscan,
                "x_um": float(ds["x"][ix]), "y_um": float(ds["y"][iy])},
     )
-    return out
+    return finish(out, ds)
 
 
 def projections(ds: xr.Dataset, fragment: str) -> xr.Dataset:
@@ -92,4 +93,4 @@ def projections(ds: xr.Dataset, fragment: str) -> xr.Dataset:
         },
         attrs={"technique": "ToF-SIMS", "source": source_of(ds), "fragment": fragment},
     )
-    return out
+    return finish(out, ds)

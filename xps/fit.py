@@ -54,6 +54,19 @@ class FitResult:
     nfree: int
     iterations: np.ndarray   # (S,)
     param_names: list[str]
+    converged: np.ndarray | None = None  # (S,) stopped because chi-square stopped falling
+    stalled: np.ndarray | None = None    # (S,) stopped because no step lowered chi-square (damping ran away)
+    at_bound: np.ndarray | None = None   # (S, P) parameter sits on one of its bounds
+    max_iter: int = 0                    # iteration limit of one Levenberg-Marquardt pass
+
+    def __post_init__(self):
+        S, P = self.params.shape
+        if self.converged is None:
+            self.converged = np.ones(S, dtype=bool)
+        if self.stalled is None:
+            self.stalled = np.zeros(S, dtype=bool)
+        if self.at_bound is None:
+            self.at_bound = np.zeros((S, P), dtype=bool)
 
     @property
     def envelope(self) -> np.ndarray:
@@ -68,7 +81,11 @@ class FitResult:
         return np.sqrt(np.clip(np.diagonal(self.cov, axis1=1, axis2=2), 0, None))
 
     def values(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """``{"area"|"center"|"fwhm": (value (S, C), stderr (S, C))}``; fixed values have stderr 0."""
+        """``{"area"|"center"|"fwhm": (value (S, C), stderr (S, C))}``; fixed values have stderr 0.
+
+        A value whose free parameter sits on one of its bounds has stderr NaN: the curvature there
+        is not the error of a free parameter (the bound, not the data, holds it).
+        """
         n_model = len(self.compiled.names)
         p = self.params[:, :n_model]
         vals = self.compiled.values(p)
@@ -77,8 +94,17 @@ class FitResult:
             matrix = self.compiled.kind_matrix(k)
             cov = self.cov[:, :n_model, :n_model]
             var = np.einsum("cp,spq,cq->sc", matrix, cov, matrix)
-            out[kind] = (vals[k], np.sqrt(np.clip(var, 0, None)))
+            err = np.sqrt(np.clip(var, 0, None))
+            bound = (self.at_bound[:, :n_model].astype(float) @ (matrix != 0).T.astype(float)) > 0
+            out[kind] = (vals[k], np.where(bound, np.nan, err))
         return out
+
+    def correlation(self) -> np.ndarray:
+        """(S, P, P) correlation matrix of the free parameters (NaN where a variance is zero)."""
+        sd = np.sqrt(np.clip(np.diagonal(self.cov, axis1=1, axis2=2), 0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # a pseudo-inverse of a singular curvature can give |r| > 1; it is as degenerate as |r| = 1
+            return np.clip(self.cov / (sd[:, :, None] * sd[:, None, :]), -1.0, 1.0)
 
     def group_fractions(self, groups: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Share of every group of components (e.g. both lines of a doublet) with full-covariance stderr."""
@@ -253,6 +279,8 @@ def _lm(problem: _Problem, p: np.ndarray, sigma: np.ndarray, max_iter: int = _MA
     chi2 = (((y - model) / sigma) ** 2).sum(axis=1)
     J_all = J
     active = np.ones(S, dtype=bool)
+    converged = np.zeros(S, dtype=bool)
+    stalled = np.zeros(S, dtype=bool)
     for _ in range(max_iter):
         idx = np.nonzero(active)[0]
         if idx.size == 0:
@@ -298,13 +326,16 @@ def _lm(problem: _Problem, p: np.ndarray, sigma: np.ndarray, max_iter: int = _MA
         iterations[idx] += 1
         # Converged when a step changes chi-square by less than ``tol`` (chi-square units: a
         # statistically meaningless change) or the model predicts no more gain.
-        done = (better & (gain < tol)) | (~better & (predicted >= 0) & (predicted < tol)) | (lam[idx] > 1e10)
-        active[idx[done]] = False
-    return p, chi2, iterations, J_all, model
+        settled = (better & (gain < tol)) | (~better & (predicted >= 0) & (predicted < tol))
+        stuck = ~settled & (lam[idx] > 1e10)
+        converged[idx[settled]] = True
+        stalled[idx[stuck]] = True
+        active[idx[settled | stuck]] = False
+    return p, chi2, iterations, J_all, model, converged, stalled
 
 
 def fit_spectra(model: Model | Compiled, energy, y, sigma=None, counts_per_unit=1.0, p0=None,
-                weights: str = "poisson", source: str = "") -> FitResult:
+                weights: str = "poisson", source: str = "", max_iter: int = _MAX_ITER) -> FitResult:
     """Fit ``model`` to S spectra at once.
 
     Parameters
@@ -321,6 +352,9 @@ def fit_spectra(model: Model | Compiled, energy, y, sigma=None, counts_per_unit=
     p0 : array (P,) or (S, P), optional
         Start values of the free parameters (e.g. the previous etch level's result).
     weights : "poisson" (data variance, then model variance), "data" (data variance only) or "given".
+    max_iter : int
+        Iteration limit of each Levenberg-Marquardt pass; a spectrum that reaches it is marked
+        not converged (``FitResult.converged``) and its result is ``failed`` (:mod:`xps.quality`).
 
     Returns
     -------
@@ -365,21 +399,34 @@ def fit_spectra(model: Model | Compiled, energy, y, sigma=None, counts_per_unit=
     p = problem.start(None if p0 is None else np.asarray(p0, float))
     if p.shape[1] != len(problem.names):
         raise XPSError(f"{source}: start values have {p.shape[1]} parameters, the model {len(problem.names)}")
-    p, chi2, iterations, J, envelope = _lm(problem, p, sig)
+    p, chi2, iterations, J, envelope, converged, stalled = _lm(problem, p, sig, max_iter)
     if weights == "poisson":
         sig = poisson_sigma(np.clip(envelope, 0, None), cpu)
-        p, chi2, more, J, envelope = _lm(problem, p, sig)
+        p, chi2, more, J, envelope, converged, stalled = _lm(problem, p, sig, max_iter)
         iterations = iterations + more
     _, curves, background, J = problem.evaluate(p, np.arange(p.shape[0]))
     nfree = n - len(problem.names)
     Jw = J / sig[:, :, None]
     A = Jw.transpose(0, 2, 1) @ Jw
     cov = np.linalg.pinv(A) * (chi2 / max(nfree, 1))[:, None, None]
-    return FitResult(compiled, x, yw, sig, background, curves, p, cov, chi2, nfree, iterations, problem.names)
+    return FitResult(compiled, x, yw, sig, background, curves, p, cov, chi2, nfree, iterations, problem.names,
+                     converged, stalled, at_bounds(p, problem.lower, problem.upper), max_iter)
+
+
+def at_bounds(p: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """(S, P) True where a parameter sits on a finite bound (the fitter clips onto bounds exactly;
+    the tolerance only absorbs rounding)."""
+    def near(bound):
+        finite = np.isfinite(bound)
+        tol = 1e-9 * np.maximum(1.0, np.abs(np.where(finite, bound, 0.0)))
+        return finite & (np.abs(p - np.where(finite, bound, 0.0)) <= tol)
+
+    return near(lower) | near(upper)
 
 
 def fit_series(model: Model | Compiled, energy, y, counts_per_unit=1.0, chain: bool = True,
-               weights: str = "poisson", source: str = "", progress: bool = False) -> FitResult:
+               weights: str = "poisson", source: str = "", progress: bool = False,
+               max_iter: int = _MAX_ITER) -> FitResult:
     """Fit every level of an etch series (rows of ``y``); with ``chain`` each level starts from the
     previous level's result, as an analyst working down a depth profile would.
 
@@ -388,14 +435,16 @@ def fit_series(model: Model | Compiled, energy, y, counts_per_unit=1.0, chain: b
     gives every level the previous level's solution as a start without a Python loop per level.
     """
     compiled = model if isinstance(model, Compiled) else compile_model(model)
-    first = fit_spectra(compiled, energy, y, counts_per_unit=counts_per_unit, weights=weights, source=source)
+    first = fit_spectra(compiled, energy, y, counts_per_unit=counts_per_unit, weights=weights, source=source,
+                        max_iter=max_iter)
     if not chain or first.params.shape[0] < 2:
         return first
     starts = np.concatenate([first.params[:1], first.params[:-1]], axis=0)
     second = fit_spectra(compiled, energy, y, counts_per_unit=counts_per_unit, p0=starts, weights=weights,
-                         source=source)
+                         source=source, max_iter=max_iter)
     keep = second.chi2 <= first.chi2 * (1 + 1e-9)
-    for name in ("background", "components", "params", "cov", "chi2", "iterations", "sigma"):
+    for name in ("background", "components", "params", "cov", "chi2", "iterations", "sigma", "converged",
+                 "stalled", "at_bound"):
         a, b = getattr(first, name), getattr(second, name)
         shape = (-1,) + (1,) * (a.ndim - 1)
         setattr(first, name, np.where(keep.reshape(shape), b, a))

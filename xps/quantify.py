@@ -25,8 +25,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from doptrace.core.quality import set_quality
+
 from . import backgrounds as bgs
 from .errors import XPSError
+from .quality import DETECTION_SIGMAS, level_labels, quant_quality
 from .series import _norm, region_levels
 
 
@@ -206,8 +209,12 @@ def quantify(blocks: list[xr.DataArray], regions: list[str], table: str = "scofi
     ds = ds.assign_coords(area_background=((dim, "element"), np.array(background_kinds).T,
                                            {"long_name": "background under the region area (linear where no "
                                                          "Shirley background joins the end levels)"}))
+    failed, warnings, detected = quant_quality(ds["atomic_percent"].values, ds["atomic_percent_stderr"].values,
+                                               elements, level_labels(dim, levels, level_units))
+    ds["detected"] = ((dim, "element"), detected.astype("i1"),
+                      {"units": "1", "long_name": f"1 where the atomic % exceeds {DETECTION_SIGMAS:g} esd"})
     ds.attrs.update({"technique": "XPS", "source": source, "fitted": "atomic_percent area",
                      "rsf_table": rsf_source, "ke_exponent": float(ke_exponent),
                      "background": "shirley (linear where the Shirley iteration does not converge)",
-                     "level_dim": dim})
-    return ds
+                     "level_dim": dim, "detection_sigmas": DETECTION_SIGMAS})
+    return set_quality(ds, failed, warnings)

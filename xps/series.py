@@ -15,9 +15,12 @@ import math
 import numpy as np
 import xarray as xr
 
+from doptrace.core.quality import add_quality, set_quality
+
 from .errors import XPSError
 from .fit import FitResult, fit_series, fit_spectra
 from .model import Model, from_casa, simple_model
+from .quality import casa_quality, fit_quality, level_labels
 
 ADVENTITIOUS_C = 284.8  # eV
 
@@ -273,7 +276,14 @@ def fit_casa(blocks: list[xr.DataArray], region: str | None = None, source: str 
                          "reduced chi-square of CasaXPS's stored model on the same data, background and sigma"})
     ds.attrs["model"] = "CasaXPS block comment"
     ds.attrs["notes"] = "; ".join(filter(None, [str(ds.attrs.get("notes", "")), *notes]))
-    return ds
+    # every note (models not refit, a stored model that is not a fit of its data) is a warning too,
+    # beside the area comparison: a refit that leaves blocks out says so in the quality record
+    warnings = casa_quality(ds["area"].values, ds["area_stderr"].values, ds["casa_area"].values,
+                            [str(c) for c in ds["component"].values], level_labels(dim, levels, level_units))
+    warnings += [note[:1].upper() + note[1:] + "." for note in notes]
+    if differing:
+        ds.attrs["casa_skipped_blocks"] = differing
+    return add_quality(ds, warnings=warnings)
 
 
 def _stored_redchi(res: FitResult, info, excitation_energy: float) -> float:
@@ -337,6 +347,8 @@ def result_dataset(results: list[FitResult], model: Model, dim: str, levels, lev
     ds["charge_shift"] = ((dim,), np.asarray(shifts, float), {"units": "eV",
                           "long_name": "shift added to the measured binding energies"})
     ds["iterations"] = ((dim,), np.concatenate([r.iterations for r in results]), {"units": "1"})
+    ds["converged"] = ((dim,), np.concatenate([r.converged for r in results]).astype("i1"),
+                       {"units": "1", "long_name": "1 where the fit stopped because chi-square stopped falling"})
     energy = [r.energy for r in results]
     n = {e.shape[1] for e in energy}
     stacked = {name: None for name in ("data", "background", "envelope", "components")}
@@ -379,7 +391,8 @@ def result_dataset(results: list[FitResult], model: Model, dim: str, levels, lev
         "window": list(model.window) if model.window else [],
         "level_dim": dim,
     })
-    return ds
+    failed, warnings = fit_quality(results, level_labels(dim, levels, level_units), model)
+    return set_quality(ds, failed, warnings)
 
 
 __all__ = ["fit_region", "fit_casa", "c1s_shifts", "result_dataset", "region_blocks"]

@@ -89,6 +89,10 @@ def _quantified(da, factors, elements, method: str, thickness_nm=None, backgroun
             result[f"total_{name}"] = total[name]
             result[f"total_{name}_stderr"] = total[f"{name}_stderr"]
         result.attrs["fitted"] += " total_atomic_percent total_weight_percent"
+        from doptrace.core.quality import add_quality
+        from doptrace.stem_eds.quality import quant_quality
+
+        add_quality(result, *quant_quality(result))  # the region totals' own rules
     return result
 
 
@@ -298,6 +302,10 @@ def maps_figure(ds, title: str = ""):
         image = np.where(valid, np.asarray(values.sel(element=element).values, float), np.nan)
         finite = image[np.isfinite(image)]
         lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0, 1))
+        # Counts and compositions cannot be negative: noise below 0 (a light line's at% can read
+        # -60 % in a pixel) is shown at the bottom of the scale, not given half the colour range.
+        lo = max(lo, 0.0)
+        hi = hi if hi > lo else lo + 1.0
         im = ax.imshow(image, cmap="viridis", vmin=lo, vmax=hi, interpolation="nearest")
         ax.set_facecolor("0.85")
         ax.set_title(f"{line}" + (" (qualitative)" if qualitative.get(element) else ""), fontsize=9)
@@ -305,7 +313,7 @@ def maps_figure(ds, title: str = ""):
         ax.set_yticks([])
         _scale_bar(ax, ds, image.shape[1])
         label = "at%" if key == "atomic_percent" else "net counts"
-        fig.colorbar(im, ax=ax, shrink=0.8, label=label)
+        fig.colorbar(im, ax=ax, shrink=0.8, label=label, extend="both" if finite.size and finite.min() < lo else "max")
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

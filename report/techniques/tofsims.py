@@ -653,6 +653,8 @@ def _depth(args) -> int:
     result.attrs["fitted"] = "slope intercept"
     result.attrs["uniformity_axis"] = test.attrs["axis"]
     result.attrs["surface_excluded_below"] = test.attrs["surface_excluded_below"]
+    result.attrs["quality"] = test.attrs["quality"]  # the test's record already holds the profile's
+    result.attrs["quality_reasons"] = list(test.attrs["quality_reasons"])
     fig = profile_figure(profile, test, Path(args.file).name) if args.plot else None
     _write(result, args.out, fig, args.plot)
     for name in test["fragment"].values:
