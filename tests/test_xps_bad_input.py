@@ -165,6 +165,7 @@ def test_non_integer_count(tmp_path):
 def test_csv_bad_rows(tmp_path):
     cases = {
         "nan.csv": ("BE,counts\n284,10\n285,nan\n286,12\n", "NaN"),
+        "bad_first.csv": ("BE,counts\n2x84,10\n285,11\n286,12\n", r"line 2: non-numeric value '2x84' in a data row"),
         "nan_first.csv": ("BE,counts\n284,NaN\n285,11\n286,12\n", r"line 2: NaN or infinite value in a data row"),
         "huge_hv.csv": ("KE/eV,PE: 9223372036854775808 eV\n26,220\n28,215\n", r"is not a photon energy"),
         "text.csv": ("BE,counts\n284,10\n285,abc\n286,12\n", "line 3: non-numeric value 'abc'"),

@@ -142,6 +142,14 @@ def _read_table(path, lines, excitation_energy, abscissa, region, etch_time) -> 
                     raise XPSError(f"{path}: no numeric data in the first 200 lines (not a spectrum table)")
     if start is None:
         raise XPSError(f"{path}: no rows of numbers found (empty or not a spectrum table)")
+    before = lines[start - 1].strip() if start > 0 else ""
+    if before and not before.startswith(("#", "%", "//")):
+        cells = _split(before.replace(",", ".") if decimal_comma else before, delimiter)
+        width = len(_split(lines[start].strip().replace(",", ".") if decimal_comma else lines[start].strip(), delimiter))
+        if len(cells) == width and any(_NUMBER.match(c) for c in cells):
+            # Column labels hold no bare numbers; a row of the data's width that does is a damaged data row.
+            bad = next(c for c in cells if not _NUMBER.match(c))
+            raise XPSError(f"{path}: line {start}: non-numeric value {bad[:30]!r} in a data row")
     rows = []
     width = None
     for number in range(start, len(lines)):
