@@ -8,7 +8,9 @@
 2. When GSAS-II is importable, ``xrd.gsas2.refine`` on the same recipe and pattern in the same run:
    reports its wall time and the ratio builtin/GSAS-II (target <= 1), plus both Rwp values.
    GSAS-II is built from ../shared/vendor first when it is not importable (.ci/build-gsas2).
-3. ``--fap``: the fluorapatite tutorial (../shared/data/xrd) with both engines when present.
+3. Broad peaks: the same recipe with 15 nm crystallites and 2000 ppm microstrain in both phases, on a
+   pattern GSAS-II computes (``xrd.gsas2.simulate``; the built-in simulator without GSAS-II).
+4. ``--fap``: the fluorapatite tutorial (../shared/data/xrd) with both engines when present.
 
 Wall times are the best of ``--repeat`` runs (the machine is shared; best-of is the least noisy).
 """
@@ -81,6 +83,30 @@ def ensure_gsas2() -> None:
     importlib.invalidate_caches()
 
 
+def broad_peaks(counts: float):
+    """The Li-rich recipe at 15 nm and 2000 ppm and a pattern with B 0.06 / 0.08 on the Li sites."""
+    import copy
+
+    from doptrace.xrd import gsas2
+    from doptrace.xrd.recipe import parse_recipe
+    from doptrace.xrd.simulate import simulate
+
+    raw = tomllib.loads(RECIPE.read_text(encoding="utf-8"))
+    for phase in raw["phase"]:
+        phase["size_um"], phase["mustrain"] = 0.015, 2000.0
+    recipe = parse_recipe(raw, RECIPE)
+    if not gsas2.available():
+        return recipe, simulate(recipe, dopant={"LiTMO2:Li": 0.06, "Li2MnO3:Li2c": 0.08, "Li2MnO3:Li4h": 0.08},
+                                counts=counts, seed=1)
+    truth = copy.deepcopy(raw)
+    truth.pop("dopant")
+    truth["phase"][0]["site"][1]["occupancy"] = {"Li": 0.94, "B": 0.06}
+    for site in truth["phase"][1]["site"]:
+        if site["label"] in ("Li2c", "Li4h"):
+            site["occupancy"] = {"Li": 0.92, "B": 0.08}
+    return recipe, gsas2.simulate(parse_recipe(truth, RECIPE), counts=counts, seed=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=float, default=3.0e4)
@@ -96,6 +122,9 @@ def main() -> None:
     pattern = simulate(recipe, dopant={"LiTMO2:Li": 0.054, "Li2MnO3:Li2c": 0.075, "Li2MnO3:Li4h": 0.075},
                        counts=args.counts, seed=1, values={"displacement": 30.0})
     compare(f"two-phase Li-rich ({args.counts:g} counts)", recipe, pattern, args.repeat, target=10.0)
+    broad_recipe, broad_pattern = broad_peaks(args.counts)
+    compare("broad peaks, 15 nm / 2000 ppm (GSAS-II-computed pattern)", broad_recipe, broad_pattern, args.repeat,
+            target=None)
     if args.fap:
         if not SHARED.is_dir():
             print(f"fluorapatite: {SHARED} absent, skipped")
