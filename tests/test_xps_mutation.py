@@ -327,6 +327,7 @@ def test_avantage_member_mutations(tmp_path, seed):
     run_campaign(tmp_path, seeds, ".xlsx", seed, reader=avantage.read, n=24)
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")  # the duplicate-member case writes one on purpose
 @pytest.mark.parametrize("case", ["xxe", "laughs", "external-dtd", "bomb", "inflated-shared-strings", "traversal",
                                   "duplicate-member", "missing-sheet"])
 def test_avantage_container_attacks(tmp_path, case):
