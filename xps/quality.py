@@ -72,7 +72,7 @@ def redchi_bounds(nfree: int, tail: float = CHI2_TAIL) -> tuple[float, float]:
 
     >>> lo, hi = redchi_bounds(100)
     >>> round(lo, 2), round(hi, 2)
-    (0.6, 1.49)
+    (0.62, 1.49)
     """
     nfree = max(int(nfree), 1)
     return float(stats.chi2.ppf(tail, nfree) / nfree), float(stats.chi2.isf(tail, nfree) / nfree)
