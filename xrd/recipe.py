@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from doptrace.core.tomlfile import Problems, TomlFile, read_toml
 
 from .errors import XRDError
 
@@ -199,7 +200,7 @@ class Recipe:
 
 
 def load_recipe(path) -> Recipe:
-    """Read and check a recipe TOML file; every problem raises :class:`XRDError` naming the file.
+    """Read and check a recipe TOML file; :class:`XRDError` lists every problem, each with its line.
 
     Parameters
     ----------
@@ -211,30 +212,12 @@ def load_recipe(path) -> Recipe:
     Recipe
     """
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise XRDError(f"{path}: recipe file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise XRDError(f"{path}: not a valid TOML recipe ({exc})") from None
-    except OSError as exc:
-        raise XRDError(f"{path}: cannot read recipe ({exc})") from None
-    try:
-        return _parse(raw, path)
-    except (TypeError, ValueError, KeyError) as exc:
-        if isinstance(exc, XRDError):
-            raise
-        raise XRDError(f"{path}: {exc}") from None
+    return _parse(read_toml(path, XRDError, "recipe"), path)
 
 
 def parse_recipe(raw: dict, path) -> Recipe:
     """A :class:`Recipe` from an already parsed TOML mapping (``path`` for errors and relative paths)."""
-    try:
-        return _parse(raw, Path(path))
-    except (TypeError, ValueError, KeyError) as exc:
-        if isinstance(exc, XRDError):
-            raise
-        raise XRDError(f"{path}: {exc}") from None
+    return _parse(TomlFile(str(path), "", raw), Path(path))
 
 
 def _number(value, what: str) -> float:
@@ -249,78 +232,123 @@ def _numbers(value, what: str, n: int | None = None) -> list[float]:
     return [_number(v, what) for v in value]
 
 
-def _parse(raw: dict, path: Path) -> Recipe:
-    base = path.parent
-    unknown = set(raw) - {"data", "instrument", "range", "background", "phase", "dopant", "stage", "title",
-                          "exchange", "substitution", "tie"}
-    if unknown:
-        raise ValueError(f"unknown recipe section(s): {', '.join(sorted(unknown))}")
+class _At(ValueError):
+    """Problems at keys below the one being checked (key paths relative to it)."""
+
+    def __init__(self, keys: tuple, message: str, more=()):
+        super().__init__(message)
+        self.items = [(keys, message), *more]
+
+
+def _parse(doc: TomlFile, path: Path) -> Recipe:
+    """Check every section, collecting all problems (each at its key's line) before raising."""
+    raw, base = doc.data, path.parent
+    problems = Problems(doc)
+
+    def check(keys: tuple, fn, *args, default=None):
+        try:
+            return fn(*args)
+        except (TypeError, ValueError, KeyError) as exc:
+            for below, text in exc.items if isinstance(exc, _At) else [((), str(exc))]:
+                problems.add(keys + below, text.removeprefix(f"{path}: "))
+            return default
+
+    for key in sorted(set(raw) - {"data", "instrument", "range", "background", "phase", "dopant", "stage", "title",
+                                  "exchange", "substitution", "tie"}):
+        problems.add((key,), f"unknown recipe section(s): {key}")
     data = raw.get("data", {})
     data_file = (base / data["file"]) if isinstance(data, dict) and "file" in data else None
 
     table = dict(raw.get("instrument", {}))
     inst_file = base / table.pop("file") if "file" in table else None
-    instrument = _instrument(table, path, inst_file)
+    instrument = check(("instrument",), _instrument, table, path, inst_file, default=InstrumentSpec())
 
     rng = raw.get("range", {})
+    two_theta, exclude, margin = check(("range",), _range, rng, default=(None, [], 0.0))
+
+    bkg = raw.get("background", {})
+    bkg_type, terms, coefficients = check(("background",), _background, bkg, default=("chebyshev", 6, []))
+
+    phases_raw = raw.get("phase", [])
+    phases = []
+    if not isinstance(phases_raw, list) or not phases_raw:
+        problems.add(("phase",), "no [[phase]] tables")
+        phases_raw = []
+    for number, phase in enumerate(phases_raw):
+        phases.append(check(("phase", number), _phase, phase, base))
+    names = [p.name for p in phases if p is not None]
+    if len(set(names)) != len(names):
+        problems.add(("phase",), f"phase names must be unique: {names}")
+
+    dopant = None
+    if "dopant" in raw and all(p is not None for p in phases):  # dopant sites name phases and their sites
+        dopant = check(("dopant",), _dopant, raw["dopant"], phases)
+
+    stages = []
+    for number, st in enumerate(raw.get("stage", [])):
+        stages.append(check(("stage", number), _stage, st, number))
+    stages = [s for s in stages if s is not None] or [Stage(["scale", "background"], "scale+background")]
+    occupancy = []
+    if all(p is not None for p in phases):  # exchange/substitution sites name phases and their sites
+        occupancy = check((), _occupancy_parameters, raw, phases, path, default=[])
+    ties = check((), _ties, raw, path, default=[])
+    problems.raise_if_any(XRDError)
+    return Recipe(path, data_file, instrument, two_theta, exclude, bkg_type, terms, coefficients,
+                  phases, dopant, stages, table, margin, occupancy, ties)
+
+
+def _range(rng: dict):
+    if not isinstance(rng, dict):
+        raise ValueError("[range] must be a table")
     two_theta = None
     if "two_theta" in rng:
         lo, hi = _numbers(rng["two_theta"], "range.two_theta", 2)
         if not 0 <= lo < hi <= 180:
-            raise ValueError(f"range.two_theta [{lo}, {hi}] is not an increasing range inside 0-180 deg")
+            raise _At(("two_theta",), f"range.two_theta [{lo}, {hi}] is not an increasing range inside 0-180 deg")
         two_theta = (lo, hi)
     exclude = []
     for pair in rng.get("exclude", []):
         lo, hi = _numbers(pair, "range.exclude entry", 2)
         if lo >= hi:
-            raise ValueError(f"range.exclude [{lo}, {hi}] is empty")
+            raise _At(("exclude",), f"range.exclude [{lo}, {hi}] is empty")
         exclude.append((lo, hi))
 
     margin = _number(rng.get("reflection_margin", 0.0), "range.reflection_margin")
     if not 0.0 <= margin <= 180.0:
-        raise ValueError(f"range.reflection_margin = {margin} must be 0-180 deg (0 = GSAS-II's cut at the limit)")
+        raise _At(("reflection_margin",),
+                  f"range.reflection_margin = {margin} must be 0-180 deg (0 = GSAS-II's cut at the limit)")
     unknown_range = set(rng) - {"two_theta", "exclude", "reflection_margin"}
     if unknown_range:
         raise ValueError(f"unknown [range] key(s): {', '.join(sorted(unknown_range))}")
+    return two_theta, exclude, margin
 
-    bkg = raw.get("background", {})
+
+def _background(bkg: dict):
+    if not isinstance(bkg, dict):
+        raise ValueError("[background] must be a table")
     bkg_type = str(bkg.get("type", "chebyshev")).lower().replace("chebyschev-1", "chebyshev")
     if bkg_type != "chebyshev":
-        raise ValueError(f"background type '{bkg_type}' is not supported (chebyshev)")
+        raise _At(("type",), f"background type '{bkg_type}' is not supported (chebyshev)")
     coefficients = _numbers(bkg.get("coefficients", []), "background.coefficients")
     terms = int(bkg.get("terms", max(len(coefficients), 6)))
     if not 1 <= terms <= 36:
-        raise ValueError(f"background.terms = {terms} must be 1-36")
+        raise _At(("terms",), f"background.terms = {terms} must be 1-36")
+    return bkg_type, terms, coefficients
 
-    phases_raw = raw.get("phase", [])
-    if not isinstance(phases_raw, list) or not phases_raw:
-        raise ValueError("no [[phase]] tables")
-    phases = [_phase(p, base) for p in phases_raw]
-    names = [p.name for p in phases]
-    if len(set(names)) != len(names):
-        raise ValueError(f"phase names must be unique: {names}")
 
-    dopant = None
-    if "dopant" in raw:
-        dopant = _dopant(raw["dopant"], phases)
-
-    stages = []
-    for number, st in enumerate(raw.get("stage", [])):
-        refine = st.get("refine", [])
-        if not isinstance(refine, list) or not all(isinstance(g, str) for g in refine):
-            raise ValueError(f"stage {number + 1}: refine must be a list of group names")
-        bad = [g for g in refine if g not in GROUPS]
-        if bad:
-            raise ValueError(f"stage {number + 1}: unknown parameter group(s) {bad} (known: {', '.join(GROUPS)})")
-        cycles = int(st.get("max_cycles", 10))
-        if cycles < 1:
-            raise ValueError(f"stage {number + 1}: max_cycles must be >= 1")
-        stages.append(Stage(refine=list(refine), name=str(st.get("name", f"stage {number + 1}")), max_cycles=cycles))
-    if not stages:
-        stages = [Stage(["scale", "background"], "scale+background")]
-    return Recipe(path, data_file, instrument, two_theta, exclude, bkg_type, terms, coefficients,
-                  phases, dopant, stages, table, margin,
-                  _occupancy_parameters(raw, phases, path), _ties(raw, path))
+def _stage(st: dict, number: int) -> Stage:
+    if not isinstance(st, dict):
+        raise ValueError(f"stage {number + 1} must be a [[stage]] table")
+    refine = st.get("refine", [])
+    if not isinstance(refine, list) or not all(isinstance(g, str) for g in refine):
+        raise _At(("refine",), f"stage {number + 1}: refine must be a list of group names")
+    bad = [g for g in refine if g not in GROUPS]
+    if bad:
+        raise _At(("refine",), f"stage {number + 1}: unknown parameter group(s) {bad} (known: {', '.join(GROUPS)})")
+    cycles = int(st.get("max_cycles", 10))
+    if cycles < 1:
+        raise _At(("max_cycles",), f"stage {number + 1}: max_cycles must be >= 1")
+    return Stage(refine=list(refine), name=str(st.get("name", f"stage {number + 1}")), max_cycles=cycles)
 
 
 _INSTRUMENT_KEYS = {"wavelengths", "ka2_ratio", "polarization", "monochromator_angle", "radius_mm", "zero",
@@ -415,27 +443,41 @@ def _phase(raw: dict, base: Path) -> PhaseSpec:
     sites = raw.get("site", [])
     if not sites:
         raise ValueError(f"phase {name}: no [[phase.site]] tables")
-    labels = set()
-    for site in sites:
-        label = str(site.get("label", ""))
-        if not label or ":" in label or label in labels:
-            raise ValueError(f"phase {name}: site label '{label}' missing, repeated or containing ':'")
-        labels.add(label)
-        occ = site.get("occupancy")
-        if not isinstance(occ, dict) or not occ:
-            raise ValueError(f"phase {name}: site {label} needs occupancy = {{ Element = fraction }}")
-        occupancy = {}
-        for species, frac in occ.items():
-            parse_species(species)
-            occupancy[species] = _number(frac, f"phase {name}: site {label} occupancy of {species}")
-            if occupancy[species] < 0:
-                raise ValueError(f"phase {name}: site {label}: negative occupancy of {species}")
-        if sum(occupancy.values()) > 1.0 + 1e-6:
-            raise ValueError(f"phase {name}: site {label}: occupancies sum to {sum(occupancy.values())} > 1")
-        uiso = _number(site.get("uiso", 0.01), f"phase {name}: site {label} uiso")
-        spec.sites.append(SiteSpec(label, tuple(_numbers(site.get("xyz"), f"phase {name}: site {label} xyz", 3)),
-                                   uiso, occupancy))
+    labels, bad = set(), []
+    for number, site in enumerate(sites):
+        try:
+            _site(spec, site, labels)
+        except (TypeError, ValueError) as exc:
+            bad.append((("site", number), str(exc)))
+    if bad:
+        raise _At(*bad[0], more=bad[1:])
     return spec
+
+
+def _site(spec: PhaseSpec, site: dict, labels: set) -> str:
+    """Check one ``[[phase.site]]`` table and add it to ``spec``; returns its label."""
+    name = spec.name
+    if not isinstance(site, dict):
+        raise ValueError(f"phase {name}: every [[phase.site]] must be a table")
+    label = str(site.get("label", ""))
+    if not label or ":" in label or label in labels:
+        raise ValueError(f"phase {name}: site label '{label}' missing, repeated or containing ':'")
+    labels.add(label)
+    occ = site.get("occupancy")
+    if not isinstance(occ, dict) or not occ:
+        raise ValueError(f"phase {name}: site {label} needs occupancy = {{ Element = fraction }}")
+    occupancy = {}
+    for species, frac in occ.items():
+        parse_species(species)
+        occupancy[species] = _number(frac, f"phase {name}: site {label} occupancy of {species}")
+        if occupancy[species] < 0:
+            raise ValueError(f"phase {name}: site {label}: negative occupancy of {species}")
+    if sum(occupancy.values()) > 1.0 + 1e-6:
+        raise ValueError(f"phase {name}: site {label}: occupancies sum to {sum(occupancy.values())} > 1")
+    uiso = _number(site.get("uiso", 0.01), f"phase {name}: site {label} uiso")
+    spec.sites.append(SiteSpec(label, tuple(_numbers(site.get("xyz"), f"phase {name}: site {label} xyz", 3)),
+                               uiso, occupancy))
+    return label
 
 
 def _dopant(raw: dict, phases: list[PhaseSpec]) -> DopantSpec:
