@@ -23,10 +23,10 @@ before any processing starts.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from doptrace.core.tomlfile import Problems, read_toml
 from doptrace.core.units import Quantity, parse_quantity
 
 from .checks import THRESHOLDS, defaults
@@ -75,20 +75,16 @@ class Project:
 def load_project(path) -> Project:
     """Read and check a project file; raise :class:`ReportError` listing every problem."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"{path}: project file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path}: not a valid TOML project file ({exc})") from None
+    doc = read_toml(path, ReportError, "project file")
+    raw = doc.data
     base = path.parent.resolve()
     known = adapters()
-    problems: list[str] = []
+    problems = Problems(doc)  # each problem with the line of its key
     for key in raw:
         if key not in ("title", "sample", "checks", "depth"):
-            problems.append(f"unknown top-level key '{key}'")
-    top_depth = _read_depth(raw.get("depth", {}), "[depth]", problems)
-    top_checks = _read_checks(raw.get("checks", {}), "[checks]", problems, defaults())
+            problems.append(f"unknown top-level key '{key}'", (key,))
+    top_depth = _read_depth(raw.get("depth", {}), "[depth]", problems, ("depth",))
+    top_checks = _read_checks(raw.get("checks", {}), "[checks]", problems, defaults(), ("checks",))
     depth, checks = {}, {}
     samples = raw.get("sample", [])
     if not isinstance(samples, list) or not samples:
@@ -96,73 +92,77 @@ def load_project(path) -> Project:
         samples = []
     names, entries = [], []
     for number, sample in enumerate(samples):
+        at = ("sample", number)
         name = sample.get("name") if isinstance(sample, dict) else None
         if not isinstance(name, str) or not name:
-            problems.append(f"sample {number + 1} has no name")
+            problems.append(f"sample {number + 1} has no name", at)
             continue
         if name in names:
-            problems.append(f"sample name '{name}' used twice")
+            problems.append(f"sample name '{name}' used twice", at + ("name",))
         if name in (".", "..") or any(c in name for c in "/\\") or not name.isprintable():
             # result files are named after the sample
-            problems.append(f"sample name {name!r} cannot name a file (no /, \\, control characters, '.' or '..')")
+            problems.append(f"sample name {name!r} cannot name a file (no /, \\, control characters, '.' or '..')",
+                            at + ("name",))
         names.append(name)
-        depth[name] = {**top_depth, **_read_depth(sample.get("depth", {}), f"sample '{name}' depth", problems)}
-        checks[name] = _read_checks(sample.get("checks", {}), f"sample '{name}' checks", problems, top_checks)
+        depth[name] = {**top_depth, **_read_depth(sample.get("depth", {}), f"sample '{name}' depth", problems,
+                                                  at + ("depth",))}
+        checks[name] = _read_checks(sample.get("checks", {}), f"sample '{name}' checks", problems, top_checks,
+                                    at + ("checks",))
         for key, value in sample.items():
             if key in ("name", "description", "depth", "checks"):
                 continue
             if key not in known:
-                problems.append(f"sample '{name}': unknown key '{key}' (techniques: {', '.join(known)})")
+                problems.append(f"sample '{name}': unknown key '{key}' (techniques: {', '.join(known)})", at + (key,))
                 continue
             tables = value if isinstance(value, list) else [value]
             for index, table in enumerate(tables):
                 entry, entry_problems = _check_entry(known[key], table, base, f"sample '{name}' {key}[{index}]")
-                problems += entry_problems
+                for problem in entry_problems:
+                    problems.append(problem, at + ((key, index) if isinstance(value, list) else (key,)))
                 if entry is not None:
                     entries.append(Entry(name, key, index, *entry))
     for entry in entries:
         problems += _apply_depth(entry, depth.get(entry.sample, {}), _explicit_surface(raw, entry.sample, checks))
-    if problems:
-        raise ReportError(f"{path}: " + "; ".join(problems))
+    problems.raise_if_any(ReportError)
     return Project(path, str(raw.get("title", path.stem)), names, entries, raw, depth, checks)
 
 
-def _read_depth(table, where: str, problems: list[str]) -> dict[str, Quantity]:
+def _read_depth(table, where: str, problems: Problems, keys: tuple = ()) -> dict[str, Quantity]:
     if not isinstance(table, dict):
-        problems.append(f"{where}: must be a table")
+        problems.append(f"{where}: must be a table", keys)
         return {}
     out = {}
     for key, value in table.items():
         if key not in DEPTH_KEYS:
-            problems.append(f"{where}: unknown key '{key}' (known: {', '.join(DEPTH_KEYS)})")
+            problems.append(f"{where}: unknown key '{key}' (known: {', '.join(DEPTH_KEYS)})", keys + (key,))
             continue
         try:
             out[key] = parse_quantity(value, DEPTH_KEYS[key])
         except ValueError as exc:
-            problems.append(f"{where}: {key}: {exc}")
+            problems.append(f"{where}: {key}: {exc}", keys + (key,))
             continue
         if out[key].value <= 0:
-            problems.append(f"{where}: {key} must be positive, got {out[key]}")
+            problems.append(f"{where}: {key} must be positive, got {out[key]}", keys + (key,))
     return out
 
 
-def _read_checks(table, where: str, problems: list[str], base: dict) -> dict:
+def _read_checks(table, where: str, problems: Problems, base: dict, keys: tuple = ()) -> dict:
     out = dict(base)
     if not isinstance(table, dict):
-        problems.append(f"{where}: must be a table")
+        problems.append(f"{where}: must be a table", keys)
         return out
     for key, value in table.items():
         if key not in THRESHOLDS:
-            problems.append(f"{where}: unknown key '{key}' (known: {', '.join(THRESHOLDS)})")
+            problems.append(f"{where}: unknown key '{key}' (known: {', '.join(THRESHOLDS)})", keys + (key,))
             continue
         kind = THRESHOLDS[key][0]
         if kind == "length":
             try:
                 out[key] = parse_quantity(value, "length").value
             except ValueError as exc:
-                problems.append(f"{where}: {key}: {exc}")
+                problems.append(f"{where}: {key}: {exc}", keys + (key,))
         elif not _KIND_CHECKS[kind](value):
-            problems.append(f"{where}: '{key}' must be {kind}")
+            problems.append(f"{where}: '{key}' must be {kind}", keys + (key,))
         else:
             out[key] = value
     return out

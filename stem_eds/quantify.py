@@ -14,13 +14,13 @@ K-factors are matched to lines by name, never by position.
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from doptrace.core.quality import add_quality
+from doptrace.core.tomlfile import Problems, read_toml
 
 from . import lines as xl
 from .errors import EDSError
@@ -33,6 +33,8 @@ def load_factors(path) -> dict:
     """Read a k-factor TOML file: ``source = "..."``, ``[kfactors]`` {line: k}, optional
     ``[kfactors_stderr]``, ``[zetafactors]`` (kg electrons / (m^2 photons)) and ``[zetafactors_stderr]``.
 
+    Every problem of the file is reported at once, each with its line (:class:`EDSError`).
+
     Examples
     --------
     >>> from importlib.resources import files
@@ -43,27 +45,31 @@ def load_factors(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise EDSError(f"{path}: no such k-factor file")
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise EDSError(f"{path}: not a valid TOML k-factor file ({exc})") from None
+    doc = read_toml(path, EDSError, "k-factor file")
+    data, problems = doc.data, Problems(doc)
     if "kfactors" not in data and "zetafactors" not in data:
         raise EDSError(f"{path}: no [kfactors] (or [zetafactors]) table")
     out = {"source": str(data.get("source", "")), "path": str(path)}
     for table in ("kfactors", "kfactors_stderr", "zetafactors", "zetafactors_stderr"):
         values = data.get(table, {})
         if not isinstance(values, dict):
-            raise EDSError(f"{path}: [{table}] must be a table of line = value")
+            problems.add((table,), f"[{table}] must be a table of line = value")
+            values = {}
         checked = {}
         for name, value in values.items():
-            xl.line(name, str(path))  # the name must be a real X-ray line
+            try:
+                xl.line(name, str(path))  # the name must be a real X-ray line
+            except EDSError as exc:
+                problems.add((table, name), str(exc).removeprefix(f"{path}: "))
+                continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise EDSError(f"{path}: {table}.{name} is not a finite number")
-            if value <= 0 and not table.endswith("stderr"):
-                raise EDSError(f"{path}: {table}.{name} = {value} must be positive")
-            checked[name] = float(value)
+                problems.add((table, name), f"{table}.{name} is not a finite number")
+            elif value <= 0 and not table.endswith("stderr"):
+                problems.add((table, name), f"{table}.{name} = {value} must be positive")
+            else:
+                checked[name] = float(value)
         out[table] = checked
+    problems.raise_if_any(EDSError)
     if not out["kfactors"] and not out["zetafactors"]:
         raise EDSError(f"{path}: the factor tables are empty")
     return out

@@ -16,14 +16,18 @@ import pytest
 from doptrace.core.atomic import atomic_open, atomic_write, write_bytes, write_text
 from doptrace.core.errors import EXIT_INTERNAL_ERROR, DoptraceError
 from doptrace.core.fmt import format_value
+from doptrace.core.tomlfile import parse_toml, read_toml
 from doptrace.core.units import Quantity, length_nm, parse_quantity, time_s, unit_factor
 from doptrace.report import cli
 from doptrace.report.errors import ReportError
 from doptrace.report.execute import run_entry
 from doptrace.report.project import Entry
 from doptrace.stem_eds.errors import EDSError
+from doptrace.stem_eds.quantify import load_factors
 from doptrace.tofsims.errors import ToFSIMSError
 from doptrace.xps.errors import XPSError
+from doptrace.xps.model import parse_model
+from doptrace.xps.quantify import load_rsf_table
 from doptrace.xrd.errors import XRDError
 
 
@@ -134,6 +138,79 @@ def test_units_case_and_unknowns():
         unit_factor("furlong")
     with pytest.raises(DoptraceError, match="'nm' is a length unit, but a rate"):
         parse_quantity("0.4 nm", "rate")
+
+
+# ------------------------------------------------------------------------------------------ TOML
+
+BAD_RECIPE = """title = "bad"
+colour = "blue"
+[range]
+two_theta = [80, 10]
+[[phase]]
+name = "A"
+space_group = "P m -3 m"
+cell = [4, 4, 4,
+        90, 90, 90]
+[[phase.site]]
+label = "X"
+xyz = [0, 0, 0]
+occupancy = { Cu = 1.5 }
+[[phase.site]]
+label = "Y"
+xyz = [0, 0]
+occupancy = { Cu = 0.5 }
+[[stage]]
+refine = ["scale", "everything"]
+"""
+
+
+def test_toml_key_lines_follow_arrays_of_tables_and_multiline_values():
+    doc = parse_toml(BAD_RECIPE, "r.toml")
+    assert doc.line("colour") == 2 and doc.line("range", "two_theta") == 4
+    assert doc.line("phase", 0, "cell") == 8 and doc.line("phase", 0, "site", 0) == 10
+    assert doc.line("phase", 0, "site", 1, "xyz") == 16  # after the two-line cell array
+    assert doc.line("phase", 0, "site", 1, "occupancy", "Cu") == 17  # inline table: its key's line
+    assert doc.line("stage", 0, "refine") == 19 and doc.where("nothing") == "r.toml"
+
+
+def test_toml_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text('a = 1\nb = "open\n')
+    with pytest.raises(XRDError, match=rf"^{re.escape(str(path))}: line 2: not a valid TOML recipe"):
+        read_toml(path, XRDError, "recipe")
+    with pytest.raises(XRDError, match="recipe not found"):
+        read_toml(tmp_path / "missing.toml", XRDError, "recipe")
+
+
+def test_recipe_loader_lists_every_problem_with_its_line(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD_RECIPE)
+    with pytest.raises(XRDError) as info:
+        xrd_recipe.load_recipe(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}: line 2: unknown recipe section(s): colour; ")
+    found = re.findall(r"line (\d+): ([^;]+)", message)
+    assert [int(n) for n, _ in found] == [2, 4, 10, 14, 19]
+    assert "two_theta [80.0, 10.0]" in found[1][1] and "occupancies sum to 1.5" in found[2][1]
+    assert "site Y xyz must be a list of 3" in found[3][1] and "'everything'" in found[4][1]
+
+
+def test_other_loaders_list_every_problem_with_its_line(tmp_path):
+    kfactors = tmp_path / "k.toml"
+    kfactors.write_text('source = "x"\n[kfactors]\nFe_Ka = -1.0\nPt_La = 1.0\nXx_Ka = 2.0\n')
+    with pytest.raises(EDSError) as info:
+        load_factors(kfactors)
+    assert re.fullmatch(rf"{re.escape(str(kfactors))}: line 3: kfactors.Fe_Ka = -1.0 must be positive; "
+                        r"line 5: .*unknown element 'Xx'.*", str(info.value))
+    rsf = tmp_path / "rsf.toml"
+    rsf.write_text('[rsf]\n"B 1s" = 0.486\n"C 1s" = -1\n"O 1s" = "x"\n')
+    with pytest.raises(XPSError, match=r"rsf.toml: line 3: RSF of 'C 1s' .*; line 4: RSF of 'O 1s'"):
+        load_rsf_table(str(rsf))
+    model = 'window = [197.0, 186.0]\ncolour = 1\n[[component]]\nname = "A"\ncenter = 191\nfwhm = -1\n' \
+            '[[component]]\ncenter = 3\n'
+    with pytest.raises(XPSError) as info:
+        parse_model(model, "m.toml")
+    assert [int(n) for n in re.findall(r"line (\d+):", str(info.value))] == [2, 1, 6, 7]
 
 
 # ------------------------------------------------------------------- bad input vs internal error

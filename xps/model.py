@@ -20,18 +20,17 @@ A model file (binding energies in eV)::
     fwhm = { same_as = "In3d5/2 chloride" }            # or { ratio_to = ..., by = ... }
     area = { ratio_to = "In3d5/2 chloride", by = 0.6667 }
 
-Every problem is an :class:`XPSError` naming the file and the line.
+Every problem of a file is reported at once in one :class:`XPSError` naming the file and each line.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
+
+from doptrace.core.tomlfile import Problems, TomlFile, parse_toml, read_toml
 
 from .errors import XPSError
 from .lineshapes import shape_function
@@ -101,15 +100,6 @@ class Model:
     def where(self, key: str) -> str:
         line = self.lines.get(key)
         return f"{self.path}: line {line}" if line else f"{self.path}"
-
-
-def _line_of(text_lines: list[str], pattern: str, start: int = 0) -> int:
-    """1-based number of the first line at or after ``start`` (0-based) matching ``pattern``; 0 if none."""
-    regex = re.compile(pattern)
-    for number in range(start, len(text_lines)):
-        if regex.search(text_lines[number]):
-            return number + 1
-    return 0
 
 
 def _number(raw, what: str, where: str, allow_inf: bool = False) -> float:
@@ -230,88 +220,96 @@ def _background(raw, where: str) -> Background:
 
 
 def load_model(path) -> Model:
-    """Read and check a model TOML file; every problem names the file and line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise XPSError(f"{path}: model file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise XPSError(f"{path}: cannot read model file ({exc})") from None
-    return parse_model(text, str(path))
+    """Read and check a model TOML file; every problem is reported at once, each naming its line."""
+    return _model(read_toml(path, XPSError, "model file"))
 
 
 def parse_model(text: str, path: str = "<model>") -> Model:
     """Model from TOML text (see module docstring); ``path`` is used in error messages."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise XPSError(f"{path}: not valid TOML ({exc})") from None
-    lines = text.splitlines()
-    where = {
-        "region": _line_of(lines, r"^\s*region\s*="),
-        "window": _line_of(lines, r"^\s*window\s*="),
-        "background": _line_of(lines, r"^\s*background\s*="),
-    }
+    return _model(parse_toml(text, path, XPSError, "model file"))
+
+
+def _model(doc: TomlFile) -> Model:
+    """Check a parsed model file, collecting every problem (each at its line) before raising."""
+    raw, path, problems = doc.data, doc.path, Problems(doc)
+
+    def record(exc: XPSError) -> None:
+        # the checks below name "path: line N: problem"; keep the line, drop the repeated path
+        text = str(exc).removeprefix(f"{path}: ")
+        line, sep, rest = text.partition(": ")
+        if sep and line.startswith("line ") and line[5:].isdigit():
+            problems.add_line(int(line[5:]), rest)
+        else:
+            problems.add_line(0, text)
+
+    where = {key: doc.lines.get((key,), 0) for key in ("region", "window", "background")}
 
     def at(key):
         return f"{path}: line {where[key]}" if where.get(key) else path
 
     for key in raw:
         if key not in ("region", "window", "background", "component", "description"):
-            line = _line_of(lines, rf"^\s*{re.escape(key)}\s*=|^\s*\[+\s*{re.escape(key)}")
-            raise XPSError(f"{path}: line {line}: unknown key '{key}'")
+            problems.add((key,), f"unknown key '{key}'")
     window = raw.get("window")
     if window is not None:
         if (not isinstance(window, list) or len(window) != 2
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in window)):
-            raise XPSError(f"{at('window')}: window must be [low, high] binding energies in eV")
-        window = (float(window[0]), float(window[1]))
-        if not window[0] < window[1]:
-            raise XPSError(f"{at('window')}: empty window [{window[0]}, {window[1]}] (low must be below high)")
-    background = _background(raw.get("background"), at("background"))
+            problems.add(("window",), "window must be [low, high] binding energies in eV")
+            window = None
+        else:
+            window = (float(window[0]), float(window[1]))
+            if not window[0] < window[1]:
+                problems.add(("window",), f"empty window [{window[0]}, {window[1]}] (low must be below high)")
+    background = Background()
+    try:
+        background = _background(raw.get("background"), at("background"))
+    except XPSError as exc:
+        record(exc)
     raw_components = raw.get("component", [])
     if not isinstance(raw_components, list) or not raw_components:
-        raise XPSError(f"{path}: no [[component]] tables")
-    components, cursor = [], 0
+        problems.add((), "no [[component]] tables")
+        raw_components = []
+    components = []
     for number, comp in enumerate(raw_components):
-        block_line = _line_of(lines, r"^\s*\[\[\s*component\s*\]\]", cursor)
-        cursor = block_line if block_line else cursor
-        name = comp.get("name") if isinstance(comp, dict) else None
-        name_line = _line_of(lines, r"^\s*name\s*=", cursor) or block_line
-        here = f"{path}: line {name_line or block_line}"
-        if not isinstance(name, str) or not name.strip():
-            raise XPSError(f"{here}: component {number + 1} has no name")
-        if name in [c.name for c in components]:
-            raise XPSError(f"{here}: component name '{name}' used twice")
-        for key in comp:
-            if key not in ("name", "shape", "group", *KINDS):
-                line = _line_of(lines, rf"^\s*{re.escape(key)}\s*=", cursor) or name_line
-                raise XPSError(f"{path}: line {line}: unknown key '{key}' in component '{name}'")
-        params = {}
-        for kind in KINDS:
-            line = _line_of(lines, rf"^\s*{kind}\s*=", cursor)
-            next_block = _line_of(lines, r"^\s*\[\[\s*component\s*\]\]", cursor)
-            if line and next_block and line > next_block:
-                line = 0
-            where[f"{name}.{kind}"] = line or name_line
-            params[kind] = _param(comp.get(kind), kind, f"{path}: line {line or name_line}")
-        shape = str(comp.get("shape", "GL(30)"))
         try:
-            shape_function(shape)
+            component = _component(doc, number, comp, [c.name for c in components], where)
         except XPSError as exc:
-            line = _line_of(lines, r"^\s*shape\s*=", cursor) or name_line
-            raise XPSError(f"{path}: line {line}: {exc}") from None
-        group = comp.get("group", name)
-        if not isinstance(group, str) or not group.strip():
-            line = _line_of(lines, r"^\s*group\s*=", cursor) or name_line
-            raise XPSError(f"{path}: line {line}: group of '{name}' must be a non-empty string")
-        components.append(Component(name, shape, params["area"], params["center"], params["fwhm"], name_line,
-                                    group))
-        where[name] = name_line
+            record(exc)
+            continue
+        components.append(component)
+        where[component.name] = component.line
+    problems.raise_if_any(XPSError)
     model = Model(str(raw.get("region", "")), window, background, components, path, where)
     check_links(model)
     return model
+
+
+def _component(doc: TomlFile, number: int, comp, taken: list[str], where: dict) -> Component:
+    """One ``[[component]]`` table checked; its first problem raises :class:`XPSError` with its line."""
+    path, at = doc.path, ("component", number)
+    name = comp.get("name") if isinstance(comp, dict) else None
+    name_line = doc.line(*at, "name")
+    if not isinstance(name, str) or not name.strip():
+        raise XPSError(f"{path}: line {name_line}: component {number + 1} has no name")
+    if name in taken:
+        raise XPSError(f"{path}: line {name_line}: component name '{name}' used twice")
+    for key in comp:
+        if key not in ("name", "shape", "group", *KINDS):
+            raise XPSError(f"{path}: line {doc.line(*at, key)}: unknown key '{key}' in component '{name}'")
+    params = {}
+    for kind in KINDS:
+        line = doc.lines.get(at + (kind,)) or name_line
+        where[f"{name}.{kind}"] = line
+        params[kind] = _param(comp.get(kind), kind, f"{path}: line {line}")
+    shape = str(comp.get("shape", "GL(30)"))
+    try:
+        shape_function(shape)
+    except XPSError as exc:
+        raise XPSError(f"{path}: line {doc.line(*at, 'shape')}: {exc}") from None
+    group = comp.get("group", name)
+    if not isinstance(group, str) or not group.strip():
+        raise XPSError(f"{path}: line {doc.line(*at, 'group')}: group of '{name}' must be a non-empty string")
+    return Component(name, shape, params["area"], params["center"], params["fwhm"], name_line, group)
 
 
 def check_links(model: Model) -> None:

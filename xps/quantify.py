@@ -18,14 +18,13 @@ normalisation (``dX_i/dc_k = (delta_ik - X_i) / sum c``).
 from __future__ import annotations
 
 import math
-import tomllib
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from doptrace.core.quality import set_quality
+from doptrace.core.tomlfile import Problems, parse_toml, read_toml
 
 from . import backgrounds as bgs
 from .errors import XPSError
@@ -37,26 +36,20 @@ def load_rsf_table(table: str = "scofield") -> tuple[dict[str, float], str]:
     """``({line: rsf}, source)`` of a bundled table (``scofield``, ``kratos``) or a user TOML file."""
     if table.lower() in ("scofield", "kratos"):
         text = resources.files("doptrace.xps.rsf").joinpath(f"{table.lower()}.toml").read_text(encoding="utf-8")
-        where = f"xps/rsf/{table.lower()}.toml"
+        doc = parse_toml(text, f"xps/rsf/{table.lower()}.toml", XPSError, "RSF table")
     else:
-        path = Path(table)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise XPSError(f"{table}: cannot read RSF table ({exc})") from None
-        where = str(path)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise XPSError(f"{where}: not valid TOML ({exc})") from None
+        doc = read_toml(table, XPSError, "RSF table")
+    raw, where, problems = doc.data, doc.path, Problems(doc)
     rsf = raw.get("rsf")
     if not isinstance(rsf, dict) or not rsf:
         raise XPSError(f"{where}: needs an [rsf] table of \"<line>\" = <factor>")
     out = {}
     for line, value in rsf.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise XPSError(f"{where}: RSF of {line!r} must be a positive number")
-        out[_norm(line)] = float(value)
+            problems.add(("rsf", line), f"RSF of {line!r} must be a positive number")
+        else:
+            out[_norm(line)] = float(value)
+    problems.raise_if_any(XPSError)
     return out, str(raw.get("source", where))
 
 

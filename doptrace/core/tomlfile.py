@@ -53,7 +53,11 @@ class TomlFile:
 
 
 class Problems:
-    """Problems found in one TOML document, each with the line of the key it concerns."""
+    """Problems found in one TOML document, each with the line of the key it concerns.
+
+    ``add(keys, message)``; also list-like (``append(message, keys)``, ``+= [messages]``) for
+    loaders that collect plain messages.
+    """
 
     def __init__(self, doc: TomlFile):
         self.doc = doc
@@ -63,6 +67,18 @@ class Problems:
         """Record ``message`` about the key path ``keys`` (a tuple; ``()`` for the whole file)."""
         self.items.append((self.doc.line(*tuple(keys)), message))
 
+    def add_line(self, line: int, message: str) -> None:
+        """Record ``message`` at a known line (0: the whole file)."""
+        self.items.append((int(line), message))
+
+    def append(self, message: str, keys=()) -> None:
+        self.add(keys, message)
+
+    def __iadd__(self, messages):
+        for message in messages:
+            self.add((), message)
+        return self
+
     def __bool__(self) -> bool:
         return bool(self.items)
 
@@ -70,9 +86,8 @@ class Problems:
         return len(self.items)
 
     def message(self) -> str:
-        """All problems on one line, in file order: ``"path: line 3: ...; line 9: ..."``."""
-        ordered = sorted(self.items, key=lambda item: item[0])
-        return f"{self.doc.path}: " + "; ".join(f"line {n}: {m}" if n else m for n, m in ordered)
+        """All problems on one line, as found: ``"path: line 3: ...; line 9: ..."``."""
+        return f"{self.doc.path}: " + "; ".join(f"line {n}: {m}" if n else m for n, m in self.items)
 
     def raise_if_any(self, error: type[DoptraceError] = DoptraceError) -> None:
         """Raise ``error`` listing every problem, if there are any."""
