@@ -263,7 +263,7 @@ def test_runner_reports_bad_input_and_logs_a_bug_per_analysis(tmp_path, monkeypa
     entry = Entry("S1", "xrd", 0, {"recipe": recipe})
 
     bad = run_entry(entry, results)
-    assert bad.error.startswith(f"{recipe}: not a valid TOML recipe") and not bad.outputs
+    assert bad.error.startswith(f"{recipe}: line 1: not a valid TOML recipe") and not bad.outputs
 
     def broken(*args, **kwargs):
         raise RuntimeError("injected fault")
