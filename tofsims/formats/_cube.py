@@ -1,6 +1,7 @@
 """Build the one Dataset layout every ToF-SIMS image reader returns (the ToF-SIMS data contract).
 
-The ITA, ITM (through the event-list code), event-list and imzML readers hand their arrays to
+The ITA, ITM (via the event-list code), event-list, imzML and ASCII image-export readers pass their
+arrays to
 :func:`make_cube`, so dims, coordinates, units and attrs are decided in one place, as
 ``xps/formats/_spectrum.py`` does for XPS spectra.
 """

@@ -40,6 +40,7 @@ from doptrace.core.atomic import atomic_open
 
 from .._files import existing_file
 from ..errors import ToFSIMSError
+from ._cube import make_cube
 
 MAX_LINES = 50_000_000
 
@@ -568,26 +569,10 @@ def read_image(paths, fragments=None, shape=None) -> xr.Dataset:
         if integer and summed.max(initial=0) >= 1 << 32:
             raise ToFSIMSError(f"{path}: counts beyond the 32-bit range of an image export")
         counts[k] += summed.astype(counts.dtype).reshape(n_scans, ny, nx)
-    pixel = fov / nx if fov else 1.0
-    unit = "um" if fov else "pixel"
-    return xr.Dataset(
-        {"counts": (("fragment", "scan", "y", "x"), counts, {"units": "counts"})},
-        coords={
-            "fragment": ("fragment", names),
-            "scan": ("scan", np.arange(n_scans, dtype=np.int64), {"units": "1"}),
-            "y": ("y", (np.arange(ny) + 0.5) * pixel, {"units": unit}),
-            "x": ("x", (np.arange(nx) + 0.5) * pixel, {"units": unit}),
-        },
-        attrs={
-            "source": ", ".join(os.fspath(p) for p in paths),
-            "technique": "ToF-SIMS",
-            "format": "IONTOF ASCII image export",
-            "field_of_view_um": float(fov) if fov else float("nan"),
-            "dead_time_corrected": 0,
-            "integer_counts": int(integer),
-            "polarity": polarity_from_names(names),
-            **_note_negatives({}, counts),
-        },
+    return make_cube(
+        ", ".join(os.fspath(p) for p in paths), counts, names, file_format="IONTOF ASCII image export",
+        field_of_view_um=fov or None, polarity=polarity_from_names(names),
+        attrs={"integer_counts": int(integer), **_note_negatives({}, counts)},
     )
 
 
