@@ -42,11 +42,11 @@ def channel_edges(mass_low, mass_high, sf: float, k0: float) -> tuple[np.ndarray
     return lo, hi
 
 
-def _windows(windows, sf, k0):
+def _windows(windows, sf, k0, where="events_to_cube"):
     """Names and integer channel windows from a Dataset with mass windows or a {name: (lo, hi)} dict."""
     if isinstance(windows, (xr.Dataset, xr.DataArray)):
         if sf is None or k0 is None:
-            raise ToFSIMSError("events_to_cube: mass windows need sf and k0 to convert to channels")
+            raise ToFSIMSError(f"{where}: mass windows need sf and k0 to convert to channels")
         names = [str(n) for n in windows["fragment"].values]
         lo, hi = channel_edges(windows["mass_low"].values, windows["mass_high"].values, sf, k0)
     else:
@@ -57,12 +57,13 @@ def _windows(windows, sf, k0):
         else:
             lo, hi = np.ceil(bounds[:, 0]).astype(np.int64), np.ceil(bounds[:, 1]).astype(np.int64)
     if not names:
-        raise ToFSIMSError("events_to_cube: no windows")
+        raise ToFSIMSError(f"{where}: no windows")
     if np.any(hi <= lo) or np.any(lo < 0) or hi.max() > MAX_CHANNEL:
-        raise ToFSIMSError(f"events_to_cube: empty, negative or absurd channel windows {list(zip(lo, hi))}")
+        raise ToFSIMSError(f"{where}: empty, negative or absurd channel windows "
+                           f"{[(int(a), int(b)) for a, b in zip(lo, hi)]} (mass calibration sf, k0 = {sf}, {k0})")
     order = np.argsort(lo)
     if np.any(lo[order][1:] < hi[order][:-1]):
-        raise ToFSIMSError("events_to_cube: fragment windows overlap")
+        raise ToFSIMSError(f"{where}: fragment windows overlap")
     return names, lo, hi
 
 
@@ -114,7 +115,7 @@ def events_to_cube(
     n_scans, ny, nx = (int(v) for v in shape)
     if min(n_scans, ny, nx) <= 0 or n_scans * ny * nx > 1 << 34:
         raise ToFSIMSError(f"{path}: absurd cube shape {shape}")
-    names, lo, hi = _windows(windows, sf, k0)
+    names, lo, hi = _windows(windows, sf, k0, path)
     lut = _lookup(lo, hi)
     outside = len(names)
     n_codes = outside + 1

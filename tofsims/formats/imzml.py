@@ -69,7 +69,38 @@ def read(path, fragments=None, windows: xr.Dataset | None = None, *, progress: b
             parser = ImzMLParser(os.fspath(path))
     except Exception as exc:  # noqa: BLE001 - pyimzml raises assorted errors on bad files
         raise ToFSIMSError(f"{path}: cannot parse imzML ({type(exc).__name__}: {exc})") from None
-    coords = np.asarray(parser.coordinates, dtype=np.int64).reshape(-1, 3)
+    try:
+        return _read_spectra(path, parser, windows, progress)
+    finally:
+        handle = getattr(parser, "m", None)
+        if handle is not None:
+            handle.close()
+
+
+def _check_offsets(path: Path, parser) -> None:
+    """Every spectrum's m/z and intensity arrays lie inside the .ibd file (no seek past its end,
+    no read of a declared length the file cannot hold: bounded memory on absurd headers)."""
+    size = os.fstat(parser.m.fileno()).st_size
+    for kind, offsets, lengths, precision in (
+        ("m/z", parser.mzOffsets, parser.mzLengths, parser.mzPrecision),
+        ("intensity", parser.intensityOffsets, parser.intensityLengths, parser.intensityPrecision),
+    ):
+        item = int(parser.sizeDict.get(precision, 8))
+        for i, (offset, length) in enumerate(zip(offsets, lengths)):
+            offset, length = int(offset), int(length)
+            if offset < 0 or length < 0 or offset + length * item > size:
+                raise ToFSIMSError(
+                    f"{path}: spectrum {i}: {kind} array at offset {offset}, {length} values, lies outside "
+                    f"the {size}-byte .ibd file"
+                )
+
+
+def _read_spectra(path: Path, parser, windows: xr.Dataset, progress: bool) -> xr.Dataset:
+    """Integrate the spectra of an opened ``ImzMLParser`` (see :func:`read`)."""
+    try:
+        coords = np.asarray(parser.coordinates, dtype=np.int64).reshape(-1, 3)
+    except (OverflowError, ValueError, TypeError):
+        raise ToFSIMSError(f"{path}: pixel coordinates are not (x, y, z) integers in the 64-bit range") from None
     if coords.size == 0:
         raise ToFSIMSError(f"{path}: no spectra")
     if coords.min() < 1:
@@ -78,6 +109,7 @@ def read(path, fragments=None, windows: xr.Dataset | None = None, *, progress: b
     n_frag = windows.sizes["fragment"]
     if n_frag * nx * ny * n_scans > MAX_PIXELS:
         raise ToFSIMSError(f"{path}: absurd image size {nx} x {ny} x {n_scans}")
+    _check_offsets(path, parser)
     edges = np.column_stack([windows["mass_low"].values, windows["mass_high"].values])
     cube = np.zeros((n_frag, n_scans, ny, nx))
     total = np.zeros((n_scans, ny, nx))
@@ -93,7 +125,7 @@ def read(path, fragments=None, windows: xr.Dataset | None = None, *, progress: b
             hi = np.searchsorted(mzs, edges[:, 1], side="left")
             cube[:, z - 1, y - 1, x - 1] = cumulative[hi] - cumulative[lo]
             total[z - 1, y - 1, x - 1] = cumulative[-1]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, OverflowError) as exc:
         if isinstance(exc, ToFSIMSError):
             raise
         raise ToFSIMSError(f"{path}: cannot read spectra from the .ibd file ({exc})") from None

@@ -134,7 +134,7 @@ def read(path, fragments=None, windows: xr.Dataset | None = None, *, sf: float |
                 "mass_high": ("fragment", [by_name[n]["umass"] for n in names], {"units": "u"}),
             }
         )
-    names, lo, hi = events._windows(windows, sf, k0)
+    names, lo, hi = events._windows(windows, sf, k0, path)
     lut = events._lookup(lo, hi)
     ny, nx = head["ny"], head["nx"]
     planes = np.zeros((len(names) + 1, n_scans, ny, nx), np.uint32)
