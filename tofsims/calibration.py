@@ -40,6 +40,8 @@ residuals in channels and in u, the binning and channel width kept as attributes
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import xarray as xr
 from scipy.optimize import linprog
@@ -341,8 +343,9 @@ def fit_weighted(t, mass, weights):
     return float(sf), float(k0), float("nan"), float("nan")
 
 
-def _consensus(low, high, r):
-    """Calibrants consistent with the (sf, k0) that satisfies the most of them.
+def _consensus(low, high, r, required=None):
+    """Calibrants consistent with the (sf, k0) that satisfies the most of them (every
+    ``required`` one first: the universal calibrants anchor the consensus).
 
     Each calibrant allows a strip ``low <= k0 + sf r <= high`` of the (k0, sf) plane; the point
     covered by most strips lies on a crossing of two strip edges, so every crossing is tried.
@@ -365,11 +368,14 @@ def _consensus(low, high, r):
     t = k0[:, None] + sf[:, None] * r[None, :]
     tol = 1e-9 * np.abs(t) + 1e-6
     inside = (t >= low - tol) & (t <= high + tol)
-    best = int(np.argmax(inside.sum(axis=1)))
+    score = inside.sum(axis=1).astype(float)
+    if required is not None:
+        score += (n + 1) * (inside & np.asarray(required, bool)[None, :]).sum(axis=1)
+    best = int(np.argmax(score))
     return inside[best]
 
 
-def fit_intervals(low, high, mass):
+def fit_intervals(low, high, mass, required=None):
     """(sf, k0) putting every ``k0 + sf sqrt(m_i)`` inside [low_i, high_i] with the largest margin.
 
     The measurement of a peak narrower than its bin is the bin itself. Calibrants outside the
@@ -382,7 +388,7 @@ def fit_intervals(low, high, mass):
     """
     low, high = np.asarray(low, float), np.asarray(high, float)
     r = np.sqrt(np.asarray(mass, float))
-    used = _consensus(low, high, r)
+    used = _consensus(low, high, r, required)
     if used.sum() < 2:
         raise ToFSIMSError("calibration: fewer than two mutually consistent calibrant peaks")
     rr, lo, hi = r[used], low[used], high[used]
@@ -407,6 +413,151 @@ def fit_intervals(low, high, mass):
 
 
 # -- the calibration ----------------------------------------------------------------------------
+#: the residual bound (ppm) a calibration is held to (issue 12: ~50 ppm, 0.01 u at 200 u)
+PPM_BOUND = 50.0
+
+#: an extension ion's peak must stand this many Poisson sigma above its base: among thousands of
+#: bins, 5-sigma noise bumps occur, and in a sparse spectrum a wide predicted range may hold one
+EXTENSION_SIGMA = 30.0
+#: a binned library ion is considered only when the current fit places it within this many bins
+MAX_RANGE_BINS = 5
+
+
+@functools.lru_cache(maxsize=4)
+def _organics(polarity: str) -> np.ndarray:
+    """Masses of singly charged hydrocarbon ions CcHh up to 260 u: the contamination every SIMS
+    spectrum holds at almost every nominal mass. They are not calibrants; they are the ions a
+    library assignment must not be confusable with (a library ion absent from the sample shares
+    its nominal mass with them). Measured on the real spectra (and their 2x rebinned versions):
+    adding CcHhOo/N ions as well leaves too few unambiguous calibrants (0.02-0.3 u at 200 u),
+    no hydrocarbons lets wrong assignments in (0.09 u on N_HEA19); hydrocarbons: <= 0.009 u.
+    """
+    from .masses import ELECTRON_MASS, ISOTOPES
+
+    mh = ISOTOPES["H"][1]
+    electron = ELECTRON_MASS if polarity == "negative" else -ELECTRON_MASS
+    out = [12.0 * c + mh * h + electron for c in range(1, 22) for h in range(0, 2 * c + 4) if 12 * c + h <= 260]
+    return np.unique(np.round(out, 7))
+
+
+def _confounders(polarity: str) -> np.ndarray:
+    names = list(DEFAULT_CALIBRANTS.get(polarity, ())) + list(SECONDARY.get(polarity, ()))
+    return np.unique(np.concatenate([_organics(polarity), [fragment_mass(n) for n in names]]))
+
+
+class _Fit:
+    """A calibration state: (sf, k0), their covariance, and the range of k0 + sf r it allows.
+
+    Interval fits (binned peaks): the feasible (k0, sf) polygon's vertices give exact ranges;
+    least-squares fits: +- ``n_sigma`` standard errors.
+    """
+
+    def __init__(self, sf, k0, cov, vertices=None, n_sigma: float = 3.0):
+        self.sf, self.k0, self.cov, self.vertices, self.n_sigma = float(sf), float(k0), cov, vertices, n_sigma
+
+    def range(self, r):
+        r = np.atleast_1d(np.asarray(r, float))
+        if self.vertices is not None:
+            t = self.vertices[:, 0][:, None] + self.vertices[:, 1][:, None] * r[None, :]
+            return t.min(axis=0), t.max(axis=0)
+        t = self.k0 + self.sf * r
+        u = self.n_sigma * self.channel_esd(r)
+        return t - u, t + u
+
+    def channel_esd(self, r):
+        r = np.atleast_1d(np.asarray(r, float))
+        var = self.cov[0, 0] + 2 * r * self.cov[0, 1] + r**2 * self.cov[1, 1]
+        return np.sqrt(np.maximum(var, 0.0))
+
+    def mass_esd(self, mass):
+        """1-sigma mass uncertainty (u) of the calibration alone at ``mass``."""
+        r = np.sqrt(np.asarray(mass, float))
+        return self.channel_esd(r) * 2 * r / self.sf
+
+
+def _polygon(a_ub, b_ub, k0, sf):
+    """Vertices (k0, sf) of {x : a_ub x <= b_ub} around the interior point (k0, sf)."""
+    from scipy.spatial import HalfspaceIntersection
+
+    # scale sf so that both coordinates are of similar size (k0 ~ 1e2, sf ~ 3e4)
+    scale = np.array([1.0, 1e-3])
+    a = a_ub / scale[None, :]
+    halfspaces = np.column_stack([a, -b_ub])
+    interior = np.array([k0, sf]) * scale
+    try:
+        hs = HalfspaceIntersection(halfspaces, interior)
+    except Exception:  # noqa: BLE001 - qhull: degenerate polygon (point-like region)
+        return np.array([[k0, sf]])
+    return hs.intersections / scale[None, :]
+
+
+def _interval_fit(low, high, mass, required):
+    sf, k0, sf_err, k0_err, used, (a_ub, b_ub) = fit_intervals(low, high, mass, required)
+    vertices = _polygon(a_ub, b_ub, k0, sf)
+    cov = np.cov(vertices.T) / 3 if len(vertices) > 2 else np.diag([k0_err**2, sf_err**2])
+    cov = np.atleast_2d(cov)
+    if cov.shape != (2, 2) or not np.all(np.isfinite(cov)):
+        cov = np.diag([k0_err**2, sf_err**2])
+    return _Fit(sf, k0, cov, vertices), used
+
+
+def _wls_fit(t, mass, esd, required, max_rounds: int = 5):
+    """Weighted least squares t = k0 + sf sqrt(m) (weights 1/esd^2), dropping calibrants more than
+    5 standard deviations off (not the ``required`` ones unless the fit cannot hold them)."""
+    r = np.sqrt(np.asarray(mass, float))
+    t, esd = np.asarray(t, float), np.asarray(esd, float)
+    used = np.ones(t.size, bool)
+    for _ in range(max_rounds):
+        design = np.column_stack([np.ones(used.sum()), r[used]]) / esd[used, None]
+        coef, *_ = np.linalg.lstsq(design, t[used] / esd[used], rcond=None)
+        cov = np.linalg.inv(design.T @ design)
+        resid = (t - coef[0] - coef[1] * r) / esd
+        dof = max(int(used.sum()) - 2, 1)
+        chi2 = float(np.sum(resid[used] ** 2)) / dof
+        cov = cov * max(1.0, chi2)
+        keep = np.abs(resid) <= 5 * np.sqrt(max(1.0, min(chi2, 25.0)))
+        keep |= np.asarray(required, bool) & (np.abs(resid) <= 20)
+        if keep.sum() < 2 or np.array_equal(keep, used):
+            break
+        used = keep
+    return _Fit(coef[1], coef[0], cov), used
+
+
+def _peak_table(channel, intensity, lo_edge, hi_edge, binned):
+    """Every significant peak: bin of the maximum, significance, and what the data say of its
+    centre: the bin (binned spectra) or a centroid with its standard error (fine sampling)."""
+    index, props = find_peaks(intensity, prominence=5.0)
+    base = intensity[index] - props["prominences"]
+    sigma = props["prominences"] / np.sqrt(np.maximum(base, 0.0) + 1.0)
+    keep = sigma >= 5.0
+    index, sigma, base = index[keep], sigma[keep], base[keep]
+    rows = []
+    for k, z, b in zip(index, sigma, base):
+        if binned:
+            low, high = float(lo_edge[k]), float(hi_edge[k])
+            rows.append((k, z, (low + high) / 2, (high - low) / np.sqrt(12), low, high, float(intensity[k])))
+            continue
+        a = e = k
+        half = b + (intensity[k] - b) / 2
+        while a > 0 and intensity[a - 1] >= half:
+            a -= 1
+        while e < channel.size - 1 and intensity[e + 1] >= half:
+            e += 1
+        sel = slice(a, e + 1)
+        w = np.maximum(intensity[sel] - b, 0.0)
+        n = float(w.sum())
+        centre = float((channel[sel] * w).sum() / n) if n > 0 else float(channel[k])
+        width = float(hi_edge[k] - lo_edge[k])
+        spread = float(np.sqrt(((channel[sel] - centre) ** 2 * w).sum() / n)) if n > 0 else width
+        # centroid of the top half: sigma/sqrt(N), the bin quantisation, and 5 % of the width for
+        # the peak's asymmetry (a tail shifts the top-half centroid little, not nothing)
+        esd = float(np.sqrt((spread**2 + width**2 / 12) / max(n, 1.0) + (0.05 * spread) ** 2))
+        rows.append((k, z, centre, esd, centre - 3 * esd, centre + 3 * esd, n))
+    table = np.array(rows, float).reshape(-1, 7)
+    return {"bin": table[:, 0].astype(int), "sigma": table[:, 1], "centre": table[:, 2], "esd": table[:, 3],
+            "low": table[:, 4], "high": table[:, 5], "counts": table[:, 6]}
+
+
 def calibrate(
     spectrum: xr.Dataset,
     peaks=None,
@@ -414,35 +565,47 @@ def calibrate(
     polarity: str | None = None,
     extend: bool | None = None,
     spill: bool = True,
-    max_iterations: int = 12,
+    max_iterations: int = 30,
+    ppm_bound: float = PPM_BOUND,
 ) -> xr.Dataset:
     """Calibrate a spectrum (``intensity`` over ``channel``) on named calibrant peaks.
+
+    Steps: the universal calibrants of the polarity (or ``peaks``) are located by pattern
+    matching (:func:`pattern_match`), measured and fitted; then, round by round, each library
+    ion (:data:`SECONDARY`) is accepted when (i) its range predicted by the current fit holds
+    exactly one significant peak, standing ``EXTENSION_SIGMA`` above its base, (ii) no other
+    ion that may be there (the library, and every hydrocarbon ion CcHh of the polarity up to 260 u)
+    has a predicted range reaching that peak, and (iii) the range spans at most ``MAX_RANGE_BINS`` bins. The fit
+    is repeated after every round, so the ranges shrink and heavier ions become unambiguous.
+    Binned spectra (a peak within one or two bins, e.g. SurfaceLab's 200-channel exports): every
+    peak is known to within its bin, the fit is the (sf, k0) inside every calibrant's bin with the
+    largest margin, anchored on the universal calibrants; finely sampled spectra: top-half
+    centroids with standard errors, weighted least squares with outlier rejection.
 
     Parameters
     ----------
     spectrum : xarray.Dataset
         From :func:`tofsims.read` (ASCII spectrum or ITA ``read_spectrum``); the ``mz_file``
-        coordinate, if any, is ignored.
+        coordinate, if any, is never read.
     peaks : list of str, optional
-        Calibrant ions ("H-", "C2H-", ...). Default: the polarity's default calibrants.
+        Calibrant ions ("H-", "C2H-", ...). Default: the polarity's universal calibrants.
     polarity : "negative" | "positive", optional
-        Default: the spectrum's ``polarity`` attribute; when unknown both default sets are tried.
+        Default: the spectrum's ``polarity`` attribute; when unknown both sets are tried.
     extend : bool, optional
-        Add unambiguous common ions (module doc, step 3) to reach higher masses. Default: on
-        for binned spectra (peaks within one or two bins) calibrated on the default calibrants;
-        off when ``peaks`` are named, and for finely sampled spectra, whose centroids already
-        fix (sf, k0) well.
+        Add unambiguous library ions (default: on).
     spill : bool
-        Narrow each named (or default) calibrant's bin from its spill into the neighbour bins
-        (:func:`_bin_interval`). Ions added by the extension always keep their whole bin: at
-        higher masses the neighbour bins often hold another ion of the same nominal mass,
-        whose counts would fake a spill.
+        Narrow a binned universal/named calibrant's bin from its spill into the neighbours.
+    ppm_bound : float
+        Residual bound for ``attrs["quality"]``.
 
     Returns
     -------
     xarray.Dataset
-        ``sf``, ``k0`` (+ ``_stderr``), per ``calibrant``: ``mass``, ``channel_measured``,
-        ``channel_fit``, ``residual_channel``, ``residual_mass``, ``counts``, ``used``.
+        ``sf``, ``k0`` (+ ``_stderr``, ``sf_k0_correlation``); per ``calibrant``: ``mass``,
+        ``channel_measured``, ``channel_esd``, ``channel_fit``, ``residual_channel``,
+        ``residual_mass``, ``residual_ppm``, ``counts``, ``used``, ``role``; attrs
+        ``rms_residual_ppm``, ``mass_esd_27u``/``mass_esd_200u`` (1 sigma, u), ``quality``
+        ("ok"/"warning"/"failed") and ``quality_reasons`` (sentences).
 
     Examples
     --------
@@ -458,12 +621,15 @@ def calibrate(
     intensity = np.asarray(spectrum["intensity"].values, float)
     if channel.size < 10 or not np.all(np.isfinite(intensity)) or intensity.max() <= 0:
         raise ToFSIMSError(f"{source}: spectrum is empty, too short or not finite")
+    if not np.all(np.diff(channel) > 0):
+        raise ToFSIMSError(f"{source}: channels are not strictly increasing")
+    intensity = np.maximum(intensity, 0.0)  # processed exports may dip below 0; peaks are counts
     polarity = (polarity or spectrum.attrs.get("polarity") or "unknown").lower()
     try:
         if peaks:
             names = [str(p) for p in peaks]
             sf, k0, _, _ = pattern_match(channel, intensity, names, library=_library(names))
-            if polarity == "unknown":
+            if polarity not in DEFAULT_CALIBRANTS:
                 polarity = "negative" if names[0].endswith("-") else "positive"
         else:
             trials = [polarity] if polarity in DEFAULT_CALIBRANTS else list(DEFAULT_CALIBRANTS)
@@ -482,149 +648,161 @@ def calibrate(
         lo_edge, hi_edge = _edges(channel)
         found_peaks = _peaks(intensity)
         sf, k0 = _verified(channel, intensity, lo_edge, hi_edge, found_peaks, names, sf, k0)
-    except ToFSIMSError as exc:
-        raise ToFSIMSError(f"{source}: {exc}") from None
-    try:
-        binned = None
-        sf_err = k0_err = np.nan
-        extra: dict[str, int] = {}
-        strong_peaks = set(_peaks(intensity, EXTENSION_SIGMA).tolist())
-        for _ in range(max_iterations):
-            wanted = names + list(extra)
-            measured = [
-                m for m in _measure(channel, intensity, lo_edge, hi_edge, found_peaks, wanted, sf, k0, extra, spill)
-                if m
-            ]
-            if len(measured) < 2:
-                raise ToFSIMSError(f"{source}: found fewer than two of the calibrants {wanted} in the spectrum")
-            if binned is None:
-                # a peak inside one or two bins: the bin, not a centroid, is what the data say
-                binned = bool(np.median([m["n_bins"] for m in measured]) <= 2)
-                if extend is None:
-                    extend = binned and not peaks
-            mass = np.array([m["mass"] for m in measured])
-            if binned:
-                sf, k0, sf_err, k0_err, used, constraints = fit_intervals(
-                    [m["bin_low"] for m in measured], [m["bin_high"] for m in measured], mass
-                )
+        measured = [m for m in _measure(channel, intensity, lo_edge, hi_edge, found_peaks, names, sf, k0,
+                                        None, spill) if m]
+        if len(measured) < 2:
+            raise ToFSIMSError(f"found fewer than two of the calibrants {names} in the spectrum")
+        binned = bool(np.median([m["n_bins"] for m in measured]) <= 2)
+        table = _peak_table(channel, intensity, lo_edge, hi_edge, binned)
+        rows = []  # one per calibrant: name, mass, centre, esd, low, high, counts, role, peak bin
+        for m in measured:
+            k = int(np.argmin(np.abs(table["bin"] - m["bin"]))) if table["bin"].size else -1
+            if binned or k < 0 or table["bin"][k] != m["bin"]:
+                low, high = m["bin_low"], m["bin_high"]
+                centre, esd = (low + high) / 2, (high - low) / np.sqrt(12)
             else:
-                t = np.array([m["centroid"] for m in measured])
-                w = np.array([m["counts"] for m in measured])
-                used = np.ones(mass.size, bool)
-                for _ in range(3):  # drop gross outliers (misidentified peaks), > 5 robust sigma
-                    sf, k0, sf_err, k0_err = fit_weighted(t[used], mass[used], w[used])
-                    resid = t - mass_to_channel(mass, sf, k0)
-                    scale = 1.4826 * np.median(np.abs(resid[used] - np.median(resid[used]))) + 1e-9
-                    keep = np.abs(resid) <= 5 * scale + 0.5
-                    if keep.sum() < 2 or np.array_equal(keep, used):
-                        break
-                    used = keep
-                sf, k0, sf_err, k0_err = fit_weighted(t[used], mass[used], w[used])
-                constraints = None
-            if not extend:
-                break
-            fit = (sf, k0, sf_err, k0_err, constraints)
-            new = _unambiguous(channel, lo_edge, hi_edge, found_peaks, polarity, fit, set(wanted),
-                               strong=strong_peaks)
+                centre, esd, low, high = (table[c][k] for c in ("centre", "esd", "low", "high"))
+            rows.append([m["name"], m["mass"], centre, esd, low, high, m["counts"],
+                         "named" if peaks else "universal", m["bin"]])
+        extend = True if extend is None else bool(extend)
+        fit, used = _fit_rows(rows, binned)
+        rejected: set[str] = set()
+        confounders = _confounders(polarity)
+        for _ in range(max_iterations if extend else 0):
+            new = _accept(rows, fit, table, polarity, confounders, rejected, lo_edge, hi_edge, binned)
             if not new:
                 break
-            extra.update(new)
+            rows += new
+            fit, used = _fit_rows(rows, binned)
+            rejected |= {r[0] for r, u in zip(rows, used) if not u and r[7] == "library"}
     except ToFSIMSError as exc:
         if str(exc).startswith(str(source)):
             raise
         raise ToFSIMSError(f"{source}: {exc}") from None
-    return _result(spectrum, measured, used, sf, k0, sf_err, k0_err, polarity, binned)
+    return _result(spectrum, rows, used, fit, polarity, binned, ppm_bound)
 
 
-def _range(r, constraints, sf, k0, sf_err, k0_err):
-    """Smallest and largest k0 + sf r allowed by the current fit.
-
-    Interval fits: exact extremes over the feasible (sf, k0) region (a linear programme each);
-    least-squares fits: +- 3 standard errors.
-    """
-    if constraints is None:
-        u = 3 * np.hypot(k0_err, sf_err * r)
-        t = k0 + sf * r
-        return t - u, t + u
-    a_ub, b_ub = constraints
-    ends = []
-    for sign in (1.0, -1.0):
-        res = linprog([sign, sign * r], A_ub=a_ub, b_ub=b_ub, bounds=[(None, None), (0, None)], method="highs")
-        if res.status != 0:
-            return -np.inf, np.inf
-        ends.append(res.x[0] + res.x[1] * r)
-    return min(ends), max(ends)
-
-
-#: an extension ion's peak must stand this many Poisson sigma above its base: among thousands of
-#: bins, 5-sigma noise bumps occur, and in a sparse spectrum a wide predicted range may hold one
-EXTENSION_SIGMA = 30.0
-
-
-def _unambiguous(channel, lo_edge, hi_edge, peaks, polarity, fit, have, max_bins: int = 5, strong=None):
-    """Secondary ions with exactly one peak bin inside their predicted range, a bin that no other
-    listed ion's range reaches and, when ``strong`` (bin indices) is given, one of those;
-    returns ``{name: bin}``."""
-    sf, k0, sf_err, k0_err, constraints = fit
-    everyone = list(dict.fromkeys(list(DEFAULT_CALIBRANTS.get(polarity, ())) + list(SECONDARY.get(polarity, ()))))
-    is_peak = np.zeros(channel.size, bool)
-    is_peak[peaks] = True
-    ranges = {}
-    for name in everyone:
-        r = np.sqrt(fragment_mass(name))
-        lo, hi = _range(r, constraints, sf, k0, sf_err, k0_err)
-        if hi >= channel[0] and lo <= channel[-1]:
-            ranges[name] = (int(np.searchsorted(hi_edge, lo)), int(np.searchsorted(hi_edge, hi)))
-    accepted = {}
-    for name, (first, last) in ranges.items():
-        if name in have or last - first + 1 > max_bins or last >= channel.size:
-            continue
-        candidates = np.flatnonzero(is_peak[first : last + 1]) + first
-        if candidates.size != 1:
-            continue
-        b = int(candidates[0])
-        if strong is not None and b not in strong:
-            continue
-        if any(o != name and a <= b <= z for o, (a, z) in ranges.items()):
-            continue
-        accepted[name] = b
-    return accepted
-
-
-def _result(spectrum, measured, used, sf, k0, sf_err, k0_err, polarity, binned):
-    from doptrace.core.quality import set_quality
-
-    from .quality import calibration_quality
-
-    return set_quality(result := _result_dataset(spectrum, measured, used, sf, k0, sf_err, k0_err, polarity,
-                                                 binned), *calibration_quality(result))
-
-
-def _result_dataset(spectrum, measured, used, sf, k0, sf_err, k0_err, polarity, binned):
-    names = [m["name"] for m in measured]
-    mass = np.array([m["mass"] for m in measured])
+def _fit_rows(rows, binned):
+    mass = np.array([r[1] for r in rows])
+    required = np.array([r[7] != "library" for r in rows])
     if binned:
-        t_meas = np.array([(m["bin_low"] + m["bin_high"]) / 2 for m in measured])
-    else:
-        t_meas = np.array([m["centroid"] for m in measured])
-    t_fit = mass_to_channel(mass, sf, k0)
-    m_meas = channel_to_mass(t_meas, sf, k0)
+        return _interval_fit([r[4] for r in rows], [r[5] for r in rows], mass, required)
+    return _wls_fit([r[2] for r in rows], mass, [r[3] for r in rows], required)
+
+
+def _accept(rows, fit, table, polarity, confounders, rejected, lo_edge, hi_edge, binned):
+    """Library ions whose assignment is unambiguous under ``fit`` (see :func:`calibrate`)."""
+    have = {r[0] for r in rows}
+    taken = {int(r[8]) for r in rows}
+    c_lo, c_hi = fit.range(np.sqrt(confounders))
+    bin_width = np.median(hi_edge - lo_edge)
+    strong = table["sigma"] >= EXTENSION_SIGMA
+    new = []
+    for name in SECONDARY.get(polarity, ()):
+        if name in have or name in rejected:
+            continue
+        mass = fragment_mass(name)
+        lo, hi = (float(v[0]) for v in fit.range(np.sqrt(mass)))
+        if hi < lo_edge[0] or lo > hi_edge[-1] or (binned and hi - lo > MAX_RANGE_BINS * bin_width):
+            continue
+        hits = np.flatnonzero((table["high"] >= lo) & (table["low"] <= hi))
+        if hits.size != 1 or not strong[hits[0]]:
+            continue
+        k = int(hits[0])
+        if int(table["bin"][k]) in taken:
+            continue
+        low, high = table["low"][k], table["high"][k]
+        others = np.abs(confounders - mass) > 1e-6
+        if np.any(others & (c_hi >= low) & (c_lo <= high)):
+            continue
+        taken.add(int(table["bin"][k]))
+        new.append([name, mass, table["centre"][k], table["esd"][k], low, high, table["counts"][k], "library",
+                    int(table["bin"][k])])
+    return new
+
+
+def assign(cal: xr.Dataset, channel: float, channel_esd: float = 0.0, candidates=("BO-", "C2H3-"),
+           n_sigma: float = 3.0):
+    """The one candidate ion a peak at ``channel`` (+- ``channel_esd``) is, or None if ambiguous.
+
+    The mass uncertainty combines the calibration's own (its (sf, k0) covariance) with the
+    peak's; a candidate is assigned when it lies within ``n_sigma`` of the measured mass and
+    every other candidate beyond it. Returns ``(name or None, {candidate: distance in sigma})``.
+    """
+    fit = _Fit(float(cal["sf"]), float(cal["k0"]), np.asarray(cal["k0_sf_covariance"].values, float))
+    mass = float(channel_to_mass(channel, fit.sf, fit.k0))
+    dm_dt = 2 * np.sqrt(mass) / fit.sf
+    esd = float(np.hypot(fit.mass_esd(mass)[0], channel_esd * dm_dt))
+    z = {c: abs(mass - fragment_mass(c)) / esd for c in candidates}
+    inside = [c for c, v in z.items() if v <= n_sigma]
+    return (inside[0] if len(inside) == 1 else None), z
+
+
+def _result(spectrum, rows, used, fit, polarity, binned, ppm_bound):
+    names = [r[0] for r in rows]
+    mass = np.array([r[1] for r in rows], float)
+    t_meas = np.array([r[2] for r in rows], float)
+    t_esd = np.array([r[3] for r in rows], float)
+    used = np.asarray(used, bool)
+    t_fit = mass_to_channel(mass, fit.sf, fit.k0)
+    m_meas = channel_to_mass(t_meas, fit.sf, fit.k0)
+    ppm = 1e6 * (m_meas - mass) / mass
+    esd_ppm = 1e6 * t_esd * 2 * np.sqrt(mass) / fit.sf / mass
+    roles = [r[7] for r in rows]
     width = spectrum.attrs.get("channel_width_ns", np.nan)
-    return xr.Dataset(
+    esd27, esd200 = (float(v) for v in fit.mass_esd([27.0, 200.0]))
+    cov = np.asarray(fit.cov, float)
+    k0_err, sf_err = float(np.sqrt(cov[0, 0])), float(np.sqrt(cov[1, 1]))
+    rms = float(np.sqrt(np.mean(ppm[used] ** 2))) if used.any() else float("nan")
+    # the ppm bound can be judged only on calibrants measured better than the bound
+    precise = used & (esd_ppm <= ppm_bound / 3)
+    rms_precise = float(np.sqrt(np.mean(ppm[precise] ** 2))) if precise.any() else float("nan")
+    reasons, failed = [], []
+    if used.sum() < 3:
+        failed.append(f"only {int(used.sum())} calibrant(s) agree; (sf, k0) is not over-determined")
+    if precise.any() and rms_precise > ppm_bound:
+        reasons.append(f"rms residual {rms_precise:.0f} ppm of the {int(precise.sum())} precisely measured "
+                       f"calibrants exceeds the {ppm_bound:g} ppm bound")
+    # outliers against the esds scaled by the typical normalised residual (the centroid esds of
+    # intense peaks ignore shape systematics common to all peaks)
+    z = np.abs(ppm) / np.maximum(esd_ppm, 1e-12)
+    scale = max(1.0, float(np.median(z[used])) / 0.6745) if used.any() else 1.0
+    outliers = [n for n, u, v, p in zip(names, used, z, ppm)
+                if u and v > 3 * scale and abs(p) > ppm_bound and not binned]
+    if outliers:
+        reasons.append(f"calibrant(s) {', '.join(outliers)} lie more than 3 esd from the fit")
+    if 3 * esd200 > ppm_bound * 1e-6 * 200:
+        reasons.append(f"the calibration's own uncertainty at 200 u is {3 * esd200:.3g} u (3 sigma), above "
+                       f"the {ppm_bound * 200e-6:.3g} u a {ppm_bound:g} ppm bound allows")
+    anchors = [n for n, r in zip(names, roles) if r != "library"]
+    dropped = [n for n, r, u in zip(names, roles, used) if r != "library" and not u]
+    if dropped:
+        reasons.append(f"calibrant(s) {', '.join(dropped)} of {', '.join(anchors)} disagree with the others and "
+                       "were left out")
+    separable = bool(3 * esd27 < (fragment_mass("C2H3-") - fragment_mass("BO-")) / 2)
+    result = xr.Dataset(
         {
-            "sf": ((), sf, {"units": "channel/u^0.5", "long_name": "t = k0 + sf sqrt(m)"}),
+            "sf": ((), fit.sf, {"units": "channel/u^0.5", "long_name": "t = k0 + sf sqrt(m)"}),
             "sf_stderr": ((), sf_err, {"units": "channel/u^0.5"}),
-            "k0": ((), k0, {"units": "channel"}),
+            "k0": ((), fit.k0, {"units": "channel"}),
             "k0_stderr": ((), k0_err, {"units": "channel"}),
+            "sf_k0_correlation": ((), float(cov[0, 1] / (k0_err * sf_err)) if k0_err * sf_err > 0 else 0.0,
+                                  {"units": "1"}),
+            "k0_sf_covariance": (("param", "param_"), cov, {"units": "channel^2, channel^2/u^0.5, channel^2/u"}),
             "mass": (("calibrant",), mass, {"units": "u"}),
-            "channel_measured": (("calibrant",), t_meas, {"units": "channel"}),
+            "channel_measured": (("calibrant",), t_meas, {"units": "channel",
+                                                          "note": "peak centroid, or bin (interval) centre when binned"}),
+            "channel_esd": (("calibrant",), t_esd, {"units": "channel"}),
             "channel_fit": (("calibrant",), t_fit, {"units": "channel"}),
             "residual_channel": (("calibrant",), t_meas - t_fit, {"units": "channel"}),
             "residual_mass": (("calibrant",), m_meas - mass, {"units": "u"}),
-            "counts": (("calibrant",), np.array([m["counts"] for m in measured]), {"units": "counts"}),
-            "used": (("calibrant",), np.asarray(used, np.int8), {"units": "1"}),
+            "residual_ppm": (("calibrant",), ppm, {"units": "ppm"}),
+            "residual_esd_ppm": (("calibrant",), esd_ppm, {"units": "ppm"}),
+            "counts": (("calibrant",), np.array([r[6] for r in rows], float), {"units": "counts"}),
+            "used": (("calibrant",), used.astype(np.int8), {"units": "1"}),
+            "role": (("calibrant",), np.array(roles, dtype=str)),
         },
-        coords={"calibrant": ("calibrant", names)},
+        coords={"calibrant": ("calibrant", names), "param": ["k0", "sf"], "param_": ["k0", "sf"]},
         attrs={
             "technique": "ToF-SIMS",
             "source": spectrum.attrs.get("source", ""),
@@ -634,5 +812,22 @@ def _result_dataset(spectrum, measured, used, sf, k0, sf_err, k0_err, polarity, 
             "channel_width_ns": float(width) if width is not None else float("nan"),
             "method": "interval fit on binned peaks" if binned else "weighted least squares on peak centroids",
             "equation": "t = k0 + sf * sqrt(m), t in unbinned channels",
+            "n_used": int(used.sum()),
+            "rms_residual_ppm": rms,
+            "rms_residual_ppm_precise": rms_precise,
+            "ppm_bound": float(ppm_bound),
+            "mass_esd_27u": esd27,
+            "mass_esd_200u": esd200,
+            "bo_c2h3_separable": int(separable),
         },
     )
+    from doptrace.core.quality import set_quality
+
+    from .quality import calibration_quality
+
+    def sentence(text):
+        return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+    their_failed, their_warnings = calibration_quality(result)
+    return set_quality(result, [sentence(r) for r in failed] + their_failed,
+                       [sentence(r) for r in reasons] + their_warnings)

@@ -250,6 +250,41 @@ def spectrum(truth: xr.Dataset, *, max_mass: float = 200.0, resolving_power: flo
     )
 
 
+def spectrum_from_peaks(masses, areas, *, sf: float = SF, k0: float = K0, resolving_power: float = 4000.0,
+                        binning: int = 2, polarity: str = "unknown", background: float = 0.02, seed: int = 0,
+                        max_mass: float | None = None) -> xr.Dataset:
+    """A spectrum (``intensity`` over ``channel``) with a Gaussian peak at each given mass.
+
+    For calibration tests on real peak lists: e.g. the measured peak centres and summed counts of
+    a SurfaceLab export, placed with a known (sf, k0); ``mz_file`` holds the true m/z of every
+    bin centre (the check, never an input).
+    """
+    from scipy.special import erf
+
+    masses, areas = np.asarray(masses, float), np.asarray(areas, float)
+    top = float(max_mass if max_mass is not None else masses.max() * 1.02 + 1)
+    n_bins = int((k0 + sf * np.sqrt(top)) // binning) + 1
+    edges = np.arange(n_bins + 1, dtype=float) * binning
+    mean = np.full(n_bins, background * binning)
+    for m, area in zip(masses, areas):
+        centre = k0 + sf * np.sqrt(m)
+        sigma = centre / (2 * resolving_power) / 2.3548
+        lo, hi = int(max(0, (centre - 8 * sigma) // binning)), int(min(n_bins, (centre + 8 * sigma) // binning + 2))
+        if lo >= hi:
+            continue
+        cdf = 0.5 * (1 + erf((edges[lo : hi + 1] - centre) / (np.sqrt(2) * sigma)))
+        mean[lo:hi] += area * np.diff(cdf)
+    counts = np.random.default_rng(seed).poisson(mean).astype(np.float64)
+    channel = edges[:-1] + binning / 2
+    return xr.Dataset(
+        {"intensity": (("channel",), counts, {"units": "counts"})},
+        coords={"channel": ("channel", channel, {"units": "1"}),
+                "mz_file": ("channel", ((channel - k0) / sf) ** 2, {"units": "u"})},
+        attrs={"binning": binning, "dead_time_corrected": 0, "polarity": polarity, "sf": sf, "k0": k0,
+               "technique": "ToF-SIMS", "source": "tofsims.simulate.spectrum_from_peaks"},
+    )
+
+
 def write_ita(path, truth: xr.Dataset | None = None, *, seed: int = 0, with_spectrum: bool = True,
               **phantom_kw) -> xr.Dataset:
     """Write an ITA file from ``truth`` (a :func:`phantom` or :func:`poisson_counts` Dataset).
