@@ -760,6 +760,11 @@ def _result(spectrum, rows, used, fit, polarity, binned, ppm_bound):
     reasons, failed = [], []
     if used.sum() < 3:
         failed.append(f"only {int(used.sum())} calibrant(s) agree; (sf, k0) is not over-determined")
+    if used.any() and rms > ppm_bound and not (precise.any() and rms_precise > ppm_bound):
+        typical = float(np.median(esd_ppm[used]))
+        reasons.append(f"rms residual {rms:.0f} ppm exceeds the {ppm_bound:g} ppm bound"
+                       + (f"; the calibrants are known only to their bins (median esd {typical:.0f} ppm), "
+                          "so each residual is bin-limited and only the combined fit is tighter" if binned else ""))
     if precise.any() and rms_precise > ppm_bound:
         reasons.append(f"rms residual {rms_precise:.0f} ppm of the {int(precise.sum())} precisely measured "
                        f"calibrants exceeds the {ppm_bound:g} ppm bound")

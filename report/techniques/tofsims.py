@@ -608,7 +608,13 @@ def _calibrate(args) -> int:
     for name in result["calibrant"].values:
         r = result.sel(calibrant=name)
         print(f"  {name:8s} {float(r['mass']):10.5f} u  residual {float(r['residual_channel']):+8.2f} channel "
-              f"{float(r['residual_mass']):+.5f} u{'' if int(r['used']) else '  (not used)'}")
+              f"{float(r['residual_mass']):+.5f} u {float(r['residual_ppm']):+8.1f} ppm"
+              f"{'' if int(r['used']) else '  (not used)'}")
+    attrs = result.attrs
+    print(f"rms residual {attrs['rms_residual_ppm']:.1f} ppm over {attrs['n_used']} calibrants; calibration esd "
+          f"{attrs['mass_esd_27u']:.2g} u at 27 u, {attrs['mass_esd_200u']:.2g} u at 200 u; quality {attrs['quality']}")
+    for reason in attrs.get("quality_reasons", []):
+        print(f"  - {reason}")
     return 0
 
 
