@@ -233,7 +233,8 @@ def uniformity_test(profile: xr.Dataset, fragments=None, surface_depth: float | 
         untested = [n for n in fragments if float(counted.sel(fragment=n)) <= 0]
         fragments = [n for n in fragments if n not in untested]
         if not fragments:
-            raise ToFSIMSError(f"{source_of(profile)}: no fragment has counts beyond the surface; nothing to test")
+            raise ToFSIMSError(f"{source_of(profile)}: {', '.join(untested)} "
+                               f"{'has' if len(untested) == 1 else 'have'} no counts beyond the surface; nothing to test")
     results = [
         _test_one(profile, name, z[keep], keep, has_reference, nested, n_slabs) for name in fragments
     ]
