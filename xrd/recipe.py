@@ -5,8 +5,12 @@ Both engines (built-in :mod:`doptrace.xrd.rietveld` and the GSAS-II driver) cons
 
 Example
 -------
->>> recipe = load_recipe("examples/xrd/fluorapatite.toml")  # doctest: +SKIP
->>> [stage.refine for stage in recipe.stages]               # doctest: +SKIP
+>>> from importlib.resources import files
+>>> recipe = load_recipe(files("doptrace.examples") / "xrd" / "li-rich-two-phase.toml")
+>>> [phase.name for phase in recipe.phases], recipe.dopant.element
+(['LiTMO2', 'Li2MnO3'], 'B')
+>>> [stage.name for stage in recipe.stages]
+['scale+background', '+cell+displacement', '+profile', '+oxygen positions', '+B site fractions']
 """
 
 from __future__ import annotations
