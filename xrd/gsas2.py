@@ -181,36 +181,15 @@ def _g2_type(label: str) -> str:
 def _phase_model(spec, where: str):
     """Space-group name, cell and :class:`~xrd.recipe.SiteSpec` list of a recipe phase.
 
-    A CIF phase is read as the built-in engine reads it (:func:`xrd.structure.phase_from_cif`):
-    gemmi, one site per CIF atom site, ion labels from the CIF charges, Uiso 0.01 when absent.
-    (Written out here because that function calls ``SmallStructure.find_spacegroup``, which
-    gemmi 0.7 no longer has.)
+    A CIF phase is read by the built-in engine's reader (:func:`xrd.structure.read_cif`), so both
+    engines see the same sites.
     """
-    import gemmi
-
-    from .recipe import SiteSpec
+    from .structure import read_cif
 
     if spec.cif is None:
         return spec.space_group, tuple(spec.cell), list(spec.sites)
-    path = Path(spec.cif)
-    try:
-        small = gemmi.read_small_structure(str(path))
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise XRDError(f"{path}: not a readable CIF ({exc})") from None
-    sg = small.spacegroup
-    if sg is None:
-        raise XRDError(f"{path}: CIF names no known space group")
-    sites = []
-    for atom in small.sites:
-        symbol = atom.element.name
-        label = f"{symbol}{abs(atom.charge)}{'+' if atom.charge > 0 else '-'}" if atom.charge else symbol
-        uiso = atom.u_iso if atom.u_iso > 0 else 0.01
-        sites.append(SiteSpec(atom.label, tuple(float(v) for v in atom.fract.tolist()), float(uiso),
-                              {label: float(atom.occ)}))
-    if not sites:
-        raise XRDError(f"{path}: CIF has no atom sites")
-    cell = small.cell
-    return sg.xhm(), (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma), sites
+    sg, cell, sites, _ = read_cif(spec.cif)
+    return sg.xhm(), cell, sites
 
 
 def _g2_space_group(name: str, where: str):

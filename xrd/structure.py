@@ -249,8 +249,16 @@ def build_phase(spec: PhaseSpec, where: str = "recipe") -> Phase:
                  spec.preferred_orientation, source=str(where))
 
 
-def phase_from_cif(path: Path, spec: PhaseSpec | None = None) -> Phase:
-    """A phase read from a CIF by gemmi (one site per CIF atom site)."""
+def read_cif(path) -> tuple[gemmi.SpaceGroup, tuple[float, ...], list[SiteSpec], str]:
+    """The one CIF reader of both engines: space group, cell, sites and name of a CIF, via gemmi.
+
+    One site per CIF atom site; ion labels from the CIF charges (``O2-``); Uiso 0.01 when absent.
+    The space group comes from the CIF's symmetry operations, else its H-M symbol, else its number.
+
+    Returns
+    -------
+    (gemmi.SpaceGroup, (a, b, c, alpha, beta, gamma), list of SiteSpec, name)
+    """
     path = Path(path)
     try:
         small = gemmi.read_small_structure(str(path))
@@ -263,21 +271,26 @@ def phase_from_cif(path: Path, spec: PhaseSpec | None = None) -> Phase:
         sg = gemmi.find_spacegroup_by_number(small.spacegroup_number)
     if sg is None:
         raise XRDError(f"{path}: CIF names no known space group")
-    cell = np.array([small.cell.a, small.cell.b, small.cell.c, small.cell.alpha, small.cell.beta, small.cell.gamma])
+    cell = (small.cell.a, small.cell.b, small.cell.c, small.cell.alpha, small.cell.beta, small.cell.gamma)
     sites = []
     for atom in small.sites:
         symbol = atom.element.name
-        label = symbol
-        if atom.charge:
-            label = f"{symbol}{abs(atom.charge)}{'+' if atom.charge > 0 else '-'}"
+        label = f"{symbol}{abs(atom.charge)}{'+' if atom.charge > 0 else '-'}" if atom.charge else symbol
         uiso = atom.u_iso if atom.u_iso > 0 else 0.01
-        xyz = (atom.fract.x, atom.fract.y, atom.fract.z)
-        sites.append(make_site(SiteSpec(atom.label, xyz, uiso, {label: atom.occ}), sg,
-                               spec.name if spec else path.stem))
+        xyz = (float(atom.fract.x), float(atom.fract.y), float(atom.fract.z))
+        sites.append(SiteSpec(atom.label, xyz, float(uiso), {label: float(atom.occ)}))
     if not sites:
         raise XRDError(f"{path}: CIF has no atom sites")
-    name = spec.name if spec else (small.name or path.stem)
-    return Phase(name, sg, cell, sites, free_cell_names(sg), spec.size_um if spec else None,
+    return sg, cell, sites, small.name or path.stem
+
+
+def phase_from_cif(path: Path, spec: PhaseSpec | None = None) -> Phase:
+    """A phase read from a CIF by :func:`read_cif` (one site per CIF atom site)."""
+    path = Path(path)
+    sg, cell, site_specs, cif_name = read_cif(path)
+    name = spec.name if spec else cif_name
+    sites = [make_site(s, sg, spec.name if spec else path.stem) for s in site_specs]
+    return Phase(name, sg, np.array(cell), sites, free_cell_names(sg), spec.size_um if spec else None,
                  spec.mustrain if spec else None, spec.preferred_orientation if spec else None, source=str(path))
 
 
