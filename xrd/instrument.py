@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 from .errors import XRDError
 
@@ -24,8 +25,9 @@ class Instrument:
         (Ka1, Ka2) in Angstrom; a monochromatic source has ``(lambda, nan)`` and ``ka2_ratio = 0``.
     ka2_ratio : float
         I(Ka2)/I(Ka1).
-    polarization : float
-        GSAS-II ``Polariz.`` fraction p: P(2theta) = (1 - p) cos^2(2theta) + p.
+    polarization : float or None
+        GSAS-II ``Polariz.`` fraction p: P(2theta) = (1 - p) cos^2(2theta) + p; None when a
+        ``monochromator_angle`` describes the polarisation instead.
     zero : float
         Zero shift of 2theta (deg).
     U, V, W : float
@@ -38,6 +40,14 @@ class Instrument:
         Goniometer radius (mm), used by the sample-displacement correction.
     source : str
         File the values came from ("" when built in code).
+    monochromator_angle : float or None
+        2theta of a monochromator (deg); with ``polarization=None`` the Lorentz-polarisation factor
+        uses it.
+    file : Path or None
+        The instrument file a recipe named (recipes merge its values with their own table).
+
+    This is the one instrument type: readers of ``.prm``/``.instprm`` files return it and a
+    recipe's ``instrument`` is one (built from its file, then its ``[instrument]`` table).
 
     Examples
     --------
@@ -60,6 +70,8 @@ class Instrument:
     radius_mm: float = 200.0
     source: str = ""
     extra: dict = field(default_factory=dict, compare=False)
+    monochromator_angle: float | None = None
+    file: Path | None = None
 
     def __post_init__(self):
         waves = tuple(float(w) for w in self.wavelengths)
@@ -71,13 +83,14 @@ class Instrument:
         if not (math.isfinite(waves[0]) and 0.05 < waves[0] < 20.0):
             raise XRDError(f"{self.source or 'instrument'}: wavelength {waves[0]} A is not a usable X-ray wavelength")
         for f in fields(self):
-            if f.name in ("wavelengths", "source", "extra"):
+            if f.name in ("wavelengths", "source", "extra", "file") or (
+                    f.name in ("polarization", "monochromator_angle") and getattr(self, f.name) is None):
                 continue
             value = float(getattr(self, f.name))
             if not math.isfinite(value):
                 raise XRDError(f"{self.source or 'instrument'}: {f.name} is not a finite number")
             object.__setattr__(self, f.name, value)
-        if not 0.0 <= self.polarization <= 1.0:
+        if self.polarization is not None and not 0.0 <= self.polarization <= 1.0:
             raise XRDError(f"{self.source or 'instrument'}: polarization {self.polarization} is outside 0..1")
         if self.ka2_ratio < 0 or self.ka2_ratio > 1.0:
             raise XRDError(f"{self.source or 'instrument'}: ka2_ratio {self.ka2_ratio} is outside 0..1")
@@ -88,6 +101,11 @@ class Instrument:
     def has_ka2(self) -> bool:
         """True when a second wavelength with non-zero intensity is present."""
         return math.isfinite(self.wavelengths[1]) and self.wavelengths[1] > 0 and self.ka2_ratio > 0
+
+    @property
+    def single_wavelength(self) -> bool:
+        """True when only the first wavelength is used (no finite second one, or zero Ka2 ratio)."""
+        return not (math.isfinite(self.wavelengths[1]) and self.ka2_ratio > 0)
 
     @property
     def wavelength(self) -> float:

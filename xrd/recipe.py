@@ -24,6 +24,7 @@ from pathlib import Path
 from doptrace.core.tomlfile import Problems, TomlFile, read_toml
 
 from .errors import XRDError
+from .instrument import Instrument
 
 #: Parameter groups a stage may refine.
 GROUPS = (
@@ -79,30 +80,6 @@ class PhaseSpec:
     mustrain_mix: float = 1.0  # Lorentzian fraction of the microstrain broadening
     preferred_orientation: tuple[tuple[int, int, int], float] | None = None
     scale: float | None = None
-
-
-@dataclass
-class InstrumentSpec:
-    """Instrument values after merging an instrument file with the recipe table (table wins)."""
-
-    wavelengths: tuple[float, float] = (1.5405, 1.5443)
-    ka2_ratio: float = 0.5
-    polarization: float | None = 0.7
-    monochromator_angle: float | None = None
-    radius_mm: float = 200.0
-    zero: float = 0.0
-    U: float = 2.0
-    V: float = -2.0
-    W: float = 5.0
-    X: float = 0.0
-    Y: float = 0.0
-    Z: float = 0.0
-    SH_L: float = 0.002
-    file: Path | None = None
-
-    @property
-    def single_wavelength(self) -> bool:
-        return not (math.isfinite(self.wavelengths[1]) and self.ka2_ratio > 0)
 
 
 @dataclass
@@ -163,7 +140,7 @@ class Recipe:
 
     path: Path
     data_file: Path | None
-    instrument: InstrumentSpec
+    instrument: Instrument
     two_theta_range: tuple[float, float] | None
     exclude: list[tuple[float, float]]
     background_type: str
@@ -265,7 +242,7 @@ def _parse(doc: TomlFile, path: Path) -> Recipe:
 
     table = dict(raw.get("instrument", {}))
     inst_file = base / table.pop("file") if "file" in table else None
-    instrument = check(("instrument",), _instrument, table, path, inst_file, default=InstrumentSpec())
+    instrument = check(("instrument",), _instrument, table, path, inst_file, default=Instrument())
 
     rng = raw.get("range", {})
     two_theta, exclude, margin = check(("range",), _range, rng, default=(None, [], 0.0))
@@ -359,21 +336,15 @@ _INSTRUMENT_KEYS = {"wavelengths", "ka2_ratio", "polarization", "monochromator_a
                     "U", "V", "W", "X", "Y", "Z", "SH_L"}
 
 
-def _instrument(table: dict, path: Path, inst_file: Path | None) -> InstrumentSpec:
+def _instrument(table: dict, path: Path, inst_file: Path | None) -> Instrument:
     unknown = set(table) - _INSTRUMENT_KEYS
     if unknown:
         raise XRDError(f"{path}: unknown instrument key(s): {', '.join(sorted(unknown))}")
-    spec = InstrumentSpec()
+    spec = Instrument()
     if inst_file is not None:
         from . import read_instrument  # the readers' module; imported late to keep recipes light
 
-        inst = read_instrument(inst_file)
-        spec = InstrumentSpec(
-            wavelengths=tuple(float(w) for w in inst.wavelengths), ka2_ratio=float(inst.ka2_ratio),
-            polarization=float(inst.polarization), radius_mm=float(getattr(inst, "radius_mm", 200.0) or 200.0),
-            zero=float(inst.zero), U=float(inst.U), V=float(inst.V), W=float(inst.W), X=float(inst.X),
-            Y=float(inst.Y), Z=float(inst.Z), SH_L=float(inst.SH_L), file=inst_file,
-        )
+        spec = dataclasses.replace(read_instrument(inst_file), file=inst_file)
     try:
         values = {}
         for key, value in table.items():
