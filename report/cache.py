@@ -12,30 +12,55 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
 from doptrace.core.atomic import write_text
 
 from . import __version__
+from .errors import ReportError
 from .provenance import sha256_file
 
-#: packages and modules whose source decides what a result holds
-_CODE = ("xps", "xrd", "tofsims", "stem_eds", "report/techniques", "report/conventions.py")
+#: modules every technique's results pass through; each adapter adds its own ``CODE`` packages
+COMMON_CODE = ("doptrace.core", "doptrace.report.conventions")
+_SUFFIXES = (".py", ".toml", ".csv", ".json")
+
+
+def code_files() -> list[tuple[str, Path]]:
+    """``(name, path)`` of every source file that decides what a result holds, in a stable order.
+
+    :data:`COMMON_CODE`, then per discovered adapter its own module and every file of the packages
+    it names in ``CODE`` (their .py, .toml, .csv and .json files, sub-packages included), so a new
+    technique's results are keyed to its code without this module naming it.
+    """
+    from .techniques import adapters
+
+    names = list(COMMON_CODE)
+    for adapter in adapters().values():
+        names += [adapter.__name__, *getattr(adapter, "CODE", ())]
+    files = []
+    for name in dict.fromkeys(names):
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            raise ReportError(f"code fingerprint: module {name} not found")
+        if spec.submodule_search_locations:
+            for root in spec.submodule_search_locations:
+                root = Path(root)
+                files += [(f"{name}/{p.relative_to(root).as_posix()}", p) for p in sorted(root.rglob("*"))
+                          if p.suffix in _SUFFIXES and p.is_file() and "__pycache__" not in p.parts]
+        else:
+            files.append((name, Path(spec.origin)))
+    return files
 
 
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """sha256 over the source of the packages that compute results (their .py, .toml and .csv files)."""
-    root = Path(__file__).resolve().parents[1]
+    """sha256 over the source of the modules and packages that compute results (:func:`code_files`)."""
     digest = hashlib.sha256()
-    for part in _CODE:
-        path = root / part
-        files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if p.suffix in (".py", ".toml", ".csv", ".json") and "__pycache__" not in p.parts)
-        for file in files:
-            digest.update(file.relative_to(root).as_posix().encode())
-            digest.update(file.read_bytes())
+    for name, file in code_files():
+        digest.update(name.encode())
+        digest.update(file.read_bytes())
     return digest.hexdigest()
 
 

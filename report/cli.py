@@ -82,10 +82,10 @@ def _demo(args) -> int:
 
 
 def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)  # before any heavy import: --help stays fast
     from .execute import quiet_warnings
 
     quiet_warnings()
-    args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except (DoptraceError, OSError) as exc:

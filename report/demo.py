@@ -18,12 +18,10 @@ from .techniques import adapters
 
 DEMO_SAMPLES = {"BM-LRMO": False, "LBO-LRMO": True}  # sample -> boron doped into the bulk
 
-# Depth conversions as a lab would state them: the XPS Ar+ etch rate calibrated on a reference
-# film (±10 %), the ToF-SIMS crater depth measured by profilometry (±5 %). With 0.4 nm/s the XPS
-# simulator's surface layer (share settled after 150 s of etching) ends near 60 nm, where the
-# ToF-SIMS simulator's B-rich surface scans (3 of 24 over 500 nm) end too.
-DEMO_ETCH_RATE = "0.40 ± 0.04 nm/s"
-CRATER_RELATIVE_STDERR = 0.05
+# Depth conversions as a lab would state them come from each adapter's ``demo_depth`` (the XPS
+# etch rate calibrated on a reference film, ±10 %; the ToF-SIMS crater depth by profilometry, ±5 %).
+# The XPS simulator's surface layer ends near 60 nm, where the ToF-SIMS simulator's B-rich surface
+# scans (3 of 24 over 500 nm) end too.
 DEMO_CHECKS = {"surface_depth": "60 nm", "xrd_expected_fraction": 0.05}  # nominal B: 5-8 % of Li sites
 
 
@@ -86,14 +84,15 @@ def write_project_file(directory: Path, entries: dict[str, dict[str, list[dict]]
 
 
 def demo_depth(entries: dict[str, dict[str, list[dict]]]) -> dict[str, dict]:
-    """Move each sample's simulated crater depth into its depth table, with the profilometer's esd."""
+    """Each sample's ``[sample.depth]`` table from its adapters' ``demo_depth`` (which may move depth
+    conversions out of their entries, e.g. a simulated crater depth, stated with a lab's esd)."""
+    known = adapters()
     depth = {}
     for sample, techniques in entries.items():
-        depth[sample] = {"xps_etch_rate": DEMO_ETCH_RATE}
-        for entry in techniques.get("tofsims", []):
-            crater = entry.pop("crater_depth_nm", None)
-            if crater is not None:
-                depth[sample]["sims_crater_depth"] = f"{crater:g} ± {CRATER_RELATIVE_STDERR * crater:g} nm"
+        depth[sample] = {}
+        for name, tables in techniques.items():
+            if hasattr(known.get(name), "demo_depth"):
+                depth[sample].update(known[name].demo_depth(tables))
     return depth
 
 

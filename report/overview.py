@@ -7,7 +7,6 @@ from pathlib import Path
 
 from doptrace.core.fmt import format_value
 
-from .checks import TECHNIQUES
 from .depth import overlay_figure
 from .html import Heading, Plot, Section, Table, Text
 
@@ -76,7 +75,9 @@ def overview_section(title: str, evidence, analyses, inputs: dict[str, dict]) ->
         f"The question: does {dopant} sit in the bulk lattice, uniformly, or only at the surface or in a second "
         "phase? Each technique's evidence is a number with its uncertainty, a threshold and a verdict "
         "(supported, contradicted, not determined); a technique that cannot tell says so."))
-    labels = list(TECHNIQUES.values())
+    from .techniques import adapters
+
+    labels = [adapter.LABEL for adapter in adapters().values()]
     rows = [[e.sample, e.verdict] + [e.techniques.get(t, "-") for t in labels] + [e.reason] for e in evidence]
     section.blocks.append(Table(["sample", "bulk, uniform doping"] + labels + ["reason"], rows, "Verdicts"))
     failed = [a for a in analyses if a.error]
@@ -89,7 +90,7 @@ def overview_section(title: str, evidence, analyses, inputs: dict[str, dict]) ->
             section.blocks.append(Text(f"No depth profile for {e.sample}: {e.series.attrs.get('notes')}."))
         elif e.series is not None:
             section.blocks.append(Plot(overlay_figure, (e.series, e.surface_nm, e.sample),
-                                         f"{e.sample}: XPS and ToF-SIMS on the common depth axis; horizontal bars are "
+                                         f"{e.sample}: {e.series.attrs.get('techniques', '')} on the common depth axis; horizontal bars are "
                                          "the depth conversions' esds, the grey band the surface layer."
                                          + (f" Notes: {e.series.attrs['notes']}." if e.series.attrs.get("notes") else "")))
         section.blocks.append(Table(["technique", "claim", "number", "threshold", "verdict", "reason"],

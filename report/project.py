@@ -13,10 +13,12 @@ A project file is TOML::
     xps_etch_rate = "0.40 ± 0.04 nm/s"
     sims_crater_depth = "500 ± 25 nm"
 
-    [checks]                  # thresholds of the doping-distribution checks (report.checks.THRESHOLDS)
+    [checks]                  # thresholds of the doping-distribution checks (report.checks.thresholds())
     surface_depth = "60 nm"
 
-Paths are relative to the project file. Quantities carry units, converted on reading; a quantity
+The keys of ``[[sample.NAME]]``, ``[depth]`` and ``[checks]`` come from the technique adapters
+(``ENTRY_SCHEMA``, ``DEPTH_KEYS``, ``THRESHOLDS``; :mod:`report.techniques`). Paths are relative
+to the project file. Quantities carry units, converted on reading; a quantity
 of the wrong kind (a rate given in nm) is refused. Every problem is collected and reported at once,
 before any processing starts.
 """
@@ -29,12 +31,17 @@ from pathlib import Path
 from doptrace.core.tomlfile import Problems, read_toml
 from doptrace.core.units import Quantity, parse_quantity
 
-from .checks import THRESHOLDS, defaults
+from .checks import defaults, thresholds
 from .errors import ReportError
 from .techniques import adapters
 
-#: depth-conversion keys and the kind of quantity each holds
-DEPTH_KEYS = {"xps_etch_rate": "rate", "sims_crater_depth": "length"}
+
+def depth_keys() -> dict[str, str]:
+    """Every depth-conversion key of the adapters' ``DEPTH_KEYS`` and the kind of quantity it holds."""
+    out = {}
+    for adapter in adapters().values():
+        out.update(getattr(adapter, "DEPTH_KEYS", {}))
+    return out
 
 _KIND_CHECKS = {
     "text": lambda v: isinstance(v, str),
@@ -122,7 +129,10 @@ def load_project(path) -> Project:
                 if entry is not None:
                     entries.append(Entry(name, key, index, *entry))
     for entry in entries:
-        problems += _apply_depth(entry, depth.get(entry.sample, {}), _explicit_surface(raw, entry.sample, checks))
+        prepare = getattr(known[entry.technique], "prepare_entry", None)
+        if prepare is not None:
+            problems += prepare(entry.settings, depth.get(entry.sample, {}), _explicit_surface(raw, entry.sample, checks),
+                                f"sample '{entry.sample}' {entry.technique}[{entry.index}]")
     problems.raise_if_any(ReportError)
     return Project(path, str(raw.get("title", path.stem)), names, entries, raw, depth, checks)
 
@@ -131,13 +141,13 @@ def _read_depth(table, where: str, problems: Problems, keys: tuple = ()) -> dict
     if not isinstance(table, dict):
         problems.append(f"{where}: must be a table", keys)
         return {}
-    out = {}
+    out, known = {}, depth_keys()
     for key, value in table.items():
-        if key not in DEPTH_KEYS:
-            problems.append(f"{where}: unknown key '{key}' (known: {', '.join(DEPTH_KEYS)})", keys + (key,))
+        if key not in known:
+            problems.append(f"{where}: unknown key '{key}' (known: {', '.join(known)})", keys + (key,))
             continue
         try:
-            out[key] = parse_quantity(value, DEPTH_KEYS[key])
+            out[key] = parse_quantity(value, known[key])
         except ValueError as exc:
             problems.append(f"{where}: {key}: {exc}", keys + (key,))
             continue
@@ -147,15 +157,15 @@ def _read_depth(table, where: str, problems: Problems, keys: tuple = ()) -> dict
 
 
 def _read_checks(table, where: str, problems: Problems, base: dict, keys: tuple = ()) -> dict:
-    out = dict(base)
+    out, known = dict(base), thresholds()
     if not isinstance(table, dict):
         problems.append(f"{where}: must be a table", keys)
         return out
     for key, value in table.items():
-        if key not in THRESHOLDS:
-            problems.append(f"{where}: unknown key '{key}' (known: {', '.join(THRESHOLDS)})", keys + (key,))
+        if key not in known:
+            problems.append(f"{where}: unknown key '{key}' (known: {', '.join(known)})", keys + (key,))
             continue
-        kind = THRESHOLDS[key][0]
+        kind = known[key][0]
         if kind == "length":
             try:
                 out[key] = parse_quantity(value, "length").value
@@ -175,27 +185,6 @@ def _explicit_surface(raw: dict, sample: str, checks: dict) -> float | None:
     if any(isinstance(t, dict) and "surface_depth" in t for t in tables) and sample in checks:
         return float(checks[sample]["surface_depth"])
     return None
-
-
-def _apply_depth(entry: Entry, depth: dict[str, Quantity], surface: float | None) -> list[str]:
-    """Hand the sample's crater depth and surface layer to its ToF-SIMS entries; refuse contradictions."""
-    if entry.technique != "tofsims":
-        return []
-    where = f"sample '{entry.sample}' tofsims[{entry.index}]"
-    crater = depth.get("sims_crater_depth")
-    own = entry.settings.get("crater_depth_nm")
-    problems = []
-    if crater is not None and "layer_rates" in entry.settings:
-        problems.append(f"{where}: layer_rates and a depth table sims_crater_depth both convert depth; give one")
-    elif crater is not None and own is not None and abs(float(own) - crater.value) > 1e-9 * crater.value:
-        problems.append(f"{where}: crater_depth_nm = {own:g} nm disagrees with the depth table's {crater}")
-    elif crater is not None:
-        entry.settings["crater_depth_nm"] = crater.value
-    has_depth = "crater_depth_nm" in entry.settings or "layer_rates" in entry.settings
-    # one definition of the surface layer for XPS and ToF-SIMS, unless the entry sets its own
-    if surface is not None and has_depth and "surface_depth_nm" not in entry.settings:
-        entry.settings["surface_depth_nm"] = surface
-    return problems
 
 
 def _check_entry(adapter, table, base: Path, where: str):

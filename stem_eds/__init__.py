@@ -27,3 +27,7 @@ __all__ = [
     "EDSError", "bin_pixels", "homogeneity", "info", "line_intensities", "load_factors", "model_intensities",
     "parse_elements", "quantify", "read", "read_signal", "sum_region", "window_intensities",
 ]
+from . import pipeline  # noqa: E402  the whole per-file pipeline (intensities, quantification, homogeneity)
+from .plot import plot_homogeneity, plot_maps, plot_radial  # noqa: E402  figures (matplotlib imported when drawing)
+
+__all__ += ["pipeline", "plot_homogeneity", "plot_maps", "plot_radial"]

@@ -50,7 +50,7 @@ def test_eds_b_map_is_flagged_qualitative_and_mostly_below_detection(eds_rim):
 
 
 def test_eds_at_percent_maps_start_their_colour_scale_at_zero(eds_rim):
-    from doptrace.report.techniques.stem_eds import maps_figure
+    from doptrace.stem_eds.plot import plot_maps as maps_figure
 
     _, quant = eds_rim
     assert float(np.nanmin(quant["atomic_percent"].sel(element="B").values)) < -20  # noise reads far below 0

@@ -7,8 +7,11 @@ import pytest
 import xarray as xr
 
 from doptrace.report import checks as ck
-from doptrace.report.depth import depth_series, etch_depth, sputter_depth, total_sputter_time
 from doptrace.core.units import Quantity, parse_quantity
+from doptrace.report.depth import depth_series, etch_depth, sputter_depth
+from doptrace.report.techniques import adapters
+
+XPS, XRD, TOFSIMS = (adapters()[name] for name in ("xps", "xrd", "tofsims"))
 
 
 # ----------------------------------------------------------------------------- quantities
@@ -54,7 +57,7 @@ def test_sims_depth_agrees_with_tofsims_own_conversion():
                          coords={"fragment": ["BO-", "MnO-"], "sputter_time": ("scan", t)},
                          attrs={"sputter_time_total": 1200.0})
     theirs = sputter_to_depth(profile, 500.0, crater_depth_stderr_nm=25.0)["depth"]
-    ours, ours_se = sputter_depth(t, Quantity(500.0, 25.0, "nm"), total_sputter_time(profile))
+    ours, ours_se = sputter_depth(t, Quantity(500.0, 25.0, "nm"), TOFSIMS.total_sputter_time(profile))
     np.testing.assert_allclose(ours, theirs.values)
     np.testing.assert_allclose(ours_se, theirs.attrs["rate_stderr_nm_per_s"] * t)
 
@@ -64,7 +67,9 @@ def test_depth_series_ratios_carry_poisson_errors():
     profile = xr.Dataset({"counts": (("fragment", "scan"), counts), "reference": ("scan", [10000.0, 10000.0])},
                          coords={"fragment": ["BO-", "MnO-"], "sputter_time": ("scan", [0.0, 10.0])},
                          attrs={"normalization": "total"})
-    s = depth_series("S", sims_profile=profile, crater=Quantity(100.0, 5.0, "nm"))
+    track = TOFSIMS.depth_track([{"profile": profile, "uniformity": None}], ck.defaults(),
+                                {"sims_crater_depth": Quantity(100.0, 5.0, "nm")})
+    s = depth_series("S", {"ToF-SIMS": track})
     np.testing.assert_allclose(s["sims_depth"], [0, 50])
     np.testing.assert_allclose(s["sims_ratio"], [0.1, 0.25])
     np.testing.assert_allclose(s["sims_ratio_stderr"], [0.1 * np.sqrt(1 / 100 + 1 / 1000),
@@ -95,7 +100,7 @@ def _xps_truth(flat: bool, n_draws: int, seed: int):
     sigma = np.full(depth.size, 0.015)
     verdicts = []
     for _ in range(n_draws):
-        rows = ck.xps_checks("S", depth, truth + rng.normal(0, sigma), sigma, 0.1, ck.defaults())
+        rows = XPS.xps_checks("S", depth, truth + rng.normal(0, sigma), sigma, 0.1, ck.defaults())
         verdicts.append(ck.technique_verdict(rows))
     return verdicts
 
@@ -109,7 +114,7 @@ def test_xps_check_supports_a_flat_share_and_contradicts_a_decay():
 
 
 def test_xps_check_needs_three_levels_beyond_the_surface():
-    rows = ck.xps_checks("S", [0, 20, 70, 90], [0.1, 0.3, 0.5, 0.5], [0.01] * 4, 0.0, ck.defaults())
+    rows = XPS.xps_checks("S", [0, 20, 70, 90], [0.1, 0.3, 0.5, 0.5], [0.01] * 4, 0.0, ck.defaults())
     assert {r.verdict for r in rows} == {ck.UNDETERMINED}
     assert "only 2 XPS level(s)" in rows[0].reason
 
@@ -121,7 +126,7 @@ def test_xrd_check_follows_esd_and_detection_limit():
                      "dopant_verdict": ("site", ["determined", "consistent with zero", "consistent with zero"]),
                      "dopant_min_detectable": ("site", [0.03, 0.07, 0.003])},
                     coords={"site": sites}, attrs={"dopant_element": "B", "dopant_min_detectable_sigma": 3.0})
-    rows = ck.xrd_checks("S", ds, {**ck.defaults(), "xrd_expected_fraction": 0.05})
+    rows = XRD.xrd_checks("S", ds, {**ck.defaults(), "xrd_expected_fraction": 0.05})
     assert [r.verdict for r in rows] == [ck.SUPPORTED, ck.UNDETERMINED, ck.CONTRADICTED]
     assert [r.decisive for r in rows] == [True, True, False]
     assert rows[0].value == 0.06 and rows[0].stderr == 0.01

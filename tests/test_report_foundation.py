@@ -117,14 +117,18 @@ def test_cli_reports_a_missing_project_in_one_line(tmp_path, capsys):
 
 
 def test_plots_drawn_on_worker_processes_equal_those_drawn_here():
+    from doptrace.report.checks import defaults
     from doptrace.report.depth import depth_series, overlay_figure
     from doptrace.report.html import Plot, Section, draw_plots
     from doptrace.core.units import Quantity
+    from doptrace.report.techniques import adapters
 
     fit = xr.Dataset({"fraction": (("etch_time", "component"), [[0.9, 0.1], [0.5, 0.5]]),
                       "fraction_stderr": (("etch_time", "component"), [[0.01, 0.01], [0.02, 0.02]])},
                      coords={"etch_time": [0.0, 100.0], "component": ["B-O-B", "TM-O-B"]})
-    series = depth_series("S", fit, Quantity(0.4, 0.04, "nm/s"))
+    track = adapters()["xps"].depth_track([{"fit": fit}], defaults(), {"xps_etch_rate": Quantity(0.4, 0.04, "nm/s")})
+    series = depth_series("S", {"XPS": track})
+    assert series["xps_depth"].values.tolist() == [0.0, 40.0]
     here = [Plot(overlay_figure, (series, 20.0, f"S{i}")) for i in range(3)]
     pooled = [Plot(overlay_figure, (series, 20.0, f"S{i % 3}")) for i in range(42)]  # >= 40: a process pool
     draw_plots([Section("a", here)], workers=1)

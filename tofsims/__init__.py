@@ -28,3 +28,7 @@ __all__ = ["ToFSIMSError", "read", "calibrate", "channel_to_mass", "mass_to_chan
            "dead_time_correct", "normalize", "sputter_to_depth", "fragment_maps", "ratio_map", "depth_profile",
            "uniformity_test", "colocalization", "fragment_volume",
            "coloc", "compare", "maps", "processing", "profiles", "volume"]
+from . import pipeline  # noqa: E402  the whole per-file pipeline (read, corrections, every result)
+from .plot import plot_coloc, plot_compare, plot_maps, plot_profile, plot_projections  # noqa: E402  figures
+
+__all__ += ["pipeline", "plot_coloc", "plot_compare", "plot_maps", "plot_profile", "plot_projections"]

@@ -23,3 +23,6 @@ from .simulate import simulate_series
 __all__ = ["read", "stack_series", "load_model", "parse_model", "from_casa", "compile_model", "Model",
            "fit_spectra", "fit_series", "fit_lmfit", "FitResult", "fit_region", "fit_casa", "quantify",
            "load_rsf_table", "simulate_series"]
+from .plot import plot_fit, plot_fractions  # noqa: E402  figures (matplotlib imported when drawing)
+
+__all__ += ["plot_fit", "plot_fractions"]

@@ -396,3 +396,39 @@ def result_dataset(results: list[FitResult], model: Model, dim: str, levels, lev
 
 
 __all__ = ["fit_region", "fit_casa", "c1s_shifts", "result_dataset", "region_blocks"]
+
+
+#: component whose share is the headline of a fit when the fit does not name one (dopant bonded into the host)
+HEADLINE_DEFAULT = "TM-O-B"
+
+
+def headline_component(ds: xr.Dataset, default: str = HEADLINE_DEFAULT) -> str:
+    """The component (or group of components, e.g. ``"In-O"``) whose share is a fit's headline.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A fit result of :func:`fit_region` or :func:`fit_casa`.
+    default : str
+        Used when ``ds.attrs["headline"]`` is not set.
+
+    Returns
+    -------
+    str
+        ``attrs["headline"]`` (else ``default``) when the fit has such a component or group;
+        otherwise the last component (the only one for a one-component fit).
+    """
+    names = [str(n) for n in ds["component"].values]
+    groups = [str(g) for g in ds["group"].values] if "group" in ds.coords else []
+    wanted = ds.attrs.get("headline") or default
+    if wanted in names or wanted in groups:
+        return wanted
+    return names[-1] if len(names) > 1 else names[0]
+
+
+def headline_share(ds: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(share, stderr)`` per level of one component or of a group of components of a fit."""
+    if ("group" in ds.coords and name in [str(g) for g in ds["group"].values]
+            and name not in [str(n) for n in ds["component"].values]):
+        return ds["group_fraction"].sel(group=name).values, ds["group_fraction_stderr"].sel(group=name).values
+    return ds["fraction"].sel(component=name).values, ds["fraction_stderr"].sel(component=name).values

@@ -31,6 +31,7 @@ _EXPORTS = {
     "REGISTRY": "formats",
     "load_recipe": "recipe",
     "refine": "rietveld",
+    "plot_refinement": "plot",
 }
 # ``refine`` is the function (the built-in engine); its module is ``rietveld`` so that importing the
 # module can never rebind ``doptrace.xrd.refine``. ``doptrace.xrd.simulate`` stays the simulator

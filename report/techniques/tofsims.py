@@ -1,16 +1,17 @@
-"""ToF-SIMS adapter: ``doptrace tofsims ...`` commands, project analyses, report section, demo files."""
+"""ToF-SIMS adapter: ``doptrace tofsims ...`` commands, project analyses, checks, depth track, report section, demo.
+
+The processing itself is :mod:`doptrace.tofsims.pipeline`; the figures are :mod:`doptrace.tofsims.plot`.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-import numpy as np
-
-from doptrace.core.units import length_nm
-
 NAME = "tofsims"
 TITLE = "ToF-SIMS: fragment maps, depth profiles, colocalization"
+LABEL = "ToF-SIMS"
+CODE = ("doptrace.tofsims",)  # packages whose source decides this adapter's results (cache key)
 ENTRY_SCHEMA = {
     "file": ("file", True),
     "fragments": ("list", False),  # default: every fragment in the peak list
@@ -29,313 +30,204 @@ ENTRY_SCHEMA = {
     "drift_correct": ("bool", False),
     "seed": ("number", False),
 }
-DEFAULT_FRAGMENTS = ["BO-", "MnO-", "InO-", "ClO-"]
+#: this technique's thresholds in a project's [checks] table: key -> (kind, default, meaning)
+THRESHOLDS = {
+    "sims_fragment": ("text", "BO-", "ToF-SIMS fragment of the dopant"),
+    "sims_host": ("text", "MnO-", "ToF-SIMS fragment of the host lattice"),
+    "sims_alpha": ("number", 0.05, "significance level of the ToF-SIMS uniformity and colocalization tests"),
+    "sims_max_surface_ratio": ("number", 2.0, "largest surface / bulk ratio of the dopant fragment"),
+    "sims_min_r": ("number", 0.5, "smallest Pearson r of dopant and host images"),
+    "sims_min_counts": ("number", 100.0, "fewest dopant counts below the surface for the tests to mean anything"),
+}
+#: keys of a project's [depth] table this adapter reads, and the kind of quantity each holds
+DEPTH_KEYS = {"sims_crater_depth": "length"}
+#: the demo's crater depth as a profilometer states it: ±5 %
+CRATER_RELATIVE_STDERR = 0.05
 
 
-# ----------------------------------------------------------------------------- helpers
 def parse_length_nm(text) -> float:
-    """``"500nm"``, ``"0.5 um"``, ``"500"`` (nm) -> 500.0."""
-    from doptrace.tofsims.errors import ToFSIMSError
+    """``"500nm"``, ``"0.5 um"``, ``"500"`` (nm) -> 500.0; see :func:`doptrace.tofsims.pipeline.parse_length_nm`."""
+    from doptrace.tofsims.pipeline import parse_length_nm as parse
 
-    match = re.fullmatch(r"\s*([-+0-9.eE]+)\s*([a-zA-Zµå]*)\s*", str(text))
-    factor = (length_nm(match.group(2), any_case=True) if match.group(2) else 1.0) if match else None
-    if factor is None:
-        raise ToFSIMSError(f"crater depth {text!r}: expected a length such as 500nm or 0.5um")
-    try:
-        value = float(match.group(1)) * factor
-    except ValueError:
-        raise ToFSIMSError(f"crater depth {text!r}: not a number") from None
-    if not np.isfinite(value) or value <= 0:
-        raise ToFSIMSError(f"crater depth {text!r}: must be a positive length")
-    return value
+    return parse(text)
 
 
-def _split(text) -> list[str] | None:
-    if text is None:
-        return None
-    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
-    return [str(i).strip() for i in items if str(i).strip()] or None
+# ----------------------------------------------------------------------------- project
+def prepare_entry(settings: dict, depth: dict, surface_nm: float | None, where: str) -> list[str]:
+    """Hand the sample's crater depth and surface layer to one entry's settings; refuse contradictions.
+
+    ``depth`` holds the sample's depth table (Quantities), ``surface_nm`` the surface depth when
+    the project sets one (else None). Returns the problems, each naming ``where``.
+    """
+    crater = depth.get("sims_crater_depth")
+    own = settings.get("crater_depth_nm")
+    problems = []
+    if crater is not None and "layer_rates" in settings:
+        problems.append(f"{where}: layer_rates and a depth table sims_crater_depth both convert depth; give one")
+    elif crater is not None and own is not None and abs(float(own) - crater.value) > 1e-9 * crater.value:
+        problems.append(f"{where}: crater_depth_nm = {own:g} nm disagrees with the depth table's {crater}")
+    elif crater is not None:
+        settings["crater_depth_nm"] = crater.value
+    has_depth = "crater_depth_nm" in settings or "layer_rates" in settings
+    # one definition of the surface layer for every technique, unless the entry sets its own
+    if surface_nm is not None and has_depth and "surface_depth_nm" not in settings:
+        settings["surface_depth_nm"] = surface_nm
+    return problems
 
 
-def _normalization(value) -> str | None:
-    return None if value in (None, "", "none") else str(value)
-
-
-def parse_rates(text) -> list[tuple[float, float]]:
-    """``"1.0:30,2.0:60,0.5"`` (nm/s until s, last layer open) or ``[[1.0, 30], [2.0, 60], [0.5]]``
-    -> ``[(30, 1.0), (60, 2.0), (inf, 0.5)]`` as :func:`tofsims.processing.sputter_to_depth` takes them."""
-    from doptrace.tofsims.errors import ToFSIMSError
-
-    items = text if isinstance(text, (list, tuple)) else [i.split(":") for i in str(text).split(",") if i.strip()]
-    layers = []
-    try:
-        for item in items:
-            item = list(item) if isinstance(item, (list, tuple)) else [item]
-            rate = float(item[0])
-            until = float(item[1]) if len(item) > 1 else float("inf")
-            layers.append((until, rate))
-    except (ValueError, IndexError, TypeError):
-        raise ToFSIMSError(f"sputter rates {text!r}: expected rate:until_s,...,last_rate, e.g. 1.0:30,0.5") from None
-    if not layers or any(not np.isfinite(u) for u, _ in layers[:-1]):
-        raise ToFSIMSError(f"sputter rates {text!r}: every layer but the last needs an end time")
-    return layers
-
-
-def load(path, dead_time: bool | None = None, drift_correct: bool = False, crater_depth_nm=None, layer_rates=None,
-         progress: bool = False):
-    """Read a file and apply the requested corrections, in the order the physics needs.
-
-    ``dead_time``: None applies the Poisson dead-time correction when the file says it was not
-    applied and it is defined (:func:`tofsims.processing.dead_time_auto`), True always (an error
-    when impossible), False never."""
-    from doptrace import tofsims
-    from doptrace.tofsims import processing
-    from doptrace.tofsims.errors import ToFSIMSError
-
-    from doptrace.tofsims.formats import detect
-
-    ds = tofsims.read(path, **({"progress": progress} if detect(path) == "ita" else {}))
-    if "counts" not in ds:
-        raise ToFSIMSError(f"{path}: holds no image stack (a spectrum or profile export?)")
-    if hasattr(ds["counts"].data, "dask"):
-        import psutil
-
-        # Several results each reduce the cube: keep it in memory (one read pass) when it fits
-        # comfortably, otherwise every result streams it again, chunk by chunk.
-        if ds.nbytes < 0.4 * psutil.virtual_memory().available:
-            ds = ds.persist()
-    if dead_time is None:
-        ds = processing.dead_time_auto(ds)
-    elif dead_time:
-        ds = processing.dead_time_correct(ds)
-    if drift_correct:
-        ds = processing.correct_drift(ds, processing.estimate_drift(ds, progress=progress))
-    if crater_depth_nm is not None or layer_rates is not None:
-        ds = processing.sputter_to_depth(ds, crater_depth_nm=None if crater_depth_nm is None else float(crater_depth_nm),
-                                         rates=None if layer_rates is None else parse_rates(layer_rates))
-    return ds
-
-
-def _profile_export(path, fragments, normalize, crater_depth_nm=None, layer_rates=None):
-    """The profile of a depth-profile ASCII export, or None when ``path`` holds something else."""
-    from doptrace import tofsims
-    from doptrace.tofsims import processing, profiles
-    from doptrace.tofsims.formats import detect
-
-    if detect(path) != "profile":
-        return None
-    ds = tofsims.read(path)
-    columns = [str(n).lower() for n in ds["fragment"].values]
-    if normalize == "total" and "total" not in columns:
-        normalize = None  # the default; this export has no total-ion column
-    profile = profiles.profile_from_export(ds, fragments, _normalization(normalize))
-    if crater_depth_nm is not None or layer_rates is not None:
-        profile = processing.sputter_to_depth(
-            profile, crater_depth_nm=None if crater_depth_nm is None else float(crater_depth_nm),
-            rates=None if layer_rates is None else parse_rates(layer_rates))
-    return profile
-
-
-def make_roi(ds, rect=None, from_fragment=None):
-    """ROI mask from ``rect`` ("x0,x1,y0,y1" in um) and/or the Otsu-thresholded map of a fragment."""
-    from doptrace.tofsims import processing
-    from doptrace.tofsims.errors import ToFSIMSError
-
-    if not rect and not from_fragment:
-        return None
-    box = None
-    if rect:
-        try:
-            box = tuple(float(v) for v in (rect.split(",") if isinstance(rect, str) else rect))
-        except ValueError:
-            box = ()
-        if len(box) != 4 or not all(np.isfinite(box)):
-            raise ToFSIMSError(f"ROI {rect!r}: expected x0,x1,y0,y1 in um")
-    image = None
-    if from_fragment:
-        image = processing.select_fragments(ds, [from_fragment])["counts"].isel(fragment=0).sum("scan").compute()
-    return processing.roi_mask(ds, rect=box, image=image, threshold="otsu" if image is not None else None)
-
-
-def _fragments_in(ds, wanted) -> list[str]:
-    names = [str(n) for n in ds["fragment"].values]
-    if wanted:
-        return list(wanted)
-    chosen = [f for f in DEFAULT_FRAGMENTS if f in names]
-    return chosen or names
-
-
-# ----------------------------------------------------------------------------- analyse
 def analyse(settings: dict) -> dict:
-    """One project entry -> ``maps``, ``profile``, ``uniformity``, ``coloc``, ``projections``, ``integrated``."""
-    from doptrace.tofsims import coloc, compare, maps, profiles, volume
+    """One project entry -> :func:`doptrace.tofsims.pipeline.analyse` (whose keywords are the entry's keys)."""
+    from doptrace.tofsims import pipeline
 
-    path = Path(settings["file"])
-    crater = settings.get("crater_depth_nm")
-    export = _profile_export(path, _split(settings.get("fragments")), settings.get("normalize", "total"),
-                             crater, settings.get("layer_rates"))
-    if export is not None:
-        tested = _split(settings.get("uniformity")) or [f for f in ("BO-",) if f in export["fragment"].values] or None
-        return {"profile": export, "uniformity": profiles.uniformity_test(
-            export, tested, surface_depth=settings.get("surface_depth_nm"))}
-    ds = load(path, dead_time=None if settings.get("dead_time") is None else bool(settings["dead_time"]),
-              drift_correct=bool(settings.get("drift_correct", False)), crater_depth_nm=crater,
-              layer_rates=settings.get("layer_rates"))
-    fragments = _fragments_in(ds, _split(settings.get("fragments")))
-    normalize = _normalization(settings.get("normalize", "total" if "total" in ds else None))
-    seed = int(settings.get("seed", 0))
-    results = {}
-    results["maps"] = maps.fragment_maps(ds, fragments, normalize=normalize)
-    roi = make_roi(ds, from_fragment=settings.get("roi_from"))
-    profile = profiles.depth_profile(ds, fragments, roi=roi, normalize=normalize)
-    results["profile"] = profile
-    tested = _split(settings.get("uniformity")) or [f for f in ("BO-",) if f in fragments] or fragments[:1]
-    results["uniformity"] = profiles.uniformity_test(profile, tested, surface_depth=settings.get("surface_depth_nm"))
-    pair = settings.get("pair")
-    if pair is None and {"BO-", "MnO-"} <= set(str(n) for n in ds["fragment"].values):
-        pair = "BO-:MnO-"
-    if pair:
-        results["coloc"] = coloc.colocalization(ds, pair, bin=int(settings.get("coloc_bin", 4)), seed=seed)
-    results["projections"] = volume.projections(ds, tested[0])
-    compared = _split(settings.get("compare")) or fragments
-    results["integrated"] = compare.integrated_intensities(ds, compared, normalize=normalize, roi=roi)
-    return results
+    return pipeline.analyse(Path(settings["file"]), **{k: v for k, v in settings.items() if k != "file"})
 
 
-# ----------------------------------------------------------------------------- figures
-def _scale_bar(ax, ds, image_width_px: int):
-    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+# ----------------------------------------------------------------------------- evidence
+def sims_checks(sample: str, uniformity, coloc, profile, th: dict) -> list:
+    """Dopant fragment uniform with depth, not piled up at the surface, and colocalized with the host."""
+    import math
 
-    x = np.asarray(ds["x"].values, float)
-    if x.size < 2 or ds["x"].attrs.get("units") != "um":
-        return
-    width_um = (x[-1] - x[0]) + (x[1] - x[0])
-    target = width_um / 4
-    nice = 10 ** np.floor(np.log10(target))
-    length = max(m * nice for m in (1, 2, 5) if m * nice <= target)
-    ax.add_artist(AnchoredSizeBar(ax.transData, length / width_um * image_width_px, f"{length:g} µm", "lower right",
-                                  pad=0.3, color="white", frameon=False, size_vertical=image_width_px / 80))
+    import numpy as np
 
+    from ..checks import CONTRADICTED, SUPPORTED, UNDETERMINED, Check
+    from ..checks import percent as _pct
 
-def maps_figure(result, title: str = ""):
-    """One panel per fragment (normalised intensity when present), each with a scale bar."""
-    import matplotlib.pyplot as plt
-
-    fragments = [str(f) for f in result["fragment"].values]
-    values = result["intensity"] if "intensity" in result else result["counts"]
-    n = len(fragments)
-    cols = min(n, 4)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.9 * rows), layout="constrained", squeeze=False)
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    for ax, name in zip(axes.ravel(), fragments):
-        image = np.asarray(values.sel(fragment=name).values, float)
-        im = ax.imshow(image, cmap="magma", origin="upper", interpolation="nearest")
-        ax.set_title(name)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        _scale_bar(ax, result, image.shape[1])
-        label = "counts / " + result.attrs.get("normalization", "") if "intensity" in result else "counts"
-        fig.colorbar(im, ax=ax, shrink=0.8, label=label)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def profile_figure(profile, uniformity=None, title: str = ""):
-    """Normalised intensity (or counts) per scan with Poisson error bars, versus depth or time."""
-    from doptrace.report.figures import new_figure
-
-    fig, ax = new_figure(6.4, 4.0)
-    use_depth = "depth" in profile.coords and np.all(np.isfinite(profile["depth"].values))
-    x = profile["depth"].values if use_depth else profile["sputter_time"].values
-    key = "intensity" if "intensity" in profile else "counts"
-    for name in profile["fragment"].values:
-        y = profile[key].sel(fragment=name).values
-        e = profile[f"{key}_stderr"].sel(fragment=name).values
-        ax.errorbar(x, y, yerr=e, marker="o", ms=3, capsize=2, lw=1, label=str(name))
-    ax.set_yscale("log")
-    ax.set_xlabel("depth (nm)" if use_depth else "sputter time (s)")
-    ax.set_ylabel(f"counts / {profile.attrs.get('normalization')}" if key == "intensity" else "counts per scan")
-    if uniformity is not None:
-        low = float(uniformity.attrs.get("surface_excluded_below", np.nan))
-        if np.isfinite(low):
-            ax.axvspan(min(x), low, color="0.9", zorder=0, label="surface (excluded from test)")
-    ax.legend(fontsize=8)
-    ax.set_title(title)
-    return fig
-
-
-def coloc_figure(result, title: str = ""):
-    """Scatter of binned pixel counts of the pair with Costes thresholds, r, p, M1, M2."""
-    from doptrace.report.figures import new_figure
-
-    fig, ax = new_figure(4.8, 4.2)
-    a = result["image_a"].values.ravel()
-    b = result["image_b"].values.ravel()
-    ax.scatter(a, b, s=6, alpha=0.5, color="tab:blue", edgecolors="none")
-    ax.axvline(float(result["threshold_a"]), color="0.5", ls="--", lw=1)
-    ax.axhline(float(result["threshold_b"]), color="0.5", ls="--", lw=1)
-    bin_px = result.attrs.get("binning", 1)
-    ax.set_xlabel(f"{result.attrs['fragment_a']} counts ({bin_px}x{bin_px} px)")
-    ax.set_ylabel(f"{result.attrs['fragment_b']} counts ({bin_px}x{bin_px} px)")
-    ax.set_title(
-        (title + "\n" if title else "")
-        + f"r = {float(result['pearson_r']):.3f}, p = {float(result['p_value']):.3g} (spatial null, "
-        f"N = {result.attrs['n_null']}); M1 = {float(result['manders_m1']):.2f}, M2 = {float(result['manders_m2']):.2f}",
-        fontsize=9,
-    )
-    return fig
+    frag, alpha = str(th["sims_fragment"]), float(th["sims_alpha"])
+    rows = []
+    nan = float("nan")
+    if uniformity is not None and frag in [str(f) for f in uniformity["fragment"].values]:
+        u = uniformity.sel(fragment=frag)
+        low, high = (float(v) for v in uniformity.attrs.get("axis_range", [nan, nan]))
+        units = "nm" if uniformity.attrs.get("axis") == "depth" else "s"
+        counts_below = _counts_beyond(profile, frag, low)
+        rel, rel_se, p = float(u["relative_change"]), float(u["relative_change_stderr"]), float(u["p_value"])
+        claim = f"{frag} uniform with depth below the surface"
+        if counts_below < float(th["sims_min_counts"]):
+            verdict, reason = UNDETERMINED, (f"Only {counts_below:.0f} {frag} counts lie beyond {low:.3g} {units}: "
+                                             "too few to test a depth trend.")
+        elif p < alpha:
+            verdict, reason = CONTRADICTED, (f"{frag} changes by {_pct(rel)} ± {_pct(rel_se)} over {low:.3g}-{high:.3g} "
+                                             f"{units} (p = {p:.2g} < {alpha:g}).")
+        else:
+            verdict, reason = SUPPORTED, (f"{frag} changes by {_pct(rel)} ± {_pct(rel_se)} over {low:.3g}-{high:.3g} "
+                                          f"{units}, within counting noise (p = {p:.2g}).")
+        rows.append(Check(sample, LABEL, claim, "relative change", 100 * rel, 100 * rel_se, "%",
+                          f"p ≥ {alpha:g}", verdict, reason))
+        ratio, ratio_se = float(u["surface_to_bulk"]), float(u["surface_to_bulk_stderr"])
+        limit = float(th["sims_max_surface_ratio"])
+        if not math.isfinite(ratio):
+            verdict, reason = UNDETERMINED, f"The {frag} surface / bulk ratio is undefined (no bulk counts)."
+        elif ratio - 2 * ratio_se > limit:
+            verdict, reason = CONTRADICTED, (f"{frag} is {ratio:.3g} ± {ratio_se:.2g} times richer above {low:.3g} "
+                                             f"{units} than below: the dopant piles up at the surface.")
+        elif ratio + 2 * ratio_se <= limit:
+            verdict, reason = SUPPORTED, (f"{frag} above {low:.3g} {units} is {ratio:.3g} ± {ratio_se:.2g} times its "
+                                          f"level below, within {limit:g}.")
+        else:
+            verdict, reason = UNDETERMINED, f"{frag} surface / bulk is {ratio:.3g} ± {ratio_se:.2g}, too close to {limit:g}."
+        rows.append(Check(sample, LABEL, f"{frag} not piled up at the surface", "surface / bulk",
+                          ratio, ratio_se, "1", f"≤ {limit:g}", verdict, reason))
+    if coloc is not None:
+        a, b = str(coloc.attrs.get("fragment_a")), str(coloc.attrs.get("fragment_b"))
+        r, p = float(coloc["pearson_r"]), float(coloc["p_value"])
+        null = np.asarray(coloc["null_r"].values, float) if "null_r" in coloc else np.array([])
+        spread = float(np.std(null)) if null.size else nan
+        min_r = float(th["sims_min_r"])
+        total_a = float(np.sum(coloc["image_a"].values))
+        claim = f"{a} colocalized with {b}"
+        if total_a < float(th["sims_min_counts"]):
+            verdict, reason = UNDETERMINED, f"The {a} image holds only {total_a:.0f} counts: too few to compare."
+        elif r >= min_r and p < alpha:
+            verdict, reason = SUPPORTED, (f"{a} follows {b} laterally (r = {r:.3f}; p = {p:.2g} against "
+                                          f"{null.size} shifted/rotated images).")
+        else:
+            verdict, reason = CONTRADICTED, (f"{a} does not follow {b} laterally (r = {r:.3f}, threshold {min_r:g}; "
+                                             f"p = {p:.2g} against {null.size} shifted/rotated images).")
+        # the uncertainty shown for r is the spread of r under the spatial null (no association)
+        rows.append(Check(sample, LABEL, claim, "Pearson r (± null spread)", r, spread, "1",
+                          f"r ≥ {min_r:g}, p < {alpha:g}", verdict, reason))
+    return rows
 
 
-def projection_figure(result, title: str = ""):
-    """Side views of one fragment's volume: counts summed over y (depth vs x) and over x (depth vs y)."""
-    import matplotlib.pyplot as plt
+def _counts_beyond(profile, fragment: str, start: float) -> float:
+    import numpy as np
 
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), layout="constrained", squeeze=False)
-    use_depth = "depth" in result.coords and np.all(np.isfinite(result["depth"].values))
-    z = result["depth"].values if use_depth else result["scan"].values
-    for ax, key, lateral in zip(axes[0], ("proj_xz", "proj_yz"), ("x", "y")):
-        image = np.asarray(result[key].values, float)
-        pos = result[lateral].values
-        dz = (z[1] - z[0]) if z.size > 1 else 1.0
-        dp = (pos[1] - pos[0]) if pos.size > 1 else 1.0
-        im = ax.imshow(image, aspect="auto", cmap="magma", interpolation="nearest", origin="upper",
-                       extent=(pos[0] - dp / 2, pos[-1] + dp / 2, z[-1] + dz / 2, z[0] - dz / 2))
-        ax.set_xlabel(f"{lateral} ({result[lateral].attrs.get('units', '')})")
-        ax.set_ylabel("depth (nm)" if use_depth else "scan")
-        ax.set_title(f"{result.attrs.get('fragment')} summed over {'y' if lateral == 'x' else 'x'}", fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.8, label="counts")
-    if title:
-        fig.suptitle(title)
-    return fig
+    if profile is None or fragment not in [str(f) for f in profile["fragment"].values]:
+        return float("inf")
+    axis = profile["depth"] if "depth" in profile.coords else profile["sputter_time"]
+    keep = np.asarray(axis.values, float) >= start
+    return float(np.sum(profile["counts"].sel(fragment=fragment).values[keep]))
 
 
-def compare_figure(result):
-    """Normalised intensities per fragment and sample, with Poisson (thick) and bootstrap (thin) intervals."""
-    from doptrace.report.figures import new_figure
+def checks(sample: str, results: dict, th: dict, depth: dict) -> list:
+    """Checks of one analysis with a uniformity test or a colocalization (:func:`sims_checks`)."""
+    if "uniformity" not in results and "coloc" not in results:
+        return []
+    return sims_checks(sample, results.get("uniformity"), results.get("coloc"), results.get("profile"), th)
 
-    fig, ax = new_figure(6.4, 3.8)
-    fragments = [str(f) for f in result["fragment"].values]
-    samples = [str(s) for s in result["sample"].values]
-    width = 0.8 / len(samples)
-    positions = np.arange(len(fragments))
-    for k, sample in enumerate(samples):
-        sel = result.sel(sample=sample)
-        xk = positions + (k - (len(samples) - 1) / 2) * width
-        values = sel["intensity"].values
-        ax.bar(xk, values, width * 0.9, label=sample, alpha=0.8)
-        ax.errorbar(xk, values, yerr=[values - sel["boot_low"].values, sel["boot_high"].values - values],
-                    fmt="none", ecolor="k", capsize=4, lw=1)
-        ax.errorbar(xk, values, yerr=[values - sel["poisson_low"].values, sel["poisson_high"].values - values],
-                    fmt="none", ecolor="k", lw=3)
-    ax.set_xticks(positions, fragments)
-    ax.set_ylabel(f"counts / {result.attrs.get('normalization')}")
-    ax.legend(fontsize=8)
-    ax.set_title(f"{int(100 * result.attrs['confidence'])} % intervals: Poisson (thick), tile bootstrap (thin)",
-                 fontsize=9)
-    return fig
+
+def total_sputter_time(profile) -> float:
+    """The sputter time at the crater's bottom: the last scan's start plus one scan (tofsims' convention)."""
+    import numpy as np
+
+    t = np.asarray(profile["sputter_time"].values, float)
+    if "sputter_time_total" in profile.attrs:
+        return float(profile.attrs["sputter_time_total"])
+    return float(t[-1] + (np.median(np.diff(t)) if t.size > 1 else 0.0))
+
+
+def depth_track(results: list[dict], th: dict, depth: dict):
+    """Dopant fragment / total and dopant / host count ratios per scan on the common depth axis.
+
+    From the first profile of an analysis with a uniformity test or colocalization; None when
+    there is none. Depth ``z = D t / T`` for the sample's crater depth ``D ± σ_D``
+    (``sims_crater_depth``) reached at the total sputter time ``T``; without one, the entry's own
+    conversion (without an uncertainty). Poisson errors for the ratios.
+    """
+    import numpy as np
+
+    from ..depth import Track, poisson_ratio, sputter_depth
+
+    profiles = [r["profile"] for r in results if ("uniformity" in r or "coloc" in r) and r.get("profile") is not None]
+    if not profiles:
+        return None
+    profile, crater = profiles[0], depth.get("sims_crater_depth")
+    fragment, host = str(th["sims_fragment"]), str(th["sims_host"])
+    track = Track(sources=[str(profile.attrs.get("source", ""))], attrs={"fragment": fragment, "host": host})
+    fragments = [str(f) for f in profile["fragment"].values]
+    if fragment not in fragments:
+        track.notes.append(f"ToF-SIMS profile has no {fragment}")
+        return track
+    t = np.asarray(profile["sputter_time"].values, float)
+    total = total_sputter_time(profile)
+    if crater is not None:
+        z, dz = sputter_depth(t, crater, total)
+    elif "depth" in profile.coords and np.all(np.isfinite(profile["depth"].values)):
+        z, dz = np.asarray(profile["depth"].values, float), np.zeros(t.size)
+        track.notes.append("ToF-SIMS depth from the entry's own conversion, without an uncertainty")
+    else:
+        track.notes.append("no crater depth given; ToF-SIMS not placed on the depth axis")
+        return track
+    counts = np.asarray(profile["counts"].sel(fragment=fragment).values, float)
+    track.coords["sims_sputter_time"] = ("sims_scan", t, {"units": "s"})
+    track.data.update(sims_depth=("sims_scan", z, {"units": "nm", "sputter_time_total_s": total}),
+                      sims_depth_stderr=("sims_scan", dz, {"units": "nm"}))
+    if "reference" in profile and profile.attrs.get("normalization") == "total":
+        frac, frac_se = poisson_ratio(counts, np.asarray(profile["reference"].values, float), nested=True)
+        shown = Track.plotted("sims_depth", "right", 1.0, "s--", f"ToF-SIMS {fragment}/total")
+        track.data.update(sims_fraction=("sims_scan", frac, {"units": "1", "ratio": f"{fragment}/total", **shown}),
+                          sims_fraction_stderr=("sims_scan", frac_se, {"units": "1"}))
+    else:
+        track.notes.append("ToF-SIMS profile not normalised to total counts; no fraction of total")
+    if host in fragments:
+        ratio, ratio_se = poisson_ratio(counts, np.asarray(profile["counts"].sel(fragment=host).values, float))
+        shown = Track.plotted("sims_depth", "right", 1.0, "^--", f"ToF-SIMS {fragment}/{host}")
+        track.data.update(sims_ratio=("sims_scan", ratio, {"units": "1", "ratio": f"{fragment}/{host}", **shown}),
+                          sims_ratio_stderr=("sims_scan", ratio_se, {"units": "1"}))
+    else:
+        track.notes.append(f"ToF-SIMS profile has no {host}")
+    track.axis_labels["right"] = "ToF-SIMS count ratio (1)"
+    return track
 
 
 # ----------------------------------------------------------------------------- section
@@ -359,6 +251,7 @@ def section(analyses) -> list:
     """Maps with scale bars, depth profiles with the uniformity test, coloc scatter, sample comparison."""
     from doptrace.report.html import Figure, Plot, Table, Text
     from doptrace.tofsims.compare import compare_samples
+    from doptrace.tofsims.plot import plot_coloc, plot_compare, plot_maps, plot_profile, plot_projections
 
     blocks = [Text(
         "Counts are summed exactly from the instrument file; error bars and intervals are Poisson unless said "
@@ -371,20 +264,20 @@ def section(analyses) -> list:
         res = analysis.results
         sample = analysis.sample
         if "maps" in res:
-            blocks.append(Plot(maps_figure, (res["maps"], sample),
+            blocks.append(Plot(plot_maps, (res["maps"], sample),
                                  f"{sample}: fragment maps summed over scans {res['maps'].attrs['scan_first']}-"
                                  f"{res['maps'].attrs['scan_last']} ({Path(str(res['maps'].attrs['source'])).name})"))
         if "profile" in res:
-            blocks.append(Plot(profile_figure, (res["profile"], res.get("uniformity"), sample),
+            blocks.append(Plot(plot_profile, (res["profile"], res.get("uniformity"), sample),
                                  f"{sample}: depth profiles with Poisson error bars"))
         if "projections" in res:
-            blocks.append(Plot(projection_figure, (res["projections"], sample),
+            blocks.append(Plot(plot_projections, (res["projections"], sample),
                                  f"{sample}: side projections of the {res['projections'].attrs.get('fragment')} volume"))
         if "uniformity" in res:
             uniform_rows += _uniformity_rows(sample, res["uniformity"])
         if "coloc" in res:
             c = res["coloc"]
-            blocks.append(Plot(coloc_figure, (c, sample), f"{sample}: colocalization of {c.attrs['fragment_a']} "
+            blocks.append(Plot(plot_coloc, (c, sample), f"{sample}: colocalization of {c.attrs['fragment_a']} "
                                  f"and {c.attrs['fragment_b']}"))
             coloc_rows.append([sample, f"{c.attrs['fragment_a']}:{c.attrs['fragment_b']}",
                                f"{float(c['pearson_r']):.3f}", f"{float(c['p_value']):.3g}",
@@ -407,7 +300,7 @@ def section(analyses) -> list:
             if not common or ia.attrs.get("normalization") != ib.attrs.get("normalization"):
                 continue
             cmp = compare_samples(ia.sel(fragment=common), ib.sel(fragment=common))
-            blocks.append(Figure(compare_figure(cmp), f"Comparison {other.sample} vs {reference.sample}"))
+            blocks.append(Figure(plot_compare(cmp), f"Comparison {other.sample} vs {reference.sample}"))
             rows = [[str(f), f"{float(cmp['ratio'].sel(fragment=f)):.3f}",
                      f"{float(cmp['ratio_poisson_low'].sel(fragment=f)):.3f} - "
                      f"{float(cmp['ratio_poisson_high'].sel(fragment=f)):.3f}",
@@ -438,6 +331,17 @@ def demo_entries(data_dir, sample: str, bulk_doped: bool, seed: int) -> list[dic
         "compare": ["InO-", "ClO-"],
         "seed": int(seed),
     }]
+
+
+def demo_depth(entries: list[dict]) -> dict:
+    """Move the simulated crater depth out of the demo entries into the sample's depth table, with the
+    profilometer's esd."""
+    depth = {}
+    for entry in entries:
+        crater = entry.pop("crater_depth_nm", None)
+        if crater is not None:
+            depth["sims_crater_depth"] = f"{crater:g} ± {CRATER_RELATIVE_STDERR * crater:g} nm"
+    return depth
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -527,8 +431,22 @@ def _scans(text):
     return int(match.group(1)), int(match.group(2))
 
 
+def _split(text):
+    from doptrace.tofsims.pipeline import split_names
+
+    return split_names(text)
+
+
+def _normalization(value):
+    from doptrace.tofsims.pipeline import normalization
+
+    return normalization(value)
+
+
 def _load_args(args, path, crater=None, rates=None):
     import sys
+
+    from doptrace.tofsims.pipeline import load
 
     # Bars only on a terminal: a captured stderr keeps its one-line error messages.
     progress = not args.quiet and sys.stderr.isatty()
@@ -550,10 +468,7 @@ def _write(ds, out, fig=None, plot=None) -> None:
         if Path(plot).suffix.lower().lstrip(".") not in formats:
             raise ToFSIMSError(f"{plot}: unsupported figure format (use one of {', '.join(sorted(formats))})")
     if fig is not None and plot:
-        import matplotlib.pyplot as plt
-
         save_figure(fig, plot, dpi=110)
-        plt.close(fig)
     write_netcdf(ds, out)
     print(f"wrote {out}" + (f" and {plot}" if plot else ""))
 
@@ -588,6 +503,8 @@ def _info(args) -> int:
 
 
 def _calibrate(args) -> int:
+    import numpy as np
+
     from doptrace import tofsims
     from doptrace.tofsims import calibration
     from doptrace.tofsims.formats import detect
@@ -620,6 +537,7 @@ def _calibrate(args) -> int:
 
 def _maps(args) -> int:
     from doptrace.tofsims import maps
+    from doptrace.tofsims.plot import plot_maps
 
     ds = _load_args(args, args.file)
     fragments = _split(args.fragments)
@@ -631,17 +549,19 @@ def _maps(args) -> int:
         result["ratio"] = ratio["ratio"]
         result["ratio_stderr"] = ratio["ratio_stderr"]
         result.attrs["ratio"] = f"{a.strip()}/{b.strip()}"
-    fig = maps_figure(result, Path(args.file).name) if args.plot else None
+    fig = plot_maps(result, Path(args.file).name) if args.plot else None
     _write(result, args.out, fig, args.plot)
     return 0
 
 
 def _depth(args) -> int:
     from doptrace.tofsims import profiles
+    from doptrace.tofsims.pipeline import depth_result, make_roi, profile_export
+    from doptrace.tofsims.plot import plot_profile
 
     crater = parse_length_nm(args.crater_depth) if args.crater_depth else None
     fragments = _split(args.fragments)
-    profile = _profile_export(args.file, fragments, args.normalize, crater, args.rates)
+    profile = profile_export(args.file, fragments, args.normalize, crater, args.rates)
     if profile is None:
         ds = _load_args(args, args.file, crater, args.rates)
         if _scans(args.scans):
@@ -651,17 +571,8 @@ def _depth(args) -> int:
         roi = make_roi(ds, args.roi, args.roi_from)
         profile = profiles.depth_profile(ds, fragments, roi=roi, normalize=_normalization(args.normalize))
     test = profiles.uniformity_test(profile, surface_depth=args.surface_depth)
-    result = profile.copy()
-    for name in test.data_vars:
-        result[f"uniformity_{name}" if not name.startswith(("slope", "intercept")) else name] = test[name]
-    for name in ("slab", "slab_low", "slab_high"):
-        result = result.assign_coords({name: test[name]})
-    result.attrs["fitted"] = "slope intercept"
-    result.attrs["uniformity_axis"] = test.attrs["axis"]
-    result.attrs["surface_excluded_below"] = test.attrs["surface_excluded_below"]
-    result.attrs["quality"] = test.attrs["quality"]  # the test's record already holds the profile's
-    result.attrs["quality_reasons"] = list(test.attrs["quality_reasons"])
-    fig = profile_figure(profile, test, Path(args.file).name) if args.plot else None
+    result = depth_result(profile, test)
+    fig = plot_profile(profile, test, Path(args.file).name) if args.plot else None
     _write(result, args.out, fig, args.plot)
     for name in test["fragment"].values:
         t = test.sel(fragment=name)
@@ -673,11 +584,12 @@ def _depth(args) -> int:
 
 def _coloc(args) -> int:
     from doptrace.tofsims import coloc
+    from doptrace.tofsims.plot import plot_coloc
 
     ds = _load_args(args, args.file)
     result = coloc.colocalization(ds, args.pair, bin=args.bin, scans=_scans(args.scans), n_null=args.null,
                                   seed=args.seed)
-    fig = coloc_figure(result, Path(args.file).name) if args.plot else None
+    fig = plot_coloc(result, Path(args.file).name) if args.plot else None
     _write(result, args.out, fig, args.plot)
     print(f"{args.pair}: r = {float(result['pearson_r']):.3f}, p = {float(result['p_value']):.3g}, "
           f"M1 = {float(result['manders_m1']):.3f}, M2 = {float(result['manders_m2']):.3f}")
@@ -686,6 +598,8 @@ def _coloc(args) -> int:
 
 def _compare(args) -> int:
     from doptrace.tofsims import compare
+    from doptrace.tofsims.pipeline import make_roi
+    from doptrace.tofsims.plot import plot_compare
 
     fragments = _split(args.fragments)
     a = _load_args(args, args.file_a)
@@ -697,7 +611,7 @@ def _compare(args) -> int:
         compare.integrated_intensities(b, fragments, normalize, scans, make_roi(b, args.roi, args.roi_from), args.tile),
         n_boot=args.boot, seed=args.seed,
     )
-    fig = compare_figure(result) if args.plot else None
+    fig = plot_compare(result) if args.plot else None
     _write(result, args.out, fig, args.plot)
     for name in result["fragment"].values:
         r = result.sel(fragment=name)

@@ -5,14 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
-
-from doptrace.core.atomic import write_text
-
-from ..examples_data import example_text
-
 NAME = "xps"
 TITLE = "XPS: chemical states across etch depth"
+LABEL = "XPS"
 ENTRY_SCHEMA = {
     "file": ("file", True),
     "model": ("file", False),       # model TOML; or casa = true
@@ -26,7 +21,18 @@ ENTRY_SCHEMA = {
     "ke_exponent": ("number", False),
     "headline": ("text", False),    # component whose fraction is the headline (default TM-O-B when present)
 }
-HEADLINE_DEFAULT = "TM-O-B"
+CODE = ("doptrace.xps",)  # packages whose source decides this adapter's results (cache key)
+#: this technique's thresholds in a project's [checks] table: key -> (kind, default, meaning)
+THRESHOLDS = {
+    "xps_component": ("text", "TM-O-B", "XPS component whose share marks dopant in the host lattice"),
+    "xps_min_share": ("number", 0.05, "smallest share of that component beyond the surface for bulk doping"),
+    "xps_max_scatter": ("number", 2.0, "largest scatter about the mean, in units of the counting noise"),
+}
+#: keys of a project's [depth] table this adapter reads, and the kind of quantity each holds
+DEPTH_KEYS = {"xps_etch_rate": "rate"}
+#: the demo's etch rate as a lab would state it: calibrated on a reference film (±10 %); with 0.4 nm/s
+#: the XPS simulator's surface layer (share settled after 150 s of etching) ends near 60 nm
+DEMO_ETCH_RATE = "0.40 ± 0.04 nm/s"
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -68,85 +74,135 @@ def analyse(settings: dict) -> dict:
     return results
 
 
-# ----------------------------------------------------------------------------- figures
-def _level_label(ds, i: int) -> str:
-    dim = ds.attrs.get("level_dim", "etch_time")
-    value = ds[dim].values[i]
-    if dim == "etch_time":
-        return f"etch {value:g} s"
-    units = ds[dim].attrs.get("units", "1")
-    return f"{dim} {value:g}" + ("" if units == "1" else f" {units}")
+# ----------------------------------------------------------------------------- evidence
+def xps_checks(sample: str, depth_nm, share, share_stderr, rate_rel_stderr: float, th: dict) -> list:
+    """The component's share beyond the surface layer: present (mean) and flat (slope, scatter).
 
+    ``depth_nm`` are the levels' depths; ``rate_rel_stderr`` the relative uncertainty of the etch rate,
+    a scale error common to all depths that widens the slope's esd but not the mean's.
+    """
+    import numpy as np
 
-def fit_figure(ds, level: int = 0, title: str = ""):
-    """Data, background, components and envelope of one level, binding energy decreasing to the right."""
-    from doptrace.report.figures import new_figure
+    from ..checks import CONTRADICTED, SUPPORTED, UNDETERMINED, Check, percent, weighted_line
 
-    dim = ds.attrs.get("level_dim", "etch_time")
-    one = ds.isel({dim: level})
-    x = np.asarray(one["binding_energy"].values, float)
-    units = ds["data"].attrs.get("units", "counts/s")
-    fig, ax = new_figure(6.4, 4.2)
-    ax.plot(x, one["data"].values, ".", ms=3, color="k", label="data")
-    background = np.asarray(one["background"].values, float)
-    ax.plot(x, background, "--", color="0.5", label="background")
-    for name in ds["component"].values:
-        curve = np.asarray(one["component_curve"].sel(component=name).values, float)
-        ax.fill_between(x, background, background + curve, alpha=0.35, label=str(name))
-    ax.plot(x, one["envelope"].values, "-", color="crimson", lw=1.2, label="envelope")
-    ax.set_xlim(np.nanmax(x), np.nanmin(x))
-    ax.set_xlabel("binding energy (eV)")
-    ax.set_ylabel(f"intensity ({units})")
-    ax.set_title(title or f"{ds.attrs.get('region', '')}, {_level_label(ds, level)}, "
-                          f"reduced chi2 {float(one['redchi']):.2f}")
-    ax.legend(fontsize=7)
-    return fig
-
-
-def headline_component(ds) -> str:
-    """The component (or group of components, e.g. "In-O") whose share is the headline."""
-    names = [str(n) for n in ds["component"].values]
-    groups = [str(g) for g in ds["group"].values] if "group" in ds.coords else []
-    wanted = ds.attrs.get("headline") or HEADLINE_DEFAULT
-    if wanted in names or wanted in groups:
-        return wanted
-    return names[-1] if len(names) > 1 else names[0]
-
-
-def headline_share(ds, name: str):
-    """(share, stderr) over the levels of a component or of a group of components."""
-    if "group" in ds.coords and name in [str(g) for g in ds["group"].values] and name not in [str(n) for n in ds["component"].values]:
-        return ds["group_fraction"].sel(group=name).values, ds["group_fraction_stderr"].sel(group=name).values
-    return ds["fraction"].sel(component=name).values, ds["fraction_stderr"].sel(component=name).values
-
-
-def fraction_figure(items, title: str = ""):
-    """Headline: share of one component in the region's fitted area vs etch time, per sample, with 1-sigma bars."""
-    from doptrace.report.figures import new_figure
-
-    fig, ax = new_figure(6.4, 4.0)
-    for label, ds in items:
-        comp = headline_component(ds)
-        dim = ds.attrs.get("level_dim", "etch_time")
-        share, err = headline_share(ds, comp)
-        ax.errorbar(ds[dim].values, share, yerr=err, marker="o", capsize=3, label=f"{label}: {comp}")
-    dims = {d.attrs.get("level_dim", "etch_time") for _, d in items}
-    dim = dims.pop() if len(dims) == 1 else "level"
-    units = items[0][1][dim].attrs.get("units", "1") if dim in items[0][1] else "1"
-    ax.set_xlabel("etch time (s)" if dim == "etch_time" else dim.replace("_", " ") + ("" if units == "1" else f" ({units})"))
-    ax.set_ylabel("fraction of fitted area (1)")
-    ax.set_ylim(bottom=0)
-    ax.set_title(title)
-    if len(items) <= 12:  # a legend of hundreds of samples would squeeze the axes to nothing
-        ax.legend(fontsize=8)
+    comp, surface = str(th["xps_component"]), float(th["surface_depth"])
+    depth_nm, share, share_stderr = (np.asarray(v, float) for v in (depth_nm, share, share_stderr))
+    beyond = (depth_nm >= surface) & np.isfinite(share) & (share_stderr > 0)
+    claim_present, claim_flat = f"{comp} share beyond {surface:g} nm", f"{comp} share flat beyond {surface:g} nm"
+    if beyond.sum() < 3:
+        why = f"only {int(beyond.sum())} XPS level(s) lie beyond {surface:g} nm; 3 are needed to test a trend."
+        nan = float("nan")
+        return [Check(sample, LABEL, claim_present, "mean share", nan, nan, "%",
+                      f"≥ {100 * th['xps_min_share']:g} %", UNDETERMINED, why),
+                Check(sample, LABEL, claim_flat, "slope", nan, nan, "% per 100 nm",
+                      f"|slope| < {th['slope_sigma']:g} esd", UNDETERMINED, why)]
+    b, se_b, mean, se_mean, chi2, dof = weighted_line(depth_nm[beyond], share[beyond], share_stderr[beyond])
+    se_b = math.hypot(se_b, b * rate_rel_stderr)
+    scatter = math.sqrt(chi2 / dof)
+    # A scatter beyond the noise makes the stated errors too small: widen the mean's esd by it.
+    se_mean *= max(1.0, scatter)
+    minimum = float(th["xps_min_share"])
+    span = f"{depth_nm[beyond].min():.3g}-{depth_nm[beyond].max():.3g} nm"
+    if mean + 2 * se_mean < minimum:
+        present = (CONTRADICTED, f"The {comp} share over {span} is {percent(mean)} ± {percent(se_mean)}, below the "
+                                 f"{percent(minimum)} a bulk dopant would give: the dopant bonds into the host near the "
+                                 "surface only.")
+    elif mean - 2 * se_mean >= minimum:
+        present = (SUPPORTED, f"The {comp} share over {span} is {percent(mean)} ± {percent(se_mean)}, above "
+                              f"{percent(minimum)}.")
     else:
-        ax.text(0.99, 0.02, f"{len(items)} samples", transform=ax.transAxes, ha="right", fontsize=8)
-    return fig
+        present = (UNDETERMINED, f"The {comp} share over {span} is {percent(mean)} ± {percent(se_mean)}, too close to "
+                                 f"{percent(minimum)} to tell.")
+    z = abs(b) / se_b
+    per_100 = f"{100 * b * 100:.3g} ± {100 * se_b * 100:.3g} % per 100 nm"
+    if z >= float(th["slope_sigma"]):
+        flat = (CONTRADICTED, f"The {comp} share changes with depth over {span} ({per_100}, {z:.1f} esd from zero).")
+    elif scatter > float(th["xps_max_scatter"]):
+        flat = (CONTRADICTED, f"The {comp} share scatters {scatter:.2g}x its counting noise over {span}: "
+                              "not one flat level.")
+    else:
+        flat = (SUPPORTED, f"The {comp} share is flat over {span} ({per_100}, {z:.1f} esd; scatter "
+                           f"{scatter:.2g}x noise).")
+    # shares in %, slopes in percentage points per 100 nm: the numbers a reader compares
+    return [
+        Check(sample, LABEL, claim_present, "mean share", 100 * mean, 100 * se_mean, "%", f"≥ {100 * minimum:g} %",
+              *present),
+        Check(sample, LABEL, claim_flat, "slope", 1e4 * b, 1e4 * se_b, "% per 100 nm",
+              f"|slope| < {th['slope_sigma']:g} esd; scatter ≤ {th['xps_max_scatter']:g}x noise", *flat),
+    ]
 
 
+def _has_component(results: dict, th: dict) -> bool:
+    return "fit" in results and th["xps_component"] in [str(c) for c in results["fit"]["component"].values]
+
+
+def checks(sample: str, results: dict, th: dict, depth: dict) -> list:
+    """Checks of one analysis: the headline component's share beyond the surface, present and flat.
+
+    Analyses without a fit of ``th["xps_component"]`` give no rows. The levels are placed on the
+    depth axis with the sample's ``xps_etch_rate``; without one nothing is tested.
+    """
+    from ..checks import UNDETERMINED, Check
+    from ..depth import etch_depth
+
+    if not _has_component(results, th):
+        return []
+    fit, rate, comp = results["fit"], depth.get("xps_etch_rate"), str(th["xps_component"])
+    if fit.attrs.get("level_dim", "etch_time") != "etch_time" or rate is None:
+        nan = float("nan")
+        why = ("no XPS etch rate in the project's depth table, so the surface layer cannot be placed"
+               if rate is None else "the XPS levels are not etch times")
+        return [Check(sample, LABEL, f"{comp} share flat beyond {th['surface_depth']:g} nm", "slope", nan, nan,
+                      "1/nm", "-", UNDETERMINED, f"Not tested: {why} ({Path(str(fit.attrs.get('source', ''))).name}).")]
+    share = fit["fraction"].sel(component=comp).values
+    share_se = fit["fraction_stderr"].sel(component=comp).values
+    return xps_checks(sample, etch_depth(fit["etch_time"].values, rate)[0], share, share_se,
+                      rate.stderr / rate.value, th)
+
+
+def depth_track(results: list[dict], th: dict, depth: dict):
+    """The headline component's share per etch level on the common depth axis (:class:`report.depth.Track`).
+
+    From the first of the sample's fits that has ``th["xps_component"]``; None when there is none.
+    Depth ``z = r t`` for the etch rate ``r ± σ_r``, so ``σ_z = σ_r t``.
+    """
+    import numpy as np
+
+    from ..depth import Track, etch_depth
+
+    fits = [r["fit"] for r in results if _has_component(r, th)]
+    if not fits:
+        return None
+    fit, rate, component = fits[0], depth.get("xps_etch_rate"), str(th["xps_component"])
+    track = Track(sources=[str(fit.attrs.get("source", ""))], attrs={"component": component})
+    if fit.attrs.get("level_dim", "etch_time") != "etch_time" or "etch_time" not in fit.coords:
+        track.notes.append("XPS levels are not etch times; not placed on the depth axis")
+    elif rate is None:
+        track.notes.append("no XPS etch rate given; XPS not placed on the depth axis")
+    else:
+        t = np.asarray(fit["etch_time"].values, float)
+        z, dz = etch_depth(t, rate)
+        share = fit["fraction"].sel(component=component).values
+        share_se = fit["fraction_stderr"].sel(component=component).values
+        track.coords["xps_etch_time"] = ("xps_level", t, {"units": "s"})
+        track.data.update(
+            xps_depth=("xps_level", z, {"units": "nm", "etch_rate_nm_per_s": rate.value,
+                                        "etch_rate_stderr_nm_per_s": rate.stderr}),
+            xps_depth_stderr=("xps_level", dz, {"units": "nm"}),
+            xps_share=("xps_level", np.asarray(share, float),
+                       {"units": "1", "component": component, **Track.plotted("xps_depth", "left", 100.0, "o-",
+                                                                             f"XPS {component} share (%)")}),
+            xps_share_stderr=("xps_level", np.asarray(share_se, float), {"units": "1"}),
+        )
+        track.axis_labels["left"] = f"XPS {component} share of B 1s (%)"
+    return track
+
+
+# ----------------------------------------------------------------------------- tables
 def _table(ds):
     from doptrace.core.fmt import format_value
     from doptrace.report.html import Table
+    from doptrace.xps.plot import level_label
 
     dim = ds.attrs.get("level_dim", "etch_time")
     units = ds["area"].attrs.get("units", "")
@@ -154,7 +210,7 @@ def _table(ds):
     for i in range(ds.sizes[dim]):
         for name in ds["component"].values:
             one = ds.isel({dim: i}).sel(component=name)
-            row = [_level_label(ds, i), str(name),
+            row = [level_label(ds, i), str(name),
                    format_value(float(one["center"]), float(one["center_stderr"]), "eV"),
                    format_value(float(one["fwhm"]), float(one["fwhm_stderr"]), "eV"),
                    format_value(float(one["area"]), float(one["area_stderr"])),
@@ -186,7 +242,11 @@ def _quant_table(q):
 
 def section(analyses) -> list:
     """Headline fraction plot over all samples, then per analysis a fit plot and result tables."""
-    from doptrace.report.html import Figure, Plot, Text
+    import numpy as np
+
+    from doptrace.report.html import Plot, Text
+    from doptrace.xps.plot import plot_fit, plot_fractions
+    from doptrace.xps.series import headline_component
 
     blocks = []
     fits = [(a.sample, a.results["fit"]) for a in analyses if "fit" in a.results]
@@ -195,7 +255,7 @@ def section(analyses) -> list:
         by_region.setdefault(ds.attrs.get("region", ""), []).append((sample, ds))
     for region, items in by_region.items():
         comp = headline_component(items[0][1])
-        blocks.append(Figure(fraction_figure(items, f"{region}: {comp} share vs etch depth"),
+        blocks.append(Plot(plot_fractions, (items, f"{region}: {comp} share vs etch depth"),
                              f"{region}: share of {comp} in the fitted {region} area versus etch time "
                              "(error bars: 1 sigma from the full covariance of the areas)."))
     for a in analyses:
@@ -204,7 +264,7 @@ def section(analyses) -> list:
             blocks.append(Text(f"{a.sample}: {ds.attrs.get('region', '')} in {Path(str(ds.attrs.get('source', ''))).name}"
                                f", background {ds.attrs.get('background', '')}, model {Path(str(ds.attrs.get('model', ''))).name}, "
                                f"charge shift {np.nanmean(ds['charge_shift'].values):+.2f} eV (mean)."))
-            blocks.append(Plot(fit_figure, (ds, 0), f"{a.sample}: fit of the first level."))
+            blocks.append(Plot(plot_fit, (ds, 0), f"{a.sample}: fit of the first level."))
             blocks.append(_table(ds))
         if "quant" in a.results:
             blocks.append(_quant_table(a.results["quant"]))
@@ -214,6 +274,10 @@ def section(analyses) -> list:
 # ----------------------------------------------------------------------------- demo
 def demo_entries(data_dir, sample: str, bulk_doped: bool, seed: int) -> list[dict]:
     """Simulate a VAMAS etch series (B 1s, In 3d, O 1s, C 1s, with surface charging) and its models."""
+    import numpy as np
+
+    from doptrace.core.atomic import write_text
+    from doptrace.report.examples_data import example_text
     from doptrace.xps.simulate import DEMO_ETCH_TIMES, simulate_series
 
     data_dir = Path(data_dir)
@@ -228,6 +292,9 @@ def demo_entries(data_dir, sample: str, bulk_doped: bool, seed: int) -> list[dic
     ]
 
 
+def demo_depth(entries: list[dict]) -> dict:
+    """The demo sample's ``[sample.depth]`` keys for its XPS entries: the etch rate."""
+    return {"xps_etch_rate": DEMO_ETCH_RATE} if entries else {}
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -263,6 +330,8 @@ def register_cli(subparsers) -> None:
 
 
 def _cmd_info(args) -> int:
+    import numpy as np
+
     from doptrace import xps
     from doptrace.xps.formats import casa
 
@@ -290,8 +359,11 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_fit(args) -> int:
+    import numpy as np
+
     from doptrace.core.atomic import save_figure
     from doptrace.report.conventions import check_result, write_netcdf
+    from doptrace.xps.plot import plot_fit
 
     if args.plot:
         _check_plot_format(args.plot)  # before any output, so a bad --plot leaves no result file
@@ -306,13 +378,10 @@ def _cmd_fit(args) -> int:
 
             raise XPSError(f"{args.file}: --plot-level {args.plot_level} is out of range "
                            f"(the fit has {levels} level(s): 0..{levels - 1})")
-        figure = fit_figure(ds, args.plot_level % levels)
+        figure = plot_fit(ds, args.plot_level % levels)
     write_netcdf(ds, args.out)
     if figure is not None:
-        import matplotlib.pyplot as plt
-
         save_figure(figure, args.plot)
-        plt.close(figure)
     dim = ds.attrs.get("level_dim", "etch_time")
     print(f"{args.out}: {ds.attrs.get('region', '')}, {ds.sizes[dim]} level(s), "
           f"{ds.sizes['component']} component(s), median reduced chi2 {float(np.median(ds['redchi'])):.2f}")

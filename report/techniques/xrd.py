@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from doptrace.core.atomic import save_figure, write_text
-from doptrace.core.fmt import format_value
-
-from ..conventions import write_netcdf
-from ..examples_data import example_text
-from ..figures import new_figure
-from ..html import Plot, Table, Text
-
 NAME = "xrd"
 #: ``doptrace xrd refine --strict`` exit code when the result's quality is ``failed``
 EXIT_QUALITY_FAILED = 4
 TITLE = "X-ray diffraction (Rietveld)"
+LABEL = "XRD"
+CODE = ("doptrace.xrd",)  # packages whose source decides this adapter's results (cache key)
+#: this technique's thresholds in a project's [checks] table: key -> (kind, default, meaning)
+THRESHOLDS = {
+    "xrd_sites": ("list", [], "sites where the dopant is expected (default: every site named ':Li...')"),
+    "xrd_expected_fraction": ("number", 0.03, "smallest site fraction the chemist expects on those sites"),
+}
+#: the dopant found on any one expected site supports bulk doping (see report.checks)
+VERDICT_RULE = "any"
 ENTRY_SCHEMA = {
     "recipe": ("file", True),
     "file": ("file", False),
@@ -110,6 +109,10 @@ def refine_recipe(recipe, engine: str = "builtin", progress: bool = False):
 
 
 def _refine(args) -> int:
+    from doptrace.core.atomic import save_figure, write_text
+    from doptrace.report.conventions import write_netcdf
+    from doptrace.xrd.plot import plot_refinement
+
     recipe = _load(args.recipe, args.data, args.instrument)
     if args.cif_out and args.engine != "builtin":
         from doptrace.xrd.errors import XRDError
@@ -122,7 +125,7 @@ def _refine(args) -> int:
         from doptrace.xrd.cif_out import cif_texts
 
         cifs = cif_texts(result)
-    fig = pattern_figure(ds, recipe.path.stem) if args.plot else None
+    fig = plot_refinement(ds, recipe.path.stem) if args.plot else None
     write_netcdf(ds, args.out)
     if fig is not None:
         save_figure(fig, args.plot, dpi=120)
@@ -144,6 +147,7 @@ def quality_lines(ds) -> str:
 
 
 def _simulate(args) -> int:
+    from doptrace.core.atomic import write_text
     from doptrace.xrd.errors import XRDError
     from doptrace.xrd.simulate import simulate, xye_text
 
@@ -164,6 +168,8 @@ def _simulate(args) -> int:
 
 
 def _sequence(args) -> int:
+    from doptrace.report.conventions import write_netcdf
+    from doptrace.core.fmt import format_value
     from doptrace.xrd.sequence import sequence
 
     recipe = _load(args.recipe)
@@ -178,6 +184,8 @@ def _sequence(args) -> int:
 
 def summary(ds) -> str:
     """A few lines: fit statistics, cells, weight fractions and dopant verdicts."""
+    from doptrace.core.fmt import format_value
+
     lines = [f"Rwp {float(ds.rwp):.3f} %  Rp {float(ds.rp):.3f} %  GOF {float(ds.gof):.3f}  "
              f"Nobs {int(ds.nobs)}  Nvar {int(ds.nvar)}  ({ds.attrs.get('engine')})"]
     for k, phase in enumerate(ds.phase.values):
@@ -193,47 +201,79 @@ def summary(ds) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------------------ figures
-def pattern_figure(ds, title: str = ""):
-    """The classic Rietveld plot: observed, calculated, difference, reflection ticks per phase."""
-    fig, ax = new_figure(7.0, 4.4)
-    x = ds.two_theta.values
-    obs, calc = ds.obs.values, ds.calc.values
-    ax.plot(x, obs, ".", ms=1.5, color="0.2", label="observed")
-    ax.plot(x, calc, "-", lw=0.8, color="tab:red", label="calculated")
-    ax.plot(x, ds.background.values, "-", lw=0.6, color="tab:green", label="background")
-    span = float(np.nanmax(obs) - np.nanmin(obs)) or 1.0
-    offset = float(np.nanmin(obs)) - 0.12 * span
-    diff = ds["diff"].values
-    ax.plot(x, diff + offset - np.nanmax(diff), "-", lw=0.6, color="tab:blue", label="difference")
-    tick_top = offset - np.nanmax(diff) + np.nanmin(diff) - 0.03 * span
-    colors = ["tab:purple", "tab:orange", "tab:brown", "tab:cyan"]
-    for k, phase in enumerate(ds.phase.values):
-        sel = ds.reflection_phase.values == phase
-        y0 = tick_top - 0.05 * span * k
-        ax.plot(ds.reflection_two_theta.values[sel], np.full(int(sel.sum()), y0), "|", ms=6,
-                color=colors[k % len(colors)], label=f"{phase} reflections")
-    ax.set_xlabel("2θ (deg)")
-    ax.set_ylabel("intensity (counts)")
-    ax.set_title(f"{title}  Rwp {float(ds.rwp):.2f} %".strip())
-    ax.legend(fontsize=7, loc="upper right")
-    return fig
+# ------------------------------------------------------------------------------------------ evidence
+def xrd_checks(sample: str, refinement, th: dict) -> list:
+    """Dopant fraction per site with its esd and the refinement's determinability verdict.
+
+    ``determined`` (|d| >= 3 esd, positive) supports the dopant on that site. ``consistent with zero``
+    contradicts it only when the refinement could have seen the expected fraction (its
+    ``dopant_min_detectable`` is below ``xrd_expected_fraction``); otherwise nothing is determined.
+    """
+    from ..checks import CONTRADICTED, SUPPORTED, UNDETERMINED, Check
+
+    ds = refinement
+    dopant = str(ds.attrs.get("dopant_element", th["dopant"]))
+    sigma = float(ds.attrs.get("dopant_min_detectable_sigma", 3.0))
+    expected = float(th["xrd_expected_fraction"])
+    sites = [str(s) for s in ds["site"].values] if "site" in ds.coords else []
+    wanted = [str(s) for s in th["xrd_sites"]] or [s for s in sites if s.split(":")[-1].startswith("Li")]
+    rows = []
+    for i, site in enumerate(sites):
+        f = float(ds["dopant_fraction"].values[i])
+        e = float(ds["dopant_fraction_stderr"].values[i])
+        verdict_text = str(ds["dopant_verdict"].values[i])
+        limit = float(ds["dopant_min_detectable"].values[i]) if "dopant_min_detectable" in ds else sigma * e
+        value = f"{f:.4f} ± {e:.4f}"
+        expected_here = site in wanted
+        if verdict_text == "determined" and f > 0:
+            verdict, reason = SUPPORTED, f"{dopant} on {site} refines to {value}, {abs(f) / e:.1f} esd above zero."
+        elif verdict_text == "determined":
+            verdict, reason = UNDETERMINED, (f"{dopant} on {site} refines to a negative {value}: the model "
+                                             "absorbs something else there, so it says nothing about the dopant.")
+        elif verdict_text == "consistent with zero" and not expected_here:
+            verdict, reason = CONTRADICTED, (f"{dopant} on {site} refines to {value}, consistent with zero; any "
+                                             f"fraction above {limit:.3f} ({sigma:g} esd) would have been seen.")
+        elif verdict_text == "consistent with zero" and limit <= expected:
+            verdict, reason = CONTRADICTED, (
+                f"{dopant} on {site} refines to {value}, consistent with zero, although any fraction above "
+                f"{limit:.3f} ({sigma:g} esd) would have been seen and {expected:g} is expected.")
+        else:
+            verdict, reason = UNDETERMINED, (
+                f"{dopant} on {site} refines to {value}: only fractions above {limit:.3f} ({sigma:g} esd) could be "
+                f"seen, more than the {expected:g} expected, so these data cannot tell.")
+        rows.append(Check(sample, LABEL, f"{dopant} on {site}", "site fraction", f, e, "1",
+                          f"|d| ≥ {sigma:g} esd" + (f"; detectable ≤ {expected:g}" if expected_here else ""),
+                          verdict, reason, expected_here))
+    return rows
+
+
+def checks(sample: str, results: dict, th: dict, depth: dict) -> list:
+    """Checks of one analysis: :func:`xrd_checks` of a refinement that refined dopant site fractions."""
+    if "refinement" in results and "dopant_fraction" in results["refinement"]:
+        return xrd_checks(sample, results["refinement"], th)
+    return []
 
 
 # ------------------------------------------------------------------------------------------ project
 def analyse(settings) -> dict:
+    """One project entry -> ``{"refinement": Dataset}``."""
     recipe = _load(settings["recipe"], settings.get("file"), settings.get("instrument"))
     ds, _ = refine_recipe(recipe, settings.get("engine", "builtin"))
     return {"refinement": ds}
 
 
 def section(analyses) -> list:
+    """Per refinement the Rietveld plot, then tables of refined parameters and dopant site fractions."""
+    from doptrace.core.fmt import format_value
+    from doptrace.report.html import Plot, Table, Text
+    from doptrace.xrd.plot import plot_refinement
+
     blocks = []
     verdict_rows, param_rows = [], []
     weak = False
     for analysis in analyses:
         for name, ds in analysis.results.items():
-            blocks.append(Plot(pattern_figure, (ds, analysis.sample),
+            blocks.append(Plot(plot_refinement, (ds, analysis.sample),
                                  f"{analysis.sample}: observed, calculated and difference patterns "
                                  f"with reflection positions ({ds.attrs.get('engine')} engine)"))
             param_rows.append([analysis.sample, "fit", "Rwp / Rp / GOF",
@@ -271,6 +311,9 @@ def section(analyses) -> list:
 
 
 def demo_entries(data_dir, sample, bulk_doped, seed) -> list:
+    """Simulate the demo sample's pattern (boron on the Li sites when bulk doped) with its recipe."""
+    from doptrace.core.atomic import write_text
+    from doptrace.report.examples_data import example_text
     from doptrace.xrd.recipe import load_recipe
     from doptrace.xrd.simulate import simulate, xye_text
 

@@ -1,0 +1,64 @@
+"""``doptrace.tofsims.pipeline``: the whole per-file analysis from Python, without ``doptrace.report``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("doptrace.tofsims.simulate")
+
+
+@pytest.fixture(scope="module")
+def stacks(tmp_path_factory):
+    """The demo's bulk-doped and surface-doped ITA image stacks (500 nm craters)."""
+    from doptrace.tofsims import simulate
+
+    folder = tmp_path_factory.mktemp("tofsims_pipeline")
+    paths = {}
+    for sample, bulk in (("LBO-LRMO", True), ("BM-LRMO", False)):
+        truth = simulate.demo_volume(sample, bulk, seed=7)
+        paths[sample] = folder / f"{sample}.ita"
+        simulate.write_ita(paths[sample], truth, seed=7)
+    return paths
+
+
+def test_pipeline_runs_without_the_report_and_tells_the_samples_apart(stacks):
+    """In a fresh interpreter: results of both stacks, and no doptrace.report module imported."""
+    code = textwrap.dedent(f"""
+        import json, sys
+        from doptrace.tofsims import pipeline
+        out = {{}}
+        for sample, path in {json.dumps({k: str(v) for k, v in stacks.items()})}.items():
+            results = pipeline.analyse(path, crater_depth_nm=500.0, surface_depth_nm=60.0)
+            u = results["uniformity"].sel(fragment="BO-")
+            out[sample] = {{"kinds": sorted(results), "uniform": int(u["uniform"]),
+                           "surface_to_bulk": float(u["surface_to_bulk"]),
+                           "r": float(results["coloc"]["pearson_r"]),
+                           "max_depth": float(results["profile"]["depth"].max())}}
+        out["report_modules"] = sorted(m for m in sys.modules if m.startswith("doptrace.report"))
+        print(json.dumps(out))
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert out["report_modules"] == []
+    bulk, surface = out["LBO-LRMO"], out["BM-LRMO"]
+    assert bulk["kinds"] == ["coloc", "integrated", "maps", "profile", "projections", "uniformity"]
+    assert bulk["uniform"] == 1 and bulk["surface_to_bulk"] == pytest.approx(1.0, abs=0.15)
+    assert surface["surface_to_bulk"] > 20  # boron only at the surface (beyond it, too few counts to test)
+    assert bulk["r"] > 0.8
+    assert bulk["max_depth"] == pytest.approx(500.0 * 23 / 24)  # 24 scans, depth at each scan's start
+
+
+def test_parse_rates_and_lengths():
+    from doptrace.tofsims.errors import ToFSIMSError
+    from doptrace.tofsims.pipeline import parse_length_nm, parse_rates
+
+    assert parse_rates([[1.0, 30], [0.5]]) == [(30.0, 1.0), (float("inf"), 0.5)]
+    assert parse_length_nm("5000A") == pytest.approx(500.0)
+    with pytest.raises(ToFSIMSError, match="every layer but the last"):
+        parse_rates("1.0,0.5")

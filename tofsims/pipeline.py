@@ -1,0 +1,334 @@
+"""The ToF-SIMS pipeline: read a file, correct it in the order the physics needs, and analyse it.
+
+These are the steps ``doptrace tofsims ...`` and a project's ``[[sample.tofsims]]`` entries run,
+as plain functions of paths and Datasets, so a scientist in Python gets the same results without
+the report::
+
+    from doptrace.tofsims import pipeline
+    results = pipeline.analyse("sample.ita", crater_depth_nm=500.0)
+    results["uniformity"].sel(fragment="BO-")
+
+Order of corrections (:func:`load`): dead time first (it acts on raw counts per shot), then lateral
+drift (it moves whole corrected images), then the sputter-time to depth conversion (it only
+relabels the scan axis).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from doptrace.core.units import length_nm
+
+from .errors import ToFSIMSError
+
+#: fragments analysed when an entry names none and the file has them (the boron-doping question)
+DEFAULT_FRAGMENTS = ("BO-", "MnO-", "InO-", "ClO-")
+#: dopant fragment tested for uniformity, and the dopant:host pair colocalized, when present
+DEFAULT_UNIFORMITY = "BO-"
+DEFAULT_PAIR = ("BO-", "MnO-")
+
+
+def parse_length_nm(text) -> float:
+    """A crater depth given as text, in nm.
+
+    Parameters
+    ----------
+    text : str or float
+        ``"500nm"``, ``"0.5 um"``, ``"5000A"`` or a bare number (nm).
+
+    Returns
+    -------
+    float
+        The positive length in nm.
+
+    Raises
+    ------
+    ToFSIMSError
+        When the text is not a positive length.
+
+    Examples
+    --------
+    >>> parse_length_nm("0.5 um")
+    500.0
+    """
+    match = re.fullmatch(r"\s*([-+0-9.eE]+)\s*([a-zA-Zµå]*)\s*", str(text))
+    factor = (length_nm(match.group(2), any_case=True) if match.group(2) else 1.0) if match else None
+    if factor is None:
+        raise ToFSIMSError(f"crater depth {text!r}: expected a length such as 500nm or 0.5um")
+    try:
+        value = float(match.group(1)) * factor
+    except ValueError:
+        raise ToFSIMSError(f"crater depth {text!r}: not a number") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ToFSIMSError(f"crater depth {text!r}: must be a positive length")
+    return value
+
+
+def parse_rates(text) -> list[tuple[float, float]]:
+    """Per-layer sputter rates as :func:`doptrace.tofsims.processing.sputter_to_depth` takes them.
+
+    Parameters
+    ----------
+    text : str or list
+        ``"1.0:30,2.0:60,0.5"`` (nm/s until s, the last layer open) or ``[[1.0, 30], [2.0, 60], [0.5]]``.
+
+    Returns
+    -------
+    list of (float, float)
+        ``(until_s, rate_nm_per_s)`` per layer, the last one until infinity.
+
+    Examples
+    --------
+    >>> parse_rates("1.0:30,0.5")
+    [(30.0, 1.0), (inf, 0.5)]
+    """
+    items = text if isinstance(text, (list, tuple)) else [i.split(":") for i in str(text).split(",") if i.strip()]
+    layers = []
+    try:
+        for item in items:
+            item = list(item) if isinstance(item, (list, tuple)) else [item]
+            rate = float(item[0])
+            until = float(item[1]) if len(item) > 1 else float("inf")
+            layers.append((until, rate))
+    except (ValueError, IndexError, TypeError):
+        raise ToFSIMSError(f"sputter rates {text!r}: expected rate:until_s,...,last_rate, e.g. 1.0:30,0.5") from None
+    if not layers or any(not np.isfinite(u) for u, _ in layers[:-1]):
+        raise ToFSIMSError(f"sputter rates {text!r}: every layer but the last needs an end time")
+    return layers
+
+
+def split_names(text) -> list[str] | None:
+    """``"BO-, MnO-"`` or ``["BO-", "MnO-"]`` -> ``["BO-", "MnO-"]``; None or empty -> None."""
+    if text is None:
+        return None
+    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
+    return [str(i).strip() for i in items if str(i).strip()] or None
+
+
+def normalization(value) -> str | None:
+    """A normalisation setting: ``None``, ``""`` and ``"none"`` mean none; anything else as text."""
+    return None if value in (None, "", "none") else str(value)
+
+
+def _to_depth(ds, crater_depth_nm, layer_rates):
+    from . import processing
+
+    if crater_depth_nm is None and layer_rates is None:
+        return ds
+    return processing.sputter_to_depth(ds, crater_depth_nm=None if crater_depth_nm is None else float(crater_depth_nm),
+                                       rates=None if layer_rates is None else parse_rates(layer_rates))
+
+
+def load(path, dead_time: bool | None = None, drift_correct: bool = False, crater_depth_nm=None, layer_rates=None,
+         progress: bool = False):
+    """Read an image stack and apply the requested corrections, in the order the physics needs.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An ITA, ITM, GRD-exported or imzML image stack (see :func:`doptrace.tofsims.read`).
+    dead_time : bool, optional
+        None applies the Poisson dead-time correction when the file says it was not applied and it
+        is defined (:func:`doptrace.tofsims.processing.dead_time_auto`); True always (an error when
+        impossible); False never.
+    drift_correct : bool
+        Align scans by phase correlation.
+    crater_depth_nm : float, optional
+        Crater depth reached at the end of sputtering; adds a ``depth`` coordinate.
+    layer_rates : str or list, optional
+        Per-layer sputter rates instead (see :func:`parse_rates`).
+    progress : bool
+        Progress bars while reading and estimating drift.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``counts`` over (``scan``, ``y``, ``x``, ``fragment``), kept in memory when it fits
+        comfortably (several results each reduce it), else lazy.
+    """
+    from . import processing
+    from .formats import detect
+    from .read import read
+
+    ds = read(path, **({"progress": progress} if detect(path) == "ita" else {}))
+    if "counts" not in ds:
+        raise ToFSIMSError(f"{path}: holds no image stack (a spectrum or profile export?)")
+    if hasattr(ds["counts"].data, "dask"):
+        import psutil
+
+        # Several results each reduce the cube: keep it in memory (one read pass) when it fits
+        # comfortably, otherwise every result streams it again, chunk by chunk.
+        if ds.nbytes < 0.4 * psutil.virtual_memory().available:
+            ds = ds.persist()
+    if dead_time is None:
+        ds = processing.dead_time_auto(ds)
+    elif dead_time:
+        ds = processing.dead_time_correct(ds)
+    if drift_correct:
+        ds = processing.correct_drift(ds, processing.estimate_drift(ds, progress=progress))
+    return _to_depth(ds, crater_depth_nm, layer_rates)
+
+
+def profile_export(path, fragments=None, normalize="total", crater_depth_nm=None, layer_rates=None):
+    """The depth profile of a depth-profile ASCII export, or None when ``path`` holds something else.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file; only depth-profile exports (:func:`doptrace.tofsims.formats.detect` says
+        ``"profile"``) give a profile.
+    fragments : list of str, optional
+        Columns to keep (default: all).
+    normalize : str or None
+        ``"total"`` (skipped when the export has no total-ion column), a column name, or None.
+    crater_depth_nm, layer_rates
+        As for :func:`load`.
+
+    Returns
+    -------
+    xarray.Dataset or None
+        As :func:`doptrace.tofsims.profiles.profile_from_export`.
+    """
+    from . import profiles
+    from .formats import detect
+    from .read import read
+
+    if detect(path) != "profile":
+        return None
+    ds = read(path)
+    columns = [str(n).lower() for n in ds["fragment"].values]
+    if normalize == "total" and "total" not in columns:
+        normalize = None  # the default; this export has no total-ion column
+    profile = profiles.profile_from_export(ds, fragments, normalization(normalize))
+    return _to_depth(profile, crater_depth_nm, layer_rates)
+
+
+def make_roi(ds, rect=None, from_fragment=None):
+    """Region-of-interest mask from a rectangle and/or where one fragment's map is high.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        An image stack from :func:`load`.
+    rect : str or sequence of 4 floats, optional
+        ``"x0,x1,y0,y1"`` in um.
+    from_fragment : str, optional
+        Keep pixels where this fragment's map (summed over scans) is above its Otsu threshold.
+
+    Returns
+    -------
+    xarray.DataArray or None
+        Boolean (``y``, ``x``) mask; None when neither is given.
+    """
+    from . import processing
+
+    if not rect and not from_fragment:
+        return None
+    box = None
+    if rect:
+        try:
+            box = tuple(float(v) for v in (rect.split(",") if isinstance(rect, str) else rect))
+        except ValueError:
+            box = ()
+        if len(box) != 4 or not all(np.isfinite(box)):
+            raise ToFSIMSError(f"ROI {rect!r}: expected x0,x1,y0,y1 in um")
+    image = None
+    if from_fragment:
+        image = processing.select_fragments(ds, [from_fragment])["counts"].isel(fragment=0).sum("scan").compute()
+    return processing.roi_mask(ds, rect=box, image=image, threshold="otsu" if image is not None else None)
+
+
+def choose_fragments(ds, wanted=None) -> list[str]:
+    """``wanted``, else those of :data:`DEFAULT_FRAGMENTS` the file has, else every fragment."""
+    names = [str(n) for n in ds["fragment"].values]
+    if wanted:
+        return list(wanted)
+    chosen = [f for f in DEFAULT_FRAGMENTS if f in names]
+    return chosen or names
+
+
+def depth_result(profile, test):
+    """A profile with its uniformity test merged in: the one result of ``doptrace tofsims depth``."""
+    result = profile.copy()
+    for name in test.data_vars:
+        result[f"uniformity_{name}" if not name.startswith(("slope", "intercept")) else name] = test[name]
+    for name in ("slab", "slab_low", "slab_high"):
+        result = result.assign_coords({name: test[name]})
+    result.attrs["fitted"] = "slope intercept"
+    result.attrs["uniformity_axis"] = test.attrs["axis"]
+    result.attrs["surface_excluded_below"] = test.attrs["surface_excluded_below"]
+    result.attrs["quality"] = test.attrs["quality"]  # the test's record already holds the profile's
+    result.attrs["quality_reasons"] = list(test.attrs["quality_reasons"])
+    return result
+
+
+def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_rates=None, surface_depth_nm=None,
+            uniformity=None, pair=None, coloc_bin: int = 4, compare=None, roi_from=None, dead_time=None,
+            drift_correct: bool = False, seed: int = 0) -> dict:
+    """Every result of one ToF-SIMS file: maps, depth profile, uniformity, colocalization, volume, totals.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An image stack, or a depth-profile ASCII export (then only ``profile`` and ``uniformity``).
+    fragments : list of str, optional
+        Default: :func:`choose_fragments`.
+    normalize : str, optional
+        ``"total"`` (the default when the file has total counts), ``"fragments"``, a fragment
+        name, or ``"none"``.
+    crater_depth_nm, layer_rates : optional
+        Depth conversion, as for :func:`load`.
+    surface_depth_nm : float, optional
+        Depth (nm) excluded from the uniformity test.
+    uniformity : list of str, optional
+        Fragments tested for uniformity (default: ``BO-`` when analysed, else the first fragment).
+    pair : str, optional
+        Colocalized pair ``"A:B"`` (default ``BO-:MnO-`` when the file has both).
+    coloc_bin : int
+        Lateral binning of the colocalization images.
+    compare : list of str, optional
+        Fragments whose integrated intensities are kept for comparison between samples
+        (default: the analysed fragments).
+    roi_from : str, optional
+        Profile and integrate only where this fragment's map is high (:func:`make_roi`).
+    dead_time, drift_correct
+        As for :func:`load`.
+    seed : int
+        Seed of the colocalization's spatial null.
+
+    Returns
+    -------
+    dict of str to xarray.Dataset
+        ``maps``, ``profile``, ``uniformity``, ``coloc`` (with a pair), ``projections`` and
+        ``integrated``; a profile export gives ``profile`` and ``uniformity`` only.
+    """
+    from . import coloc, profiles, volume
+    from .compare import integrated_intensities
+    from .maps import fragment_maps
+
+    export = profile_export(path, split_names(fragments), "total" if normalize is None else normalize,
+                            crater_depth_nm, layer_rates)
+    if export is not None:
+        tested = (split_names(uniformity)
+                  or [f for f in (DEFAULT_UNIFORMITY,) if f in export["fragment"].values] or None)
+        return {"profile": export,
+                "uniformity": profiles.uniformity_test(export, tested, surface_depth=surface_depth_nm)}
+    ds = load(path, dead_time=None if dead_time is None else bool(dead_time), drift_correct=bool(drift_correct),
+              crater_depth_nm=crater_depth_nm, layer_rates=layer_rates)
+    chosen = choose_fragments(ds, split_names(fragments))
+    norm = normalization(normalize if normalize is not None else ("total" if "total" in ds else None))
+    results = {"maps": fragment_maps(ds, chosen, normalize=norm)}
+    roi = make_roi(ds, from_fragment=roi_from)
+    profile = profiles.depth_profile(ds, chosen, roi=roi, normalize=norm)
+    results["profile"] = profile
+    tested = split_names(uniformity) or [f for f in (DEFAULT_UNIFORMITY,) if f in chosen] or chosen[:1]
+    results["uniformity"] = profiles.uniformity_test(profile, tested, surface_depth=surface_depth_nm)
+    if pair is None and set(DEFAULT_PAIR) <= set(str(n) for n in ds["fragment"].values):
+        pair = ":".join(DEFAULT_PAIR)
+    if pair:
+        results["coloc"] = coloc.colocalization(ds, pair, bin=int(coloc_bin), seed=int(seed))
+    results["projections"] = volume.projections(ds, tested[0])
+    results["integrated"] = integrated_intensities(ds, split_names(compare) or chosen, normalize=norm, roi=roi)
+    return results
