@@ -112,6 +112,60 @@ def normalization(value) -> str | None:
     return None if value in (None, "", "none") else str(value)
 
 
+def describe(path) -> str:
+    """A few lines about a ToF-SIMS file: acquisition metadata, dims, fragments with masses and counts.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Any file :func:`doptrace.tofsims.read` reads.
+
+    Returns
+    -------
+    str
+        What ``doptrace tofsims info`` prints (counts summed in one pass over the cube).
+    """
+    from .read import read
+
+    ds = read(path)
+    lines = [f"file: {path}"]
+    for key in ("format", "sample", "polarity", "primary_ion", "field_of_view_um", "shots_per_pixel",
+                "sputter_time_total", "dead_time_corrected", "sf", "k0", "channel_width_ns", "binning"):
+        if key in ds.attrs:
+            lines.append(f"{key}: {ds.attrs[key]}")
+    lines.append("dims: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()))
+    if "fragment" in ds.coords:
+        sums = None
+        if "counts" in ds and "fragment" in ds["counts"].dims:
+            sums = ds["counts"].sum([d for d in ds["counts"].dims if d != "fragment"]).compute()  # one pass
+        for name in ds["fragment"].values:
+            line = f"  {name}"
+            if "fragment_mass" in ds.coords:
+                sel = ds.sel(fragment=name)
+                line += f"  {float(sel['fragment_mass']):.4f} u"
+                if "mass_low" in ds.coords:
+                    line += f"  [{float(sel['mass_low']):.4f}, {float(sel['mass_high']):.4f}]"
+            if sums is not None:
+                line += f"  {int(sums.sel(fragment=name))} counts"
+            lines.append(line)
+    if "intensity" in ds:
+        lines.append(f"total intensity: {float(ds['intensity'].sum()):.6g}")
+    return "\n".join(lines)
+
+
+def read_spectrum(path):
+    """The mass spectrum of a file, for calibration: an ITA's summed spectrum, else what
+    :func:`doptrace.tofsims.read` gives (a spectrum export)."""
+    from .formats import detect
+    from .read import read
+
+    if detect(path) == "ita":
+        from .formats.ita import read_spectrum as ita_spectrum
+
+        return ita_spectrum(path)
+    return read(path)
+
+
 def _to_depth(ds, crater_depth_nm, layer_rates):
     from . import processing
 

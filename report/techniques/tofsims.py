@@ -474,47 +474,19 @@ def _write(ds, out, fig=None, plot=None) -> None:
 
 
 def _info(args) -> int:
-    from doptrace import tofsims
+    from doptrace.tofsims.pipeline import describe
 
-    ds = tofsims.read(args.file)
-    print(f"file: {args.file}")
-    for key in ("format", "sample", "polarity", "primary_ion", "field_of_view_um", "shots_per_pixel",
-                "sputter_time_total", "dead_time_corrected", "sf", "k0", "channel_width_ns", "binning"):
-        if key in ds.attrs:
-            print(f"{key}: {ds.attrs[key]}")
-    print("dims: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()))
-    if "fragment" in ds.coords:
-        sums = None
-        if "counts" in ds and "fragment" in ds["counts"].dims:
-            sums = ds["counts"].sum([d for d in ds["counts"].dims if d != "fragment"]).compute()  # one pass
-        for name in ds["fragment"].values:
-            line = f"  {name}"
-            if "fragment_mass" in ds.coords:
-                sel = ds.sel(fragment=name)
-                line += f"  {float(sel['fragment_mass']):.4f} u"
-                if "mass_low" in ds.coords:
-                    line += f"  [{float(sel['mass_low']):.4f}, {float(sel['mass_high']):.4f}]"
-            if sums is not None:
-                line += f"  {int(sums.sel(fragment=name))} counts"
-            print(line)
-    if "intensity" in ds:
-        print(f"total intensity: {float(ds['intensity'].sum()):.6g}")
+    print(describe(args.file))
     return 0
 
 
 def _calibrate(args) -> int:
     import numpy as np
 
-    from doptrace import tofsims
     from doptrace.tofsims import calibration
-    from doptrace.tofsims.formats import detect
+    from doptrace.tofsims.pipeline import read_spectrum
 
-    if detect(args.spectrum) == "ita":
-        from doptrace.tofsims.formats.ita import read_spectrum
-
-        spectrum = read_spectrum(args.spectrum)
-    else:
-        spectrum = tofsims.read(args.spectrum)
+    spectrum = read_spectrum(args.spectrum)
     peaks = _split(args.peaks)
     result = calibration.calibrate(spectrum, peaks)
     _write(result, args.out)
