@@ -159,3 +159,25 @@ def test_every_shared_tofsims_file_reads(shared):
         assert ds.attrs["technique"] == "ToF-SIMS" and ds.attrs["source"] == str(path)
         key = "intensity" if "intensity" in ds else "counts"
         assert ds[key].size > 0 and np.all(np.isfinite(ds[key].values)), path
+
+
+@pytest.mark.parametrize("relative, polarity, n_points", [(POS, "positive", 42), (NEG, "negative", 165)])
+def test_surfacelab7_cli_info_and_depth(shared, capsys, tmp_path, relative, polarity, n_points):
+    """``tofsims info`` and ``tofsims depth`` on the real exports: polarity from the names, no
+    axis counted as a fragment, a result file with one uniformity verdict per tested fragment."""
+    import xarray as xr
+
+    from doptrace.report.cli import main
+
+    path = shared(relative)
+    assert main(["tofsims", "info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"polarity: {polarity}" in out and f"sputter_time={n_points}" in out
+    assert "Intensity" not in out and "Sputter Time" not in out and "ratio note:" in out
+    result = tmp_path / "depth.nc"
+    assert main(["tofsims", "depth", str(path), "--out", str(result)]) == 0
+    out = capsys.readouterr().out
+    with xr.open_dataset(result) as ds:
+        tested = [str(n) for n in ds["fragment"].values if np.isfinite(float(ds["uniformity_p_value"].sel(fragment=n)))]
+        assert ds.sizes["scan"] == n_points - 1
+    assert len(tested) >= 50 and sum(line.count("-> ") for line in out.splitlines()) == len(tested)

@@ -142,7 +142,8 @@ def describe(path) -> str:
             line = f"  {name}"
             if "fragment_mass" in ds.coords:
                 sel = ds.sel(fragment=name)
-                line += f"  {float(sel['fragment_mass']):.4f} u"
+                mass = float(sel["fragment_mass"])
+                line += f"  {mass:.4f} u" if np.isfinite(mass) else "  (no mass)"
                 if "mass_low" in ds.coords:
                     line += f"  [{float(sel['mass_low']):.4f}, {float(sel['mass_high']):.4f}]"
             if sums is not None:
@@ -150,6 +151,9 @@ def describe(path) -> str:
             lines.append(line)
     if "intensity" in ds:
         lines.append(f"total intensity: {float(ds['intensity'].sum()):.6g}")
+    for key in ("ratio_note", "notes", "note"):
+        if ds.attrs.get(key):
+            lines.append(f"{key.replace('_', ' ')}: {ds.attrs[key]}")
     return "\n".join(lines)
 
 
