@@ -56,3 +56,21 @@ def test_imzml_needs_windows_and_refuses_entity_expansion(written, tmp_path):
     )
     with pytest.raises(ToFSIMSError, match=r"bomb\.imzML: unsafe XML rejected"):
         tofsims.read(bomb, fragments=["BO-"])
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999999", "4294967296000", "-8"])
+def test_imzml_offsets_outside_the_ibd_are_refused(written, tmp_path, value):
+    """An external offset beyond the .ibd (or beyond int64: was an OverflowError) is refused with
+    the file's name, before any read; the .ibd is not opened twice or left open."""
+    import re
+    import shutil
+
+    path, _ = written
+    text = path.read_text()
+    changed = re.sub(r'(accession="IMS:1000102"[^>]*value=")(\d+)', lambda m: m.group(1) + value, text, count=3)
+    assert changed != text
+    bad = tmp_path / "bad.imzML"
+    bad.write_text(changed)
+    shutil.copy(path.with_suffix(".ibd"), bad.with_suffix(".ibd"))
+    with pytest.raises(ToFSIMSError, match=r"bad\.imzML: spectrum 0: m/z array at offset -?\d+, \d+ values, lies outside"):
+        tofsims.read(bad, fragments=["BO-"])
