@@ -120,6 +120,7 @@ def test_surfacelab7_layout_variations(tmp_path):
         ([good[0], "2\t-1.5\t2e6\t2e10\t4\t0\t1"], "sputter times decrease"),
         ([good[0], "2\t1.5\t2e6\t2e10\t4\t0"], "ragged rows: line 6"),
         ([good[0], "2\t1.5\t-2e6\t2e10\t4\t0\t1"], "negative dose"),
+        (["1\tx0\t1e6\t1e10\t5\t7\t1", good[1]], "line 5: not a number: 'x0' in a data row"),
     ):
         with pytest.raises(ToFSIMSError, match=re.escape(message)) as info:
             tofsims.read(_profile(tmp_path, rows))

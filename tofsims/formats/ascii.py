@@ -361,6 +361,12 @@ def read_depth_profile(path, ratios: str = "keep") -> xr.Dataset:
         raise ToFSIMSError(f"{path}: no depth-profile header (title, fragment names, sub-headers) before the data")
     width = len(_cells(lines[first_data]))
     header = [_cells(line) for line in lines[:first_data]]
+    for i, cells in enumerate(header):
+        # a data row with one unreadable number must not pass for a header line (dropping a row)
+        numeric = sum(_is_number(c) for c in cells)
+        if i >= 1 and numeric >= max(2, len(cells) // 2) and not lines[i].lstrip().startswith("#"):
+            bad = next((c for c in cells if not _is_number(c)), "")
+            raise ToFSIMSError(f"{path}: line {i + 1}: not a number: {bad[:40]!r} in a data row")
     axes, names, masses = _profile_header(path, header, width)
     table = _numeric_rows(path, lines, first_data, "\t", finite=False)
     if table.shape[1] != width:

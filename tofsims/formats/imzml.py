@@ -29,7 +29,8 @@ def _check_xml(path: Path) -> None:
     from defusedxml.ElementTree import iterparse
 
     try:
-        for _event, element in iterparse(path, events=("end",), forbid_dtd=False):
+        # imzML files carry no DTD: any DOCTYPE (internal entities, external DTD) is refused
+        for _event, element in iterparse(path, events=("end",), forbid_dtd=True):
             element.clear()
     except DefusedXmlException as exc:
         raise ToFSIMSError(f"{path}: unsafe XML rejected ({type(exc).__name__})") from None
