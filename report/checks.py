@@ -20,14 +20,16 @@ when some technique supports and none contradicts, ``contradicted`` in the mirro
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 SUPPORTED, CONTRADICTED, UNDETERMINED = "supported", "contradicted", "not determined"
 
 #: thresholds every technique may read: key -> (kind, default, meaning); kinds as in project files,
 #: "length" is a quantity string in nm. Each adapter adds its own (``THRESHOLDS``).
 COMMON_THRESHOLDS = {
-    "dopant": ("text", "B", "dopant element"),
+    # declared in the project's [checks] (the demo declares B): no code default, so a project about
+    # another dopant never reads boron's names
+    "dopant": ("text", "", "dopant element"),
     "surface_depth": ("length", 60.0, "depth below which material counts as the surface layer (nm)"),
     "slope_sigma": ("number", 3.0, "a depth slope this many esd from zero is not flat"),
 }
@@ -48,6 +50,8 @@ class Check:
     verdict: str
     reason: str
     decisive: bool = True
+    quality: str = "ok"  # the quality record of the result(s) the row rests on (ok, warning, failed)
+    quality_reasons: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -127,3 +131,31 @@ def sample_verdict(by_technique: dict[str, str]) -> tuple[str, str]:
         return UNDETERMINED, (f"The techniques disagree: {', '.join(support)} support bulk, uniform doping and "
                               f"{', '.join(against)} contradict it{tail}.")
     return UNDETERMINED, "No technique can tell where the dopant sits."
+
+
+def apply_quality(rows: list[Check], results) -> list[Check]:
+    """Weigh the rows by the quality of the results they rest on (:mod:`doptrace.core.quality`).
+
+    A ``failed`` result makes every row using it ``not determined: fit failed (reason)`` whatever its
+    number says; a ``warning`` keeps the verdict and carries the reasons beside the number (for
+    STEM-EDS, one row per element, only the reasons naming that element).
+    """
+    from doptrace.core.quality import FAILED, get_quality, worst
+
+    records = [get_quality(ds) for ds in results if ds is not None]
+    if not records:
+        return rows
+    quality = worst(*(q for q, _ in records))
+    reasons = list(dict.fromkeys(r for q, rs in records if q != "ok" for r in rs))
+    for row in rows:
+        mine = reasons
+        if quality != FAILED and row.technique == "STEM-EDS":
+            subject = row.claim.split()[0] if row.claim else ""
+            mine = [r for r in reasons if subject in r.replace(".", " ").replace(",", " ").split()
+                    or f"{subject}_" in r]
+        row.quality, row.quality_reasons = (quality if mine or quality == FAILED else "ok"), mine
+        if quality == FAILED:
+            first = next(r for q, rs in records if q == FAILED for r in rs)
+            row.verdict = UNDETERMINED
+            row.reason = f"Not determined: fit failed ({first.rstrip('.')})."
+    return rows

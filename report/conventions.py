@@ -40,7 +40,7 @@ def fitted_names(ds: xr.Dataset) -> list[str]:
 
 def check_result(ds: xr.Dataset, name: str = "result") -> None:
     """Raise :class:`ReportError` listing every way ``ds`` breaks the result conventions."""
-    problems = list(_quality.problems(ds.attrs)) if "quality" in ds.attrs else []
+    problems = list(_quality.problems(ds.attrs))
     for var_name, var in list(ds.data_vars.items()) + list(ds.coords.items()):
         if np.issubdtype(var.dtype, np.number) and "units" not in var.attrs:
             problems.append(f"{var_name!s} has no units attribute")
@@ -137,3 +137,21 @@ def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
     for name in ds.variables:
         ds[name].attrs = _decode_attrs(ds[name].attrs)
     return ds
+
+
+#: exit code of a technique command run with ``--strict`` whose result's quality is ``failed``
+EXIT_QUALITY_FAILED = 4
+
+
+def print_quality(results, strict: bool = False) -> int:
+    """Print ``quality: ...`` and one line per reason of each result (after the command's summary);
+    the exit code: :data:`EXIT_QUALITY_FAILED` when ``strict`` and a result is ``failed``, else 0."""
+    if isinstance(results, xr.Dataset):
+        results = [results]
+    code = 0
+    for ds in results:
+        quality, reasons = _quality.get_quality(ds)
+        print("\n".join([f"quality: {quality}"] + [f"  - {r}" for r in reasons]))
+        if strict and quality == _quality.FAILED:
+            code = EXIT_QUALITY_FAILED
+    return code

@@ -46,6 +46,19 @@ def _failure(sample: str, label: str, analysis) -> ck.Check:
                     "-", ck.UNDETERMINED, f"The analysis failed, so it says nothing: {analysis.error}")
 
 
+def _cannot(sample: str, adapter, th: dict) -> ck.Check:
+    """A row saying why a technique's checks cannot be made, instead of the technique vanishing."""
+    nan = float("nan")
+    names = [k for k, (kind, _, _) in getattr(adapter, "THRESHOLDS", {}).items() if kind == "text"]
+    undeclared = [k for k in names if not th.get(k)]
+    if undeclared:
+        why = f"the project declares no {', '.join(undeclared)} in its [checks] table"
+    else:
+        why = "no result holds " + ", ".join(f"{k} = {th[k]!r}" for k in names) if names else "no result to check"
+    return ck.Check(sample, adapter.LABEL, "checks of " + adapter.LABEL, "-", nan, nan, "", "-", ck.UNDETERMINED,
+                    f"Cannot be checked: {why}.")
+
+
 def evaluate_sample(sample: str, analyses, thresholds: dict, depth: dict) -> SampleEvidence:
     """The checks of one sample's analyses (:class:`report.runner.Analysis`) under ``thresholds``.
 
@@ -61,14 +74,23 @@ def evaluate_sample(sample: str, analyses, thresholds: dict, depth: dict) -> Sam
         if not group:
             continue
         rows = []
+        used = getattr(adapter, "CHECKED_RESULTS", None)  # the results its checks rest on (default: all)
         for analysis in group:
-            rows += ([_failure(sample, adapter.LABEL, analysis)] if analysis.error
-                     else adapter.checks(sample, analysis.results, th, depth))
+            if analysis.error:
+                rows.append(_failure(sample, adapter.LABEL, analysis))
+                continue
+            results = [ds for name, ds in analysis.results.items() if used is None or name in used]
+            rows += ck.apply_quality(adapter.checks(sample, analysis.results, th, depth), results)
+        if not rows and any(not a.error for a in group):
+            rows.append(_cannot(sample, adapter, th))
         if rows:
             evidence.checks += rows
             evidence.techniques[adapter.LABEL] = ck.technique_verdict(rows, getattr(adapter, "VERDICT_RULE", "all"))
         if hasattr(adapter, "depth_track"):
-            tracks[adapter.LABEL] = adapter.depth_track([a.results for a in group if not a.error], th, depth)
+            # a failed result's numbers never reach the depth overlay
+            tracks[adapter.LABEL] = adapter.depth_track(
+                [{k: ds for k, ds in a.results.items() if ds.attrs.get("quality") != "failed"}
+                 for a in group if not a.error], th, depth)
     evidence.verdict, evidence.reason = ck.sample_verdict(evidence.techniques)
     if any(t is not None for t in tracks.values()):
         evidence.series = depth_series(sample, tracks)

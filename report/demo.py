@@ -22,7 +22,10 @@ DEMO_SAMPLES = {"BM-LRMO": False, "LBO-LRMO": True}  # sample -> boron doped int
 # etch rate calibrated on a reference film, ±10 %; the ToF-SIMS crater depth by profilometry, ±5 %).
 # The XPS simulator's surface layer ends near 60 nm, where the ToF-SIMS simulator's B-rich surface
 # scans (3 of 24 over 500 nm) end too.
-DEMO_CHECKS = {"surface_depth": "60 nm", "xrd_expected_fraction": 0.05}  # nominal B: 5-8 % of Li sites
+# the demo's question: boron, its XPS lattice component and its ToF-SIMS fragments (project settings,
+# not code defaults); nominal B is 5-8 % of Li sites
+DEMO_CHECKS = {"dopant": "B", "xps_component": "TM-O-B", "sims_fragment": "BO-", "sims_host": "MnO-",
+               "surface_depth": "60 nm", "xrd_expected_fraction": 0.05}
 
 
 def toml_value(value) -> str:

@@ -87,7 +87,10 @@ def depth_series(sample: str, tracks: dict) -> xr.Dataset:
             placed.append(label)
     attrs = {"sample": sample, "analysis": "common depth axis", **attrs, **labels, "notes": "; ".join(notes),
              "techniques": " and ".join(placed), "source": "; ".join(sources)}
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    from doptrace.core.quality import set_quality
+
+    # the tracks come from results that are not failed (crosscheck leaves failed ones out)
+    return set_quality(xr.Dataset(data, coords=coords, attrs=attrs))
 
 
 def poisson_ratio(a, b, nested: bool = False):

@@ -114,7 +114,7 @@ td,th{border:1px solid #bbb;padding:.2em .5em;text-align:left}
 th{background:#eee} figure{margin:1em 0} img{max-width:100%}
 figcaption{font-size:.9em;color:#444} nav a{margin-right:1em}
 .failed{color:#a00} .supported{background:#e3f4e1} .contradicted{background:#f9e0de}
-.undetermined{background:#f3f3f3}
+.undetermined{background:#f3f3f3} .context{color:#666;font-style:italic}
 </style></head><body>
 <h1>{{ title }}</h1>
 <nav>{% for s in sections %}<a href="#{{ s.anchor }}">{{ s.title }}</a>{% endfor %}</nav>
@@ -132,7 +132,10 @@ figcaption{font-size:.9em;color:#444} nav a{margin-right:1em}
 
 
 # table cells holding a verdict are shaded, so the verdict table reads at a glance
-_VERDICT_CLASSES = {"supported": "supported", "contradicted": "contradicted", "not determined": "undetermined"}
+_VERDICT_CLASSES = {"supported": "supported", "contradicted": "contradicted", "not determined": "undetermined",
+                    # context rows (host elements, sites nobody expects the dopant on) are not evidence
+                    "context: supported": "context", "context: contradicted": "context",
+                    "context: not determined": "context"}
 
 
 def render(title: str, sections: list[Section]) -> str:

@@ -27,10 +27,75 @@ def _number(check) -> str:
     return _pm(check.value, check.stderr, check.units)
 
 
+def _quality_text(quality: str, reasons) -> str:
+    return quality if quality == "ok" or not reasons else f"{quality}: " + " ".join(reasons)
+
+
 def check_rows(checks, with_sample: bool = False) -> list[list]:
-    return [([c.sample] if with_sample else []) + [c.technique, c.claim + ("" if c.decisive else " (context)"),
-                                                   f"{c.quantity}: {_number(c)}", c.threshold, c.verdict, c.reason]
-            for c in checks]
+    """Rows of the checks table; a context row's verdict reads ``context: ...`` (styled as context, not
+    as evidence), a warning stands beside the number and its reasons in the quality column."""
+    rows = []
+    for c in checks:
+        quality = getattr(c, "quality", "ok")
+        number = f"{c.quantity}: {_number(c)}" + ("" if quality == "ok" else f" [{quality}]")
+        verdict = c.verdict if c.decisive else f"context: {c.verdict}"
+        rows.append(([c.sample] if with_sample else []) + [
+            c.technique, c.claim + ("" if c.decisive else " (context)"), number, c.threshold, verdict, c.reason,
+            _quality_text(quality, getattr(c, "quality_reasons", []))])
+    return rows
+
+
+def analysis_quality(analysis) -> str:
+    """Worst quality of an analysis' results with every reason (``failed`` for an analysis that failed)."""
+    from doptrace.core.quality import get_quality, worst
+
+    if analysis.error:
+        return "failed: " + analysis.error
+    records = {name: get_quality(ds) for name, ds in analysis.results.items()}
+    if not records:
+        return "-"
+    quality = worst(*(q for q, _ in records.values()))
+    reasons = [f"{name}: {r}" for name, (q, rs) in records.items() for r in rs]
+    return _quality_text(quality, reasons)
+
+
+def simulated_sources(analyses) -> list[str]:
+    """Inputs whose results say they come from a simulator (a "simulat..." word in their file metadata)."""
+    found = []
+    for a in analyses:
+        for ds in a.results.values():
+            text = " ".join(str(v) for k, v in ds.attrs.items() if isinstance(v, str) and k != "quality_reasons")
+            if "simulat" in text.lower():
+                found += [p.name for p in a.entry.files]
+                break
+    return sorted(set(found))
+
+
+def run_facts(project, analyses) -> list:
+    """What a reader needs to trust the numbers: version, date, simulated inputs, conversions, thresholds."""
+    import datetime
+
+    from doptrace import __version__
+
+    from .checks import THRESHOLDS
+
+    blocks = []
+    simulated = simulated_sources(analyses)
+    if simulated:
+        blocks.append(Text(f"SIMULATED DATA: {len(simulated)} input file(s) were written by doptrace's simulators "
+                           f"({', '.join(simulated[:6])}{', ...' if len(simulated) > 6 else ''}), not measured: the "
+                           "verdicts below show what the methods can tell, not facts about real samples."))
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    blocks.append(Text(f"doptrace {__version__}, report written {now}."))
+    if project is not None:
+        rows = [[s, key, str(q)] for s, d in project.depth.items() for key, q in d.items()]
+        blocks.append(Table(["sample", "depth conversion", "value ± esd"], rows or [["-", "none given", "-"]],
+                            "Depth conversions used (their esds are scale errors added to depth slopes)"))
+        samples = list(project.checks)
+        keys = [k for k in THRESHOLDS if any(k in project.checks[s] for s in samples)]
+        rows = [[k, THRESHOLDS[k][2]] + [str(project.checks[s].get(k)) for s in samples] for k in keys]
+        blocks.append(Table(["threshold", "meaning"] + samples, rows, "Thresholds of the checks"))
+    return blocks
 
 
 def comparison_table(evidence) -> Table:
@@ -67,10 +132,12 @@ def _difference(a, b) -> str:
     return f"{_pm(a.value - b.value, spread, a.units)} ({abs(a.value - b.value) / spread:.1f} esd)"
 
 
-def overview_section(title: str, evidence, analyses, inputs: dict[str, dict]) -> Section:
+def overview_section(title: str, evidence, analyses, inputs: dict[str, dict], project=None) -> Section:
     """The first section of the report."""
     section = Section("Overview", anchor="overview")
-    dopant = evidence[0].checks[0].claim.split()[0] if evidence and evidence[0].checks else "the dopant"
+    section.blocks += run_facts(project, analyses)
+    dopants = sorted({str(c.get("dopant")) for c in project.checks.values()}) if project is not None else []
+    dopant = " / ".join(dopants) if dopants else "the dopant"
     section.blocks.append(Text(
         f"The question: does {dopant} sit in the bulk lattice, uniformly, or only at the surface or in a second "
         "phase? Each technique's evidence is a number with its uncertainty, a threshold and a verdict "
@@ -93,7 +160,7 @@ def overview_section(title: str, evidence, analyses, inputs: dict[str, dict]) ->
                                          f"{e.sample}: {e.series.attrs.get('techniques', '')} on the common depth axis; horizontal bars are "
                                          "the depth conversions' esds, the grey band the surface layer."
                                          + (f" Notes: {e.series.attrs['notes']}." if e.series.attrs.get("notes") else "")))
-        section.blocks.append(Table(["technique", "claim", "number", "threshold", "verdict", "reason"],
+        section.blocks.append(Table(["technique", "claim", "number", "threshold", "verdict", "reason", "quality"],
                                     check_rows(e.checks), f"{e.sample}: checks"))
     if 2 <= len(evidence) <= MAX_COMPARED:
         section.blocks.append(comparison_table(evidence))
@@ -103,9 +170,10 @@ def overview_section(title: str, evidence, analyses, inputs: dict[str, dict]) ->
                                    f"{counts['supported']} supported, {counts['contradicted']} contradicted, "
                                    f"{counts['not determined']} not determined. Every check is in checks.json."))
     section.blocks.append(Table(
-        ["sample", "technique", "inputs", "status", "time"],
+        ["sample", "technique", "inputs", "status", "time", "quality"],
         [[a.entry.sample, a.entry.technique, ", ".join(p.name for p in a.entry.files),
-          "FAILED: " + a.error if a.error else ("cached" if a.cached else "ok"), f"{a.seconds:.2f} s"]
+          "FAILED: " + a.error if a.error else ("cached" if a.cached else "ok"), f"{a.seconds:.2f} s",
+          analysis_quality(a)]
          for a in analyses], "Analyses"))
     meta = metadata_rows(analyses)
     if meta:

@@ -159,7 +159,7 @@ def _write_provenance(project_record: dict, project, summary: RunSummary, inputs
 
 
 def _sections(project, summary: RunSummary, inputs: dict[str, dict], progress: bool = False) -> list[Section]:
-    sections = [overview_section(project.title, summary.evidence, summary.analyses, inputs)]
+    sections = [overview_section(project.title, summary.evidence, summary.analyses, inputs, project)]
     for name, adapter in tqdm(adapters().items(), desc="report", unit="section", disable=not progress):
         done = [a for a in summary.analyses if a.entry.technique == name and not a.error]
         if done:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 
 import numpy as np
@@ -128,3 +129,15 @@ def test_demo_report_renders_in_a_real_browser(demo):
     body = page.text[page.text.index("\nOverview\n"):]
     assert body.index("Verdicts") < body.index("X-ray diffraction")
     assert "LBO-LRMO\tsupported" in page.text and "BM-LRMO\tcontradicted" in page.text
+    # what a reader needs to weigh the numbers, as rendered: version and date, the simulated-data
+    # banner, the depth conversions with their esds, the thresholds and a quality column
+    from doptrace import __version__
+
+    assert re.search(rf"doptrace {re.escape(__version__)}, report written \d{{4}}-\d\d-\d\d \d\d:\d\d UTC", page.text)
+    assert "SIMULATED DATA:" in page.text and "BM-LRMO_xps.vms" in page.text
+    assert body.index("SIMULATED DATA:") < body.index("Verdicts")
+    assert "xps_etch_rate\t0.4 ± 0.04 nm/s" in page.text and "sims_crater_depth\t500 ± 25 nm" in page.text
+    assert "Thresholds of the checks" in page.text and "xrd_expected_fraction" in page.text
+    assert "time\tquality" in page.text  # the analyses table's header
+    assert "TM-O-B.center sits at its upper bound" in page.text  # BM-LRMO's XPS warning, shown
+

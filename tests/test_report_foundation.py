@@ -44,10 +44,13 @@ def test_check_result_accepts_conventions_and_lists_every_problem():
 
 
 def test_check_result_refuses_a_result_without_a_sound_quality_record():
-    for attrs, expected in (({"quality": "fine"}, "quality 'fine' is not one of ok, warning, failed"),
+    for attrs, expected in (({"quality": None}, "has no quality record"),
+                            ({"quality": "fine"}, "quality 'fine' is not one of ok, warning, failed"),
                             ({"quality": "failed", "quality_reasons": []}, "quality 'failed' without a reason")):
         bad = _result()
         bad.attrs.update(attrs)
+        if attrs["quality"] is None:  # refused, not defaulted to ok: nobody judged it
+            del bad.attrs["quality"]
         with pytest.raises(ReportError, match=expected):
             check_result(bad, "b1s")
 

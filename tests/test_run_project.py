@@ -21,7 +21,9 @@ from doptrace.report.project import load_project
 from doptrace.report.provenance import sha256_file
 from doptrace.report.runner import run_project
 
-CHECKS = {"surface_depth": "60 nm"}
+# the project declares its dopant and the names that carry it (no code defaults)
+CHECKS = {"surface_depth": "60 nm", "dopant": "B", "xps_component": "TM-O-B", "sims_fragment": "BO-",
+          "sims_host": "MnO-"}
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ ENTRY_SCHEMA = {
     "lazy": ("bool", False),
 }
 #: this technique's thresholds in a project's [checks] table: key -> (kind, default, meaning)
+CHECKED_RESULTS = ("homogeneity",)
 THRESHOLDS = {
     "eds_elements": ("list", [], "elements whose homogeneity is reported (default: all mapped)"),
 }
@@ -65,7 +66,8 @@ def eds_checks(sample: str, homogeneity, th: dict) -> list:
         size = int(ds["block_size"].values[j])
         detectable = float(e["detectable_cv"])
         qualitative = bool(int(e["qualitative"])) if "qualitative" in e.coords else False
-        note = " (B K is qualitative in EDS)" if qualitative else ""
+        line = str(e["line"].values) if "line" in e.coords else element
+        note = f" ({line} is qualitative in EDS)" if qualitative else ""
         if text.startswith("inhomogeneous"):
             verdict = CONTRADICTED
             reason = (f"{element} varies more than counting noise allows: H = {h[j]:.2f} ± {h_se[j]:.2f} in "
@@ -102,11 +104,17 @@ def section(analyses) -> list:
         "overlapping lines (Co Kb on Ni Ka, Mn L next to O K) are separated; the zero-energy peak is never used. "
         "Compositions are Cliff-Lorimer at% with named k-factors; errors are propagated Poisson. Homogeneity "
         "is tested on composition (never raw counts, which follow thickness): H = CV / CV_Poisson over block "
-        "sizes and a chi-square dispersion test. Light-element lines (B K) are mapped but qualitative: "
-        "B K sits on the zero-peak tail and the window-absorption edge, so its number depends on the background "
-        "model and can be off by far more than its Poisson error (on a simulated sample with 2.1 at% B it reads "
-        "1.4 at% with the automatic background and 3.4 to 7.6 at% with fixed polynomials of degree 4 to 2)."
+        "sizes and a chi-square dispersion test."
     )]
+    qualitative = sorted({str(line) for a in analyses for ds in a.results.values() if "qualitative" in ds.coords
+                          and "line" in ds.coords for line, q in zip(ds["line"].values, ds["qualitative"].values)
+                          if int(q)})
+    if qualitative:  # named only when mapped, so a report without them never mentions them
+        blocks.append(Text(
+            f"Light-element lines ({', '.join(qualitative)}) are mapped but qualitative: they sit on the zero-peak "
+            "tail and the window-absorption edge, so their numbers depend on the background model and can be off "
+            "by far more than their Poisson error (on a simulated sample with 2.1 at% B, B K reads 1.4 at% with "
+            "the automatic background and 3.4 to 7.6 at% with fixed polynomials of degree 4 to 2)."))
     quant_rows, verdict_rows = [], []
     for analysis in analyses:
         sample = analysis.sample

@@ -31,9 +31,10 @@ ENTRY_SCHEMA = {
     "seed": ("number", False),
 }
 #: this technique's thresholds in a project's [checks] table: key -> (kind, default, meaning)
+CHECKED_RESULTS = ("uniformity", "coloc")
 THRESHOLDS = {
-    "sims_fragment": ("text", "BO-", "ToF-SIMS fragment of the dopant"),
-    "sims_host": ("text", "MnO-", "ToF-SIMS fragment of the host lattice"),
+    "sims_fragment": ("text", "", "ToF-SIMS fragment of the dopant"),
+    "sims_host": ("text", "", "ToF-SIMS fragment of the host lattice"),
     "sims_alpha": ("number", 0.05, "significance level of the ToF-SIMS uniformity and colocalization tests"),
     "sims_max_surface_ratio": ("number", 2.0, "largest surface / bulk ratio of the dopant fragment"),
     "sims_min_r": ("number", 0.5, "smallest Pearson r of dopant and host images"),
@@ -356,6 +357,8 @@ def register_cli(subparsers) -> None:
     p = sub.add_parser("calibrate", help="fit t = k0 + sf sqrt(m) on calibrant peaks of a spectrum")
     p.add_argument("spectrum")
     p.add_argument("--peaks", help="calibrant names, e.g. H-,C-,CH-,O-,OH-,C2- (default: by polarity)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 4 when the result's quality is 'failed' (the result is still written)")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=_calibrate)
 
@@ -370,6 +373,8 @@ def register_cli(subparsers) -> None:
                           help="never apply the dead-time correction")
         p.add_argument("--drift-correct", action="store_true", help="align scans by phase correlation")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--strict", action="store_true",
+                   help="exit 4 when the result's quality is 'failed' (the result is still written)")
         p.add_argument("--scans", help="scan range first:last (inclusive)")
         if roi:  # maps and coloc work on whole images; an ROI there would be silently ignored
             p.add_argument("--roi", help="region x0,x1,y0,y1 in um")
@@ -504,7 +509,9 @@ def _calibrate(args) -> int:
           f"{attrs['mass_esd_27u']:.2g} u at 27 u, {attrs['mass_esd_200u']:.2g} u at 200 u; quality {attrs['quality']}")
     for reason in attrs.get("quality_reasons", []):
         print(f"  - {reason}")
-    return 0
+    from doptrace.report.conventions import EXIT_QUALITY_FAILED
+
+    return EXIT_QUALITY_FAILED if args.strict and attrs['quality'] == "failed" else 0
 
 
 def _maps(args) -> int:
@@ -523,7 +530,9 @@ def _maps(args) -> int:
         result.attrs["ratio"] = f"{a.strip()}/{b.strip()}"
     fig = plot_maps(result, Path(args.file).name) if args.plot else None
     _write(result, args.out, fig, args.plot)
-    return 0
+    from doptrace.report.conventions import print_quality
+
+    return print_quality(result, args.strict)
 
 
 def _depth(args) -> int:
@@ -551,7 +560,9 @@ def _depth(args) -> int:
         print(f"{name}: relative change {100 * float(t['relative_change']):+.1f} ± "
               f"{100 * float(t['relative_change_stderr']):.1f} % over {test.attrs['axis']}, "
               f"p = {float(t['p_value']):.3g} -> {'uniform' if int(t['uniform']) else 'NOT uniform'}")
-    return 0
+    from doptrace.report.conventions import print_quality
+
+    return print_quality(result, args.strict)
 
 
 def _coloc(args) -> int:
@@ -565,7 +576,9 @@ def _coloc(args) -> int:
     _write(result, args.out, fig, args.plot)
     print(f"{args.pair}: r = {float(result['pearson_r']):.3f}, p = {float(result['p_value']):.3g}, "
           f"M1 = {float(result['manders_m1']):.3f}, M2 = {float(result['manders_m2']):.3f}")
-    return 0
+    from doptrace.report.conventions import print_quality
+
+    return print_quality(result, args.strict)
 
 
 def _compare(args) -> int:
@@ -589,4 +602,6 @@ def _compare(args) -> int:
         r = result.sel(fragment=name)
         print(f"{name}: ratio {result.attrs['ratio']} = {float(r['ratio']):.3f} "
               f"(95 % CI {float(r['ratio_boot_low']):.3f}-{float(r['ratio_boot_high']):.3f}, bootstrap)")
-    return 0
+    from doptrace.report.conventions import print_quality
+
+    return print_quality(result, args.strict)

@@ -23,8 +23,9 @@ ENTRY_SCHEMA = {
 }
 CODE = ("doptrace.xps",)  # packages whose source decides this adapter's results (cache key)
 #: this technique's thresholds in a project's [checks] table: key -> (kind, default, meaning)
+CHECKED_RESULTS = ("fit",)  # the results the checks rest on: their quality decides the rows'
 THRESHOLDS = {
-    "xps_component": ("text", "TM-O-B", "XPS component whose share marks dopant in the host lattice"),
+    "xps_component": ("text", "", "XPS component whose share marks dopant in the host lattice"),
     "xps_min_share": ("number", 0.05, "smallest share of that component beyond the surface for bulk doping"),
     "xps_max_scatter": ("number", 2.0, "largest scatter about the mean, in units of the counting noise"),
 }
@@ -216,11 +217,13 @@ def _table(ds):
                    format_value(float(one["area"]), float(one["area_stderr"])),
                    format_value(float(one["fraction"]), float(one["fraction_stderr"]))]
             if "casa_area" in ds:
-                row.append(f"{float(one['casa_area']):.4g}")
+                casa = float(one["casa_area"])
+                diff = (float(one["area"]) - casa) / casa if casa else float("nan")
+                row += [f"{casa:.4g}", f"{100 * diff:+.3g} %"]
             rows.append(row)
     header = ["level", "component", "center", "FWHM", f"area ({units})", "fraction"]
     if "casa_area" in ds:
-        header.append("CasaXPS area")
+        header += ["CasaXPS area", "refit - CasaXPS"]
     return Table(header, rows, f"{ds.attrs.get('region', '')} fit results (value ± 1 sigma)")
 
 
@@ -233,8 +236,12 @@ def _quant_table(q):
     rows = []
     for i in range(q.sizes[dim]):
         one = q.isel({dim: i})
+        detected = one["detected"].values if "detected" in one else [1] * len(lines)
+        # below the detection limit is "not detected (< limit)", never a concentration
         rows.append([f"{q[dim].values[i]:g}"] + [
             format_value(float(one["atomic_percent"].values[k]), float(one["atomic_percent_stderr"].values[k]))
+            if int(detected[k]) else
+            f"not detected (< {q.attrs.get('detection_sigmas', 3):g} x {float(one['atomic_percent_stderr'].values[k]):.2g})"
             for k in range(len(lines))])
     return Table([dim] + [f"{line} (at%)" for line in lines], rows,
                  f"Atomic % ({q.attrs.get('rsf_table', '')}; KE^{q.attrs.get('ke_exponent', 0.6)})")
@@ -318,6 +325,8 @@ def register_cli(subparsers) -> None:
     charge = fit.add_mutually_exclusive_group()
     charge.add_argument("--shift", type=float, help="charge shift added to binding energies (eV)")
     charge.add_argument("--c1s", action="store_true", help="charge-correct with C 1s (C-C at 284.8 eV)")
+    fit.add_argument("--strict", action="store_true",
+                   help="exit 4 when the result's quality is 'failed' (the result is still written)")
     fit.set_defaults(handler=_cmd_fit)
 
     quant = sub.add_parser("quantify", help="atomic %% per etch level from region areas")
@@ -326,6 +335,8 @@ def register_cli(subparsers) -> None:
     quant.add_argument("--out", required=True, help="result NetCDF file (.nc)")
     quant.add_argument("--rsf", default="scofield", help="scofield (default), kratos or a TOML table")
     quant.add_argument("--ke-exponent", type=float, default=0.6, help="IMFP ~ KE^g correction (0: off)")
+    quant.add_argument("--strict", action="store_true",
+                   help="exit 4 when the result's quality is 'failed' (the result is still written)")
     quant.set_defaults(handler=_cmd_quantify)
 
 
@@ -385,7 +396,9 @@ def _cmd_fit(args) -> int:
     dim = ds.attrs.get("level_dim", "etch_time")
     print(f"{args.out}: {ds.attrs.get('region', '')}, {ds.sizes[dim]} level(s), "
           f"{ds.sizes['component']} component(s), median reduced chi2 {float(np.median(ds['redchi'])):.2f}")
-    return 0
+    from doptrace.report.conventions import print_quality
+
+    return print_quality(ds, args.strict)
 
 
 def _check_plot_format(plot) -> None:
@@ -411,4 +424,6 @@ def _cmd_quantify(args) -> int:
     check_result(q, args.out)
     write_netcdf(q, args.out)
     print(f"{args.out}: atomic % of {', '.join(str(v) for v in q['line'].values)} at {q.sizes[q.attrs['level_dim']]} level(s)")
-    return 0
+    from doptrace.report.conventions import print_quality
+
+    return print_quality(q, args.strict)

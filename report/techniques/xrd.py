@@ -11,6 +11,7 @@ TITLE = "X-ray diffraction (Rietveld)"
 LABEL = "XRD"
 CODE = ("doptrace.xrd",)  # packages whose source decides this adapter's results (cache key)
 #: this technique's thresholds in a project's [checks] table: key -> (kind, default, meaning)
+CHECKED_RESULTS = ("refinement",)
 THRESHOLDS = {
     "xrd_sites": ("list", [], "sites where the dopant is expected (default: every site named ':Li...')"),
     "xrd_expected_fraction": ("number", 0.03, "smallest site fraction the chemist expects on those sites"),
