@@ -77,7 +77,7 @@ def run_facts(project, analyses) -> list:
 
     from doptrace import __version__
 
-    from .checks import THRESHOLDS
+    from .checks import thresholds
 
     blocks = []
     simulated = simulated_sources(analyses)
@@ -92,8 +92,9 @@ def run_facts(project, analyses) -> list:
         blocks.append(Table(["sample", "depth conversion", "value ± esd"], rows or [["-", "none given", "-"]],
                             "Depth conversions used (their esds are scale errors added to depth slopes)"))
         samples = list(project.checks)
-        keys = [k for k in THRESHOLDS if any(k in project.checks[s] for s in samples)]
-        rows = [[k, THRESHOLDS[k][2]] + [str(project.checks[s].get(k)) for s in samples] for k in keys]
+        known = thresholds()
+        keys = [k for k in known if any(k in project.checks[s] for s in samples)]
+        rows = [[k, known[k][2]] + [str(project.checks[s].get(k)) for s in samples] for k in keys]
         blocks.append(Table(["threshold", "meaning"] + samples, rows, "Thresholds of the checks"))
     return blocks
 

@@ -67,7 +67,8 @@ def test_depth_series_ratios_carry_poisson_errors():
     profile = xr.Dataset({"counts": (("fragment", "scan"), counts), "reference": ("scan", [10000.0, 10000.0])},
                          coords={"fragment": ["BO-", "MnO-"], "sputter_time": ("scan", [0.0, 10.0])},
                          attrs={"normalization": "total"})
-    track = TOFSIMS.depth_track([{"profile": profile, "uniformity": None}], ck.defaults(),
+    track = TOFSIMS.depth_track([{"profile": profile, "uniformity": None}],
+                                {**ck.defaults(), "sims_fragment": "BO-", "sims_host": "MnO-"},
                                 {"sims_crater_depth": Quantity(100.0, 5.0, "nm")})
     s = depth_series("S", {"ToF-SIMS": track})
     np.testing.assert_allclose(s["sims_depth"], [0, 50])

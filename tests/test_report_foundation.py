@@ -129,7 +129,8 @@ def test_plots_drawn_on_worker_processes_equal_those_drawn_here():
     fit = xr.Dataset({"fraction": (("etch_time", "component"), [[0.9, 0.1], [0.5, 0.5]]),
                       "fraction_stderr": (("etch_time", "component"), [[0.01, 0.01], [0.02, 0.02]])},
                      coords={"etch_time": [0.0, 100.0], "component": ["B-O-B", "TM-O-B"]})
-    track = adapters()["xps"].depth_track([{"fit": fit}], defaults(), {"xps_etch_rate": Quantity(0.4, 0.04, "nm/s")})
+    track = adapters()["xps"].depth_track([{"fit": fit}], {**defaults(), "xps_component": "TM-O-B"},
+                                         {"xps_etch_rate": Quantity(0.4, 0.04, "nm/s")})
     series = depth_series("S", {"XPS": track})
     assert series["xps_depth"].values.tolist() == [0.0, 40.0]
     here = [Plot(overlay_figure, (series, 20.0, f"S{i}")) for i in range(3)]
