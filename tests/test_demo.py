@@ -54,12 +54,13 @@ def test_demo_xps_headline_follows_the_simulated_truth(demo):
 
 # The simulated truth: B doped into the bulk of LBO-LRMO, only at the surface of BM-LRMO. What each
 # technique can tell from the demo's files is part of the truth too: B K in STEM-EDS has too few
-# counts to judge a bulk-uniform 1 at% (it can flag BM-LRMO's surface-rich B), and XRD can see a
-# 5 % B fraction on the LiTMO2 Li site (3-esd limit 0.034) but not on Li2MnO3's (0.069).
+# counts to judge a bulk-uniform 1 at% (it can flag BM-LRMO's surface-rich B), and XRD at lab-D8
+# counting statistics (3e4 counts at the strongest peak, Rwp 3.0 %) sees B on the Li sites with an
+# esd of ~0.066 (LiTMO2) and ~0.13 (Li2MnO3): a 0.06 fraction is a 1-esd effect, not determined.
 EXPECTED = {
-    "BM-LRMO": ("contradicted", {"XRD": "contradicted", "XPS": "contradicted", "ToF-SIMS": "contradicted",
+    "BM-LRMO": ("contradicted", {"XRD": "not determined", "XPS": "contradicted", "ToF-SIMS": "contradicted",
                                  "STEM-EDS": "contradicted"}),
-    "LBO-LRMO": ("supported", {"XRD": "supported", "XPS": "supported", "ToF-SIMS": "supported",
+    "LBO-LRMO": ("supported", {"XRD": "not determined", "XPS": "supported", "ToF-SIMS": "supported",
                                "STEM-EDS": "not determined"}),
 }
 
@@ -76,7 +77,10 @@ def test_demo_verdicts_follow_the_simulated_truth(demo):
     lbo = {c["claim"]: c for c in evidence["LBO-LRMO"]["checks"]}
     # refined B on LiTMO2:Li within 2 esd of the simulated 0.06
     site = lbo["B on LiTMO2:Li"]
-    assert abs(site["value"] - 0.06) < 2 * site["stderr"]
+    assert abs(site["value"] - 0.06) < 2 * site["stderr"] and 0.04 < site["stderr"] < 0.1  # ~1-esd effect
+    for sample in EXPECTED:  # lab counting statistics: the model study's Rwp 3.1-3.3 %
+        ref = read_netcdf(out / "results" / f"{sample}__xrd0__refinement.nc")
+        assert 2.5 < float(ref["rwp"]) < 3.5 and ref.attrs["quality"] == "ok"
     # XPS mean TM-O-B share beyond the surface within 2 esd of the simulated 50 %
     share = lbo["TM-O-B share beyond 60 nm"]
     assert share["units"] == "%" and abs(share["value"] - 50.0) < 2 * share["stderr"]

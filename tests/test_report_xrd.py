@@ -25,11 +25,13 @@ def test_demo_samples_refine_to_the_simulated_boron(project):
     for ds in by_sample.values():
         check_result(ds)
         assert float(ds.gof) == pytest.approx(1.0, abs=0.1)
+    # lab-D8 counting statistics (the demo's 3e4 counts): B 0.06 on LiTMO2:Li is a ~1-esd effect
     bulk = by_sample["LBO-LRMO"].sel(site="LiTMO2:Li")
-    assert bulk.dopant_verdict.item() == "determined"
+    assert bulk.dopant_verdict.item() == "not determined by these data"
     assert abs(float(bulk.dopant_fraction) - 0.06) < 2 * float(bulk.dopant_fraction_stderr)
+    assert 0.04 < float(bulk.dopant_fraction_stderr) < 0.1
     surface = by_sample["BM-LRMO"]
-    assert set(surface.sel(site=["LiTMO2:Li", "LiTMO2:TM"]).dopant_verdict.values) == {"consistent with zero"}
+    assert surface.sel(site="LiTMO2:TM").dopant_verdict.item() == "consistent with zero"
     stored = read_netcdf(summary.analyses[0].outputs[0])
     assert stored.attrs["stages"][-1]["stage"] == "+B site fractions"
 
@@ -40,7 +42,8 @@ def test_section_has_plot_parameter_and_verdict_tables(project):
     assert sum(isinstance(b, (Figure, Plot)) for b in blocks) == 2
     tables = [b for b in blocks if isinstance(b, Table)]
     verdicts = next(t for t in tables if t.caption == "Dopant site fractions")
-    assert len(verdicts.rows) == 10 and {r[3] for r in verdicts.rows} >= {"determined", "consistent with zero"}
+    assert len(verdicts.rows) == 10 and {r[3] for r in verdicts.rows} >= {"not determined by these data",
+                                                                  "consistent with zero"}
     params = next(t for t in tables if t.caption.startswith("Refined parameters"))
     assert any(r[1] == "Li2MnO3" and r[2] == "beta" and "±" in r[3] for r in params.rows)
     assert any(isinstance(b, Text) and "Verdict rule" in b.text for b in blocks)
