@@ -123,6 +123,13 @@ def jacobian(model: PatternModel, values: dict[str, float], names: list[str], dr
                           + mats[3] @ (weighted * np.array(d_eta).T))
             jac[:, cols] += scale * block
     for j, name in enumerate(names):
+        par = model.parameters[name]
+        if par.kind == "pattern":
+            # central difference of the whole pattern, windows frozen (FCJ asymmetry: SH/L)
+            lo, hi = par.bounds
+            v_up, v_down = min(values[name] + 1e-4, hi), max(values[name] - 1e-4, lo)
+            jac[:, j] = (model.calculate(model.apply_ties({**values, name: v_up}))
+                         - model.calculate(model.apply_ties({**values, name: v_down}))) / (v_up - v_down)
         if model.parameters[name].group == "background":
             jac[:, j] = sum(factor * model.bkg_design[:, int(dep.split(":")[1])] for dep, factor in model.dependents(name))
     return jac
@@ -175,6 +182,7 @@ def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: li
     """
     start = time.perf_counter()
     values = model.clamp(values)
+    model.asymmetry_everywhere = any(model.parameters[n].kind == "pattern" for n in names)
     sw = np.sqrt(model.weight)
     lam = 1e-3
     history = []

@@ -539,6 +539,8 @@ class _Project:
         inst["Zero"][2] = "zero" in groups
         for key in ("U", "V", "W", "X", "Y"):
             inst[key][2] = "profile" in groups
+        inst["Z"][2] = "Z" in groups
+        inst["SH/L"][2] = "SH_L" in groups
         for (name, phase), spec in zip(self.phases, self.recipe.phases):
             phase.data["General"]["Cell"][0] = "cell" in groups
             hap = phase.data["Histograms"][self.hist.name]
@@ -684,8 +686,9 @@ class _Project:
             add(f"bkg:{i}", f":0:Back;{i}")
         add("zero", ":0:Zero")
         add("displacement", ":0:Shift")
-        for key in ("U", "V", "W", "X", "Y"):
+        for key in ("U", "V", "W", "X", "Y", "Z"):
             add(key, f":0:{key}")
+        add("SH_L", ":0:SH/L")
         return out
 
     def curves(self):

@@ -130,6 +130,7 @@ class PatternModel:
         self.parameters: dict[str, Parameter] = {}
         self._make_parameters()
         self._layouts: list[_Layout] | None = None
+        self.asymmetry_everywhere = False  # set by the least squares while SH/L is refined
         self._key_names: dict[int, list[str]] = {}
         self._f2_cache: dict[int, tuple] = {}
         self._f0_cache: dict[int, tuple] = {}
@@ -206,6 +207,9 @@ class PatternModel:
         for name in PROFILE_NAMES:
             units = "centideg²" if name in ("U", "V", "W") else "centideg"
             self._add(name, getattr(inst, name), "profile", "shape", (), units)
+        self._add("Z", inst.Z, "Z", "shape", (), "centideg")
+        # FCJ axial divergence changes the profile itself, not the per-reflection terms: kind "pattern"
+        self._add("SH_L", inst.SH_L, "SH_L", "pattern", (), "1", (1e-5, 0.5))
         self.dopant_params: list[tuple[str, list[str]]] = []
         if recipe.dopant is not None:
             names = {p.name: k for k, p in enumerate(self.phases)}
@@ -461,7 +465,7 @@ class PatternModel:
         strain = max(values[f"{phase.name}:mustrain"], 0.0)
         s_sig2, s_gam = sample_broadening(pos, self.lam1, size, strain, spec.size_mix, spec.mustrain_mix)
         sig2 = gaussian_variance(pos, values["U"], values["V"], values["W"], s_sig2)
-        gam = lorentzian_fwhm(pos, values["X"], values["Y"], self.inst.Z, self.lam1, sample=s_gam)
+        gam = lorentzian_fwhm(pos, values["X"], values["Y"], values["Z"], self.lam1, sample=s_gam)
         lp = lorentz_polarization(pos, self.inst.polarization, self.inst.monochromator_angle)
         intensity = (refl.multiplicity * self.structure_factor_sq(k, values, inv_d2=inv_d2) * lp
                      * self.preferred_orientation(k, values) / volume(cell))
@@ -481,7 +485,7 @@ class PatternModel:
     # ------------------------------------------------------------------ profiles
     def _layout(self, k: int, values) -> _Layout:
         pos, sig2, gam, _ = self.peaks(k, values)
-        shl = self.inst.SH_L
+        shl = values["SH_L"]
         fwhm_est = 2.355 * np.sqrt(sig2) / 100.0 + gam / 100.0
         lines = [(0, pos)]
         if self.ka2:
@@ -497,7 +501,8 @@ class PatternModel:
         for _, p in lines:
             keep |= np.isfinite(p) & (p + high > x[0]) & (p - low < x[-1])
         refl = np.nonzero(keep)[0]
-        asym = (fcj[refl] > 0.02 * fwhm_est[refl])
+        # FCJ nodes where the asymmetry matters; everywhere while SH/L itself is refined (else no gradient)
+        asym = (fcj[refl] > 0.02 * fwhm_est[refl]) | (self.asymmetry_everywhere & (fcj[refl] > 0))
         sub_refl, sub_line, sub_node, starts, stops = [], [], [], [], []
         nodes = np.where(asym, FCJ_NODES, 1)
         for line, p in lines:
@@ -548,7 +553,7 @@ class PatternModel:
             factor = np.where(is2, 1.0 + self.lam_ratio * (np.pi / 360.0) / np.cos(half) ** 2, 1.0)
         weight = np.where(lay.sub_line == 1, self.inst.ka2_ratio, 1.0)
         if np.any(lay.sub_node >= 0):
-            offsets, w_fcj = fcj_offsets(np.clip(pos[r], 1e-3, 179.9), self.inst.SH_L, FCJ_NODES)
+            offsets, w_fcj = fcj_offsets(np.clip(pos[r], 1e-3, 179.9), values["SH_L"], FCJ_NODES)
             node = np.maximum(lay.sub_node, 0)
             has = lay.sub_node >= 0
             rows = np.arange(r.size)

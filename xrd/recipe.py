@@ -29,7 +29,7 @@ from .instrument import Instrument
 #: Parameter groups a stage may refine.
 GROUPS = (
     "scale", "background", "cell", "zero", "displacement", "profile",
-    "uiso", "xyz", "occupancy", "preferred_orientation", "size", "mustrain",
+    "uiso", "xyz", "occupancy", "preferred_orientation", "size", "mustrain", "Z", "SH_L",
 )
 
 _ION = re.compile(r"^([A-Z][a-z]?)(\d*)([+-]?)$")
