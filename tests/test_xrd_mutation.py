@@ -345,3 +345,18 @@ def test_dara_xrdml_reads_its_known_content(shared):
     assert p.attrs["goniometer_radius_mm"] == 145.0
     assert p.attrs["count_time"] == pytest.approx(18.249)
     np.testing.assert_allclose(p["esd"].values, np.sqrt(counts))
+
+
+def test_doubled_gsas_file_and_duplicate_brml_members_are_refused(shared, tmp_path):
+    """Found by the shared harness (seed 1): both read 'successfully' with an extra range."""
+    text = shared(FAP).read_text()
+    doubled = tmp_path / "doubled.gsas"
+    doubled.write_text(text + text)
+    with pytest.raises(XRDError, match=r"BANK 1 appears again \(first at line \d+\)"):
+        xrd.read_all(doubled)
+    brml = tmp_path / "dup.brml"
+    rows = [(10.0 + 0.02 * i, 100.0) for i in range(30)]
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        _zip([("Experiment0/RawData0.xml", _brml(rows)), ("Experiment0/RawData0.xml", _brml(rows[:10]))], brml)
+    with pytest.raises(XRDError, match=r"zip lists member 'Experiment0/RawData0\.xml' more than once"):
+        xrd.read_all(brml)

@@ -187,7 +187,7 @@ def register_cli(subparsers) -> None:
     eds = subparsers.add_parser(NAME, help="STEM-EDS: element maps, quantification, homogeneity")
     sub = eds.add_subparsers(dest="eds_command", required=True)
 
-    info = sub.add_parser("info", help="describe an EDS file (.emd, .bcf, .hspy)")
+    info = sub.add_parser("info", help="describe an EDS file (.emd, .bcf, .hspy, .msa)")
     info.add_argument("file")
     info.set_defaults(handler=_cmd_info)
 

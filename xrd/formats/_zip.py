@@ -33,6 +33,10 @@ def open_zip(path, data: bytes) -> zipfile.ZipFile:
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
         raise fail(path, f"zip lists {len(infos)} members, more than the {MAX_MEMBERS} allowed")
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise fail(path, f"zip lists member {twice[0]!r} more than once: ambiguous container refused")
     total = 0
     for info in infos:
         if info.file_size > MAX_MEMBER_BYTES:

@@ -123,10 +123,15 @@ def read_all(path, **kw):
     text = read_text(path)
     title, instrument_file, banks = _banks(path, text)
     out = []
+    seen = {}
     for index, (lineno, bank_line, lines) in enumerate(banks):
         words = bank_line.split()
         if len(words) < 4:
             raise fail(path, f"line {lineno}: BANK record {bank_line!r} is too short")
+        if words[1] in seen:
+            raise fail(path, f"line {lineno}: BANK {words[1]} appears again (first at line {seen[words[1]]}): "
+                             "a file pasted twice or edited")
+        seen[words[1]] = lineno
         nchan = int(_float(path, words[2], f"line {lineno}, NCHAN"))
         if nchan <= 0:
             raise fail(path, f"line {lineno}: BANK declares {nchan} points")
