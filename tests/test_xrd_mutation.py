@@ -360,3 +360,20 @@ def test_doubled_gsas_file_and_duplicate_brml_members_are_refused(shared, tmp_pa
         _zip([("Experiment0/RawData0.xml", _brml(rows)), ("Experiment0/RawData0.xml", _brml(rows[:10]))], brml)
     with pytest.raises(XRDError, match=r"zip lists member 'Experiment0/RawData0\.xml' more than once"):
         xrd.read_all(brml)
+
+
+def test_xrdml_attenuation_list_must_match_the_intensities(shared, tmp_path):
+    text = shared("xrd/xylib_samples/empyrean.xrdml").read_text()
+    end = text.index("</intensities>") + len("</intensities>")
+    for factors, problem in ((" ".join(["1"] * 195), r"195 beam attenuation factors but 196 intensities"),
+                             (" ".join(["1"] * 195 + ["nan"]), r"must be finite and positive")):
+        bad = tmp_path / "att.xrdml"
+        bad.write_text(text[:end] + f"<beamAttenuationFactors>{factors}</beamAttenuationFactors>" + text[end:])
+        with pytest.raises(XRDError, match=problem):
+            xrd.read_all(bad)
+    good = tmp_path / "att_ok.xrdml"
+    good.write_text(text[:end] + "<beamAttenuationFactors>" + " ".join(["2"] * 196) + "</beamAttenuationFactors>"
+                    + text[end:])
+    p = xrd.read(good)
+    assert p.values.sum() == 1814  # counts as stored; esds of what was counted through the attenuator
+    np.testing.assert_allclose(p["esd"].values, np.sqrt(p.values / 2) * 2)

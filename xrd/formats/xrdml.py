@@ -117,7 +117,11 @@ def read_all(path, **kw):
         attenuation = _xml.child(points, "beamAttenuationFactors")
         if attenuation is not None:
             factors = _numbers(path, attenuation, f"{label} beamAttenuationFactors")
-            if factors.size == n and np.any(factors != 1):
+            if factors.size != n:
+                raise fail(path, f"{label}: {factors.size} beam attenuation factors but {n} intensities (a value lost?)")
+            if not np.all(np.isfinite(factors)) or np.any(factors <= 0):
+                raise fail(path, f"{label}: beam attenuation factors must be finite and positive")
+            if np.any(factors != 1):
                 # counts were measured through an attenuator: scale the counts, keep Poisson esds of what was counted
                 measured = counts / np.where(factors > 0, factors, 1.0)
                 esd = np.sqrt(np.clip(measured, 0, None)) * factors
