@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from doptrace.core.tomlfile import Problems, TomlFile, read_toml
+from doptrace.core.tomlfile import Problems, TomlFile, key_lines, read_toml
 
 from .errors import XRDError
 from .instrument import Instrument
@@ -481,23 +481,20 @@ def _dopant(raw: dict, phases: list[PhaseSpec]) -> DopantSpec:
 
 
 def recipe_line(path, needle: str, section: str | None = None, index: int = 0) -> str:
-    """``"line N: text"`` of the first line of recipe ``path`` containing ``needle`` ("" when not found).
+    """``"line N: text"`` of key ``needle`` of recipe ``path`` ("" when not found).
 
-    With ``section`` (e.g. ``"[[tie]]"``) the search starts at that table's ``index``-th occurrence.
+    With ``section`` (e.g. ``"[[tie]]"``) the key is looked up in that table's ``index``-th
+    element, falling back to the element's header line; ``needle`` may also be the header itself.
+    Lines come from the one TOML key locator (:func:`doptrace.core.tomlfile.key_lines`).
     """
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8")
+        lines = key_lines(text)
     except (OSError, UnicodeDecodeError):
         return ""
-    start = 0
-    if section is not None:
-        heads = [i for i, text in enumerate(lines) if text.strip().startswith(section)]
-        if index < len(heads):
-            start = heads[index]
-    for number, text in enumerate(lines[start:], start + 1):
-        if needle in text:
-            return f"line {number}: {text.strip()}"
-    return ""
+    table = (section.strip("[] "), index) if section else ()
+    number = lines.get(table + (needle,)) or lines.get(table, 0)
+    return f"line {number}: {text.splitlines()[number - 1].strip()}" if number else ""
 
 
 def _where(path, needle: str, section: str | None = None, index: int = 0) -> str:
