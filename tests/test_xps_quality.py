@@ -176,3 +176,20 @@ def test_quantification_of_a_simulated_series_carries_detected_and_quality(tmp_p
     np.testing.assert_array_equal(q["detected"].values == 1, x > 3 * s)
     assert np.all(q["detected"].values == 1)  # every simulated region holds a peak well above its noise
     assert q.attrs["quality"] == "ok" and q.attrs["quality_reasons"] == []
+
+
+def test_cli_prints_the_reasons_and_strict_exits_4_on_a_failed_fit(series, tmp_path, capsys):
+    from doptrace.report import cli
+
+    path, _ = series
+    model = tmp_path / "far.toml"
+    model.write_text('region = "B 1s"\nwindow = [186.0, 197.0]\nbackground = { shirley = "active", average = 5 }\n'
+                     '[[component]]\nname = "B-O-B"\ncenter = [196.0, 195.8, 196.2]\nfwhm = [0.5, 0.45, 0.55]\n'
+                     '[[component]]\nname = "TM-O-B"\ncenter = [187.5, 187.3, 187.7]\nfwhm = { same_as = "B-O-B" }\n')
+    args = ["xps", "fit", str(path), "--model", str(model), "--out", str(tmp_path / "r.nc")]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"{tmp_path / 'r.nc'}: B 1s, 8 level(s)")  # the summary first
+    assert printed[1] == "quality: failed" and printed[2].startswith("  - The fit did not converge at 6 levels")
+    assert cli.main(args + ["--strict"]) == 4
+    assert read_netcdf(tmp_path / "r.nc").attrs["quality"] == "failed"  # the result is still written
