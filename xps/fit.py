@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backgrounds as bgs
+from doptrace.core import covariance
+
 from .errors import XPSError
 from .model import Compiled, Model, compile_model
 
@@ -78,7 +80,7 @@ class FitResult:
 
     @property
     def stderr(self) -> np.ndarray:
-        return np.sqrt(np.clip(np.diagonal(self.cov, axis1=1, axis2=2), 0, None))
+        return covariance.stderr(self.cov)
 
     def values(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """``{"area"|"center"|"fwhm": (value (S, C), stderr (S, C))}``; fixed values have stderr 0.
@@ -101,10 +103,7 @@ class FitResult:
 
     def correlation(self) -> np.ndarray:
         """(S, P, P) correlation matrix of the free parameters (NaN where a variance is zero)."""
-        sd = np.sqrt(np.clip(np.diagonal(self.cov, axis1=1, axis2=2), 0, None))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # a pseudo-inverse of a singular curvature can give |r| > 1; it is as degenerate as |r| = 1
-            return np.clip(self.cov / (sd[:, :, None] * sd[:, None, :]), -1.0, 1.0)
+        return covariance.correlation(self.cov)
 
     def group_fractions(self, groups: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Share of every group of components (e.g. both lines of a doublet) with full-covariance stderr."""

@@ -10,7 +10,7 @@ Marquardt loop (with the GSAS-II-style per-stage cycle limit).
 Honesty rules: a reflection whose position is undefined or leaves 0-180 deg under a finite-difference
 step is dropped from that derivative (counted, never NaN); a Jacobian column that is still
 non-finite, or a stage where no step lowers chi² although the linearised model predicts a clear
-decrease, ends the stage with :attr:`FitResult.problem` set (the result's quality is then ``failed``).
+decrease, ends the stage with :attr:`StageFit.problem` set (the result's quality is then ``failed``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse
 
+from doptrace.core import covariance as cov_stats
+
 from .model import PatternModel
 from .profiles import tch_fwhm_eta
 
@@ -30,7 +32,9 @@ STALL_TOLERANCE = 1e-3
 
 
 @dataclass
-class FitResult:
+class StageFit:
+    """One refinement stage of one pattern (xps.FitResult is the other kind: a batch of spectra)."""
+
     values: dict[str, float]
     names: list[str]
     covariance: np.ndarray  # scaled by the reduced chi^2 (GSAS-II convention)
@@ -46,14 +50,11 @@ class FitResult:
 
     @property
     def stderr(self) -> np.ndarray:
-        return np.sqrt(np.clip(np.diag(self.covariance), 0.0, None))
+        return cov_stats.stderr(self.covariance)
 
     @property
     def correlation(self) -> np.ndarray:
-        err = self.stderr
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = self.covariance / np.outer(err, err)
-        return np.where(np.isfinite(corr), corr, 0.0)
+        return cov_stats.correlation(self.covariance, undefined=0.0)
 
 
 def jacobian(model: PatternModel, values: dict[str, float], names: list[str], dropped: list | None = None) -> np.ndarray:
@@ -174,7 +175,7 @@ def covariance(fisher: np.ndarray) -> np.ndarray:
 
 
 def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: list[str], max_cycles: int = 10,
-                        tol: float = 1e-6, with_covariance: bool = True) -> FitResult:
+                        tol: float = 1e-6, with_covariance: bool = True) -> StageFit:
     """Refine ``names`` from ``values``; at most ``max_cycles`` Jacobian evaluations.
 
     Stops when a cycle lowers chi² by less than ``tol`` (relative) or no step lowers it. With
@@ -240,7 +241,7 @@ def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: li
     chi2 = chi_square(model, calc)
     if not with_covariance:
         nan = np.full((len(names), len(names)), np.nan)
-        return FitResult(values, list(names), nan, nan, calc, chi2, cycles, time.perf_counter() - start, history,
+        return StageFit(values, list(names), nan, nan, calc, chi2, cycles, time.perf_counter() - start, history,
                          converged, problem, int(sum(dropped)))
     jac = jacobian(model, values, names, dropped) * sw[:, None]
     if not np.all(np.isfinite(jac)) and not problem:
@@ -250,7 +251,7 @@ def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: li
     fisher = jac.T @ jac
     dof = max(int(model.used.sum()) - len(names), 1)
     cov = covariance(fisher) * (chi2 / dof)
-    return FitResult(values, list(names), cov, fisher, calc, chi2, cycles, time.perf_counter() - start, history,
+    return StageFit(values, list(names), cov, fisher, calc, chi2, cycles, time.perf_counter() - start, history,
                      converged, problem, int(sum(dropped)))
 
 
