@@ -180,7 +180,7 @@ def _to_depth(ds, crater_depth_nm, layer_rates):
 
 
 def load(path, dead_time: bool | None = None, drift_correct: bool = False, crater_depth_nm=None, layer_rates=None,
-         progress: bool = False):
+         progress: bool = False, masses=None):
     """Read an image stack and apply the requested corrections, in the order the physics needs.
 
     Parameters
@@ -199,6 +199,10 @@ def load(path, dead_time: bool | None = None, drift_correct: bool = False, crate
         Per-layer sputter rates instead (see :func:`parse_rates`).
     progress : bool
         Progress bars while reading and estimating drift.
+    masses : str or list of str, optional
+        Custom mass intervals instead of the peak list (``"BO-=26.98:27.03"``, ``"27.0048±0.02"``;
+        :mod:`doptrace.tofsims.intervals`): histogrammed from an ITM file's raw ions, or matched to
+        an ITA file's own peak-list intervals (any other interval is an error naming the file).
 
     Returns
     -------
@@ -210,7 +214,12 @@ def load(path, dead_time: bool | None = None, drift_correct: bool = False, crate
     from .formats import detect
     from .read import read
 
-    ds = read(path, **({"progress": progress} if detect(path) == "ita" else {}))
+    if masses:
+        from .intervals import parse_intervals, read_intervals
+
+        ds = read_intervals(path, parse_intervals(masses), progress=progress)
+    else:
+        ds = read(path, **({"progress": progress} if detect(path) == "ita" else {}))
     if "counts" not in ds:
         raise ToFSIMSError(f"{path}: holds no image stack (a spectrum or profile export?)")
     if hasattr(ds["counts"].data, "dask"):
@@ -298,6 +307,21 @@ def make_roi(ds, rect=None, from_fragment=None):
     return processing.roi_mask(ds, rect=box, image=image, threshold="otsu" if image is not None else None)
 
 
+def with_ratio(maps, ds, pair: str, scans=None, bin: int = 1):
+    """Add the pixel ratio map ``A/B`` (:func:`doptrace.tofsims.maps.ratio_map`) of ``pair`` (``"A:B"``)
+    to a maps result as ``ratio`` and ``ratio_stderr`` (in place; returns it)."""
+    from .maps import ratio_map
+
+    a, sep, b = str(pair).partition(":")
+    if not sep or not a.strip() or not b.strip():
+        raise ToFSIMSError(f"ratio {pair!r}: expected A:B, e.g. BO-:MnO-")
+    ratio = ratio_map(ds, a.strip(), b.strip(), scans=scans, bin=bin)
+    maps["ratio"] = ratio["ratio"]
+    maps["ratio_stderr"] = ratio["ratio_stderr"]
+    maps.attrs["ratio"] = f"{a.strip()}/{b.strip()}"
+    return maps
+
+
 def choose_fragments(ds, wanted=None) -> list[str]:
     """``wanted``, else those of :data:`DEFAULT_FRAGMENTS` the file has, else every fragment."""
     names = [str(n) for n in ds["fragment"].values]
@@ -378,13 +402,15 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
     chosen = choose_fragments(ds, split_names(fragments))
     norm = normalization(normalize if normalize is not None else ("total" if "total" in ds else None))
     results = {"maps": fragment_maps(ds, chosen, normalize=norm)}
+    if pair is None and set(DEFAULT_PAIR) <= set(str(n) for n in ds["fragment"].values):
+        pair = ":".join(DEFAULT_PAIR)
+    if pair:
+        with_ratio(results["maps"], ds, pair)
     roi = make_roi(ds, from_fragment=roi_from)
     profile = profiles.depth_profile(ds, chosen, roi=roi, normalize=norm)
     results["profile"] = profile
     tested = split_names(uniformity) or [f for f in (DEFAULT_UNIFORMITY,) if f in chosen] or chosen[:1]
     results["uniformity"] = profiles.uniformity_test(profile, tested, surface_depth=surface_depth_nm)
-    if pair is None and set(DEFAULT_PAIR) <= set(str(n) for n in ds["fragment"].values):
-        pair = ":".join(DEFAULT_PAIR)
     if pair:
         results["coloc"] = coloc.colocalization(ds, pair, bin=int(coloc_bin), seed=int(seed))
     results["projections"] = volume.projections(ds, tested[0])

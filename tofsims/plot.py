@@ -37,7 +37,8 @@ def plot_maps(result, title: str = ""):
     Parameters
     ----------
     result : xarray.Dataset
-        From :func:`doptrace.tofsims.maps.fragment_maps`.
+        From :func:`doptrace.tofsims.maps.fragment_maps`; with a ``ratio`` map (``--ratio``, or a
+        project's pair) a last panel shows it (pixels without denominator counts grey).
     title : str
         Figure title.
 
@@ -47,7 +48,8 @@ def plot_maps(result, title: str = ""):
     """
     fragments = [str(f) for f in result["fragment"].values]
     values = result["intensity"] if "intensity" in result else result["counts"]
-    n = len(fragments)
+    has_ratio = "ratio" in result and tuple(result["ratio"].dims) == ("y", "x")
+    n = len(fragments) + int(has_ratio)
     cols = min(n, 4)
     rows = int(np.ceil(n / cols))
     fig, axes = _figure(3.0 * cols, 2.9 * rows, rows, cols)
@@ -62,9 +64,26 @@ def plot_maps(result, title: str = ""):
         _scale_bar(ax, result, image.shape[1])
         label = "counts / " + result.attrs.get("normalization", "") if "intensity" in result else "counts"
         fig.colorbar(im, ax=ax, shrink=0.8, label=label)
+    if has_ratio:
+        _ratio_panel(fig, axes.ravel()[n - 1], result)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _ratio_panel(fig, ax, result):
+    """The pixel ratio map A/B, colour range from its 1st to 99th percentile, NaN (no B counts) grey."""
+    image = np.asarray(result["ratio"].values, float)
+    finite = image[np.isfinite(image)]
+    lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+    hi = hi if hi > lo else lo + 1.0
+    im = ax.imshow(image, cmap="viridis", vmin=lo, vmax=hi, origin="upper", interpolation="nearest")
+    ax.set_facecolor("0.8")
+    ax.set_title(f"ratio {result.attrs.get('ratio', result['ratio'].attrs.get('long_name', ''))}")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    _scale_bar(ax, result, image.shape[1])
+    fig.colorbar(im, ax=ax, shrink=0.8, label="count ratio")
 
 
 def plot_profile(profile, uniformity=None, title: str = ""):

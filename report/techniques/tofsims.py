@@ -376,18 +376,30 @@ def register_cli(subparsers) -> None:
         p.add_argument("--strict", action="store_true",
                    help="exit 4 when the result's quality is 'failed' (the result is still written)")
         p.add_argument("--scans", help="scan range first:last (inclusive)")
+        p.add_argument("--mass", action="append", metavar="INTERVAL",
+                       help="custom mass interval instead of the peak list, NAME=LOW:HIGH or CENTRE±HALF in u "
+                            "(repeatable), e.g. --mass BO-=26.98:27.03; cut from an ITM file's raw ions, or one of "
+                            "an ITA file's own peak-list intervals")
         if roi:  # maps and coloc work on whole images; an ROI there would be silently ignored
             p.add_argument("--roi", help="region x0,x1,y0,y1 in um")
             p.add_argument("--roi-from", help="region where this fragment's map is high, Otsu threshold")
+
+    def exports(p):
+        p.add_argument("--export", metavar="DIR", help="also write the maps/profiles into DIR (see --format), "
+                       "with a JSON sidecar of the axes")
+        p.add_argument("--format", choices=["tiff", "csv"], default="tiff", help="format of --export (default tiff)")
+        p.add_argument("--tiff", metavar="DIR", help="same as --export DIR --format tiff")
+        p.add_argument("--ascii", metavar="DIR", help="same as --export DIR --format csv")
 
     p = sub.add_parser("maps", help="fragment maps summed over scans")
     p.add_argument("file")
     common(p, roi=False)
     p.add_argument("--normalize", help="total, fragments or a reference fragment")
     p.add_argument("--bin", type=int, default=1)
-    p.add_argument("--ratio", help="also a ratio map A:B, e.g. BO-:MnO-")
+    p.add_argument("--ratio", help="also a ratio map A:B, e.g. BO-:MnO- (drawn as the last panel of --plot)")
     p.add_argument("--out", required=True)
     p.add_argument("--plot")
+    exports(p)
     p.set_defaults(handler=_maps)
 
     p = sub.add_parser("depth", help="depth profiles and the uniformity test")
@@ -399,6 +411,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--surface-depth", type=float, help="nm excluded from the uniformity test")
     p.add_argument("--out", required=True)
     p.add_argument("--plot")
+    exports(p)
     p.set_defaults(handler=_depth)
 
     p = sub.add_parser("coloc", help="colocalization of two fragments")
@@ -411,6 +424,34 @@ def register_cli(subparsers) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--plot")
     p.set_defaults(handler=_coloc)
+
+    p = sub.add_parser("mva", help="PCA or NMF of the image (or depth profile), Poisson-scaled")
+    p.add_argument("file")
+    common(p, roi=False)
+    p.add_argument("--method", choices=["pca", "nmf"], default="pca")
+    p.add_argument("--components", type=int, default=4, help="components kept (default 4)")
+    p.add_argument("--over", choices=["image", "depth"], default="image",
+                   help="decompose the pixels of the summed image (default) or the scans of the depth profile")
+    p.add_argument("--scaling", choices=["poisson", "none"], default="poisson",
+                   help="Poisson scaling (Keenan & Kotula 2004, as SurfaceLab) or raw counts")
+    p.add_argument("--no-centre", action="store_true", help="PCA without mean-centring")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--plot", help="score maps and loadings against mass")
+    exports(p)
+    p.set_defaults(handler=_mva)
+
+    p = sub.add_parser("peaks", help="peak search on the total spectrum, with assignment candidates")
+    p.add_argument("file", help="ITA/ITM file (its summed spectrum) or a spectrum export")
+    p.add_argument("--top", type=int, help="only the N peaks with the most counts")
+    p.add_argument("--sigma", type=float, default=5.0, help="Poisson significance of a peak (default 5)")
+    p.add_argument("--tolerance", type=float, default=200.0, help="list candidates within this many ppm (or 3 esd)")
+    p.add_argument("--candidates", help="extra candidate ions, e.g. BO-,C2H3-")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="use the file's own sf, k0 instead of calibrating on the spectrum's calibrant peaks")
+    p.add_argument("--table", help="CSV table of the peaks")
+    p.add_argument("--out", help="NetCDF result")
+    p.set_defaults(handler=_peaks)
 
     p = sub.add_parser("compare", help="compare normalised integrated intensities of two samples")
     p.add_argument("file_a")
@@ -456,8 +497,19 @@ def _load_args(args, path, crater=None, rates=None):
     # Bars only on a terminal: a captured stderr keeps its one-line error messages.
     progress = not args.quiet and sys.stderr.isatty()
     return load(path, dead_time=args.dead_time, drift_correct=args.drift_correct, crater_depth_nm=crater,
-                progress=progress,
-                layer_rates=rates)
+                progress=progress, layer_rates=rates, masses=getattr(args, "mass", None))
+
+
+def _export(result, args) -> None:
+    """``--export DIR [--format]``, ``--tiff DIR``, ``--ascii DIR``: maps/profiles as files with an axes sidecar."""
+    from doptrace.core.export import export
+
+    stem = f"{Path(args.file).stem}_{args.tofsims_command}"
+    for directory, fmt in ((getattr(args, "export", None), getattr(args, "format", "tiff")),
+                           (getattr(args, "tiff", None), "tiff"), (getattr(args, "ascii", None), "csv")):
+        if directory:
+            files = export(result, directory, fmt, stem=stem)
+            print(f"exported {len(files) - 1} {fmt} file(s) and {files[-1].name} to {directory}")
 
 
 def _write(ds, out, fig=None, plot=None) -> None:
@@ -523,13 +575,12 @@ def _maps(args) -> int:
     result = maps.fragment_maps(ds, fragments, scans=_scans(args.scans), normalize=_normalization(args.normalize),
                                 bin=args.bin)
     if args.ratio:
-        a, _, b = args.ratio.partition(":")
-        ratio = maps.ratio_map(ds, a.strip(), b.strip(), scans=_scans(args.scans), bin=args.bin)
-        result["ratio"] = ratio["ratio"]
-        result["ratio_stderr"] = ratio["ratio_stderr"]
-        result.attrs["ratio"] = f"{a.strip()}/{b.strip()}"
+        from doptrace.tofsims.pipeline import with_ratio
+
+        with_ratio(result, ds, args.ratio, scans=_scans(args.scans), bin=args.bin)
     fig = plot_maps(result, Path(args.file).name) if args.plot else None
     _write(result, args.out, fig, args.plot)
+    _export(result, args)
     from doptrace.report.conventions import print_quality
 
     return print_quality(result, args.strict)
@@ -555,6 +606,7 @@ def _depth(args) -> int:
     result = depth_result(profile, test)
     fig = plot_profile(profile, test, Path(args.file).name) if args.plot else None
     _write(result, args.out, fig, args.plot)
+    _export(result, args)
     for name in test["fragment"].values:
         t = test.sel(fragment=name)
         print(f"{name}: relative change {100 * float(t['relative_change']):+.1f} ± "
@@ -563,6 +615,66 @@ def _depth(args) -> int:
     from doptrace.report.conventions import print_quality
 
     return print_quality(result, args.strict)
+
+
+def _mva(args) -> int:
+    from doptrace.tofsims.mva import mva
+    from doptrace.tofsims.plot_mva import plot_mva
+
+    ds = _load_args(args, args.file)
+    result = mva(ds, args.method, args.components, over=args.over, scaling=args.scaling,
+                 centre=False if args.no_centre else None, fragments=_split(args.fragments), scans=_scans(args.scans),
+                 seed=args.seed)
+    fig = plot_mva(result, Path(args.file).name) if args.plot else None
+    _write(result, args.out, fig, args.plot)
+    _export(result, args)
+    ratio = result["explained_variance_ratio"].values
+    for k in range(result.sizes["component"]):
+        load = result["loadings"].isel(component=k)
+        order = [str(f) for f in load.sortby(abs(load), ascending=False)["fragment"].values[:3]]
+        print(f"{args.method.upper()} {k + 1}: {100 * float(ratio[k]):.1f} % explained; strongest loadings "
+              + ", ".join(f"{f} {float(load.sel(fragment=f)):+.2f}" for f in order))
+    from doptrace.report.conventions import print_quality
+
+    return print_quality(result, args.strict)
+
+
+def _peaks(args) -> int:
+    import csv
+
+    from doptrace.core.atomic import atomic_open
+    from doptrace.tofsims import calibration
+    from doptrace.tofsims.peaks import peak_search, peak_table_rows
+    from doptrace.tofsims.pipeline import read_spectrum
+
+    spectrum = read_spectrum(args.file)
+    if "channel" not in spectrum.coords:
+        from doptrace.tofsims.errors import ToFSIMSError
+
+        raise ToFSIMSError(f"{args.file}: peak search needs a spectrum over time-of-flight channels")
+    cal = None if args.no_calibrate else calibration.calibrate(spectrum)
+    if cal is not None and cal.attrs.get("quality") == "failed":
+        print(f"calibration failed ({'; '.join(cal.attrs.get('quality_reasons', []))}): using the file's sf, k0")
+        cal = None
+    result = peak_search(spectrum, cal, n_sigma=args.sigma, top=args.top, tolerance_ppm=args.tolerance,
+                         candidates=_split(args.candidates) or ())
+    header, rows = peak_table_rows(result)
+    if args.table:
+        with atomic_open(args.table, newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+    if args.out:
+        _write(result, args.out)
+    print(f"{result.sizes['peak']} peaks above {args.sigma:g} sigma; masses from {result.attrs['calibration']}")
+    print(f"{'m/z (u)':>11s} {'esd':>8s} {'counts':>10s} {'sigma':>7s}  assignment (ppm error)")
+    for row in rows:
+        print(f"{row[0]:>11s} {row[1]:>8s} {row[2]:>10s} {row[4]:>7s}  {row[9] or '-'}")
+    if args.table:
+        print(f"wrote {args.table}")
+    from doptrace.report.conventions import print_quality
+
+    return print_quality(result, False)
 
 
 def _coloc(args) -> int:
