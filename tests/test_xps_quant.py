@@ -48,12 +48,12 @@ def test_atomic_percent_matches_truth(tmp_path):
 def test_user_table_and_missing_line(tmp_path):
     simulate_series(tmp_path / "s.vms", etch_times=(0,), regions=("B 1s", "O 1s"), seed=1)
     table = tmp_path / "mine.toml"
-    table.write_text('source = "mine"\n[rsf]\n"B 1s" = 1.0\n"O 1s" = 1.0\n')
+    table.write_text('source = "mine"\nke_correction = false\n[rsf]\n"B 1s" = 1.0\n"O 1s" = 1.0\n')
     blocks = xps.read(tmp_path / "s.vms")
-    a = quantify(blocks, ["B 1s", "O 1s"], table=str(table), ke_exponent=0)
+    a = quantify(blocks, ["B 1s", "O 1s"], table=str(table))
     ratio = a["area"].values[0, 0] / a["area"].values[0].sum()
     assert a["atomic_percent"].values[0, 0] == pytest.approx(100 * ratio)
-    table.write_text('[rsf]\n"B 1s" = 1.0\n')
+    table.write_text('ke_correction = true\n[rsf]\n"B 1s" = 1.0\n')
     with pytest.raises(XPSError, match="no RSF for 'O 1s'"):
         quantify(blocks, ["B 1s", "O 1s"], table=str(table))
     with pytest.raises(XPSError, match="Mn 2p"):

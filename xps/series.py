@@ -175,7 +175,8 @@ def fit_region(blocks: list[xr.DataArray], model: Model, region: str | None = No
     if c1s:
         shifts = c1s_shifts(blocks, chosen, source)
     else:
-        shifts = np.full(len(chosen), 0.0 if shift is None else float(shift))
+        # one shift for every level, or one per level (a charge reference measured level by level)
+        shifts = np.broadcast_to(np.asarray(0.0 if shift is None else shift, dtype=float), (len(chosen),)).copy()
     grids = [np.asarray(b["binding_energy"].values, float) for b in chosen]
     n = min(g.size for g in grids)
     if any(g.size != n for g in grids):

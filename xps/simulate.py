@@ -153,3 +153,129 @@ def simulate_series(path: str | os.PathLike, etch_times=DEMO_ETCH_TIMES, bulk_do
             entry[key] = np.asarray(entry[key], dtype=float)
     write(Path(path), blocks, sample=sample, instrument="doptrace simulator (Kratos Axis-like, Al Ka)")
     return truth
+
+
+#: spin-orbit partners of an orbital: (major, minor) subshell suffixes
+_SPLIT = {"p": ("3/2", "1/2"), "d": ("5/2", "3/2"), "f": ("7/2", "5/2")}
+#: Fermi-edge model of the simulated valence band: DOS height and slope per eV, d band, background
+VALENCE = {"height": 400.0, "slope": 40.0, "d_band": (3000.0, 4.5, 1.5), "background": 30.0, "fwhm": 0.45,
+           "temperature": 300.0, "window": (-3.0, 9.0)}
+
+
+def line_peaks(table, line: str):
+    """``(region, [(share, binding_energy)], window)`` of an orbital line from a bundled table: one
+    peak for an s level, the two spin-orbit lines (shares from their cross-sections, positions from
+    the table's binding energies) for p, d, f."""
+    from .rsf import line_key
+
+    key = line_key(line)
+    el, orb = key.split()
+    region = f"{el.capitalize()} {orb}"
+    if orb[-1] in _SPLIT and "/" not in orb:
+        parts = [f"{key}{j}" for j in _SPLIT[orb[-1]]]
+        if all(p in table.values for p in parts):
+            total = sum(table.values[p] for p in parts)
+            peaks = [(table.values[p] / total, table.energies[p]) for p in parts]
+        else:
+            peaks = [(1.0, table.energies[key])]
+    else:
+        peaks = [(1.0, table.energies[key])]
+    energies = [e for _, e in peaks]
+    return region, peaks, (min(energies) - 8.0, max(energies) + 8.0)
+
+
+def valence_spectrum(x, shift: float = 0.0, intensity: float = 1.0):
+    """Noise-free valence band (per second): Fermi edge at ``shift`` eV (:data:`VALENCE`)."""
+    from .charge import K_B, fermi_dirac_edge
+
+    v = VALENCE
+    a, c, w = v["d_band"]
+    y = fermi_dirac_edge(x, shift, v["fwhm"], v["height"] * intensity, v["slope"] * intensity, 0.0,
+                         K_B * v["temperature"])
+    d_band = a * intensity * shape_function("GL(30)")(np.asarray(x, float), c + shift, w)
+    return y + d_band + v["background"] * intensity
+
+
+def simulate_composition(path: str | os.PathLike, composition: dict, etch_times=(0.0, 100.0, 200.0),
+                         table: str = "scofield", imfp=None, transmission_exponent: float | None = None,
+                         scale: float = 20000.0, charge=None, valence: bool = False, seed: int = 0,
+                         step: float = 0.1, dwell_time: float = 0.2, scans: int = 5, fwhm: float = 1.3,
+                         sample: str = "simulated") -> dict:
+    """Write a VAMAS series with one region per line whose areas follow a known composition.
+
+    Forward model (the inverse of :func:`doptrace.xps.quantify`): the area of line ``i`` at a level
+    is ``scale * X_i * RSF_i * T(KE_i) * IMFP(KE_i)`` (counts/s x eV), split over its spin-orbit
+    lines by their cross-sections, each a GL(30) line of ``fwhm`` on a Shirley-type step and a flat
+    background, with Poisson noise. ``KE_i = hv - BE`` of the line's major component (Al Ka).
+
+    Parameters
+    ----------
+    composition : dict
+        ``{line: fraction or (L,) fractions}`` (``{"O 1s": 0.6, "Mn 2p": [0.2, 0.3, 0.4], ...}``);
+        the fractions of a level are normalised to 1.
+    table : str
+        Bundled table (``scofield``, ``kratos``) or a user TOML, for the RSFs (and, for bundled ones,
+        the binding energies).
+    imfp : IMFP model, optional
+        Default: ``KE^0.6`` when the table needs one, none otherwise (as quantification does).
+    transmission_exponent : float, optional
+        Write a transmission ``T = (KE / 1000 eV)^t`` with every block (e.g. -0.5); none by default.
+    valence : bool
+        Also write a ``Valence`` region with a Fermi edge at 0 eV + the level's charge
+        (:func:`valence_spectrum`).
+
+    Returns
+    -------
+    dict
+        ``{"etch_time", "charge", "atomic_fraction": {line: (L,)}, "area": {line: (L,)},
+        "kinetic_energy": {line}, "rsf": {line}, "transmission": {line: (L,)}, "imfp": {line}}``.
+    """
+    from .formats._spectrum import make_spectrum
+    from .formats.vamas import write
+    from .quantify import _imfp_model
+    from .rsf import load_table
+
+    etch_times = np.asarray(etch_times, dtype=float)
+    n = etch_times.size
+    charge = np.zeros(n) if charge is None else np.broadcast_to(np.asarray(charge, float), (n,))
+    rsf = load_table(table, HV, str(path))
+    bundled = load_table("scofield", HV, str(path))  # binding energies of the lines
+    energies = rsf if rsf.energies else bundled
+    model = _imfp_model(rsf, imfp, None, str(path))
+    fractions = {line: np.broadcast_to(np.asarray(f, float), (n,)) for line, f in composition.items()}
+    total = sum(fractions.values())
+    fractions = {line: f / total for line, f in fractions.items()}
+    rng = np.random.default_rng(seed)
+    cpu = dwell_time * scans
+    truth = {"etch_time": etch_times, "charge": np.asarray(charge, float), "atomic_fraction": fractions,
+             "area": {}, "kinetic_energy": {}, "rsf": {}, "transmission": {}, "imfp": {}}
+    blocks = []
+    for level, t in enumerate(etch_times):
+        regions = [(line, *line_peaks(energies, line)) for line in composition]
+        if valence:
+            regions.append(("Valence", "Valence", None, VALENCE["window"]))
+        for line, region, peaks, (lo, hi) in regions:
+            x = np.round(np.arange(lo, hi + step / 2, step), 6)
+            t_curve = None
+            if peaks is None:
+                y = valence_spectrum(x, charge[level])
+            else:
+                ke = HV - peaks[0][1]
+                factor = float(model.imfp(ke)) if not (hasattr(model, "exponent") and model.exponent == 0) else 1.0
+                trans = 1.0 if transmission_exponent is None else (ke / 1000.0) ** transmission_exponent
+                area = scale * fractions[line][level] * rsf.factor(line, str(path)) * trans * factor
+                comps = [(area * share, be + charge[level], fwhm, "GL(30)") for share, be in peaks]
+                y = spectrum(x, comps, 0.02 * scale, 0.03)
+                for key, value in (("area", area), ("transmission", trans)):
+                    truth[key].setdefault(line, np.zeros(n))[level] = value
+                truth["kinetic_energy"][line], truth["rsf"][line], truth["imfp"][line] = (
+                    ke, rsf.factor(line, str(path)), factor)
+            if transmission_exponent is not None:
+                t_curve = ((HV - x) / 1000.0) ** transmission_exponent
+            counts = rng.poisson(np.clip(y, 0, None) * cpu).astype(float)
+            blocks.append(make_spectrum(
+                str(path), x, counts, abscissa="binding energy", excitation_energy=HV, region=region,
+                sample=sample, block_index=len(blocks), pass_energy=20.0, dwell_time=dwell_time, scans=scans,
+                etch_time=float(t), experimental_variables={"Etch Time": float(t)}, transmission=t_curve))
+    write(Path(path), blocks, sample=sample, instrument="doptrace simulator (Al Ka, known composition)")
+    return truth
