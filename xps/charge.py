@@ -121,7 +121,7 @@ def _peak_position(block, where: str):
     x = np.asarray(block["binding_energy"].values, float)
     y = np.asarray(block.values, float)
     peak = float(x[np.argmax(y)])
-    window = (max(x[0], peak - 3.0), min(x[-1], peak + 5.5))
+    window = (max(x[0], peak - 3.5), min(x[-1], peak + 7.5))  # the companion and its tail inside
     hi = min(peak + 4.5, window[1] - 0.2)
     components = [{"name": "reference", "center": [peak, peak - 1.5, peak + 1.5], "fwhm": [1.4, 0.4, 4.0]}]
     if hi > peak + 1.0:
@@ -251,6 +251,9 @@ def annotate(ds: xr.Dataset, record: dict) -> xr.Dataset:
     ds["charge_reference_position"] = ((dim,), np.asarray(record["position"], float), {
         "units": "eV", "long_name": f"measured (uncorrected) binding energy of the charge reference: {ref.describe()}"})
     ds["charge_reference_position_stderr"] = ((dim,), np.asarray(record["position_stderr"], float), {"units": "eV"})
+    if "charge_shift" not in ds:  # a quantification: the shift moved its region windows
+        ds["charge_shift"] = ((dim,), np.asarray(record["shift"], float), {"units": "eV",
+                              "long_name": "shift added to the measured binding energies"})
     ds["charge_shift_stderr"] = ((dim,), np.asarray(record["shift_stderr"], float), {"units": "eV"})
     ds.attrs.update({"charge_reference": ref.describe(), "charge_reference_kind": ref.kind,
                      "charge_reference_energy": float(ref.energy)})

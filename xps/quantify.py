@@ -363,11 +363,17 @@ def quantify(blocks: list[xr.DataArray], regions=(), table: str = "scofield", ke
     transmission = np.stack([p.transmission for p in peaks], axis=1)
     divisor = factors[None, :] * transmission * imfp_factor
     corrected, corrected_se = area / divisor, area_se / divisor
-    peak_pct, peak_se = _percent(corrected, corrected_se)
+    # a fitted area held at a bound has no esd (NaN on purpose): it counts with its value and adds no
+    # variance to the others; its own share and an element made only of such peaks keep NaN
+    unknown = ~np.isfinite(corrected_se)
+    known_se = np.where(unknown, 0.0, corrected_se)
+    peak_pct, peak_se = _percent(corrected, known_se)
+    peak_se = np.where(unknown, np.nan, peak_se)
     member = np.array([[p.element == e for e in elements] for p in peaks], float)  # (P, E)
     c_el = corrected @ member
-    ce_el = np.sqrt(corrected_se**2 @ member)
+    ce_el = np.sqrt(known_se**2 @ member)
     pct, pct_se = _percent(c_el, ce_el)
+    pct_se = np.where((~unknown).astype(float) @ member > 0, pct_se, np.nan)
     peak_names = [p.name for p in peaks]
     ds = xr.Dataset(coords={
         dim: (dim, levels, {"units": level_units}),
@@ -408,6 +414,10 @@ def quantify(blocks: list[xr.DataArray], regions=(), table: str = "scofield", ke
         if negative.any() and not alone:
             failed.append(f"{p.name} has a negative area beyond {IMPOSSIBLE_SIGMAS:g} esd at "
                           f"{', '.join(labels[i] for i in np.nonzero(negative)[0])}: physically impossible.")
+        if unknown[:, j].any():
+            warnings.append(f"{p.name}: its fitted area sits at a bound at "
+                            f"{', '.join(labels[i] for i in np.nonzero(unknown[:, j])[0])} (no esd): counted "
+                            "with that area, without uncertainty.")
         weak = ~negative & ~(area[:, j] > DETECTION_SIGMAS * area_se[:, j])
         if weak.any() and not alone:
             warnings.append(f"{p.name} is below the noise ({DETECTION_SIGMAS:g} esd of its area) at "

@@ -206,7 +206,7 @@ def simulate_composition(path: str | os.PathLike, composition: dict, etch_times=
     Forward model (the inverse of :func:`doptrace.xps.quantify`): the area of line ``i`` at a level
     is ``scale * X_i * RSF_i * T(KE_i) * IMFP(KE_i)`` (counts/s x eV), split over its spin-orbit
     lines by their cross-sections, each a GL(30) line of ``fwhm`` on a Shirley-type step and a flat
-    background, with Poisson noise. ``KE_i = hv - BE`` of the line's major component (Al Ka).
+    background of ``0.1 * area + 0.002 * scale`` per eV, with Poisson noise. ``KE_i = hv - BE`` of the line's major component (Al Ka).
 
     Parameters
     ----------
@@ -265,7 +265,7 @@ def simulate_composition(path: str | os.PathLike, composition: dict, etch_times=
                 trans = 1.0 if transmission_exponent is None else (ke / 1000.0) ** transmission_exponent
                 area = scale * fractions[line][level] * rsf.factor(line, str(path)) * trans * factor
                 comps = [(area * share, be + charge[level], fwhm, "GL(30)") for share, be in peaks]
-                y = spectrum(x, comps, 0.02 * scale, 0.03)
+                y = spectrum(x, comps, 0.1 * area + 0.002 * scale, 0.03)  # flat level near each line's own
                 for key, value in (("area", area), ("transmission", trans)):
                     truth[key].setdefault(line, np.zeros(n))[level] = value
                 truth["kinetic_energy"][line], truth["rsf"][line], truth["imfp"][line] = (

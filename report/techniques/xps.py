@@ -15,10 +15,13 @@ ENTRY_SCHEMA = {
     "region": ("text", False),      # default: the model's region
     "shift": ("number", False),     # charge shift added to binding energies (eV)
     "c1s": ("bool", False),         # charge correction from C 1s (adventitious C at 284.8 eV)
+    "charge_ref": ("text", False),  # charge reference: "C 1s=285.0", "component:C-C=285.0", "Au 4f7/2=84.0"
+    "fermi_edge": ("text", False),  # charge reference: the Fermi edge of this valence-band region at 0 eV
     "quantify": ("list", False),    # regions to quantify, e.g. ["B 1s", "O 1s", "Mn 2p"]
     "rsf": ("text", False),         # "scofield" (default) or "kratos"
     "rsf_file": ("file", False),    # a user RSF table (TOML with [rsf] "B 1s" = ...), instead of rsf
-    "ke_exponent": ("number", False),
+    "ke_exponent": ("number", False),  # IMFP ~ KE^g (default 0.6 for tables that need one)
+    "imfp": ("text", False),        # instead: "tpp2m" or "tpp2m:density=..,nv=..,m=..,eg=.."
     "headline": ("text", False),    # component whose fraction is the headline (default TM-O-B when present)
 }
 CODE = ("doptrace.xps",)  # packages whose source decides this adapter's results (cache key)
@@ -37,19 +40,73 @@ DEMO_ETCH_RATE = "0.40 ± 0.04 nm/s"
 
 
 # ----------------------------------------------------------------------------- analysis
-def _fit(path: Path, model=None, casa: bool = False, region=None, shift=None, c1s: bool = False):
+def _charge_reference(path, charge_ref=None, fermi_edge=None, shift=None, c1s: bool = False):
+    """The charge reference of the options (None: none or a plain shift / --c1s); more than one is refused."""
+    from doptrace.xps.charge import fermi_reference, parse_charge_ref
+    from doptrace.xps.errors import XPSError
+
+    given = [name for name, v in (("a shift", shift), ("the C 1s charge correction", c1s or None),
+                                  ("a charge reference", charge_ref), ("a Fermi edge", fermi_edge)) if v is not None]
+    if len(given) > 1:
+        raise XPSError(f"{path}: give one charge correction, not {' and '.join(given)}")
+    if charge_ref is not None:
+        return parse_charge_ref(charge_ref, str(path))
+    if fermi_edge is not None:
+        return fermi_reference(fermi_edge, where=str(path))
+    return None
+
+
+def _fit(path: Path, model=None, casa: bool = False, region=None, shift=None, c1s: bool = False,
+         charge_ref=None, fermi_edge=None):
     from doptrace import xps
+    from doptrace.xps.charge import fit_region_referenced
     from doptrace.xps.errors import XPSError
     from doptrace.xps.series import fit_casa, fit_region
 
-    if shift is not None and c1s:
-        raise XPSError(f"{path}: give either a shift or the C 1s charge correction, not both")
+    reference = _charge_reference(path, charge_ref, fermi_edge, shift, c1s)
     blocks = xps.read(path)
     if casa:
+        if reference is not None or shift is not None or c1s:
+            raise XPSError(f"{path}: a CasaXPS refit uses CasaXPS's own calibration; no charge correction with --casa")
         return fit_casa(blocks, region, source=str(path))
     if model is None:
         raise XPSError(f"{path}: fitting needs a model file (--model M.toml) or --casa")
-    return fit_region(blocks, xps.load_model(model), region=region, shift=shift, c1s=c1s, source=str(path))
+    if reference is not None:
+        return fit_region_referenced(blocks, xps.load_model(model), reference, region=region, source=str(path))
+    ds = fit_region(blocks, xps.load_model(model), region=region, shift=shift, c1s=c1s, source=str(path))
+    ds.attrs["charge_reference"] = ("C 1s C-C at 284.8 eV (--c1s)" if c1s else
+                                    f"fixed shift {shift:+g} eV" if shift is not None else "none")
+    return ds
+
+
+def _quantify(path: Path, regions, fits=(), table="scofield", ke_exponent=None, imfp=None, lines=None,
+              charge_ref=None, fermi_edge=None, shift=None, c1s: bool = False):
+    """Quantify a file's regions and fitted components; a charge reference moves the region windows."""
+    from doptrace import xps
+    from doptrace.xps.charge import annotate, reference_shifts
+    from doptrace.xps.quantify import parse_region, quantify
+    from doptrace.xps.series import c1s_shifts, region_levels
+
+    blocks = xps.read(path)
+    reference = _charge_reference(path, charge_ref, fermi_edge, shift, c1s)
+    record, shifts = None, shift
+    windows = [r for r in regions if parse_region(r, str(path))[1] is not None]
+    if (reference is not None or c1s) and regions:
+        from doptrace.xps.quantify import _region_name
+
+        chosen, _, _, _ = region_levels(blocks, _region_name(blocks, parse_region(regions[0], str(path))[0]), str(path))
+        if reference is not None:
+            record = reference_shifts(blocks, chosen, reference, None, str(path))
+            shifts = record["shift"]
+        else:
+            shifts = c1s_shifts(blocks, chosen, str(path))
+    q = quantify(blocks, regions, table=table, ke_exponent=ke_exponent, imfp=imfp, fits=fits, lines=lines,
+                 shift=shifts, source=str(path))
+    if record is not None:
+        q = annotate(q, record)
+    elif windows and shifts is not None:
+        q.attrs["charge_reference"] = "C 1s C-C at 284.8 eV (--c1s)" if c1s else f"fixed shift {shift:+g} eV"
+    return q
 
 
 def analyse(settings: dict) -> dict:
@@ -61,13 +118,17 @@ def analyse(settings: dict) -> dict:
     results = {}
     if settings.get("model") is not None or settings.get("casa"):
         results["fit"] = _fit(path, settings.get("model"), bool(settings.get("casa", False)),
-                              settings.get("region"), settings.get("shift"), bool(settings.get("c1s", False)))
+                              settings.get("region"), settings.get("shift"), bool(settings.get("c1s", False)),
+                              settings.get("charge_ref"), settings.get("fermi_edge"))
         if settings.get("headline"):
             results["fit"].attrs["headline"] = str(settings["headline"])
     if settings.get("quantify"):
-        results["quant"] = quantify(xps.read(path), [str(r) for r in settings["quantify"]],
-                                    table=str(settings.get("rsf_file") or settings.get("rsf", "scofield")),
-                                    ke_exponent=float(settings.get("ke_exponent", 0.6)), source=str(path))
+        ke = settings.get("ke_exponent")
+        results["quant"] = _quantify(path, [str(r) for r in settings["quantify"]],
+                                     table=str(settings.get("rsf_file") or settings.get("rsf", "scofield")),
+                                     ke_exponent=None if ke is None else float(ke), imfp=settings.get("imfp"),
+                                     charge_ref=settings.get("charge_ref"), fermi_edge=settings.get("fermi_edge"),
+                                     shift=settings.get("shift"), c1s=bool(settings.get("c1s", False)))
     if not results:
         from doptrace.xps.errors import XPSError
 
@@ -322,22 +383,47 @@ def register_cli(subparsers) -> None:
     fit.add_argument("--plot", help="figure of one level's fit (.png/.svg/.pdf)")
     fit.add_argument("--plot-level", type=int, default=0, help="level shown by --plot (index, default 0)")
     fit.add_argument("--region", help="region to fit (default: the model's)")
-    charge = fit.add_mutually_exclusive_group()
-    charge.add_argument("--shift", type=float, help="charge shift added to binding energies (eV)")
-    charge.add_argument("--c1s", action="store_true", help="charge-correct with C 1s (C-C at 284.8 eV)")
+    _charge_options(fit)
     fit.add_argument("--strict", action="store_true",
                    help="exit 4 when the result's quality is 'failed' (the result is still written)")
     fit.set_defaults(handler=_cmd_fit)
 
     quant = sub.add_parser("quantify", help="atomic %% per etch level from region areas")
     quant.add_argument("file")
-    quant.add_argument("--regions", required=True, help='comma-separated regions, e.g. "B 1s,O 1s,Mn 2p"')
+    quant.add_argument("--regions", default="",
+                       help='comma-separated regions, each NAME or NAME:LOW-HIGH (BE window, eV), e.g. '
+                            '"B 1s,O 1s:526-536,Mo 3d5/2:226-231"')
+    quant.add_argument("--fit", action="append", default=[], metavar="RESULT.nc",
+                       help="a fit result of this file (doptrace xps fit --out); its components are quantified "
+                            "(repeatable)")
+    quant.add_argument("--line", action="append", default=[], metavar="COMPONENT=LINE",
+                       help='RSF line of a fitted component other than its region\'s orbital, e.g. '
+                            '"Mo3d5/2 MoS2=Mo 3d5/2" (repeatable)')
     quant.add_argument("--out", required=True, help="result NetCDF file (.nc)")
-    quant.add_argument("--rsf", default="scofield", help="scofield (default), kratos or a TOML table")
-    quant.add_argument("--ke-exponent", type=float, default=0.6, help="IMFP ~ KE^g correction (0: off)")
+    quant.add_argument("--rsf", default="scofield",
+                       help="scofield (Scofield 1976 cross-sections; Al or Mg Ka from the file, or scofield-al / "
+                            "scofield-mg), kratos (factors that include the IMFP: no KE correction) or a TOML "
+                            "table declaring ke_correction")
+    imfp = quant.add_mutually_exclusive_group()
+    imfp.add_argument("--ke-exponent", type=float, default=None,
+                      help="IMFP ~ KE^g correction (default 0.6 for tables that need one; 0: off)")
+    imfp.add_argument("--imfp", help='IMFP model: "tpp2m" (SiO2 defaults) or "tpp2m:density=5.2,nv=40,m=231.5,eg=3"')
+    _charge_options(quant)
     quant.add_argument("--strict", action="store_true",
                    help="exit 4 when the result's quality is 'failed' (the result is still written)")
     quant.set_defaults(handler=_cmd_quantify)
+
+
+def _charge_options(parser) -> None:
+    charge = parser.add_mutually_exclusive_group()
+    charge.add_argument("--shift", type=float, help="charge shift added to binding energies (eV)")
+    charge.add_argument("--c1s", action="store_true", help="charge-correct with C 1s (C-C at 284.8 eV)")
+    charge.add_argument("--charge-ref", metavar="REF",
+                        help='charge reference per level: "C 1s=285.0", "Au 4f7/2=84.0" (strongest peak of the '
+                             'region), "component:C-C=285.0" (a component of the model) or '
+                             '"component:C-C@c1s.toml=285.0"')
+    charge.add_argument("--fermi-edge", metavar="REGION",
+                        help="charge-correct so that the Fermi edge of this valence-band region sits at 0 eV")
 
 
 def _cmd_info(args) -> int:
@@ -378,7 +464,8 @@ def _cmd_fit(args) -> int:
 
     if args.plot:
         _check_plot_format(args.plot)  # before any output, so a bad --plot leaves no result file
-    ds = _fit(Path(args.file), args.model, args.casa, args.region, args.shift, args.c1s)
+    ds = _fit(Path(args.file), args.model, args.casa, args.region, args.shift, args.c1s, args.charge_ref,
+              args.fermi_edge)
     check_result(ds, args.out)
     figure = None
     if args.plot:
@@ -414,16 +501,42 @@ def _check_plot_format(plot) -> None:
         raise XPSError(f"{plot}: unknown figure format '.{suffix}' (use one of: {', '.join(sorted(supported))})")
 
 
-def _cmd_quantify(args) -> int:
-    from doptrace import xps
-    from doptrace.report.conventions import check_result, write_netcdf
-    from doptrace.xps.quantify import quantify
+def _read_fit(path):
+    """A fit result written by ``doptrace xps fit --out`` (NetCDF), loaded into memory."""
+    import xarray as xr
 
-    q = quantify(xps.read(args.file), args.regions.split(","), table=args.rsf, ke_exponent=args.ke_exponent,
-                 source=args.file)
+    from doptrace.xps.errors import XPSError
+
+    try:
+        with xr.open_dataset(path) as ds:
+            ds = ds.load()
+    except (OSError, ValueError) as err:
+        raise XPSError(f"{path}: not a readable fit result (NetCDF from doptrace xps fit --out): {err}") from None
+    if not {"area", "area_stderr", "center", "charge_shift"} <= set(ds.data_vars) or "component" not in ds.dims:
+        raise XPSError(f"{path}: not an XPS fit result (needs area, center, charge_shift over component)")
+    return ds
+
+
+def _cmd_quantify(args) -> int:
+    from doptrace.report.conventions import check_result, write_netcdf
+
+    fits = [_read_fit(f) for f in args.fit]
+    lines = {}
+    for item in args.line:
+        comp, sep, line = item.rpartition("=")
+        if not sep or not comp.strip() or not line.strip():
+            from doptrace.xps.errors import XPSError
+
+            raise XPSError(f"{args.file}: --line {item!r}: write COMPONENT=LINE")
+        lines[comp.strip()] = line.strip()
+    regions = [r for r in args.regions.split(",") if r.strip()]
+    q = _quantify(Path(args.file), regions, fits=fits, table=args.rsf, ke_exponent=args.ke_exponent,
+                  imfp=args.imfp, lines=lines, charge_ref=args.charge_ref, fermi_edge=args.fermi_edge,
+                  shift=args.shift, c1s=args.c1s)
     check_result(q, args.out)
     write_netcdf(q, args.out)
-    print(f"{args.out}: atomic % of {', '.join(str(v) for v in q['line'].values)} at {q.sizes[q.attrs['level_dim']]} level(s)")
+    print(f"{args.out}: atomic % of {', '.join(str(v) for v in q['line'].values)} at {q.sizes[q.attrs['level_dim']]} "
+          f"level(s) ({q.attrs['rsf_table'].split(':')[0]}; IMFP {q.attrs['imfp_model']})")
     from doptrace.report.conventions import print_quality
 
     return print_quality(q, args.strict)
