@@ -176,8 +176,31 @@ def _take(ints, elements: list[str]):
     return ints.isel(element=[[str(e) for e in ints["element"].values].index(e) for e in elements])
 
 
+def parse_blocks(value, source: str = "") -> tuple[int, ...] | None:
+    """Homogeneity block sizes from ``"2,4,8,16"`` or ``[2, 4, 8, 16]``; None for the default.
+
+    Examples
+    --------
+    >>> parse_blocks("2, 4,8")
+    (2, 4, 8)
+    """
+    if value is None or value == "" or value == []:
+        return None
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    try:
+        sizes = tuple(int(str(v).strip()) for v in items if str(v).strip())
+        if any(float(str(v).strip()) != int(str(v).strip()) for v in items if str(v).strip()):
+            raise ValueError
+    except ValueError:
+        raise EDSError(f"{source + ': ' if source else ''}block sizes {value!r}: expected whole numbers of pixels, "
+                       "e.g. 2,4,8,16") from None
+    if not sizes or min(sizes) < 1:
+        raise EDSError(f"{source + ': ' if source else ''}block sizes {value!r}: each must be at least 1 pixel")
+    return tuple(sorted(set(sizes)))
+
+
 def analyse(path, elements, method: str = "model", kfactors=None, quantify=None, bin: int = 1,
-            thickness_nm=None, lazy: bool = False) -> dict:
+            thickness_nm=None, lazy: bool = False, blocks=None) -> dict:
     """Every result of one EDS file: element maps, and with k-factors at% maps and homogeneity.
 
     Parameters
@@ -198,6 +221,9 @@ def analyse(path, elements, method: str = "model", kfactors=None, quantify=None,
         Thin-film absorption correction.
     lazy : bool
         Read with dask (files larger than memory).
+    blocks : str or list of int, optional
+        Homogeneity block sizes in pixels (:func:`parse_blocks`; default
+        :data:`doptrace.stem_eds.homogeneity.BLOCK_SIZES`).
 
     Returns
     -------
@@ -242,5 +268,6 @@ def analyse(path, elements, method: str = "model", kfactors=None, quantify=None,
         results["quant"] = quantify_intensities(quant_ints, factors, thickness_nm)
         basis = results["quant"]
     if {"x", "y"} <= set(da.dims) and da.sizes["x"] >= 4 and da.sizes["y"] >= 4:
-        results["homogeneity"] = homogeneity(basis)
+        sizes = parse_blocks(blocks, str(path))
+        results["homogeneity"] = homogeneity(basis, **({"block_sizes": sizes} if sizes else {}))
     return results

@@ -20,6 +20,7 @@ ENTRY_SCHEMA = {
     "bin": ("number", False),
     "thickness_nm": ("number", False),  # thin-film absorption correction
     "lazy": ("bool", False),
+    "blocks": ("list", False),  # homogeneity block sizes in pixels, e.g. [2, 4, 8, 16] (default 2-32)
 }
 #: this technique's thresholds in a project's [checks] table: key -> (kind, default, meaning)
 CHECKED_RESULTS = ("homogeneity",)
@@ -203,17 +204,27 @@ def register_cli(subparsers) -> None:
         p.add_argument("--out", required=True, help="output NetCDF file")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    def exports(p):
+        p.add_argument("--export", metavar="DIR", help="also write the maps into DIR (see --format) with a JSON "
+                       "sidecar of the axes")
+        p.add_argument("--format", choices=["tiff", "csv"], default="tiff", help="format of --export (default tiff)")
+        p.add_argument("--tiff", metavar="DIR", help="same as --export DIR --format tiff")
+        p.add_argument("--ascii", metavar="DIR", help="same as --export DIR --format csv")
+
     maps = sub.add_parser("maps", help="element intensity maps (and at%% maps with --kfactors)")
     common(maps)
     maps.add_argument("--kfactors", help="TOML k-factor file: at%% maps too")
-    maps.add_argument("--plot", help="PNG of the maps")
+    maps.add_argument("--plot", help="PNG of the maps (a single spectrum: the spectrum with its windows or fit)")
+    exports(maps)
     maps.set_defaults(handler=_cmd_maps)
 
     quant = sub.add_parser("quantify", help="Cliff-Lorimer quantification with named k-factors")
     common(quant)
     quant.add_argument("--kfactors", required=True, help="TOML: source = ..., [kfactors] Fe_Ka = 1.45 ...")
     quant.add_argument("--thickness", type=float, help="thickness in nm for the absorption correction")
-    quant.add_argument("--plot", help="PNG of the at%% maps")
+    quant.add_argument("--plot", help="PNG of the at%% maps (a single spectrum: the spectrum with its integration "
+                       "and background windows, or its model fit)")
+    exports(quant)
     quant.add_argument("--region", help="total over pixels X0:X1,Y0:Y1 (default: the whole image)")
     quant.add_argument("--dose", type=float, help="electrons per pixel: zeta-factor method with the TOML's "
                        "[zetafactors] (--thickness then switches on its absorption correction)")
@@ -222,6 +233,7 @@ def register_cli(subparsers) -> None:
     hom = sub.add_parser("homogeneity", help="homogeneity of an eds maps/quantify result")
     hom.add_argument("maps", help="NetCDF from doptrace eds maps or quantify")
     hom.add_argument("--tolerance", type=float, default=0.05, help="relative variation that must be detectable")
+    hom.add_argument("--blocks", help="block sizes in pixels, e.g. 2,4,8,16 (default 2,4,8,16,32)")
     hom.add_argument("--out", required=True)
     hom.add_argument("--plot", help="PNG of H versus block size")
     hom.set_defaults(handler=_cmd_homogeneity)
@@ -261,6 +273,25 @@ def _split(value) -> list[str]:
     return split_names(value)
 
 
+def _figure_for(da, name: str, fallback):
+    """The plot of a result: a single spectrum's own figure (spectrum, windows, fit), else ``fallback``."""
+    from doptrace.stem_eds.plot_spectrum import plot_spectrum
+
+    if da.ndim == 1:
+        return lambda d: plot_spectrum(da, d, name)
+    return fallback
+
+
+def _export(ds, args) -> None:
+    from doptrace.core.export import export
+
+    stem = f"{Path(args.file).stem}_{args.eds_command}"
+    for directory, fmt in ((args.export, args.format), (args.tiff, "tiff"), (args.ascii, "csv")):
+        if directory:
+            files = export(ds, directory, fmt, stem=stem)
+            print(f"exported {len(files) - 1} {fmt} file(s) and {files[-1].name} to {directory}")
+
+
 def _write(ds, out: str, plot: str | None, figure) -> None:
     from doptrace.core.atomic import save_figure
     from doptrace.report.conventions import check_result, write_netcdf
@@ -284,7 +315,9 @@ def _cmd_maps(args) -> int:
     else:
         ds = intensities(da, _split(args.elements), args.method, _background(args.background), args.width,
                           progress=not args.quiet)
-    _write(ds, args.out, args.plot, lambda d: plot_maps(d, Path(args.file).name))
+    name = Path(args.file).name
+    _write(ds, args.out, args.plot, _figure_for(da, name, lambda d: plot_maps(d, name)))
+    _export(ds, args)
     print(f"maps: {args.out} ({', '.join(str(l) for l in ds['line'].values)}; method {args.method})")
     return 0
 
@@ -295,10 +328,13 @@ def _cmd_quantify(args) -> int:
     from doptrace.stem_eds.pipeline import quantified
     from doptrace.stem_eds.plot import plot_maps
 
-    ds = quantified(_load(args), load_factors(args.kfactors), _split(args.elements), args.method,
+    da = _load(args)
+    ds = quantified(da, load_factors(args.kfactors), _split(args.elements), args.method,
                      args.thickness, _background(args.background), args.width, progress=not args.quiet,
                      region=args.region, dose=args.dose)
-    _write(ds, args.out, args.plot, lambda d: plot_maps(d, Path(args.file).name))
+    name = Path(args.file).name
+    _write(ds, args.out, args.plot, _figure_for(da, name, lambda d: plot_maps(d, name)))
+    _export(ds, args)
     key = "total_atomic_percent" if "total_atomic_percent" in ds else "atomic_percent"
     for element, line in zip(ds["element"].values, ds["line"].values):
         value = float(ds[key].sel(element=element))
@@ -315,7 +351,10 @@ def _cmd_homogeneity(args) -> int:
     maps = read_netcdf(args.maps)
     # errors must name the file the user passed (the maps .nc), not the spectrum it was made from
     maps.attrs["source"] = str(args.maps)
-    result = homogeneity(maps, tolerance=args.tolerance)
+    from doptrace.stem_eds.pipeline import parse_blocks
+
+    sizes = parse_blocks(args.blocks, str(args.maps))
+    result = homogeneity(maps, tolerance=args.tolerance, **({"block_sizes": sizes} if sizes else {}))
     result.attrs["source"] = str(args.maps)
     _write(result, args.out, args.plot, plot_homogeneity)
     for element, verdict in zip(result["element"].values, result["verdict"].values):
