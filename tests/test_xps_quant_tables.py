@@ -262,3 +262,32 @@ def test_negative_and_weak_component_areas_are_flagged(series):
     q = quantify(blocks, ["O 1s", "Li 1s"], fits=[bad])
     assert q.attrs["quality"] == "failed"
     assert any("B 1s: ghost has a negative area beyond 3 esd" in r for r in q.attrs["quality_reasons"])
+
+
+def test_real_mo3d_components_without_s2s(shared):
+    """assigned.vms (Kratos, Al Ka, transmission stored): integrating the whole Mo 3d window, whose
+    S 2s line the Shirley background cannot separate, gives Mo -5.3 at% at block 10 (the issue's
+    case, flagged failed); quantified from the CasaXPS model's refitted components with S 2s left
+    out (``"S 2s": "-"``), Mo is positive and detected at every position the refit covers, the
+    block with another model (14) is left out and said so, and the Kratos factors get no KE factor."""
+    from doptrace.xps.series import fit_casa
+
+    path = shared("xps/cheminfo-vamas/assigned.vms")
+    blocks = xps.read(path)
+    whole = quantify(blocks, ["O 1s", "S 2p", "C 1s", "Mo 3d"], source="assigned.vms")
+    assert whole.attrs["quality"] == "failed"
+    assert float(whole["atomic_percent"].sel(element="Mo").min()) == pytest.approx(-5.34, abs=0.01)
+    fit = fit_casa(blocks, "Mo 3d", source="assigned.vms")
+    q = quantify(blocks, ["O 1s", "S 2p", "C 1s"], fits=[fit], lines={"S 2s": "-"}, table="kratos",
+                 source="assigned.vms")
+    mo = q["atomic_percent"].sel(element="Mo").values
+    assert q.sizes["block"] == 5 and np.all(mo > 0) and np.all(q["detected"].sel(element="Mo").values == 1)
+    assert "S 2s" not in " ".join(q["peak"].values.tolist())
+    assert any("Not quantified at block 10" in r for r in q.attrs["quality_reasons"])
+    assert np.all(q["imfp_factor"].values == 1.0) and np.all(q["transmission"].values != 1.0)
+    # the Mo 3d element's corrected area is the sum of its components' area / (RSF T)
+    k = load_table("kratos", 1486.69)
+    comp = q.where(q["peak_element"] == "Mo", drop=True)
+    expected = (comp["area"] / (k.factor("Mo 3d") * comp["transmission"])).sum("peak").values
+    total = q["corrected_area"].values @ (q["peak_element"].values == "Mo")
+    assert np.allclose(total, expected, rtol=1e-12)

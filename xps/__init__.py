@@ -13,16 +13,18 @@ with uncertainties per etch level) or ``quantify(blocks, regions)`` (atomic %).
 [0.1, 0.5]
 """
 
+from .charge import fermi_reference, fit_region_referenced, parse_charge_ref
 from .fit import FitResult, fit_lmfit, fit_series, fit_spectra
 from .model import Model, compile_model, from_casa, load_model, parse_model
 from .quantify import load_rsf_table, quantify
 from .read import read, stack_series
 from .series import fit_casa, fit_region
-from .simulate import simulate_series
+from .simulate import simulate_composition, simulate_series
 
 __all__ = ["read", "stack_series", "load_model", "parse_model", "from_casa", "compile_model", "Model",
            "fit_spectra", "fit_series", "fit_lmfit", "FitResult", "fit_region", "fit_casa", "quantify",
-           "load_rsf_table", "simulate_series"]
+           "load_rsf_table", "simulate_series", "simulate_composition", "parse_charge_ref", "fermi_reference",
+           "fit_region_referenced"]
 from .plot import plot_fit, plot_fractions  # noqa: E402  figures (matplotlib imported when drawing)
 
 __all__ += ["plot_fit", "plot_fractions"]

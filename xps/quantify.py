@@ -114,6 +114,7 @@ class Peak:
     excitation_energy: float
     background: list          # per level: shirley / linear / fit
     window: tuple = (math.nan, math.nan)
+    index: np.ndarray | None = None  # position of each level among the region's blocks (a fit may skip some)
 
 
 _WINDOW = re.compile(r"^(?P<name>[^:]+?)\s*(?::\s*(?P<lo>[-+]?\d+(?:\.\d*)?)\s*(?:-|\.\.|to)\s*(?P<hi>[-+]?\d+(?:\.\d*)?))?\s*$")
@@ -184,26 +185,34 @@ def region_peak(blocks, spec: str, shift=None, source: str = "", levels_out=None
         trans.append(float(np.mean(b["transmission"].values[keep])) if "transmission" in b.coords else 1.0)
     hv = float(chosen[0].attrs.get("excitation_energy", math.nan))
     return Peak(name, name.split()[0], name, "region", np.array(areas), np.array(errs), np.array(centres),
-                np.array(trans), hv, kinds, window or (math.nan, math.nan))
+                np.array(trans), hv, kinds, window or (math.nan, math.nan), np.arange(len(chosen)))
 
 
-def component_peaks(blocks, fit: xr.Dataset, lines: dict | None = None, source: str = "") -> list[Peak]:
-    """One peak per component of a fit result (:func:`doptrace.xps.fit_region`), with the file's
-    transmission at each component's measured (uncorrected) centre."""
+def component_peaks(blocks, fit: xr.Dataset, lines: dict | None = None, source: str = "",
+                    levels_out=None) -> list[Peak]:
+    """One peak per component of a fit result (:func:`doptrace.xps.fit_region`, :func:`doptrace.xps.fit_casa`),
+    with the file's transmission at each component's measured (uncorrected) centre. The fit may
+    cover some of the region's blocks only (a CasaXPS refit skips blocks with another model)."""
     lines = dict(lines or {})
     region = str(fit.attrs.get("region", ""))
     dim = fit.attrs.get("level_dim", "etch_time")
-    chosen, bdim, blevels, _ = region_levels(blocks, _region_name(blocks, region), source)
+    all_blocks, bdim, blevels, bunits = region_levels(blocks, _region_name(blocks, region), source)
     levels = np.asarray(fit[dim].values)
-    if bdim != dim or blevels.shape != levels.shape or not np.allclose(np.asarray(blevels, float),
-                                                                       np.asarray(levels, float)):
-        raise XPSError(f"{source}: the {region} fit's levels ({dim} {levels.tolist()}) are not the file's "
+    index = [int(np.nonzero(np.isclose(np.asarray(blevels, float), float(v)))[0][0])
+             if bdim == dim and np.isclose(np.asarray(blevels, float), float(v)).any() else -1 for v in levels]
+    if -1 in index:
+        raise XPSError(f"{source}: the {region} fit's levels ({dim} {levels.tolist()}) are not among the file's "
                        f"{region} blocks ({bdim} {np.asarray(blevels).tolist()}): was it fitted on this file?")
+    if levels_out is not None:
+        levels_out.append((f"fit {region}", bdim, blevels, bunits))
+    chosen = [all_blocks[i] for i in index]
     shift = np.asarray(fit["charge_shift"].values, float) if "charge_shift" in fit else np.zeros(len(levels))
     hv = float(chosen[0].attrs.get("excitation_energy", math.nan))
     peaks = []
     for comp in [str(c) for c in fit["component"].values]:
         line = lines.pop(comp, None) or region
+        if line.strip() == "-":  # left out: e.g. the S 2s line inside a Mo 3d window
+            continue
         if not re.match(r"^[A-Za-z]{1,2}\s*\d\s*[spdf]", line):
             raise XPSError(f"{source}: component {comp!r} of region {region!r}: name its core level "
                            f"(lines={{{comp!r}: 'Mo 3d5/2'}})")
@@ -218,7 +227,7 @@ def component_peaks(blocks, fit: xr.Dataset, lines: dict | None = None, source: 
                 trans.append(1.0)
         peaks.append(Peak(f"{region}: {comp}", line.split()[0], line, "component",
                           np.asarray(one["area"].values, float), np.asarray(one["area_stderr"].values, float),
-                          centre, np.array(trans), hv, ["fit"] * len(levels)))
+                          centre, np.array(trans), hv, ["fit"] * len(levels), index=np.asarray(index)))
     if lines:
         raise XPSError(f"{source}: lines given for components the {region} fit does not have: {', '.join(lines)}")
     return peaks
@@ -277,7 +286,9 @@ def quantify(blocks: list[xr.DataArray], regions=(), table: str = "scofield", ke
     fits : sequence of xarray.Dataset
         Fit results of this file (:func:`doptrace.xps.fit_region`); each component becomes a peak.
     lines : dict, optional
-        ``{component: line}`` for components whose factor is not their region's orbital.
+        ``{component: line}`` for components whose factor is not their region's orbital;
+        ``"-"`` leaves a component out (another element's line inside the window, e.g. S 2s under
+        Mo 3d, quantified from its own region instead).
     shift : float or array, optional
         Charge shift per level added to the binding energies before region windows are applied.
 
@@ -322,10 +333,7 @@ def quantify(blocks: list[xr.DataArray], regions=(), table: str = "scofield", ke
     level_info = []
     peaks = [region_peak(blocks, r, shift, source, level_info) for r in regions]
     for fit in fits:
-        peaks.extend(component_peaks(blocks, fit, lines, source))
-        dim = fit.attrs.get("level_dim", "etch_time")
-        level_info.append((f"fit {fit.attrs.get('region', '')}", dim, np.asarray(fit[dim].values),
-                           fit[dim].attrs.get("units", "")))
+        peaks.extend(component_peaks(blocks, fit, lines, source, level_info))
     if not peaks:
         raise XPSError(f"{source}: nothing to quantify: give regions or fit results")
     _, dim, levels, level_units = level_info[0]
@@ -333,6 +341,18 @@ def quantify(blocks: list[xr.DataArray], regions=(), table: str = "scofield", ke
         if d != dim or lv.shape != levels.shape or (d == "etch_time" and not np.allclose(lv, levels)):
             raise XPSError(f"{source}: {what!r} has levels {np.asarray(lv).tolist()}, {level_info[0][0]!r} has "
                            f"{np.asarray(levels).tolist()}")
+    # levels every peak has (a fit that skipped blocks leaves those levels out, and says so)
+    common = sorted(set.intersection(*(set(p.index.tolist()) for p in peaks)))
+    left_out = [i for i in range(len(levels)) if i not in common]
+    if not common:
+        raise XPSError(f"{source}: no level is covered by every region and fit")
+    for p in peaks:
+        pick = [p.index.tolist().index(i) for i in common]
+        for name in ("area", "area_stderr", "binding_energy", "transmission"):
+            setattr(p, name, getattr(p, name)[pick])
+        p.background = [p.background[i] for i in pick]
+    all_labels = level_labels(dim, levels, level_units)
+    levels = np.asarray(levels)[common]
     origin = {}
     for p in peaks:  # one orbital from two places (a region and a fit of it, two fits) counts its atoms twice
         where = p.name.split(":")[0] if p.kind == "component" else f"region {p.name}"
@@ -407,6 +427,9 @@ def quantify(blocks: list[xr.DataArray], regions=(), table: str = "scofield", ke
                                                          "Shirley background joins the end levels) or fit"}))
     labels = level_labels(dim, levels, level_units)
     failed, warnings, detected = quant_quality(pct, pct_se, elements, labels)
+    if left_out:
+        warnings.append(f"Not quantified at {', '.join(all_labels[i] for i in left_out)}: a fit does not cover "
+                        "those levels.")
     # peaks: a negative area beyond IMPOSSIBLE_SIGMAS esd cannot be; a peak below the noise is named
     for j, p in enumerate(peaks):
         alone = sum(q.element == p.element for q in peaks) == 1  # then the element's own rule names it

@@ -305,7 +305,9 @@ def _quant_table(q):
             f"not detected (< {q.attrs.get('detection_sigmas', 3):g} x {float(one['atomic_percent_stderr'].values[k]):.2g})"
             for k in range(len(lines))])
     return Table([dim] + [f"{line} (at%)" for line in lines], rows,
-                 f"Atomic % ({q.attrs.get('rsf_table', '')}; KE^{q.attrs.get('ke_exponent', 0.6)})")
+                 f"Atomic % ({q.attrs.get('rsf_table', '')}; IMFP factor {q.attrs.get('imfp_model', '')}"
+                 + (f"; charge reference {q.attrs['charge_reference']}" if q.attrs.get("charge_reference") else "")
+                 + ")")
 
 
 def section(analyses) -> list:
@@ -331,7 +333,9 @@ def section(analyses) -> list:
             ds = a.results["fit"]
             blocks.append(Text(f"{a.sample}: {ds.attrs.get('region', '')} in {Path(str(ds.attrs.get('source', ''))).name}"
                                f", background {ds.attrs.get('background', '')}, model {Path(str(ds.attrs.get('model', ''))).name}, "
-                               f"charge shift {np.nanmean(ds['charge_shift'].values):+.2f} eV (mean)."))
+                               f"charge shift {np.nanmean(ds['charge_shift'].values):+.2f} eV (mean)"
+                               + (f", charge reference {ds.attrs['charge_reference']}"
+                                  if ds.attrs.get("charge_reference", "none") != "none" else "") + "."))
             blocks.append(Plot(plot_fit, (ds, 0), f"{a.sample}: fit of the first level."))
             blocks.append(_table(ds))
         if "quant" in a.results:
@@ -398,7 +402,7 @@ def register_cli(subparsers) -> None:
                             "(repeatable)")
     quant.add_argument("--line", action="append", default=[], metavar="COMPONENT=LINE",
                        help='RSF line of a fitted component other than its region\'s orbital, e.g. '
-                            '"Mo3d5/2 MoS2=Mo 3d5/2" (repeatable)')
+                            '"Mo3d5/2 MoS2=Mo 3d5/2", or "S 2s=-" to leave a component out (repeatable)')
     quant.add_argument("--out", required=True, help="result NetCDF file (.nc)")
     quant.add_argument("--rsf", default="scofield",
                        help="scofield (Scofield 1976 cross-sections; Al or Mg Ka from the file, or scofield-al / "
