@@ -81,3 +81,11 @@ def test_peaks_cli_table(files, capsys, tmp_path):
     # the five strongest simulated ions (H- and OH- both 4e5 counts: their order is the Poisson draw)
     assert rows[0]["assignment"] == "O-" and {r["assignment"] for r in rows} == {"O-", "OH-", "H-", "Cl-", "C-"}
     assert all(abs(float(r["ppm_error"])) < 15 for r in rows)
+
+
+def test_info_says_whether_custom_intervals_are_possible(files, capsys):
+    folder, _ = files
+    code, out, _ = run(capsys, "info", folder / "two.itm")
+    assert code == 0 and "raw ion data: yes" in out
+    code, out, _ = run(capsys, "info", folder / "two.ita")
+    assert code == 0 and "raw ion data: no (only the peak list's images" in out

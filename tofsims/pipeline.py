@@ -151,10 +151,28 @@ def describe(path) -> str:
             lines.append(line)
     if "intensity" in ds:
         lines.append(f"total intensity: {float(ds['intensity'].sum()):.6g}")
+    lines.append(_raw_data_line(path))
     for key in ("ratio_note", "notes", "note"):
         if ds.attrs.get(key):
             lines.append(f"{key.replace('_', ' ')}: {ds.attrs[key]}")
     return "\n".join(lines)
+
+
+def _raw_data_line(path) -> str:
+    """Whether custom mass intervals can be cut from the file (``--mass``)."""
+    from .formats import detect
+
+    kind = detect(path)
+    if kind == "ita":
+        from .formats import itm, itstr
+
+        with itstr.ITStrFile(path) as f:
+            raw = itm.has_raw_data(f)
+        return ("raw ion data: yes (any mass interval can be cut with --mass)" if raw else
+                "raw ion data: no (only the peak list's images; --mass can only name those intervals)")
+    if kind == "events":
+        return "raw ion data: yes (event list)"
+    return "raw ion data: no (an export)"
 
 
 def read_spectrum(path):
@@ -348,7 +366,8 @@ def depth_result(profile, test):
 
 def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_rates=None, surface_depth_nm=None,
             uniformity=None, pair=None, coloc_bin: int = 4, compare=None, roi_from=None, dead_time=None,
-            drift_correct: bool = False, seed: int = 0) -> dict:
+            drift_correct: bool = False, seed: int = 0, masses=None, mva=None, mva_components: int = 4,
+            mva_scaling: str = "poisson") -> dict:
     """Every result of one ToF-SIMS file: maps, depth profile, uniformity, colocalization, volume, totals.
 
     Parameters
@@ -379,12 +398,18 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
         As for :func:`load`.
     seed : int
         Seed of the colocalization's spatial null.
+    masses : list of str, optional
+        Custom mass intervals instead of the peak list (see :func:`load`).
+    mva : {"pca", "nmf"}, optional
+        Also a multivariate analysis of the summed image (:func:`doptrace.tofsims.mva.mva`) of
+        every mass interval read, with ``mva_components`` components and ``mva_scaling``.
 
     Returns
     -------
     dict of str to xarray.Dataset
-        ``maps``, ``profile``, ``uniformity``, ``coloc`` (with a pair), ``projections`` and
-        ``integrated``; a profile export gives ``profile`` and ``uniformity`` only.
+        ``maps`` (with the pair's ratio map), ``profile``, ``uniformity``, ``coloc`` (with a pair),
+        ``projections``, ``integrated`` and ``mva`` (when asked); a profile export gives
+        ``profile`` and ``uniformity`` only.
     """
     from . import coloc, profiles, volume
     from .compare import integrated_intensities
@@ -398,7 +423,7 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
         return {"profile": export,
                 "uniformity": profiles.uniformity_test(export, tested, surface_depth=surface_depth_nm)}
     ds = load(path, dead_time=None if dead_time is None else bool(dead_time), drift_correct=bool(drift_correct),
-              crater_depth_nm=crater_depth_nm, layer_rates=layer_rates)
+              crater_depth_nm=crater_depth_nm, layer_rates=layer_rates, masses=masses)
     chosen = choose_fragments(ds, split_names(fragments))
     norm = normalization(normalize if normalize is not None else ("total" if "total" in ds else None))
     results = {"maps": fragment_maps(ds, chosen, normalize=norm)}
@@ -415,4 +440,8 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
         results["coloc"] = coloc.colocalization(ds, pair, bin=int(coloc_bin), seed=int(seed))
     results["projections"] = volume.projections(ds, tested[0])
     results["integrated"] = integrated_intensities(ds, split_names(compare) or chosen, normalize=norm, roi=roi)
+    if mva:
+        from .mva import mva as decompose
+
+        results["mva"] = decompose(ds, str(mva), int(mva_components), scaling=str(mva_scaling), seed=int(seed))
     return results

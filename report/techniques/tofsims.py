@@ -29,6 +29,12 @@ ENTRY_SCHEMA = {
     "dead_time": ("bool", False),
     "drift_correct": ("bool", False),
     "seed": ("number", False),
+    # custom mass intervals instead of the peak list: ["BO-=26.98:27.03", "27.0048±0.02"] (ITM raw data,
+    # or an ITA file's own peak-list intervals)
+    "masses": ("list", False),
+    "mva": ("text", False),  # "pca" or "nmf": also a multivariate analysis of the summed image
+    "mva_components": ("number", False),
+    "mva_scaling": ("text", False),  # "poisson" (default, Keenan & Kotula 2004) or "none"
 }
 #: this technique's thresholds in a project's [checks] table: key -> (kind, default, meaning)
 CHECKED_RESULTS = ("uniformity", "coloc")
@@ -267,13 +273,21 @@ def section(analyses) -> list:
         if "maps" in res:
             blocks.append(Plot(plot_maps, (res["maps"], sample),
                                  f"{sample}: fragment maps summed over scans {res['maps'].attrs['scan_first']}-"
-                                 f"{res['maps'].attrs['scan_last']} ({Path(str(res['maps'].attrs['source'])).name})"))
+                                 f"{res['maps'].attrs['scan_last']} ({Path(str(res['maps'].attrs['source'])).name})"
+                                 + (f"; last panel: pixel ratio {res['maps'].attrs['ratio']} with its own colour scale"
+                                    if "ratio" in res["maps"] else "")))
         if "profile" in res:
             blocks.append(Plot(plot_profile, (res["profile"], res.get("uniformity"), sample),
                                  f"{sample}: depth profiles with Poisson error bars"))
         if "projections" in res:
             blocks.append(Plot(plot_projections, (res["projections"], sample),
                                  f"{sample}: side projections of the {res['projections'].attrs.get('fragment')} volume"))
+        if "mva" in res:
+            from doptrace.tofsims.plot_mva import plot_mva
+
+            m = res["mva"]
+            blocks.append(Plot(plot_mva, (m, sample), f"{sample}: {m.attrs['method'].upper()} of the summed image "
+                                 f"({m.attrs['scaling']} scaling): score maps and loadings against mass"))
         if "uniformity" in res:
             uniform_rows += _uniformity_rows(sample, res["uniformity"])
         if "coloc" in res:
