@@ -65,3 +65,18 @@ def test_no_calibration_is_an_error_naming_the_file():
     spec.attrs["source"] = "x.txt"
     with pytest.raises(ToFSIMSError, match="x.txt: no mass calibration"):
         peak_search(spec)
+
+
+def test_real_negative_spectrum_strong_peaks_assigned(shared):
+    # IONTOF ASCII export of a negative spectrum binned by 200 channels (a peak inside one bin):
+    # the strongest peaks are the ions every negative SIMS spectrum shows, each known to its bin
+    from doptrace import tofsims
+
+    spectrum = tofsims.read(shared("tofsims/iontof_spectrum_txt/N_HEA19_Bi1_1.txt"))
+    result = peak_search(spectrum, calibration.calibrate(spectrum), top=9)
+    assert result.attrs["polarity"] == "negative"
+    found = [str(a) for a in result["assignment"].values]
+    assert set(found) == {"H-", "Cl-", "[37Cl]-", "O-", "C2H-", "OH-", "F-", "CN-", "CH-"}
+    # every assignment lies within its mass esd (bin-limited: ~0.02 u) and under 0.3 % off
+    assert np.all(result["assignment_z"].values < 1.5)
+    assert np.all(np.abs(result["ppm_error"].values) < 3000)

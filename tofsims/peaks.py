@@ -8,7 +8,10 @@ top half (bins above half its prominence, contiguous around the maximum):
 - centroid ``c = sum w_i t_i / sum w_i`` with ``w_i = y_i - base`` and Poisson esd
   ``var(c) = sum y_i (t_i - c)^2 / (sum w_i)^2`` (each bin's count has variance ``y_i``), plus the
   bin-width quantisation ``binning^2 / 12`` shared out over the counts;
-- net counts over ``c +- 1.5 FWHM`` minus the base, with Poisson esd.
+- net counts over ``c +- 1.5 FWHM`` (stopping at the lowest bin towards a neighbouring peak) minus
+  the base, with Poisson esd;
+- a peak within one or two bins (coarse exports) is known only to within its bin: its centroid
+  esd includes ``binning / sqrt(12)`` in full.
 
 The centroid becomes a mass through the calibration ``t = k0 + sf sqrt(m)``; its esd combines
 the peak's centroid esd with the calibration's own mass uncertainty (the ``(k0, sf)`` covariance
@@ -59,8 +62,10 @@ def _calibration(spectrum: xr.Dataset, calibration):
     return _Fit(sf, k0, np.zeros((2, 2))), "the file's own (sf, k0), uncertainty unknown", 0.0
 
 
-def _measure(t: np.ndarray, y: np.ndarray, i: int, base: float, prominence: float, binning: float):
-    """Centroid, its esd, FWHM (channels), net counts and their esd of the peak at index ``i``."""
+def _measure(t: np.ndarray, y: np.ndarray, i: int, base: float, prominence: float, binning: float,
+             limits: tuple[int, int]):
+    """Centroid, its esd, FWHM (channels), net counts and their esd of the peak at index ``i``;
+    ``limits`` are the bins its counts may not pass (the lowest bins towards its neighbours)."""
     half = base + prominence / 2
     lo = i
     while lo > 0 and y[lo - 1] > half:
@@ -71,12 +76,17 @@ def _measure(t: np.ndarray, y: np.ndarray, i: int, base: float, prominence: floa
     tt, yy = t[lo:hi + 1], y[lo:hi + 1]
     w = yy - base
     c = float(np.sum(w * tt) / np.sum(w))
-    var = float(np.sum(yy * (tt - c) ** 2) / np.sum(w) ** 2 + binning**2 / 12 / max(np.sum(w), 1.0))
+    # a peak spread over many bins averages the bin quantisation out; one inside a bin or two
+    # (SurfaceLab's 200-channel exports) is known only to within its bin
+    quantisation = binning**2 / 12 / (max(np.sum(w), 1.0) if hi - lo + 1 > 2 else 1.0)
+    var = float(np.sum(yy * (tt - c) ** 2) / np.sum(w) ** 2 + quantisation)
     fwhm = max(float(tt[-1] - tt[0]) + binning, binning)
-    window = np.abs(t - c) <= 1.5 * fwhm
-    gross = float(np.sum(y[window]))
-    net = gross - base * int(window.sum())
-    return c, np.sqrt(var), fwhm, net, np.sqrt(max(gross, 0.0) + base * int(window.sum()))
+    # net counts within 1.5 FWHM, but not past the lowest bin towards a neighbouring peak
+    a = max(int(np.searchsorted(t, c - 1.5 * fwhm)), limits[0])
+    b = min(int(np.searchsorted(t, c + 1.5 * fwhm, side="right")) - 1, limits[1])
+    n = b - a + 1
+    gross = float(np.sum(y[a:b + 1]))
+    return c, np.sqrt(var), fwhm, gross - base * n, np.sqrt(max(gross, 0.0) + base * n)
 
 
 def peak_search(spectrum: xr.Dataset, calibration: xr.Dataset | None = None, *, n_sigma: float = 5.0,
@@ -103,7 +113,8 @@ def peak_search(spectrum: xr.Dataset, calibration: xr.Dataset | None = None, *, 
     min_mass : float
         Peaks below this mass (u) are left out (the start of the spectrum).
     polarity : str, optional
-        Default: the spectrum's ``polarity`` attribute.
+        Default: the spectrum's ``polarity`` attribute, else the calibration's (found from its
+        calibrant peaks), else both polarities' ions are candidates.
 
     Returns
     -------
@@ -127,7 +138,11 @@ def peak_search(spectrum: xr.Dataset, calibration: xr.Dataset | None = None, *, 
     z = props["prominences"] / np.sqrt(np.maximum(base, 0.0) + 1.0)
     keep = z >= n_sigma
     idx, base, prom, z = idx[keep], base[keep], props["prominences"][keep], z[keep]
-    rows = [_measure(t, y, int(i), float(b), float(p), binning) for i, b, p in zip(idx, base, prom)]
+    # each peak's counts end at the lowest bin between it and its neighbour (exclusive on the right)
+    cuts = [int(i0 + np.argmin(y[i0:i1 + 1])) for i0, i1 in zip(idx[:-1], idx[1:])]
+    lefts, rights = [0] + cuts, [c - 1 for c in cuts] + [y.size - 1]
+    rows = [_measure(t, y, int(i), float(b), float(p), binning, (lo, hi))
+            for i, b, p, lo, hi in zip(idx, base, prom, lefts, rights)]
     if not rows:
         raise ToFSIMSError(f"{source}: no peak stands {n_sigma:g} sigma above its base")
     c, c_esd, fwhm, net, net_esd = (np.array(v, float) for v in zip(*rows))
@@ -147,6 +162,8 @@ def peak_search(spectrum: xr.Dataset, calibration: xr.Dataset | None = None, *, 
     c, c_esd, fwhm, net, net_esd, z, mass, mass_esd = (v[order] for v in (c, c_esd, fwhm, net, net_esd, z, mass,
                                                                              mass_esd))
     pol = polarity or str(spectrum.attrs.get("polarity", "unknown"))
+    if pol not in ("negative", "positive") and calibration is not None:
+        pol = str(calibration.attrs.get("polarity", pol))  # the calibration found it from the calibrant peaks
     ions = library(pol, candidates)
     names, ion_mass = list(ions), np.array(list(ions.values()))
     best, best_mass, best_ppm, best_z, listed = [], [], [], [], []
@@ -173,7 +190,7 @@ def peak_search(spectrum: xr.Dataset, calibration: xr.Dataset | None = None, *, 
             "channel_stderr": ("peak", c_esd, {"units": "channel"}),
             "mass": ("peak", mass, {"units": "u"}),
             "mass_stderr": ("peak", mass_esd, {"units": "u", "long_name": "centroid and calibration esd combined"}),
-            "counts": ("peak", net, {"units": "counts", "long_name": "net counts within 1.5 FWHM"}),
+            "counts": ("peak", net, {"units": "counts", "long_name": "net counts within 1.5 FWHM (to the minimum towards a neighbour)"}),
             "counts_stderr": ("peak", net_esd, {"units": "counts"}),
             "significance": ("peak", z, {"units": "1", "long_name": "prominence / sqrt(base + 1)"}),
             "fwhm_channel": ("peak", fwhm, {"units": "channel"}),
