@@ -36,7 +36,9 @@ def test_scofield_table_published_values_and_pairs():
             if orb[-1] in "pdf":
                 j = {"p": ("3/2", "1/2"), "d": ("5/2", "3/2"), "f": ("7/2", "5/2")}[orb[-1]]
                 parts = [table.values.get(f"{key}{x}") for x in j]
-                if None not in parts:
+                if (f"{key}{j[0]}" in table.energies or f"{key}{j[1]}" in table.energies) and orb[-1] != "s":
+                    # a pair total never rests on one line (Ce 3p: the source lacks 3p1/2, so no total)
+                    assert None not in parts, key
                     assert sum(parts) == pytest.approx(total, rel=0.01, abs=0.002), key
                     pairs += 1
     assert pairs > 600

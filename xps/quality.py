@@ -35,6 +35,14 @@ Quantification (:func:`quant_quality`)
   region is wrong);
 - ``warning``: an atomic % below ``DETECTION_SIGMAS`` esd (not detected; the ``detected``
   variable is 0 there and reports print it as not detected, never as a concentration).
+
+Peaks of an element quantified from several peaks (fitted components; :func:`peak_quality`):
+
+- ``failed``: a negative area beyond ``IMPOSSIBLE_SIGMAS`` esd;
+- ``warning``: an area below ``DETECTION_SIGMAS`` esd (below the noise), or a fitted area held at a
+  bound (no esd: counted with its value, without uncertainty).
+
+A peak that is its element's only one is judged by the element's atomic % alone (same rules).
 """
 
 from __future__ import annotations
@@ -216,6 +224,27 @@ def quant_quality(atomic_percent, stderr, elements, labels) -> tuple[list[str], 
         warned.append(f"{elements[j]} is below the detection limit ({DETECTION_SIGMAS:g} esd) at "
                       f"{_levels(labels, hit)}: reported as not detected, not as a concentration.")
     return failed, warned, detected
+
+
+def peak_quality(names, elements, area, area_stderr, labels) -> tuple[list[str], list[str]]:
+    """``(failed, warnings)`` for the peaks (level, peak) of elements quantified from several peaks."""
+    area, se = np.asarray(area, float), np.asarray(area_stderr, float)
+    failed, warned = [], []
+    for j, name in enumerate(names):
+        if sum(e == elements[j] for e in elements) == 1:
+            continue  # the element's own at% rule names it
+        unknown = ~np.isfinite(se[:, j])
+        negative = ~unknown & (area[:, j] < -IMPOSSIBLE_SIGMAS * se[:, j])
+        if negative.any():
+            failed.append(f"{name} has a negative area beyond {IMPOSSIBLE_SIGMAS:g} esd at "
+                          f"{_levels(labels, negative)}: physically impossible.")
+        if unknown.any():
+            warned.append(f"{name}: its fitted area sits at a bound at {_levels(labels, unknown)} (no esd): counted "
+                          "with that area, without uncertainty.")
+        weak = ~negative & ~(area[:, j] > DETECTION_SIGMAS * se[:, j])
+        if weak.any():
+            warned.append(f"{name} is below the noise ({DETECTION_SIGMAS:g} esd of its area) at {_levels(labels, weak)}.")
+    return failed, warned
 
 
 def level_labels(dim: str, levels, units: str = "") -> list[str]:

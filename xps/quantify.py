@@ -43,7 +43,7 @@ from doptrace.core.quality import set_quality
 from . import backgrounds as bgs
 from .errors import XPSError
 from .imfp import TPP2M, KEPower, parse_imfp
-from .quality import DETECTION_SIGMAS, IMPOSSIBLE_SIGMAS, level_labels, quant_quality
+from .quality import DETECTION_SIGMAS, level_labels, peak_quality, quant_quality
 from .rsf import RSFTable, line_key, load_table, orbital_key
 from .series import _norm, region_levels
 
@@ -430,21 +430,8 @@ def quantify(blocks: list[xr.DataArray], regions=(), table: str = "scofield", ke
     if left_out:
         warnings.append(f"Not quantified at {', '.join(all_labels[i] for i in left_out)}: a fit does not cover "
                         "those levels.")
-    # peaks: a negative area beyond IMPOSSIBLE_SIGMAS esd cannot be; a peak below the noise is named
-    for j, p in enumerate(peaks):
-        alone = sum(q.element == p.element for q in peaks) == 1  # then the element's own rule names it
-        negative = area[:, j] < -IMPOSSIBLE_SIGMAS * area_se[:, j]
-        if negative.any() and not alone:
-            failed.append(f"{p.name} has a negative area beyond {IMPOSSIBLE_SIGMAS:g} esd at "
-                          f"{', '.join(labels[i] for i in np.nonzero(negative)[0])}: physically impossible.")
-        if unknown[:, j].any():
-            warnings.append(f"{p.name}: its fitted area sits at a bound at "
-                            f"{', '.join(labels[i] for i in np.nonzero(unknown[:, j])[0])} (no esd): counted "
-                            "with that area, without uncertainty.")
-        weak = ~negative & ~(area[:, j] > DETECTION_SIGMAS * area_se[:, j])
-        if weak.any() and not alone:
-            warnings.append(f"{p.name} is below the noise ({DETECTION_SIGMAS:g} esd of its area) at "
-                            f"{', '.join(labels[i] for i in np.nonzero(weak)[0])}.")
+    more_failed, more_warnings = peak_quality(peak_names, [p.element for p in peaks], area, area_se, labels)
+    failed, warnings = failed + more_failed, warnings + more_warnings
     ds["peak_detected"] = (pl, (peak_pct > DETECTION_SIGMAS * peak_se).astype("i1"),
                            {"units": "1", "long_name": f"1 where the peak's share exceeds {DETECTION_SIGMAS:g} esd"})
     ds["detected"] = ((dim, "element"), detected.astype("i1"),
