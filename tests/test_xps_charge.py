@@ -149,3 +149,30 @@ def test_adapter_refuses_two_charge_corrections(series):
 
     with pytest.raises(XPSError, match="one charge correction"):
         analyse({"file": series, "model": EXAMPLES / "b1s.toml", "shift": 0.2, "charge_ref": "C 1s=284.8"})
+
+
+def test_fermi_edge_on_a_spectrum_without_one_is_not_trusted(tmp_path):
+    """A 'valence band' that is a flat background with one broad peak and no step: either no edge is
+    found (error naming the block) or the reference is marked failed ("no Fermi edge found": the
+    step is not 3 esd above zero or the broadening runs to its bound), never a silent shift."""
+    from doptrace.xps.formats._spectrum import make_spectrum
+    from doptrace.xps.formats.vamas import write
+    from doptrace.xps.simulate import spectrum
+
+    x = np.round(np.arange(-3.0, 9.0, 0.05), 6)
+    rng = np.random.default_rng(3)
+    blocks = []
+    for i, region in enumerate(("O 1s", "Valence")):
+        grid = x + (530.0 if region == "O 1s" else 0.0)
+        y = spectrum(grid, [(5000.0, grid.mean(), 3.0, "GL(30)")], 200.0, 0.0)
+        blocks.append(make_spectrum("f.vms", grid, rng.poisson(y).astype(float), abscissa="binding energy",
+                                    excitation_energy=1486.6, region=region, block_index=i, etch_time=0.0))
+    write(tmp_path / "f.vms", blocks)
+    blocks = xps.read(tmp_path / "f.vms")
+    chosen, _, _, _ = region_levels(blocks, "O 1s")
+    try:
+        record = reference_shifts(blocks, chosen, fermi_reference("Valence"), where="f.vms")
+    except XPSError as err:
+        assert "f.vms" in str(err)
+    else:
+        assert any("no Fermi edge found" in f for f in record["failed"]), record

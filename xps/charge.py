@@ -224,13 +224,23 @@ def measure(blocks, chosen, ref: ChargeReference, fitted_model=None, where: str 
         here = f"{where}: block {b.attrs.get('block_index')} ({b.attrs.get('region', '')})"
         if ref.kind == "fermi":
             mu, esd, _, result = fermi_edge(b, ref.temperature, here)
-            cache[i] = (mu, esd, not result.success)
+            p, h, w = result.params["mu"], result.params["height"], result.params["fwhm"]
+            at_bound = min(abs(p.value - p.min), abs(p.max - p.value)) < 1e-3
+            # no edge: the step's height is not 3 esd above zero, or the broadening runs to its bound
+            no_step = not (h.stderr is not None and np.isfinite(h.stderr) and h.value > 3 * h.stderr)
+            wide = abs(w.value - w.max) < 1e-3
+            if no_step or wide:
+                failed.append(f"{here}: no Fermi edge found near {mu:.2f} eV (step height "
+                              f"{h.value:.3g} ± {h.stderr if h.stderr is not None else float('nan'):.2g}, "
+                              f"Gaussian FWHM {w.value:.2f} eV{' at its bound' if wide else ''}).")
+            cache[i] = (mu, esd, not result.success or at_bound)  # an edge held by its bound was not found
         else:
             cache[i] = _peak_position(b, here)
     position = np.array([cache[i][0] for i in idx])
     esd = np.array([cache[i][1] for i in idx])
     if any(cache[i][2] for i in idx):
-        failed.append(f"The charge reference fit ({ref.describe()}) did not converge at some level.")
+        failed.append(f"The charge reference fit ({ref.describe()}) did not converge, or its position sits at a "
+                      "bound, at some level.")
     if not np.all(np.isfinite(esd)):
         warnings.append(f"The charge reference position ({ref.describe()}) has no esd at some level.")
     return position, esd, failed, warnings
