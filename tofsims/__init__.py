@@ -2,7 +2,9 @@
 
 ``read(path)`` -> ``counts`` (fragment, scan, y, x) -> ``sputter_to_depth`` / ``dead_time_correct``
 -> ``fragment_maps``, ``depth_profile`` -> ``uniformity_test``, ``colocalization``,
-``compare.compare``. ``calibrate`` fits the mass scale of a spectrum. ``simulate.write_ita`` writes an ITA
+``compare.compare``. ``calibrate`` fits the mass scale of a spectrum, ``peaks.peak_search`` finds and
+assigns its peaks; ``mva.mva`` is PCA/NMF with Poisson scaling; ``intervals`` reads custom mass
+intervals. ``simulate.write_ita`` writes an ITA
 file with known truth.
 
 >>> from doptrace import tofsims
@@ -30,5 +32,8 @@ __all__ = ["ToFSIMSError", "read", "calibrate", "channel_to_mass", "mass_to_chan
            "coloc", "compare", "maps", "processing", "profiles", "volume"]
 from . import pipeline  # noqa: E402  the whole per-file pipeline (read, corrections, every result)
 from .plot import plot_coloc, plot_compare, plot_maps, plot_profile, plot_projections  # noqa: E402  figures
+from . import intervals, mva, peaks  # noqa: E402  custom mass intervals, PCA/NMF, peak search
+from .plot_mva import plot_mva  # noqa: E402
 
-__all__ += ["pipeline", "plot_coloc", "plot_compare", "plot_maps", "plot_profile", "plot_projections"]
+__all__ += ["pipeline", "plot_coloc", "plot_compare", "plot_maps", "plot_profile", "plot_projections",
+            "intervals", "mva", "peaks", "plot_mva"]
