@@ -81,7 +81,8 @@ def _fit(path: Path, model=None, casa: bool = False, region=None, shift=None, c1
 
 def _quantify(path: Path, regions, fits=(), table="scofield", ke_exponent=None, imfp=None, lines=None,
               charge_ref=None, fermi_edge=None, shift=None, c1s: bool = False):
-    """Quantify a file's regions and fitted components; a charge reference moves the region windows."""
+    """Quantify a file's regions and fitted components; a charge correction moves the regions' BE windows
+    (whole regions and fitted components do not depend on it, so it is measured only when a window is given)."""
     from doptrace import xps
     from doptrace.xps.charge import annotate, reference_shifts
     from doptrace.xps.quantify import parse_region, quantify
@@ -91,7 +92,7 @@ def _quantify(path: Path, regions, fits=(), table="scofield", ke_exponent=None, 
     reference = _charge_reference(path, charge_ref, fermi_edge, shift, c1s)
     record, shifts = None, shift
     windows = [r for r in regions if parse_region(r, str(path))[1] is not None]
-    if (reference is not None or c1s) and regions:
+    if (reference is not None or c1s) and windows:  # only BE windows depend on the charge correction
         from doptrace.xps.quantify import _region_name
 
         chosen, _, _, _ = region_levels(blocks, _region_name(blocks, parse_region(regions[0], str(path))[0]), str(path))
