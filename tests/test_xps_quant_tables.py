@@ -293,3 +293,18 @@ def test_real_mo3d_components_without_s2s(shared):
     expected = (comp["area"] / (k.factor("Mo 3d") * comp["transmission"])).sum("peak").values
     total = q["corrected_area"].values @ (q["peak_element"].values == "Mo")
     assert np.allclose(total, expected, rtol=1e-12)
+
+
+def test_real_file_with_uv_blocks_uses_the_xray_source(shared):
+    """single_sample.vms (Kratos ESCApe) holds He I UPS blocks (21.22 eV) beside its Al Ka regions:
+    the table's source is taken from the quantified regions only (Al Ka). I 3d / Pb 4f with Scofield
+    factors and KE^0.6 give I/Pb = 3.08, the 3:1 of a lead-iodide perovskite the file's regions
+    (I 3d, Pb 4f, N 1s, C 1s) point to (the sample is not documented: a plausibility check, 10 %)."""
+    blocks = xps.read(shared("xps/cheminfo-vamas/single_sample.vms"))
+    assert {round(float(b.attrs["excitation_energy"]), 2) for b in blocks} == {1486.69, 21.22}
+    q = quantify(blocks, ["I 3d", "Pb 4f"], source="single_sample.vms")
+    assert q.attrs["rsf_excitation"] == "Al Ka" and q.attrs["quality"] == "ok"
+    i, pb = q["atomic_percent"].values[0]
+    assert i / pb == pytest.approx(3.0, rel=0.1)
+    with pytest.raises(XPSError, match=r"different photon energies \(21.2, 1486.7 eV\)"):
+        quantify(blocks, ["I 3d", "HeI VBM"], source="single_sample.vms")

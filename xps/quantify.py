@@ -326,8 +326,16 @@ def quantify(blocks: list[xr.DataArray], regions=(), table: str = "scofield", ke
     for b in blocks:  # AES blocks first: "no RSF for 'C KLL'" would hide the real reason
         if _norm(b.attrs.get("region", "")) in {_norm(_region_name(blocks, n)) for n in names}:
             require_binding_energy(b, "XPS quantification")
-    hvs = {float(b.attrs.get("excitation_energy", math.nan)) for b in blocks if "binding_energy" in b.dims}
-    hv = next(iter(sorted(hvs)), math.nan)
+    # the photon energy of the quantified regions only (a file may hold He I UPS blocks beside them)
+    used = {_norm(_region_name(blocks, n)) for n in names}
+    used |= {_norm(_region_name(blocks, str(f.attrs.get("region", "")))) for f in fits}
+    hvs = {round(float(b.attrs.get("excitation_energy", math.nan)), 1) for b in blocks
+           if "binding_energy" in b.dims and _norm(b.attrs.get("region", "")) in used}
+    finite = sorted(h for h in hvs if math.isfinite(h))
+    if len(finite) > 1 and max(finite) - min(finite) > 1.5:
+        raise XPSError(f"{source}: the quantified regions were measured at different photon energies "
+                       f"({', '.join(f'{h:g}' for h in finite)} eV): quantify each source on its own")
+    hv = finite[0] if finite else math.nan
     rsf = load_table(table, hv, source)
     model = _imfp_model(rsf, imfp, ke_exponent, source)
     level_info = []
