@@ -2,6 +2,7 @@
 
     python benchmarks/bench_xps.py              # 50-level series + 64x64 map
     python benchmarks/bench_xps.py --map 32     # quicker
+    python benchmarks/bench_xps.py --process    # whole processes on a 2000-level series (issue 14)
 
 Model: 3-component B 1s (B-O-B 192.0, TM-O-B 191.1, B2O3 193.3 eV, GL(30), one shared FWHM) on a
 Shirley background computed from the data, Poisson weights, 111 points per spectrum.
@@ -17,6 +18,15 @@ finite-difference step at the exact middle and would not move such a parameter.
 
 Targets: >= 300 spectra/s and >= 10x the lmfit loop. The answers are checked to agree (TM-O-B
 share within 0.05 stderr of lmfit's on the subset) before the timings count.
+
+``--process`` times whole processes as a user meets them (start-up, reading, fitting, writing):
+``doptrace xps fit SERIES.vms --model M.toml --out R.nc`` against ``benchmarks/xps_lmfit_loop.py``
+(a plain per-spectrum lmfit loop, static Shirley, two GL(30), each level from the previous
+one's result) in both its forms, ``lmfit.Model.fit`` and ``lmfit.minimize`` (the faster, i.e.
+the best plain lmfit use), on a simulated 2000-level In 3d series (161 points a spectrum). Each
+command runs ``--repeat`` times and its best wall time counts (the machine is shared). The areas
+are checked to agree (median |difference| below 0.1 of the areas' esd) before the ratio is
+printed. Target: >= 5x the faster lmfit loop.
 """
 
 from __future__ import annotations
@@ -59,12 +69,107 @@ def spectra(n: int, seed: int):
     return x, out
 
 
+PROCESS_MODEL = """
+region = "In 3d"
+window = [440.0, 456.0]
+background = { shirley = "static", average = 3 }
+[[component]]
+name = "A"
+shape = "GL(30)"
+center = [446.1, 445.0, 447.0]
+fwhm = [1.3, 0.5, 3.0]
+[[component]]
+name = "B"
+shape = "GL(30)"
+center = [447.4, 446.8, 448.5]
+fwhm = [1.5, 0.5, 3.0]
+"""
+
+
+def write_series(path, levels: int, seed: int = 3):
+    """A VAMAS etch series of ``levels`` In 3d spectra: two GL(30) peaks (446.0 / 447.5 eV) whose
+    share changes with depth, on a Shirley-type step, Poisson noise."""
+    from doptrace.xps.formats._spectrum import make_spectrum
+    from doptrace.xps.formats.vamas import write
+    from doptrace.xps.simulate import spectrum
+
+    rng = np.random.default_rng(seed)
+    x = np.round(np.arange(440.0, 456.0 + 1e-9, 0.1), 6)
+    blocks = []
+    for i in range(levels):
+        s = 0.2 + 0.3 * i / max(levels - 1, 1)
+        comps = [((1 - s) * 20000, 446.0, 1.4, "GL(30)"), (s * 20000, 447.5, 1.6, "GL(30)")]
+        counts = rng.poisson(np.clip(spectrum(x, comps, 800.0, 0.05), 0, None)).astype(float)
+        blocks.append(make_spectrum(str(path), x, counts, abscissa="binding energy", excitation_energy=1486.6,
+                                    region="In 3d", sample="bench", block_index=i, pass_energy=20.0,
+                                    dwell_time=0.2, scans=5, etch_time=float(i),
+                                    experimental_variables={"Etch Time": float(i)}))
+    write(path, blocks, sample="bench")
+
+
+def _best_time(command, repeat: int) -> float:
+    import subprocess
+
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def process_benchmark(levels: int, repeat: int) -> None:
+    """Whole-process timing of ``doptrace xps fit`` against the plain lmfit loops (module docstring)."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import xarray as xr
+
+    here = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        series, model = tmp / "series.vms", tmp / "model.toml"
+        write_series(series, levels)
+        model.write_text(PROCESS_MODEL)
+        ours = [sys.executable, "-m", "doptrace", "xps", "fit", str(series), "--model", str(model),
+                "--out", str(tmp / "fit.nc")]
+        t_ours = _best_time(ours, repeat)
+        loop = [sys.executable, str(here / "xps_lmfit_loop.py"), str(series)]
+        t_model = _best_time(loop + [str(tmp / "model.csv")], repeat)
+        t_min = _best_time(loop + [str(tmp / "minimize.csv"), "--minimize"], repeat)
+        with xr.open_dataset(tmp / "fit.nc") as ds:
+            area, err = ds["area"].values, ds["area_stderr"].values
+        for name in ("model.csv", "minimize.csv"):
+            ref = np.loadtxt(tmp / name, delimiter=",")
+            diff = np.abs(area - ref[:, [1, 4]]) / err
+            print(f"areas vs {name[:-4]:8s} loop: median |difference| {np.median(diff):.3f} esd, "
+                  f"95th percentile {np.percentile(diff, 95):.3f} esd; loop median evaluations "
+                  f"{np.median(ref[:, -1]):.0f}")
+            if np.median(diff) > 0.1:
+                print("WARNING: the answers differ; the timings do not compare like with like")
+    best = min(t_model, t_min)
+    print(f"{levels} levels, whole processes (best of {repeat}):")
+    print(f"  doptrace xps fit      : {t_ours:6.2f} s")
+    print(f"  lmfit.Model.fit loop  : {t_model:6.2f} s  ({t_model / t_ours:4.1f}x)")
+    print(f"  lmfit.minimize loop   : {t_min:6.2f} s  ({t_min / t_ours:4.1f}x)")
+    print(f"ratio to the best plain lmfit loop: {best / t_ours:.1f}x (target >= 5x):",
+          "met" if best / t_ours >= 5 else "NOT met")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--process", action="store_true",
+                        help="time whole processes on a large series against the plain lmfit loops")
+    parser.add_argument("--process-levels", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per command with --process (best counts)")
     parser.add_argument("--levels", type=int, default=50)
     parser.add_argument("--map", type=int, default=64, help="map side (map has side^2 spectra)")
     parser.add_argument("--lmfit-subset", type=int, default=20)
     args = parser.parse_args()
+    if args.process:
+        process_benchmark(args.process_levels, args.repeat)
+        return
 
     from doptrace.xps.fit import fit_lmfit, fit_series, fit_spectra, poisson_sigma
     from doptrace.xps.model import compile_model, parse_model

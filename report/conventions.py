@@ -105,9 +105,14 @@ def to_storable(ds: xr.Dataset) -> xr.Dataset:
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to NetCDF-4 (h5netcdf) atomically."""
+    """Write ``ds`` to NetCDF-4 atomically (the netCDF4 library when installed, else h5netcdf).
+
+    The NetCDF C library writes a 2000-level XPS fit in 0.02 s where h5netcdf needs 0.09 s plus
+    0.2-0.3 s to import h5py and h5netcdf, which a one-file CLI run pays in full; both write the
+    same NetCDF-4/HDF5 file and each engine reads the other's.
+    """
     storable = to_storable(ds)
-    return atomic_write(path, lambda p: storable.to_netcdf(p, engine="h5netcdf"))
+    return atomic_write(path, lambda p: storable.to_netcdf(p, engine=_READ_ENGINE))
 
 
 def _read_engine() -> str:

@@ -15,10 +15,10 @@ one of these functions with its shape constants bound.
 from __future__ import annotations
 
 import functools
+import math
 import re
 
 import numpy as np
-from scipy import optimize, signal, special
 
 from .errors import XPSError
 
@@ -48,6 +48,24 @@ def lorentzian(x, center, fwhm):
     return 2.0 / (np.pi * fwhm) / (1.0 + 4.0 * t * t)
 
 
+def _half_max_root(a: float, b: float) -> float:
+    """The root in [0, 1] of ``a s + ln(1 + b s) = ln 2`` (increasing in s; a, b >= 0).
+
+    Bisection to machine precision, written out rather than ``scipy.optimize.brentq`` so that
+    importing the line shapes does not import scipy.optimize (0.25 s of every CLI start-up).
+    """
+    lo, hi = 0.0, 1.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if a * mid + math.log1p(b * mid) - LN2 < 0:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
 @functools.lru_cache(maxsize=256)
 def _gl_constants(m: float) -> tuple[float, float]:
     """(width scale, area) of the unit GL product so that its true FWHM is 1.
@@ -56,9 +74,13 @@ def _gl_constants(m: float) -> tuple[float, float]:
     ``4 ln2 (1-m) s + ln(1 + 4 m s) = ln 2`` (``s = t^2``); that root is found once per m.
     Its area is ``pi / sqrt(b) * erfcx(sqrt(a / b))`` with ``a = 4 ln2 (1-m)``, ``b = 4 m``.
     """
+    # scipy imported here, not at module level: its submodules cost ~0.5 s at start-up (the CLI's
+    # import budget, benchmarks/bench_xps.py); each function imports only what it uses
+    from scipy import special
+
     if m <= 0:
         return 1.0, float(np.sqrt(np.pi / (4 * LN2)))
-    s = optimize.brentq(lambda s: 4 * LN2 * (1 - m) * s + np.log1p(4 * m * s) - LN2, 0.0, 1.0, xtol=1e-15)
+    s = _half_max_root(4 * LN2 * (1 - m), 4 * m)
     half_width = np.sqrt(s)  # at unit raw F
     scale = 2 * half_width  # raw F per unit of true FWHM
     a, b = 4 * LN2 * (1 - m), 4 * m
@@ -117,6 +139,10 @@ def voigt(x, center, fwhm, lorentz_share=0.3):
     with Lorentzian FWHM ``2 gamma = lorentz_share * fwhm`` and sigma chosen so the total FWHM
     is ``fwhm`` (Olivero-Longbothum relation, good to 0.02 %).
     """
+    from scipy import special
+
+    from scipy import special
+
     sigma, gamma = _voigt_widths(fwhm, lorentz_share)
     return special.voigt_profile(np.asarray(x) - center, sigma, gamma)
 
@@ -137,6 +163,8 @@ def _gauss_kernel(t, fwhm):
 
 def _unit_table(raw: np.ndarray, t: np.ndarray, gauss_fwhm: float):
     if gauss_fwhm > 0:
+        from scipy import signal
+
         kernel = _gauss_kernel(t, gauss_fwhm)
         raw = signal.fftconvolve(raw, kernel / kernel.sum(), mode="same")
     peak = raw.max()

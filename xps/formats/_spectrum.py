@@ -149,6 +149,7 @@ def make_spectrum(
     technique: str = "XPS",
     notes: list[str] | None = None,
     irregular: bool = False,
+    shared_coords: dict | None = None,
 ) -> xr.DataArray:
     """One spectrum as ``DataArray(dims=("binding_energy",))`` following the ``xps.read`` contract.
 
@@ -168,6 +169,10 @@ def make_spectrum(
     irregular : bool
         The file declares an irregular abscissa (VAMAS IRREGULAR): repeated or unordered energies
         are kept (noted) instead of refused.
+    shared_coords : dict, optional
+        A dict the caller keeps across the blocks of one file: blocks on the same energy grid (and
+        without a transmission) then share one prebuilt coordinate object, which halves the cost
+        of building thousands of DataArrays (a 2000-level etch series).
 
     Examples
     --------
@@ -211,7 +216,8 @@ def make_spectrum(
         i = int(np.argmax(steps <= 0 if rising else steps >= 0))
         raise XPSError(f"{where}: energy not strictly monotonic at point {i + 2} ({energy[i]:g} then "
                        f"{energy[i + 1]:g} eV): repeated or out-of-order rows")
-    repeated = binding.size - np.unique(binding).size
+    # strictly monotonic grids (checked above unless irregular) hold no repeated values
+    repeated = binding.size - np.unique(binding).size if irregular else 0
     if repeated:
         notes.append(f"{repeated} repeated abscissa value(s) kept in file order")
     dwell = known(dwell_time)
@@ -272,6 +278,13 @@ def make_spectrum(
         attrs.update(extra_attrs)
     attrs["notes"] = "; ".join(dict.fromkeys([*([attrs["notes"]] if attrs.get("notes") else []), *notes]))
     # xr.Variable objects, not (dims, data, attrs) tuples: xarray deep-copies tuples (5x slower).
+    if shared_coords is not None and transmission is None:
+        key = (axis, binding.tobytes())
+        coords = shared_coords.get(key)
+        if coords is None:
+            coords = shared_coords[key] = xr.Coordinates(
+                {axis: xr.IndexVariable((axis,), binding, {"units": "eV", "long_name": axis.replace("_", " ")})})
+        return xr.DataArray(values, dims=(axis,), coords=coords, attrs=attrs, name="intensity")
     coords = {axis: xr.Variable((axis,), binding, {"units": "eV", "long_name": axis.replace("_", " ")})}
     if transmission is not None:
         if transmission.shape != binding.shape or not np.all(np.isfinite(transmission)):

@@ -408,7 +408,8 @@ def _number_or_text(value: str):
     return known(value)
 
 
-def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int) -> xr.DataArray:
+def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int,
+                       shared_coords: dict | None = None) -> xr.DataArray:
     ordinates = block["ordinates"]
     corresponding = list(block["corresponding"])
     where = f"{source}: block {index}"
@@ -503,6 +504,7 @@ def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int) 
         technique=technique,
         notes=notes,
         irregular=head.scan_mode == "IRREGULAR",
+        shared_coords=shared_coords,
     )
 
 
@@ -578,11 +580,12 @@ def read(path: str | os.PathLike, *, progress: bool = False) -> list[xr.DataArra
         from tqdm.auto import tqdm
 
         indices = tqdm(indices, desc=f"reading {Path(source).name}", unit="block")
+    shared: dict = {}  # one energy coordinate per distinct grid (see make_spectrum)
     for index in indices:
         block = _parse_block(cur, head, first, index)
         if first is None:
             first = block
-        blocks.append(_block_to_spectrum(source, head, block, index))
+        blocks.append(_block_to_spectrum(source, head, block, index, shared))
     end = cur.text("the 'end of experiment' line") if cur.pos < len(lines) else ""
     if end and end.lower() != "end of experiment":
         raise cur.fail(f"expected 'end of experiment' after {head.n_blocks} blocks, found {end[:40]!r}", cur.pos - 1)
