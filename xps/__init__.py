@@ -25,6 +25,6 @@ __all__ = ["read", "stack_series", "load_model", "parse_model", "from_casa", "co
            "fit_spectra", "fit_series", "fit_lmfit", "FitResult", "fit_region", "fit_casa", "quantify",
            "load_rsf_table", "simulate_series", "simulate_composition", "parse_charge_ref", "fermi_reference",
            "fit_region_referenced"]
-from .plot import plot_fit, plot_fractions  # noqa: E402  figures (matplotlib imported when drawing)
+from .plot import plot_fit, plot_fractions, plot_gallery  # noqa: E402  figures (matplotlib imported when drawing)
 
-__all__ += ["plot_fit", "plot_fractions"]
+__all__ += ["plot_fit", "plot_fractions", "plot_gallery"]

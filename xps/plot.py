@@ -1,4 +1,5 @@
-"""Figures of XPS results: one level's fit, and a component's share across etch depth.
+"""Figures of XPS results: one level's fit with its residual, a gallery of every level, and a
+component's share across etch depth.
 
 Each function takes result Datasets and returns a :class:`matplotlib.figure.Figure` built without
 pyplot (no global figure registry, no GUI backend), so it can be saved with ``fig.savefig`` or
@@ -30,8 +31,31 @@ def level_label(ds, i: int) -> str:
     return f"{dim} {value:g}" + ("" if units == "1" else f" {units}")
 
 
+def _draw_level(ax, res_ax, ds, level: int, legend: bool = True, markersize: float = 3.0) -> None:
+    """Data, background, components and envelope of one level on ``ax``; data - envelope on ``res_ax``."""
+    dim = ds.attrs.get("level_dim", "etch_time")
+    one = ds.isel({dim: level})
+    x = np.asarray(one["binding_energy"].values, float)
+    data = np.asarray(one["data"].values, float)
+    envelope = np.asarray(one["envelope"].values, float)
+    ax.plot(x, data, ".", ms=markersize, color="k", label="data")
+    background = np.asarray(one["background"].values, float)
+    ax.plot(x, background, "--", color="0.5", label="background")
+    for name in ds["component"].values:
+        curve = np.asarray(one["component_curve"].sel(component=name).values, float)
+        ax.fill_between(x, background, background + curve, alpha=0.35, label=str(name))
+    ax.plot(x, envelope, "-", color="crimson", lw=1.2, label="envelope")
+    ax.set_xlim(np.nanmax(x), np.nanmin(x))
+    ax.tick_params(labelbottom=False)
+    res_ax.axhline(0.0, color="0.5", lw=0.8)
+    res_ax.plot(x, data - envelope, "-", color="k", lw=0.8)
+    res_ax.set_xlim(np.nanmax(x), np.nanmin(x))
+    if legend:
+        ax.legend(fontsize=7)
+
+
 def plot_fit(ds, level: int = 0, title: str = ""):
-    """Data, background, components and envelope of one level of a fit.
+    """Data, background, components and envelope of one level of a fit, residual panel beneath.
 
     Parameters
     ----------
@@ -45,26 +69,85 @@ def plot_fit(ds, level: int = 0, title: str = ""):
     Returns
     -------
     matplotlib.figure.Figure
-        Binding energy decreasing to the right, as XPS spectra are read.
+        Two axes sharing the binding-energy axis (decreasing to the right, as XPS spectra are
+        read): the fit, and below it the residual data - envelope in the data's units.
     """
+    from matplotlib.figure import Figure
+
     dim = ds.attrs.get("level_dim", "etch_time")
-    one = ds.isel({dim: level})
-    x = np.asarray(one["binding_energy"].values, float)
     units = ds["data"].attrs.get("units", "counts/s")
-    fig, ax = _figure(6.4, 4.2)
-    ax.plot(x, one["data"].values, ".", ms=3, color="k", label="data")
-    background = np.asarray(one["background"].values, float)
-    ax.plot(x, background, "--", color="0.5", label="background")
-    for name in ds["component"].values:
-        curve = np.asarray(one["component_curve"].sel(component=name).values, float)
-        ax.fill_between(x, background, background + curve, alpha=0.35, label=str(name))
-    ax.plot(x, one["envelope"].values, "-", color="crimson", lw=1.2, label="envelope")
-    ax.set_xlim(np.nanmax(x), np.nanmin(x))
-    ax.set_xlabel("binding energy (eV)")
+    fig = Figure(figsize=(6.4, 5.0), layout="constrained")
+    ax, res_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    _draw_level(ax, res_ax, ds, level)
     ax.set_ylabel(f"intensity ({units})")
+    res_ax.set_xlabel("binding energy (eV)")
+    res_ax.set_ylabel("residual")
+    one = ds.isel({dim: level})
     ax.set_title(title or f"{ds.attrs.get('region', '')}, {level_label(ds, level)}, "
                           f"reduced chi2 {float(one['redchi']):.2f}")
-    ax.legend(fontsize=7)
+    return fig
+
+
+#: most levels a gallery draws; a longer series is shown at evenly spaced levels (the title says so)
+GALLERY_MAX = 48
+
+
+def gallery_levels(ds, max_panels: int = GALLERY_MAX) -> list[int]:
+    """Indices of the levels :func:`plot_gallery` draws: all, or ``max_panels`` evenly spaced
+    (always the first and the last) when the series is longer."""
+    n = ds.sizes[ds.attrs.get("level_dim", "etch_time")]
+    if n <= max_panels:
+        return list(range(n))
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, max_panels)})
+
+
+def plot_gallery(ds, columns: int = 4, max_panels: int = GALLERY_MAX, title: str = ""):
+    """Every level of a fit in a grid: one panel per level, each a fit above its residual.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A fit result (:func:`doptrace.xps.fit_region`, :func:`doptrace.xps.fit_casa`).
+    columns : int
+        Panels per row.
+    max_panels : int
+        At most this many levels are drawn (evenly spaced, first and last included,
+        :func:`gallery_levels`); the figure title then says how many of how many.
+    title : str
+        Figure title; default: region and number of levels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One sub-figure per level drawn (``fig.subfigs``), each with two axes (fit, residual).
+    """
+    from matplotlib.figure import Figure
+
+    dim = ds.attrs.get("level_dim", "etch_time")
+    chosen = gallery_levels(ds, max_panels)
+    n = len(chosen)
+    columns = max(1, min(columns, n))
+    rows = -(-n // columns)
+    fig = Figure(figsize=(3.2 * columns, 2.8 * rows + 0.4), layout="constrained")
+    panels = fig.subfigures(rows, columns, squeeze=False).ravel()
+    for k, panel in enumerate(panels):
+        if k >= n:
+            panel.set_visible(False)
+            continue
+        level = chosen[k]
+        ax, res_ax = panel.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        _draw_level(ax, res_ax, ds, level, legend=k == 0, markersize=1.5)
+        ax.set_title(f"{level_label(ds, level)}, chi2 {float(ds['redchi'].values[level]):.2f}", fontsize=8)
+        ax.tick_params(labelsize=6)
+        res_ax.tick_params(labelsize=6)
+        if k >= n - columns:
+            res_ax.set_xlabel("binding energy (eV)", fontsize=7)
+    total = ds.sizes[dim]
+    shown = f"{n} of {total} levels (evenly spaced)" if n < total else f"{total} level(s)"
+    fig.suptitle(title or f"{ds.attrs.get('region', '')} fit, {shown}; residual (data - envelope) under each",
+                 fontsize=10)
+    # the panels that were really drawn, for callers and tests
+    fig.doptrace_levels = chosen
     return fig
 
 

@@ -329,6 +329,9 @@ def result_dataset(results: list[FitResult], model: Model, dim: str, levels, lev
         "component": ("component", components),
         "shape": ("component", [c.shape for c in model.components]),
         "component_group": ("component", [c.group for c in model.components]),
+        # the file's block each level was fitted from (xps.casa_export writes the fit back onto it)
+        "block_index": (dim, np.array([int(b.attrs.get("block_index", -1)) for b in chosen], dtype=int),
+                        {"units": "1"}),
     })
     for k, unit in (("area", area_units), ("center", "eV"), ("fwhm", "eV")):
         v = np.concatenate([a for a, _ in values[k]])

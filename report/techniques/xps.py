@@ -59,12 +59,19 @@ def _charge_reference(path, charge_ref=None, fermi_edge=None, shift=None, c1s: b
 def _fit(path: Path, model=None, casa: bool = False, region=None, shift=None, c1s: bool = False,
          charge_ref=None, fermi_edge=None):
     from doptrace import xps
+
+    return _fit_blocks(xps.read(path), path, model, casa, region, shift, c1s, charge_ref, fermi_edge)
+
+
+def _fit_blocks(blocks, path: Path, model=None, casa: bool = False, region=None, shift=None, c1s: bool = False,
+                charge_ref=None, fermi_edge=None):
+    """Fit the blocks read from ``path`` (a model file, or the CasaXPS model they hold) with one charge correction."""
+    from doptrace import xps
     from doptrace.xps.charge import fit_region_referenced
     from doptrace.xps.errors import XPSError
     from doptrace.xps.series import fit_casa, fit_region
 
     reference = _charge_reference(path, charge_ref, fermi_edge, shift, c1s)
-    blocks = xps.read(path)
     if casa:
         if reference is not None or shift is not None or c1s:
             raise XPSError(f"{path}: a CasaXPS refit uses CasaXPS's own calibration; no charge correction with --casa")
@@ -316,7 +323,7 @@ def section(analyses) -> list:
     import numpy as np
 
     from doptrace.report.html import Plot, Text
-    from doptrace.xps.plot import plot_fit, plot_fractions
+    from doptrace.xps.plot import gallery_levels, plot_fractions, plot_gallery
     from doptrace.xps.series import headline_component
 
     blocks = []
@@ -337,7 +344,11 @@ def section(analyses) -> list:
                                f"charge shift {np.nanmean(ds['charge_shift'].values):+.2f} eV (mean)"
                                + (f", charge reference {ds.attrs['charge_reference']}"
                                   if ds.attrs.get("charge_reference", "none") != "none" else "") + "."))
-            blocks.append(Plot(plot_fit, (ds, 0), f"{a.sample}: fit of the first level."))
+            dim = ds.attrs.get("level_dim", "etch_time")
+            shown, total = len(gallery_levels(ds)), ds.sizes[dim]
+            blocks.append(Plot(plot_gallery, (ds,), f"{a.sample}: fit of every level" if shown == total else
+                               f"{a.sample}: fits of {shown} of the {total} levels (evenly spaced)"
+                               "; residual (data - envelope) under each."))
             blocks.append(_table(ds))
         if "quant" in a.results:
             blocks.append(_quant_table(a.results["quant"]))
@@ -371,22 +382,33 @@ def demo_depth(entries: list[dict]) -> dict:
 
 
 # ----------------------------------------------------------------------------- CLI
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
+
+
 def register_cli(subparsers) -> None:
+    from ..batch import add_inputs
+
     parser = subparsers.add_parser("xps", help="XPS: inspect, fit and quantify instrument files")
     sub = parser.add_subparsers(dest="xps_command", required=True)
 
-    info = sub.add_parser("info", help="blocks, regions, etch levels and CasaXPS models of a file")
-    info.add_argument("file")
+    info = sub.add_parser("info", help="blocks, regions, etch levels and CasaXPS models of files")
+    info.add_argument("files", nargs="+", metavar="file", help="input file(s); glob patterns are expanded")
     info.set_defaults(handler=_cmd_info)
 
-    fit = sub.add_parser("fit", help="fit one region in every block (etch series) of a file")
-    fit.add_argument("file")
+    fit = sub.add_parser("fit", help="fit one region in every block (etch series) of each file")
+    add_inputs(fit)
     source = fit.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="model TOML file")
     source.add_argument("--casa", action="store_true", help="refit with the CasaXPS model stored in the file")
-    fit.add_argument("--out", required=True, help="result NetCDF file (.nc)")
-    fit.add_argument("--plot", help="figure of one level's fit (.png/.svg/.pdf)")
-    fit.add_argument("--plot-level", type=int, default=0, help="level shown by --plot (index, default 0)")
+    fit.add_argument("--out", help="result NetCDF file (.nc); {stem} = the input's name (default with "
+                                   "--out-dir: <stem>.nc)")
+    fit.add_argument("--table", help="components table per level (.csv or .xlsx): centre, FWHM, area, share, "
+                                     "each with its esd")
+    fit.add_argument("--vamas-out", help="VAMAS file (.vms) of the spectra with the fit as CasaXPS "
+                                         "'CASA region'/'CASA comp' lines, for CasaXPS")
+    fit.add_argument("--plot", help="figure (.png/.svg/.pdf): every level's fit with its residual "
+                                    "(a gallery), or one level with --plot-level")
+    fit.add_argument("--plot-level", type=int, help="draw only this level (index) in --plot")
     fit.add_argument("--region", help="region to fit (default: the model's)")
     _charge_options(fit)
     fit.add_argument("--strict", action="store_true",
@@ -394,17 +416,19 @@ def register_cli(subparsers) -> None:
     fit.set_defaults(handler=_cmd_fit)
 
     quant = sub.add_parser("quantify", help="atomic %% per etch level from region areas")
-    quant.add_argument("file")
+    add_inputs(quant)
     quant.add_argument("--regions", default="",
                        help='comma-separated regions, each NAME or NAME:LOW-HIGH (BE window, eV), e.g. '
                             '"B 1s,O 1s:526-536,Mo 3d5/2:226-231"')
     quant.add_argument("--fit", action="append", default=[], metavar="RESULT.nc",
-                       help="a fit result of this file (doptrace xps fit --out); its components are quantified "
-                            "(repeatable)")
+                       help="a fit result of this file (doptrace xps fit --out; {stem} = the input's name); its "
+                            "components are quantified (repeatable)")
     quant.add_argument("--line", action="append", default=[], metavar="COMPONENT=LINE",
                        help='RSF line of a fitted component other than its region\'s orbital, e.g. '
                             '"Mo3d5/2 MoS2=Mo 3d5/2", or "S 2s=-" to leave a component out (repeatable)')
-    quant.add_argument("--out", required=True, help="result NetCDF file (.nc)")
+    quant.add_argument("--out", help="result NetCDF file (.nc); {stem} = the input's name (default with "
+                                     "--out-dir: <stem>.nc)")
+    quant.add_argument("--table", help="atomic %% table per level (.csv or .xlsx), with esds")
     quant.add_argument("--rsf", default="scofield",
                        help="scofield (Scofield 1976 cross-sections; Al or Mg Ka from the file, or scofield-al / "
                             "scofield-mg), kratos (factors that include the IMFP: no KE correction) or a TOML "
@@ -431,14 +455,45 @@ def _charge_options(parser) -> None:
                         help="charge-correct so that the Fermi edge of this valence-band region sits at 0 eV")
 
 
+def _outputs(args, extra: dict):
+    """The multi-file output namer of a command, every output checked (names, suffixes) up front."""
+    from doptrace.core.table import TABLE_SUFFIXES
+    from doptrace.xps.errors import XPSError
+
+    from ..batch import Outputs, check_suffix
+
+    names = Outputs(args.files, args.out_dir, XPSError)
+    options = {"--out": (args.out, ".nc", True), "--table": (getattr(args, "table", None), ".csv", False), **extra}
+    names.check_all(options)
+    for source in names.inputs:
+        check_suffix(names.path(args.out, source, ".nc", "--out", True), NETCDF_SUFFIXES, "--out",
+                     "tables go to --table F.csv or F.xlsx", XPSError)
+        check_suffix(names.path(getattr(args, "table", None), source, ".csv", "--table"), TABLE_SUFFIXES,
+                     "--table", "", XPSError)
+        if "--vamas-out" in options:
+            check_suffix(names.path(args.vamas_out, source, ".vms", "--vamas-out"), (".vms", ".vamas"),
+                         "--vamas-out", "", XPSError)
+        if "--plot" in options and args.plot:
+            _check_plot_format(names.path(args.plot, source, ".png", "--plot"))
+    return names
+
+
 def _cmd_info(args) -> int:
+    from doptrace.xps.errors import XPSError
+
+    from ..batch import expand, run_each
+
+    return run_each(expand(args.files, XPSError), _info_one)
+
+
+def _info_one(path) -> int:
     import numpy as np
 
     from doptrace import xps
     from doptrace.xps.formats import casa
 
-    blocks = xps.read(args.file)
-    print(f"{args.file}: {len(blocks)} block(s)")
+    blocks = xps.read(path)
+    print(f"{path}: {len(blocks)} block(s)")
     regions: dict[str, list] = {}
     for b in blocks:
         regions.setdefault(str(b.attrs.get("region", "")), []).append(b)
@@ -461,36 +516,93 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_fit(args) -> int:
+    from ..batch import run_each
+
+    names = _outputs(args, {"--vamas-out": (args.vamas_out, ".vms", False), "--plot": (args.plot, ".png", False)})
+    return run_each(names.inputs, lambda path: _fit_one(args, names, path))
+
+
+def _fit_one(args, names, path: Path) -> int:
     import numpy as np
 
+    from doptrace import xps
     from doptrace.core.atomic import save_figure
-    from doptrace.report.conventions import check_result, write_netcdf
-    from doptrace.xps.plot import plot_fit
+    from doptrace.report.conventions import check_result, print_quality, write_netcdf
+    from doptrace.xps.plot import plot_fit, plot_gallery
 
-    if args.plot:
-        _check_plot_format(args.plot)  # before any output, so a bad --plot leaves no result file
-    ds = _fit(Path(args.file), args.model, args.casa, args.region, args.shift, args.c1s, args.charge_ref,
-              args.fermi_edge)
-    check_result(ds, args.out)
-    figure = None
-    if args.plot:
-        dim = ds.attrs.get("level_dim", "etch_time")
-        levels = ds.sizes[dim]
-        if not -levels <= args.plot_level < levels:
-            from doptrace.xps.errors import XPSError
-
-            raise XPSError(f"{args.file}: --plot-level {args.plot_level} is out of range "
-                           f"(the fit has {levels} level(s): 0..{levels - 1})")
-        figure = plot_fit(ds, args.plot_level % levels)
-    write_netcdf(ds, args.out)
-    if figure is not None:
-        save_figure(figure, args.plot)
+    out = names.path(args.out, path, ".nc", "--out", True)
+    table = names.path(args.table, path, ".csv", "--table")
+    vamas = names.path(args.vamas_out, path, ".vms", "--vamas-out")
+    plot = names.path(args.plot, path, ".png", "--plot")
+    blocks = xps.read(path)
+    ds = _fit_blocks(blocks, path, args.model, args.casa, args.region, args.shift, args.c1s, args.charge_ref,
+                     args.fermi_edge)
+    check_result(ds, str(out))
     dim = ds.attrs.get("level_dim", "etch_time")
-    print(f"{args.out}: {ds.attrs.get('region', '')}, {ds.sizes[dim]} level(s), "
-          f"{ds.sizes['component']} component(s), median reduced chi2 {float(np.median(ds['redchi'])):.2f}")
-    from doptrace.report.conventions import print_quality
+    levels = ds.sizes[dim]
+    figure = None
+    if plot is not None:
+        if args.plot_level is not None:
+            if not -levels <= args.plot_level < levels:
+                from doptrace.xps.errors import XPSError
 
+                raise XPSError(f"{path}: --plot-level {args.plot_level} is out of range "
+                               f"(the fit has {levels} level(s): 0..{levels - 1})")
+            figure = plot_fit(ds, args.plot_level % levels)
+        else:
+            figure = plot_gallery(ds)
+    casa_model = _casa_model(blocks, ds, args) if vamas is not None else None
+    write_netcdf(ds, out)
+    written = [str(out)]
+    if table is not None:
+        written.append(str(write_fit_table(ds, table)))
+    if vamas is not None:
+        from doptrace.xps.casa_export import write_vamas
+
+        _, notes = write_vamas(vamas, blocks, ds, casa_model)
+        written.append(str(vamas))
+        for note in notes:
+            print(f"  CasaXPS: {note}")
+    if figure is not None:
+        save_figure(figure, plot)
+        written.append(str(plot))
+    print(f"{', '.join(written)}: {ds.attrs.get('region', '')}, {levels} level(s), "
+          f"{ds.sizes['component']} component(s), median reduced chi2 {float(np.median(ds['redchi'])):.2f}")
     return print_quality(ds, args.strict)
+
+
+def _casa_model(blocks, ds, args):
+    """The model a fit used, for --vamas-out: the model file, or the CasaXPS model of the first fitted block."""
+    from doptrace import xps
+    from doptrace.xps.formats import casa
+    from doptrace.xps.model import from_casa
+
+    if not args.casa:
+        return xps.load_model(args.model)
+    first = int(ds["block_index"].values[0])
+    block = next(b for b in blocks if int(b.attrs.get("block_index", -1)) == first)
+    return from_casa(casa.from_block(block), float(block.attrs.get("excitation_energy", math.nan)),
+                     source=f"{block.attrs.get('source', '')}: block {first}")
+
+
+def write_fit_table(ds, path):
+    """Components per level of an XPS fit as CSV/XLSX: centre, FWHM, area, share with esds."""
+    from doptrace.core.table import dataset_table, write_table
+    from doptrace.xps.errors import XPSError
+
+    header, rows = dataset_table(ds, ds.attrs.get("level_dim", "etch_time"), "component")
+    return write_table(path, header, rows, sheet=f"{ds.attrs.get('region', 'fit')} fit", error=XPSError)
+
+
+def write_quant_table(q, path):
+    """Atomic % per level and line of an XPS quantification as CSV/XLSX, with esds."""
+    from doptrace.core.table import dataset_table, write_table
+    from doptrace.xps.errors import XPSError
+
+    dim = q.attrs.get("level_dim", "etch_time")
+    item = next(d for d in q["atomic_percent"].dims if d != dim)  # "element" (with its "line" coordinate)
+    header, rows = dataset_table(q, dim, item)
+    return write_table(path, header, rows, sheet="atomic percent", error=XPSError)
 
 
 def _check_plot_format(plot) -> None:
@@ -523,25 +635,34 @@ def _read_fit(path):
 
 
 def _cmd_quantify(args) -> int:
-    from doptrace.report.conventions import check_result, write_netcdf
+    from ..batch import run_each
 
-    fits = [_read_fit(f) for f in args.fit]
+    names = _outputs(args, {})
+    return run_each(names.inputs, lambda path: _quantify_one(args, names, path))
+
+
+def _quantify_one(args, names, path: Path) -> int:
+    from doptrace.report.conventions import check_result, print_quality, write_netcdf
+    from doptrace.xps.errors import XPSError
+
+    out = names.path(args.out, path, ".nc", "--out", True)
+    table = names.path(args.table, path, ".csv", "--table")
+    fits = [_read_fit(f.format(stem=path.stem, name=path.name) if "{" in f else f) for f in args.fit]
     lines = {}
     for item in args.line:
         comp, sep, line = item.rpartition("=")
         if not sep or not comp.strip() or not line.strip():
-            from doptrace.xps.errors import XPSError
-
-            raise XPSError(f"{args.file}: --line {item!r}: write COMPONENT=LINE")
+            raise XPSError(f"{path}: --line {item!r}: write COMPONENT=LINE")
         lines[comp.strip()] = line.strip()
     regions = [r for r in args.regions.split(",") if r.strip()]
-    q = _quantify(Path(args.file), regions, fits=fits, table=args.rsf, ke_exponent=args.ke_exponent,
+    q = _quantify(path, regions, fits=fits, table=args.rsf, ke_exponent=args.ke_exponent,
                   imfp=args.imfp, lines=lines, charge_ref=args.charge_ref, fermi_edge=args.fermi_edge,
                   shift=args.shift, c1s=args.c1s)
-    check_result(q, args.out)
-    write_netcdf(q, args.out)
-    print(f"{args.out}: atomic % of {', '.join(str(v) for v in q['line'].values)} at {q.sizes[q.attrs['level_dim']]} "
-          f"level(s) ({q.attrs['rsf_table'].split(':')[0]}; IMFP {q.attrs['imfp_model']})")
-    from doptrace.report.conventions import print_quality
-
+    check_result(q, str(out))
+    write_netcdf(q, out)
+    written = [str(out)]
+    if table is not None:
+        written.append(str(write_quant_table(q, table)))
+    print(f"{', '.join(written)}: atomic % of {', '.join(str(v) for v in q['line'].values)} at "
+          f"{q.sizes[q.attrs['level_dim']]} level(s) ({q.attrs['rsf_table'].split(':')[0]}; IMFP {q.attrs['imfp_model']})")
     return print_quality(q, args.strict)
