@@ -159,4 +159,58 @@ def run_each(inputs, run_one) -> int:
     return worst
 
 
-__all__ = ["add_inputs", "expand", "Outputs", "check_suffix", "run_each"]
+def each(handler, outputs: dict[str, str], required: tuple[str, ...] = ("out",), inputs: str = "files",
+         target: str = "file"):
+    """Turn a one-file command handler into one that runs over every input, each output named after it.
+
+    Parameters
+    ----------
+    handler : callable
+        ``handler(args) -> int``: reads ``args.<target>`` (one path) and writes the paths in the
+        attributes named by ``outputs``.
+    outputs : dict
+        Output attribute -> default suffix, e.g. ``{"out": ".nc", "plot": ".png"}``; their values
+        in ``args`` are templates (module docstring).
+    required : tuple of str
+        Outputs that must be written (``--out``): with ``--out-dir`` they default to
+        ``<out-dir>/<stem><suffix>``.
+    inputs, target : str
+        ``args.<inputs>`` holds the paths or patterns (``add_inputs`` makes ``files``); each
+        run gets one in ``args.<target>``. When ``args.<inputs>`` is None (an optional input list,
+        such as ``xrd refine --data``) the handler runs once as it is.
+
+    Returns
+    -------
+    callable
+        The handler to pass to ``set_defaults(handler=...)``.
+
+    Examples
+    --------
+    ``p = sub.add_parser("maps"); add_inputs(p); ...; p.set_defaults(handler=each(_maps, {"out": ".nc", "plot": ".png"}))``
+    """
+    import argparse
+
+    def run(args) -> int:
+        if getattr(args, inputs) is None:
+            return handler(args)
+        from .errors import ReportError
+
+        names = Outputs(getattr(args, inputs), getattr(args, "out_dir", None), ReportError)
+        options = {f"--{k.replace('_', '-')}": (getattr(args, k, None), suffix, k in required)
+                   for k, suffix in outputs.items()}
+        names.check_all(options)
+
+        def one(path: Path) -> int:
+            copy = argparse.Namespace(**vars(args))
+            setattr(copy, target, str(path))
+            for key, suffix in outputs.items():
+                out = names.path(getattr(args, key, None), path, suffix, f"--{key.replace('_', '-')}", key in required)
+                setattr(copy, key, None if out is None else str(out))
+            return handler(copy)
+
+        return run_each(names.inputs, one)
+
+    return run
+
+
+__all__ = ["add_inputs", "expand", "Outputs", "check_suffix", "run_each", "each"]

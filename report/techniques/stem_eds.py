@@ -185,15 +185,17 @@ def demo_entries(data_dir, sample: str, bulk_doped: bool, seed: int) -> list[dic
 
 # ----------------------------------------------------------------------------- CLI
 def register_cli(subparsers) -> None:
+    from ..batch import add_inputs, each
+
     eds = subparsers.add_parser(NAME, help="STEM-EDS: element maps, quantification, homogeneity")
     sub = eds.add_subparsers(dest="eds_command", required=True)
 
-    info = sub.add_parser("info", help="describe an EDS file (.emd, .bcf, .hspy, .msa)")
-    info.add_argument("file")
-    info.set_defaults(handler=_cmd_info)
+    info = sub.add_parser("info", help="describe EDS files (.emd, .bcf, .hspy, .msa)")
+    info.add_argument("files", nargs="+", metavar="file", help="input file(s); glob patterns are expanded")
+    info.set_defaults(handler=each(_cmd_info, {}, required=()))
 
     def common(p):
-        p.add_argument("file")
+        add_inputs(p)
         p.add_argument("--elements", required=True, help="comma list: O,B,Mn,Co,Ni or Fe_Ka,Pt_La")
         p.add_argument("--method", choices=["model", "windows"], default="model")
         p.add_argument("--bin", type=int, default=1, help="sum N x N pixels first")
@@ -201,7 +203,8 @@ def register_cli(subparsers) -> None:
                        help="windows method: auto (clean windows), none, or LEFT,RIGHT distances in FWHM")
         p.add_argument("--width", type=float, default=2.0, help="windows method: integration width in FWHM")
         p.add_argument("--lazy", action="store_true", help="read with dask (large files)")
-        p.add_argument("--out", required=True, help="output NetCDF file")
+        p.add_argument("--out", help="output NetCDF file; {stem} = the input's name (default with --out-dir: "
+                                     "<stem>.nc)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def exports(p):
@@ -216,7 +219,7 @@ def register_cli(subparsers) -> None:
     maps.add_argument("--kfactors", help="TOML k-factor file: at%% maps too")
     maps.add_argument("--plot", help="PNG of the maps (a single spectrum: the spectrum with its windows or fit)")
     exports(maps)
-    maps.set_defaults(handler=_cmd_maps)
+    maps.set_defaults(handler=each(_cmd_maps, {"out": ".nc", "plot": ".png"}))
 
     quant = sub.add_parser("quantify", help="Cliff-Lorimer quantification with named k-factors")
     common(quant)
@@ -228,15 +231,16 @@ def register_cli(subparsers) -> None:
     quant.add_argument("--region", help="total over pixels X0:X1,Y0:Y1 (default: the whole image)")
     quant.add_argument("--dose", type=float, help="electrons per pixel: zeta-factor method with the TOML's "
                        "[zetafactors] (--thickness then switches on its absorption correction)")
-    quant.set_defaults(handler=_cmd_quantify)
+    quant.set_defaults(handler=each(_cmd_quantify, {"out": ".nc", "plot": ".png"}))
 
     hom = sub.add_parser("homogeneity", help="homogeneity of an eds maps/quantify result")
-    hom.add_argument("maps", help="NetCDF from doptrace eds maps or quantify")
+    hom.add_argument("maps", nargs="+", help="NetCDF from doptrace eds maps or quantify (one or more; globs expanded)")
+    hom.add_argument("--out-dir", help="folder for the outputs; --out/--plot may use {stem} of each input")
     hom.add_argument("--tolerance", type=float, default=0.05, help="relative variation that must be detectable")
     hom.add_argument("--blocks", help="block sizes in pixels, e.g. 2,4,8,16 (default 2,4,8,16,32)")
-    hom.add_argument("--out", required=True)
+    hom.add_argument("--out", help="output NetCDF; {stem} = the input's name (default with --out-dir: <stem>.nc)")
     hom.add_argument("--plot", help="PNG of H versus block size")
-    hom.set_defaults(handler=_cmd_homogeneity)
+    hom.set_defaults(handler=each(_cmd_homogeneity, {"out": ".nc", "plot": ".png"}, inputs="maps", target="maps"))
 
 
 def _background(text: str):

@@ -361,12 +361,14 @@ def demo_depth(entries: list[dict]) -> dict:
 
 # ----------------------------------------------------------------------------- CLI
 def register_cli(subparsers) -> None:
+    from ..batch import add_inputs, each
+
     parser = subparsers.add_parser(NAME, help="ToF-SIMS: info, calibrate, maps, depth, coloc, compare")
     sub = parser.add_subparsers(dest="tofsims_command", required=True)
 
-    p = sub.add_parser("info", help="summarise a ToF-SIMS file")
-    p.add_argument("file")
-    p.set_defaults(handler=_info)
+    p = sub.add_parser("info", help="summarise ToF-SIMS files")
+    p.add_argument("files", nargs="+", metavar="file", help="input file(s); glob patterns are expanded")
+    p.set_defaults(handler=each(_info, {}, required=()))
 
     p = sub.add_parser("calibrate", help="fit t = k0 + sf sqrt(m) on calibrant peaks of a spectrum")
     p.add_argument("spectrum")
@@ -406,27 +408,27 @@ def register_cli(subparsers) -> None:
         p.add_argument("--ascii", metavar="DIR", help="same as --export DIR --format csv")
 
     p = sub.add_parser("maps", help="fragment maps summed over scans")
-    p.add_argument("file")
+    add_inputs(p)
     common(p, roi=False)
     p.add_argument("--normalize", help="total, fragments or a reference fragment")
     p.add_argument("--bin", type=int, default=1)
     p.add_argument("--ratio", help="also a ratio map A:B, e.g. BO-:MnO- (drawn as the last panel of --plot)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--plot")
+    p.add_argument("--out", help="output NetCDF; {stem} = the input's name (default with --out-dir: <stem>.nc)")
+    p.add_argument("--plot", help="figure; {stem} = the input's name")
     exports(p)
-    p.set_defaults(handler=_maps)
+    p.set_defaults(handler=each(_maps, {"out": ".nc", "plot": ".png"}))
 
     p = sub.add_parser("depth", help="depth profiles and the uniformity test")
-    p.add_argument("file")
+    add_inputs(p)
     common(p)
     p.add_argument("--normalize", default="total", help="total (default), fragments, a fragment, or none")
     p.add_argument("--crater-depth", help="crater depth, e.g. 500nm")
     p.add_argument("--rates", help="per-layer sputter rates instead: nm/s:until_s,...,last nm/s, e.g. 1.0:30,0.5")
     p.add_argument("--surface-depth", type=float, help="nm excluded from the uniformity test")
-    p.add_argument("--out", required=True)
-    p.add_argument("--plot")
+    p.add_argument("--out", help="output NetCDF; {stem} = the input's name (default with --out-dir: <stem>.nc)")
+    p.add_argument("--plot", help="figure; {stem} = the input's name")
     exports(p)
-    p.set_defaults(handler=_depth)
+    p.set_defaults(handler=each(_depth, {"out": ".nc", "plot": ".png"}))
 
     p = sub.add_parser("coloc", help="colocalization of two fragments")
     p.add_argument("file")

@@ -36,25 +36,30 @@ EXAMPLE_RECIPE = "xrd/li-rich-two-phase.toml"  # in doptrace.examples
 
 # ------------------------------------------------------------------------------------------ CLI
 def register_cli(subparsers) -> None:
+    from ..batch import each
+
     parser = subparsers.add_parser(NAME, help="X-ray powder diffraction: read, refine, simulate")
     sub = parser.add_subparsers(dest="xrd_command", required=True)
 
-    info = sub.add_parser("info", help="describe a pattern file")
-    info.add_argument("file")
-    info.set_defaults(handler=_info)
+    info = sub.add_parser("info", help="describe pattern files")
+    info.add_argument("files", nargs="+", metavar="file", help="pattern file(s); glob patterns are expanded")
+    info.set_defaults(handler=each(_info, {}, required=()))
 
     refine = sub.add_parser("refine", help="Rietveld refinement of a recipe")
     refine.add_argument("recipe")
-    refine.add_argument("--data", help="pattern file (overrides the recipe's [data] file)")
+    refine.add_argument("--data", nargs="+", help="pattern file(s) (override the recipe's [data] file); several "
+                        "files or a glob pattern: one refinement each, outputs named with {stem} or --out-dir")
+    refine.add_argument("--out-dir", help="folder for the outputs of several --data files")
     refine.add_argument("--instrument", help="instrument parameter file (.prm/.instprm)")
     refine.add_argument("--engine", choices=("builtin", "gsas2"), default="builtin")
-    refine.add_argument("--out", required=True, help="result NetCDF file")
-    refine.add_argument("--plot", help="obs/calc/difference plot (PNG/PDF/SVG)")
-    refine.add_argument("--cif-out", help="folder for refined CIFs (built-in engine)")
+    refine.add_argument("--out", help="result NetCDF file; {stem} = the --data file's name")
+    refine.add_argument("--plot", help="obs/calc/difference plot (PNG/PDF/SVG); {stem} as for --out")
+    refine.add_argument("--cif-out", help="folder for refined CIFs (built-in engine); {stem} as for --out")
     refine.add_argument("--quiet", action="store_true", help="no progress bar")
     refine.add_argument("--strict", action="store_true",
                         help=f"exit {EXIT_QUALITY_FAILED} when the refinement's quality is 'failed' (result still written)")
-    refine.set_defaults(handler=_refine)
+    refine.set_defaults(handler=each(_refine, {"out": ".nc", "plot": ".png", "cif_out": ""}, inputs="data",
+                                     target="data"))
 
     simulate = sub.add_parser("simulate", help="simulate a recipe's pattern with Poisson noise")
     simulate.add_argument("recipe")
@@ -116,6 +121,10 @@ def _refine(args) -> int:
     from doptrace.report.conventions import write_netcdf
     from doptrace.xrd.plot import plot_refinement
 
+    if args.out is None:
+        from doptrace.xrd.errors import XRDError
+
+        raise XRDError(f"{args.recipe}: --out is required (the result NetCDF file)")
     recipe = _load(args.recipe, args.data, args.instrument)
     if args.cif_out and args.engine != "builtin":
         from doptrace.xrd.errors import XRDError
