@@ -204,7 +204,8 @@ def test_other_loaders_list_every_problem_with_its_line(tmp_path):
                         r"line 5: .*unknown element 'Xx'.*", str(info.value))
     rsf = tmp_path / "rsf.toml"
     rsf.write_text('[rsf]\n"B 1s" = 0.486\n"C 1s" = -1\n"O 1s" = "x"\n')
-    with pytest.raises(XPSError, match=r"rsf.toml: line 3: RSF of 'C 1s' .*; line 4: RSF of 'O 1s'"):
+    with pytest.raises(XPSError, match=r"rsf.toml: ke_correction = true .* must be stated; "
+                                       r"line 3: RSF of 'C 1s' .*; line 4: RSF of 'O 1s'"):
         load_rsf_table(str(rsf))
     model = 'window = [197.0, 186.0]\ncolour = 1\n[[component]]\nname = "A"\ncenter = 191\nfwhm = -1\n' \
             '[[component]]\ncenter = 3\n'

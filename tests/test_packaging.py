@@ -42,7 +42,8 @@ def test_runtime_data_is_package_data():
     for package, name in [("doptrace.examples", "xrd/li-rich-two-phase.toml"),
                           ("doptrace.examples", "xps/b1s.toml"),
                           ("doptrace.examples", "xps/in3d_oxide.toml"),
-                          ("doptrace.xps.rsf", "scofield.toml")]:
+                          ("doptrace.xps.rsf", "scofield.csv"),
+                              ("doptrace.xps.rsf", "kratos.csv")]:
         assert resources.files(package).joinpath(name).is_file(), (package, name)
 
 
@@ -64,7 +65,7 @@ def test_wheel_top_level_name_is_only_doptrace(wheel):
             if any(n.endswith("top_level.txt") for n in names) else "doptrace\n"
     assert {t for t in top if not t.endswith(".dist-info")} == {"doptrace"}
     assert top_level.split() == ["doptrace"]
-    for expected in ["doptrace/xps/rsf/scofield.toml", "doptrace/examples/xrd/li-rich-two-phase.toml",
+    for expected in ["doptrace/xps/rsf/scofield.csv", "doptrace/xps/rsf/kratos.csv", "doptrace/examples/xrd/li-rich-two-phase.toml",
                      "doptrace/report/techniques/xps.py", "doptrace/__main__.py",
                      "doptrace/examples/xps/b1s.toml"]:
         assert expected in names
