@@ -222,32 +222,15 @@ def spectrum(truth: xr.Dataset, *, max_mass: float = 200.0, resolving_power: flo
     """
     sf, k0 = float(truth.attrs.get("sf", SF)), float(truth.attrs.get("k0", K0))
     polarity = str(truth.attrs.get("polarity", "negative"))
-    n_bins = int((k0 + sf * np.sqrt(max_mass)) // binning) + 1
-    edges = np.arange(n_bins + 1) * binning
     peaks = dict(SPECTRUM_CALIBRANTS[polarity])
     if "counts" in truth:
         for name in truth["fragment"].values:
             peaks[str(name)] = peaks.get(str(name), 0.0) + float(truth["counts"].sel(fragment=name).sum())
-    mean = np.full(n_bins, 0.02 * binning)  # flat detector background
-    from scipy.special import erf
-
-    for name, area in peaks.items():
-        centre = k0 + sf * np.sqrt(fragment_mass(name))
-        sigma = centre / (2 * resolving_power) / 2.3548
-        lo, hi = int(max(0, (centre - 8 * sigma) // binning)), int(min(n_bins, (centre + 8 * sigma) // binning + 2))
-        cdf = 0.5 * (1 + erf((edges[lo : hi + 1] - centre) / (np.sqrt(2) * sigma)))
-        mean[lo:hi] += area * np.diff(cdf)
-    counts = np.random.default_rng(seed).poisson(mean).astype(np.float64)
-    channel = edges[:-1] + binning / 2
-    return xr.Dataset(
-        {"intensity": (("channel",), counts, {"units": "counts"})},
-        coords={
-            "channel": ("channel", channel, {"units": "1"}),
-            "mz_file": ("channel", ((channel - k0) / sf) ** 2, {"units": "u"}),
-        },
-        attrs={"binning": binning, "dead_time_corrected": 0, "polarity": polarity, "sf": sf, "k0": k0,
-               "technique": "ToF-SIMS", "source": "tofsims.simulate.spectrum"},
-    )
+    masses = [fragment_mass(name) for name in peaks]
+    out = spectrum_from_peaks(masses, list(peaks.values()), sf=sf, k0=k0, resolving_power=resolving_power,
+                              binning=binning, polarity=polarity, background=0.02, seed=seed, max_mass=max_mass)
+    out.attrs["source"] = "tofsims.simulate.spectrum"
+    return out
 
 
 def spectrum_from_peaks(masses, areas, *, sf: float = SF, k0: float = K0, resolving_power: float = 4000.0,
