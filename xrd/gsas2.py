@@ -311,6 +311,7 @@ class _Project:
         bkg[:] = ["chebyschev-1", False, recipe.background_terms, *coeffs]
 
         self.phases = []  # (name, G2Phase)
+        self.sh_terms: list[list[str]] = []  # per phase: GSAS-II harmonic names refined as PHASE:C(L,N)
         self.sites: list[_Site] = []
         for index, spec in enumerate(recipe.phases):
             self._add_phase(index, spec)
@@ -393,8 +394,9 @@ class _Project:
             index = phase_index[parts[0]]
             if parts[1] == "scale" and len(self.phases) > 1:
                 return f"{index}:0:Scale"
-            if parts[1] in ("size", "mustrain"):
-                return f"{index}:0:{'Size' if parts[1] == 'size' else 'Mustrain'};i"
+            if parts[1] in ("size", "mustrain", "size_axial", "mustrain_axial"):
+                return f"{index}:0:{'Size' if parts[1].startswith('size') else 'Mustrain'};" + \
+                    ("a" if parts[1].endswith("axial") else "i")
         if len(parts) == 3 and f"{parts[0]}:{parts[1]}" in by_key:
             site = by_key[f"{parts[0]}:{parts[1]}"]
             first = next(iter(site.atoms))
@@ -445,21 +447,52 @@ class _Project:
         # GSAS-II's isotropic size (µm) and mustrain (ppm) with their LGmix, exactly the recipe's; no
         # size given means 10 µm in both engines (GSAS-II's default and the upper end of the range it
         # clamps refined sizes to, 0.001-10 µm), so no default depends on a GSAS-II clamp
+        # uniaxial: GSAS-II's [equatorial (;i), axial (;a), LGmix] about the axis hkl (HAP item [3])
         size = spec.size_um if spec.size_um is not None else DEFAULT_SIZE_UM
-        hap["Size"][0] = "isotropic"
-        hap["Size"][1] = [float(size), float(size), float(spec.size_mix)]
-        hap["Size"][2] = [False, False, False]
         strain = spec.mustrain if spec.mustrain is not None else 0.0
-        hap["Mustrain"][0] = "isotropic"
-        hap["Mustrain"][1] = [float(strain), float(strain), float(spec.mustrain_mix)]
-        hap["Mustrain"][2] = [False, False, False]
+        for key, value, axis, axial, mix in (("Size", size, spec.size_axis, spec.size_axial, spec.size_mix),
+                                             ("Mustrain", strain, spec.mustrain_axis, spec.mustrain_axial,
+                                              spec.mustrain_mix)):
+            hap[key][0] = "isotropic" if axis is None else "uniaxial"
+            hap[key][1] = [float(value), float(value if axis is None else axial), float(mix)]
+            hap[key][2] = [False, False, False]
+            if axis is not None:
+                hap[key][3] = [int(v) for v in axis]
         hap["Scale"] = [float(spec.scale) if spec.scale is not None else 1.0, False]
         if spec.preferred_orientation is not None:
             hkl, ratio = spec.preferred_orientation
             hap["Pref.Ori."][0] = "MD"
             hap["Pref.Ori."][1] = float(ratio)
             hap["Pref.Ori."][3] = [int(h) for h in hkl]
+        self.sh_terms.append([])
+        if spec.sh_order or spec.size_axis is not None or spec.mustrain_axis is not None:
+            self._add_texture(spec, phase, hap, where)
         self.phases.append((spec.name, phase))
+
+    def _add_texture(self, spec, phase, hap, where: str):
+        """Spherical-harmonics PO (GSAS-II 'SH', cylindrical sample symmetry) and the symmetry checks of
+        the recipe loader (:func:`xrd.recipe._texture_symmetry`, also for CIF phases)."""
+        from GSASII import GSASIIlattice as G2lat
+
+        from .recipe import _texture_symmetry
+        from .structure import find_spacegroup
+        from .texture import sh_names
+
+        space_group, cell, _sites = _phase_model(spec, where)
+        sg = find_spacegroup(str(space_group), where)
+        problems = _texture_symmetry(spec, sg, cell)
+        if problems:
+            raise XRDError(f"{self.where}: " + "; ".join(m for _, m in problems))
+        if not spec.sh_order:
+            return
+        sgdata = phase.data["General"]["SGData"]
+        names = G2lat.GenSHCoeffT(sgdata["SGLaue"], "0", int(spec.sh_order), False)
+        if names != sh_names(_texture_laue(sg), spec.sh_order):  # the engines must name the same harmonics
+            raise XRDError(f"{where}: GSAS-II's harmonics {names} differ from the built-in engine's")
+        hap["Pref.Ori."][0] = "SH"
+        hap["Pref.Ori."][4] = int(spec.sh_order)
+        hap["Pref.Ori."][5] = {name: float(spec.sh_coefficients.get(name, 0.0)) for name in names}
+        self.sh_terms[-1] = list(names)
 
     def _add_atom(self, phase, site: _Site, species: str, occ: float, key: str | None = None):
         symbol = _species(species)[0]
@@ -545,9 +578,13 @@ class _Project:
             phase.data["General"]["Cell"][0] = "cell" in groups
             hap = phase.data["Histograms"][self.hist.name]
             hap["Scale"][1] = "scale" in groups and not single
-            hap["Pref.Ori."][2] = "preferred_orientation" in groups and spec.preferred_orientation is not None
-            hap["Size"][2] = ["size" in groups, False, False]
-            hap["Mustrain"][2] = ["mustrain" in groups, False, False]
+            textured = spec.preferred_orientation is not None or bool(spec.sh_order)
+            hap["Pref.Ori."][2] = ("preferred_orientation" in groups and textured
+                                   and "preferred_orientation" not in spec.fixed_groups)
+            size = "size" in groups and "size" not in spec.fixed_groups
+            strain = "mustrain" in groups and "mustrain" not in spec.fixed_groups
+            hap["Size"][2] = [size, size and spec.size_axis is not None, False]
+            hap["Mustrain"][2] = [strain, strain and spec.mustrain_axis is not None, False]
         flags = "".join(_ATOM_FLAGS[g] for g in ("xyz", "uiso") if g in groups)
         for site in self.sites:
             phase = dict(self.phases)[site.phase]
@@ -607,6 +644,13 @@ class _Project:
                         row += weight * rows[iname]
                 rows.setdefault(str(name), row)
         return rows, values, matrix
+
+    def phase_index(self, name: str) -> int:
+        return [n for n, _ in self.phases].index(name)
+
+    def phase_hap(self, name: str) -> dict:
+        """The histogram-and-phase (HAP) record of phase ``name``."""
+        return dict(self.phases)[name].data["Histograms"][self.hist.name]
 
     def atom_value(self, site: _Site, species: str, offset: int) -> float:
         """Current value of an atom entry (offset from x: 0-2 xyz, 3 occupancy) in the project."""
@@ -669,6 +713,10 @@ class _Project:
             add(f"{name}:po_ratio", f"{index}:0:MD")
             add(f"{name}:size", f"{index}:0:Size;i")
             add(f"{name}:mustrain", f"{index}:0:Mustrain;i")
+            add(f"{name}:size_axial", f"{index}:0:Size;a")
+            add(f"{name}:mustrain_axial", f"{index}:0:Mustrain;a")
+            for term in self.sh_terms[index]:
+                add(f"{name}:{term}", f"{index}:0:{term}")
         for site in self.sites:
             first = next(iter(site.atoms))
             for axis in site.free_axes:
@@ -813,6 +861,7 @@ def _refine(recipe, pattern, inst, workdir: Path, progress: bool) -> xr.Dataset:
 def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
     from .dopant import correlation_words
     from .rietveld import build_result
+    from .texture import texture_index, texture_index_gradient
 
     recipe = project.recipe
     cov = project.gpx["Covariance"]["data"]
@@ -880,10 +929,21 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
     nobs, nvar = int(rvals["Nobs"]), int(rvals["Nvars"])
     if sites:  # last: the what-if cycle it may run changes the project
         dmin = _min_detectable(project, final_groups, sites, frac_esd)
+    texture = {}  # texture index J = 1 + sum C^2/(2L+1) and its esd, as the built-in engine
+    for (name, _phase), terms in zip(project.phases, project.sh_terms):
+        if terms:
+            coef = {t: float(project.phase_hap(name)["Pref.Ori."][5][t]) for t in terms}
+            grad = texture_index_gradient(coef)
+            row = sum(grad[t] * rows.get(f"{project.phase_index(name)}:0:{t}", np.zeros(matrix.shape[0]))
+                      for t in terms)
+            j_esd = math.sqrt(max(float(row @ np.nan_to_num(matrix) @ row), 0.0)) if np.any(row) else 0.0
+            texture[name] = [texture_index(coef), j_esd]
     extra = {"stages": history, "wavelength": float(project.inst.wavelengths[0]),
              "dopant_element": recipe.dopant.element if recipe.dopant else "", "dopant_min_detectable_sigma": 3.0,
              "gsas2_version": _version(), "gsas2_cell_esd": g2_cell_esd, "site_occupancies": occupancies,
              "gsas2_project": str(project.workdir / "doptrace.gpx")}
+    if texture:
+        extra["texture_index"] = texture
     return build_result(
         two_theta=two_theta, obs=obs, calc=calc, background=background, esd=esd, used=used,
         phases=[name for name, _ in project.phases], cell=cells, cell_stderr=cell_esds,
@@ -895,10 +955,17 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
         rwp=rwp, rp=rp, rexp=rwp / gof if gof > 0 else float("nan"), gof=gof, nobs=nobs, nvar=nvar,
         engine="gsas2", source=str(pattern.attrs.get("source", recipe.data_file or "")), recipe=str(recipe.path),
         extra_attrs=extra, quality_notes=_quality_notes(history),
-        parameter_bounds={f"{name}:size": SIZE_BOUNDS_UM for name, _ in project.phases}
-        | {f"{name}:mustrain": (0.0, math.inf) for name, _ in project.phases},
+        parameter_bounds={f"{name}:{key}": bounds for name, _ in project.phases
+                          for key, bounds in (("size", SIZE_BOUNDS_UM), ("size_axial", SIZE_BOUNDS_UM),
+                                              ("mustrain", (0.0, math.inf)), ("mustrain_axial", (0.0, math.inf)))},
         site_totals=[by_key[key].spec.total for key in sites] if sites else None,
     )
+
+
+def _texture_laue(sg) -> str:
+    from .texture import gsas2_laue
+
+    return gsas2_laue(sg)[0]
 
 
 def _quality_notes(history) -> list[tuple[str, str]]:

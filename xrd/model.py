@@ -20,11 +20,13 @@ from .dopant import doped_occupancy
 from .errors import XRDError
 from .profiles import (DEFAULT_SIZE_UM, GAMMA_FLOOR, SIGMA2_FLOOR, SIZE_BOUNDS_UM, fcj_offsets, gaussian_variance,
                        lorentz_polarization, lorentzian_fwhm, march_dollase, peak_position, pseudo_voigt,
-                       pseudo_voigt_derivatives, sample_broadening, tch_fwhm_eta)
+                       pseudo_voigt_derivatives, sample_broadening, tch_fwhm_eta, uniaxial_mustrain,
+                       uniaxial_size)
 from .recipe import Recipe
 from .reflections import generate_reflections, inverse_d_squared
 from .structure import (CELL_NAMES, Phase, anomalous, build_phase, cell_mass, form_factor_coefficients, metric,
                         volume)
+from .texture import axis_cosines, gsas2_laue, sh_factor, sh_names
 
 #: Finite-difference steps per parameter group (absolute, in the parameter's units).
 STEPS = {"cell": 2e-5, "angle": 2e-4, "zero": 1e-4, "displacement": 0.05, "profile": 1e-3, "uiso": 1e-4,
@@ -53,6 +55,7 @@ class Parameter:
     phases: tuple[int, ...] = ()
     units: str = "1"
     bounds: tuple[float, float] = (-np.inf, np.inf)  # hard limits the model clamps to (e.g. size > 0)
+    fixed: bool = False  # held even by stages refining its group (``refine = false`` in the recipe)
 
     @property
     def step(self) -> float:
@@ -177,15 +180,40 @@ class PatternModel:
             self._anom.append(anom)
 
     def _add(self, name, value, group, kind, phases=(), units="1", bounds=(-np.inf, np.inf)):
-        self.parameters[name] = Parameter(name, float(value), group, kind, tuple(phases), units, tuple(bounds))
+        fixed = any(group in spec.fixed_groups for k, spec in enumerate(self.recipe.phases) if k in phases)
+        self.parameters[name] = Parameter(name, float(value), group, kind, tuple(phases), units, tuple(bounds), fixed)
+
+    def _texture_set_up(self):
+        """Per phase: GSAS-II Laue class, harmonic names and uniaxial axes, checked against the symmetry."""
+        from .recipe import _texture_symmetry
+
+        self.sh_terms: list[list[str]] = []
+        self.laue: list[tuple[str, str]] = []
+        for phase, spec in zip(self.phases, self.recipe.phases):
+            problems = _texture_symmetry(spec, phase.spacegroup, phase.cell)
+            if problems:
+                raise XRDError(f"{self.recipe.path}: " + "; ".join(m for _, m in problems))
+            laue = gsas2_laue(phase.spacegroup)
+            self.laue.append(laue)
+            self.sh_terms.append(sh_names(laue[0], spec.sh_order) if spec.sh_order else [])
 
     def _make_parameters(self):
         recipe = self.recipe
+        self._texture_set_up()
         for k, (phase, spec) in enumerate(zip(self.phases, recipe.phases)):
             self._add(f"{phase.name}:scale", spec.scale if spec.scale is not None else 1.0, "scale", "linear", (k,))
             size = spec.size_um if spec.size_um is not None else DEFAULT_SIZE_UM
             self._add(f"{phase.name}:size", size, "size", "shape", (k,), "µm", SIZE_BOUNDS_UM)
             self._add(f"{phase.name}:mustrain", spec.mustrain or 0.0, "mustrain", "shape", (k,), "ppm", (0.0, np.inf))
+            # uniaxial (GSAS-II Size;a / Mustrain;a): PHASE:size / PHASE:mustrain are then the equatorial values
+            if spec.size_axis is not None:
+                self._add(f"{phase.name}:size_axial", spec.size_axial, "size", "shape", (k,), "µm", SIZE_BOUNDS_UM)
+            if spec.mustrain_axis is not None:
+                self._add(f"{phase.name}:mustrain_axial", spec.mustrain_axial, "mustrain", "shape", (k,), "ppm",
+                          (0.0, np.inf))
+            for name in self.sh_terms[k]:
+                self._add(f"{phase.name}:{name}", spec.sh_coefficients.get(name, 0.0), "preferred_orientation",
+                          "intensity", (k,))
             for name in phase.cell_free:
                 units = "deg" if name in ("alpha", "beta", "gamma") else "Å"
                 self._add(f"{phase.name}:{name}", phase.cell[CELL_NAMES.index(name)], "cell", "shape", (k,), units)
@@ -248,7 +276,8 @@ class PatternModel:
 
     def names_in_groups(self, groups) -> list[str]:
         """Parameter names refined by the given recipe groups, in model order (tied ones follow their source)."""
-        return [n for n, p in self.parameters.items() if p.group in groups and n not in getattr(self, "ties", {})]
+        return [n for n, p in self.parameters.items()
+                if p.group in groups and not p.fixed and n not in getattr(self, "ties", {})]
 
     # ------------------------------------------------------------------ phase state from values
     def cell(self, k: int, values) -> np.ndarray:
@@ -411,9 +440,13 @@ class PatternModel:
         return 0.5 * (np.abs(fplus) ** 2 + np.abs(fminus) ** 2)
 
     def preferred_orientation(self, k: int, values) -> np.ndarray:
-        """March-Dollase factor of each reflection averaged over its equivalents (1 without PO)."""
+        """Texture factor of each reflection (1 without PO): March-Dollase averaged over the equivalents,
+        or GSAS-II's spherical harmonics (:func:`xrd.texture.sh_factor`; the same for every equivalent)."""
         phase = self.phases[k]
         refl = self.reflections[k]
+        if self.sh_terms[k]:
+            coefficients = {n: values[f"{phase.name}:{n}"] for n in self.sh_terms[k]}
+            return sh_factor(refl.hkl, self.cell(k, values), *self.laue[k], coefficients)
         if phase.preferred_orientation is None:
             return np.ones(len(refl))
         axis = np.asarray(phase.preferred_orientation[0], float)
@@ -463,6 +496,12 @@ class PatternModel:
         pos = np.where(ok, raw, 90.0)
         size = min(max(values[f"{phase.name}:size"], SIZE_BOUNDS_UM[0]), SIZE_BOUNDS_UM[1])
         strain = max(values[f"{phase.name}:mustrain"], 0.0)
+        if spec.size_axis is not None:
+            axial = min(max(values[f"{phase.name}:size_axial"], SIZE_BOUNDS_UM[0]), SIZE_BOUNDS_UM[1])
+            size = uniaxial_size(axis_cosines(refl.hkl, spec.size_axis, cell), size, axial)
+        if spec.mustrain_axis is not None:
+            axial = max(values[f"{phase.name}:mustrain_axial"], 0.0)
+            strain = uniaxial_mustrain(axis_cosines(refl.hkl, spec.mustrain_axis, cell), strain, axial)
         s_sig2, s_gam = sample_broadening(pos, self.lam1, size, strain, spec.size_mix, spec.mustrain_mix)
         sig2 = gaussian_variance(pos, values["U"], values["V"], values["W"], s_sig2)
         gam = lorentzian_fwhm(pos, values["X"], values["Y"], values["Z"], self.lam1, sample=s_gam)

@@ -61,6 +61,37 @@ def sample_broadening(two_theta, wavelength, size_um=DEFAULT_SIZE_UM, mustrain=0
     return sigma2, gamma
 
 
+def uniaxial_size(cos_axis, equatorial, axial):
+    """Effective size (µm) of each reflection under GSAS-II's uniaxial model (``GetSampleSigGam``).
+
+    ``D = D_e D_a / sqrt((D_a sin p)^2 + (D_e cos p)^2)`` with ``p`` the angle between the reflection
+    and the axis: ``D_a`` along the axis, ``D_e`` perpendicular to it.
+
+    Examples
+    --------
+    >>> [round(float(v), 6) for v in uniaxial_size(np.array([1.0, 0.0]), 0.05, 0.02)]
+    [0.02, 0.05]
+    """
+    c2 = np.clip(np.asarray(cos_axis, float) ** 2, 0.0, 1.0)
+    return equatorial * axial / np.sqrt(axial**2 * (1.0 - c2) + equatorial**2 * c2)
+
+
+def uniaxial_mustrain(cos_axis, equatorial, axial):
+    """Effective microstrain (ppm) of each reflection under GSAS-II's uniaxial model.
+
+    ``mu = mu_e mu_a / sqrt((mu_e cos p)^2 + (mu_a sin p)^2)`` (``mu_a`` along the axis, ``mu_e``
+    perpendicular); 0 when both are 0.
+
+    Examples
+    --------
+    >>> [round(float(v), 6) for v in uniaxial_mustrain(np.array([1.0, 0.0]), 1000.0, 3000.0)]
+    [3000.0, 1000.0]
+    """
+    c2 = np.clip(np.asarray(cos_axis, float) ** 2, 0.0, 1.0)
+    den = np.sqrt(equatorial**2 * c2 + axial**2 * (1.0 - c2))
+    return np.where(den > 0, equatorial * axial / np.where(den > 0, den, 1.0), 0.0)
+
+
 def lorentzian_fwhm(two_theta, X, Y, Z=0.0, wavelength=1.5405, size_um=None, mustrain=None, sample=0.0):
     """Lorentzian FWHM ``gamma = X/cos(theta) + Y tan(theta) + Z`` (+ sample terms), centideg.
 

@@ -78,8 +78,20 @@ class PhaseSpec:
     mustrain: float | None = None  # isotropic microstrain (ppm, GSAS-II's "mustrain"); None: 0
     size_mix: float = 1.0  # Lorentzian fraction of the size broadening (GSAS-II LGmix)
     mustrain_mix: float = 1.0  # Lorentzian fraction of the microstrain broadening
-    preferred_orientation: tuple[tuple[int, int, int], float] | None = None
+    preferred_orientation: tuple[tuple[int, int, int], float] | None = None  # March-Dollase (hkl, ratio)
     scale: float | None = None
+    #: uniaxial size/mustrain (GSAS-II 'uniaxial'): the axis (indices in the reciprocal metric, as GSAS-II)
+    #: and the axial value; ``size_um``/``mustrain`` then hold the equatorial value (GSAS-II ``;i``)
+    size_axis: tuple[int, int, int] | None = None
+    size_axial: float | None = None
+    mustrain_axis: tuple[int, int, int] | None = None
+    mustrain_axial: float | None = None
+    #: spherical-harmonics preferred orientation (GSAS-II 'SH', cylindrical sample symmetry): order
+    #: (0 = none) and start coefficients by GSAS-II name ``C(L,N)`` (missing ones start at 0)
+    sh_order: int = 0
+    sh_coefficients: dict[str, float] = field(default_factory=dict)
+    #: ``refine = false`` in a size / mustrain / preferred_orientation table: held even in stages refining the group
+    fixed_groups: tuple[str, ...] = ()
 
 
 @dataclass
@@ -375,34 +387,25 @@ def _phase(raw: dict, base: Path) -> PhaseSpec:
     name = raw["name"]
     if ":" in name:
         raise ValueError(f"phase name '{name}' must not contain ':'")
-    po = None
-    if "preferred_orientation" in raw:
-        p = raw["preferred_orientation"]
-        hkl = tuple(int(v) for v in p.get("hkl", (0, 0, 1)))
-        if len(hkl) != 3 or hkl == (0, 0, 0):
-            raise ValueError(f"phase {name}: preferred_orientation.hkl must be three integers, not all 0")
-        ratio = _number(p.get("ratio", 1.0), f"phase {name}: preferred_orientation.ratio")
-        if ratio <= 0:
-            raise ValueError(f"phase {name}: preferred_orientation.ratio must be > 0")
-        po = (hkl, ratio)
-    spec = PhaseSpec(
-        name=name,
-        size_um=_number(raw["size_um"], f"phase {name}: size_um") if "size_um" in raw else None,
-        mustrain=_number(raw["mustrain"], f"phase {name}: mustrain") if "mustrain" in raw else None,
-        preferred_orientation=po,
-        scale=_number(raw["scale"], f"phase {name}: scale") if "scale" in raw else None,
-    )
-    if spec.size_um is not None and not 0.001 <= spec.size_um <= 10.0:
-        raise ValueError(f"phase {name}: size_um = {spec.size_um} must be 0.001-10 µm (GSAS-II's range; "
-                         "10 µm is its 'no size broadening')")
-    if spec.mustrain is not None and spec.mustrain < 0:
-        raise ValueError(f"phase {name}: mustrain = {spec.mustrain} must be >= 0 (ppm)")
+    spec = PhaseSpec(name=name, scale=_number(raw["scale"], f"phase {name}: scale") if "scale" in raw else None)
+    problems = []
+    for key, parse in (("preferred_orientation", _orientation), ("size", _broadening), ("size_um", _broadening),
+                       ("mustrain", _broadening)):
+        if key in raw:
+            try:
+                parse(spec, key, raw[key], raw)
+            except _At as exc:
+                problems += [((key,) + k, m) for k, m in exc.items]
+            except (TypeError, ValueError) as exc:
+                problems.append(((key,), str(exc)))
     for key in ("size_mix", "mustrain_mix"):
         if key in raw:
             mix = _number(raw[key], f"phase {name}: {key}")
             if not 0.0 <= mix <= 1.0:
                 raise ValueError(f"phase {name}: {key} = {mix} must be 0-1 (Lorentzian fraction, GSAS-II LGmix)")
             setattr(spec, key, mix)
+    if problems:
+        raise _At(*problems[0], more=problems[1:])
     if "cif" in raw:
         spec.cif = base / raw["cif"]
         if not spec.cif.is_file():
@@ -415,6 +418,15 @@ def _phase(raw: dict, base: Path) -> PhaseSpec:
     if min(cell[:3]) <= 0 or not all(0 < x < 180 for x in cell[3:]):
         raise ValueError(f"phase {name}: cell {cell} is not a valid a b c alpha beta gamma")
     spec.cell = tuple(cell)
+    if spec.sh_order or spec.size_axis or spec.mustrain_axis:
+        from .structure import find_spacegroup
+
+        try:
+            problems = _texture_symmetry(spec, find_spacegroup(spec.space_group, f"phase {name}"), cell)
+        except XRDError:
+            problems = []  # an unknown space group is reported when the phase is built
+        if problems:
+            raise _At(*problems[0], more=problems[1:])
     sites = raw.get("site", [])
     if not sites:
         raise ValueError(f"phase {name}: no [[phase.site]] tables")
@@ -427,6 +439,138 @@ def _phase(raw: dict, base: Path) -> PhaseSpec:
     if bad:
         raise _At(*bad[0], more=bad[1:])
     return spec
+
+
+def _refine_flag(spec: PhaseSpec, table: dict, key: str, group: str) -> None:
+    refine = table.get("refine", True)
+    if not isinstance(refine, bool):
+        raise _At(("refine",), f"phase {spec.name}: {key}.refine must be true or false, got {refine!r}")
+    if not refine:
+        spec.fixed_groups = tuple(sorted(set(spec.fixed_groups) | {group}))
+
+
+def _axis(spec: PhaseSpec, table: dict, key: str) -> tuple[int, int, int]:
+    axis = table.get("axis")
+    if (not isinstance(axis, list) or len(axis) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in axis)):
+        raise _At(("axis",), f"phase {spec.name}: {key}.axis must be three integers [h, k, l], got {axis!r}")
+    if axis == [0, 0, 0]:
+        raise _At(("axis",), f"phase {spec.name}: {key}.axis [0, 0, 0] is no direction")
+    return tuple(axis)
+
+
+def _orientation(spec: PhaseSpec, key: str, table, raw: dict) -> None:
+    """``preferred_orientation = {model = "march_dollase", hkl, ratio}`` or ``{model = "spherical_harmonics",
+    order, coefficients}`` (both with ``refine``)."""
+    name = spec.name
+    if not isinstance(table, dict):
+        raise ValueError(f"phase {name}: preferred_orientation must be a table {{model = ..., ...}}")
+    model = table.get("model", "march_dollase")
+    if model == "march_dollase":
+        unknown = set(table) - {"model", "hkl", "ratio", "refine"}
+        if unknown:
+            raise ValueError(f"phase {name}: unknown March-Dollase key(s) {', '.join(sorted(unknown))} "
+                             "(hkl, ratio, refine)")
+        hkl = table.get("hkl", [0, 0, 1])
+        if not (isinstance(hkl, list) and len(hkl) == 3 and all(isinstance(v, int) for v in hkl)) or hkl == [0, 0, 0]:
+            raise _At(("hkl",), f"phase {name}: preferred_orientation.hkl must be three integers, not all 0")
+        ratio = _number(table.get("ratio", 1.0), f"phase {name}: preferred_orientation.ratio")
+        if ratio <= 0:
+            raise _At(("ratio",), f"phase {name}: preferred_orientation.ratio must be > 0")
+        spec.preferred_orientation = (tuple(hkl), ratio)
+    elif model == "spherical_harmonics":
+        unknown = set(table) - {"model", "order", "coefficients", "refine"}
+        if unknown:
+            raise ValueError(f"phase {name}: unknown spherical-harmonics key(s) {', '.join(sorted(unknown))} "
+                             "(order, coefficients, refine)")
+        order = table.get("order")
+        if not isinstance(order, int) or isinstance(order, bool) or order not in (2, 4, 6):
+            raise _At(("order",), f"phase {name}: preferred_orientation.order = {order!r} must be an even "
+                                  "harmonic order 2, 4 or 6")
+        coefficients = table.get("coefficients", {})
+        if not isinstance(coefficients, dict):
+            raise _At(("coefficients",), f"phase {name}: preferred_orientation.coefficients must be a table "
+                                         "{\"C(L,N)\" = value}")
+        spec.sh_order = order
+        spec.sh_coefficients = {str(k): _number(v, f"phase {name}: coefficient {k}") for k, v in coefficients.items()}
+    else:
+        raise _At(("model",), f"phase {name}: unknown preferred_orientation model {model!r} "
+                              "(march_dollase, spherical_harmonics)")
+    _refine_flag(spec, table, key, "preferred_orientation")
+
+
+def _broadening(spec: PhaseSpec, key: str, value, raw: dict) -> None:
+    """``size_um = D`` / ``mustrain = mu`` (isotropic), or ``size``/``mustrain`` tables
+    ``{model = "isotropic", value}`` or ``{model = "uniaxial", axis, equatorial, axial}`` (with ``refine``)."""
+    name = spec.name
+    what = "mustrain" if key == "mustrain" else "size"
+    if key == "size_um" and "size" in raw:
+        raise ValueError(f"phase {name}: give size_um or size, not both")
+    units, lo, hi = ("ppm", 0.0, math.inf) if what == "mustrain" else ("µm", 0.001, 10.0)
+
+    def check(number, label):
+        number = _number(number, f"phase {name}: {label}")
+        if not lo <= number <= hi:
+            extra = "" if what == "mustrain" else " (GSAS-II's range; 10 µm is its 'no size broadening')"
+            raise ValueError(f"phase {name}: {label} = {number} must be {lo:g}-{hi:g} {units}{extra}"
+                             if math.isfinite(hi) else f"phase {name}: {label} = {number} must be >= 0 ({units})")
+        return number
+
+    if not isinstance(value, dict):
+        if key == "size":
+            raise ValueError(f"phase {name}: size must be a table {{model = ..., ...}} (or give size_um = D)")
+        setattr(spec, "mustrain" if what == "mustrain" else "size_um", check(value, key))
+        return
+    model = value.get("model", "isotropic")
+    keys = {"isotropic": {"model", "value", "refine"},
+            "uniaxial": {"model", "axis", "equatorial", "axial", "refine"}}.get(model)
+    if keys is None:
+        raise _At(("model",), f"phase {name}: unknown {key} model {model!r} (isotropic, uniaxial)")
+    unknown = set(value) - keys
+    if unknown:
+        raise ValueError(f"phase {name}: unknown {model} {key} key(s) {', '.join(sorted(unknown))} "
+                         f"({', '.join(sorted(keys - {'model'}))})")
+    target = "mustrain" if what == "mustrain" else "size_um"
+    if model == "isotropic":
+        if "value" not in value:
+            raise ValueError(f"phase {name}: {key}.value missing ({units})")
+        setattr(spec, target, check(value["value"], f"{key}.value"))
+    else:
+        missing = [k for k in ("axis", "equatorial", "axial") if k not in value]
+        if missing:
+            raise ValueError(f"phase {name}: uniaxial {key} needs {', '.join(missing)}")
+        setattr(spec, f"{what}_axis", _axis(spec, value, key))
+        setattr(spec, target, check(value["equatorial"], f"{key}.equatorial"))
+        setattr(spec, f"{what}_axial", check(value["axial"], f"{key}.axial"))
+    _refine_flag(spec, value, key, what)
+
+
+def _texture_symmetry(spec: PhaseSpec, sg, cell) -> list[tuple[tuple, str]]:
+    """Problems of a phase's spherical-harmonics terms and uniaxial axes under its space group."""
+    from . import texture
+
+    out = []
+    if spec.sh_order:
+        laue, _ = texture.gsas2_laue(sg)
+        if laue not in texture.SH_LAUE:
+            out.append((("preferred_orientation", "model"),
+                        f"phase {spec.name}: spherical-harmonics preferred orientation is not offered for Laue class "
+                        f"{laue} ({sg.xhm()}): GSAS-II evaluates it at one arbitrary member of each set of "
+                        "equivalent reflections, and in this class its harmonics differ between members"))
+        else:
+            allowed = texture.sh_names(laue, spec.sh_order)
+            bad = [k for k in spec.sh_coefficients if k not in allowed]
+            if bad:
+                out.append((("preferred_orientation", "coefficients"),
+                            f"phase {spec.name}: harmonic(s) {', '.join(bad)} do not exist for Laue class {laue} up "
+                            f"to order {spec.sh_order} (allowed: {', '.join(allowed)})"))
+    for what in ("size", "mustrain"):
+        axis = getattr(spec, f"{what}_axis")
+        if axis is not None and not texture.axis_is_symmetric(sg, cell, axis):
+            out.append(((what, "axis"), f"phase {spec.name}: uniaxial {what} axis {list(axis)} is not a symmetry axis "
+                                        f"of {sg.xhm()}: equivalent reflections would be broadened differently "
+                                        "(GSAS-II uses one arbitrary member)"))
+    return out
 
 
 def _site(spec: PhaseSpec, site: dict, labels: set) -> str:

@@ -445,6 +445,17 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
                     frac_err.append(np.nan)
                     words.append("not refined")
                 detect.append(d_min)
+    # texture index J = 1 + sum C^2/(2L+1) of each spherical-harmonics phase, esd from the coefficients' covariance
+    from .texture import texture_index, texture_index_gradient
+
+    texture = {}
+    for k, phase in enumerate(model.phases):
+        if model.sh_terms[k]:
+            coef = {n: values[f"{phase.name}:{n}"] for n in model.sh_terms[k]}
+            grad = texture_index_gradient(coef)
+            row = sum(grad[n] * _row(f"{phase.name}:{n}") for n in coef)
+            esd = float(np.sqrt(max(row @ np.nan_to_num(fit.covariance) @ row, 0.0))) if np.any(row) else 0.0
+            texture[phase.name] = [texture_index(coef), esd]
     tt, hkl, phase_of = model.reflection_table(values)
     calc = fit.calc
     bkg = model.background(values)
@@ -468,5 +479,6 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
                      "ties": [f"{n} = {f:g} * {src}" for n, (src, f) in model.ties.items()],
                      "site_occupancies": {f"{p.name}:{site.label}": {sp: float(o) for sp, o in st[2].items()}
                                           for k, p in enumerate(model.phases)
-                                          for site, st in zip(p.sites, model.site_state(k, values))}},
+                                          for site, st in zip(p.sites, model.site_state(k, values))},
+                     **({"texture_index": texture} if texture else {})},
     )
