@@ -26,7 +26,7 @@ from .recipe import Recipe
 from .reflections import generate_reflections, inverse_d_squared
 from .structure import (CELL_NAMES, Phase, anomalous, build_phase, cell_mass, form_factor_coefficients, metric,
                         volume)
-from .texture import axis_cosines, gsas2_laue, sh_factor, sh_names
+from .texture import axis_cosines, gsas2_laue, gsas2_representatives, sh_factor, sh_names
 
 #: Finite-difference steps per parameter group (absolute, in the parameter's units).
 STEPS = {"cell": 2e-5, "angle": 2e-4, "zero": 1e-4, "displacement": 0.05, "profile": 1e-3, "uiso": 1e-4,
@@ -189,6 +189,7 @@ class PatternModel:
 
         self.sh_terms: list[list[str]] = []
         self.laue: list[tuple[str, str]] = []
+        self.sh_hkl: list[np.ndarray | None] = []
         for phase, spec in zip(self.phases, self.recipe.phases):
             problems = _texture_symmetry(spec, phase.spacegroup, phase.cell)
             if problems:
@@ -196,6 +197,10 @@ class PatternModel:
             laue = gsas2_laue(phase.spacegroup)
             self.laue.append(laue)
             self.sh_terms.append(sh_names(laue[0], spec.sh_order) if spec.sh_order else [])
+            # the member of each reflection GSAS-II evaluates the harmonics at (they differ between
+            # members in Laue classes -1, 2/m, 31m, 3R, 3mR; elsewhere any member gives the same value)
+            self.sh_hkl.append(gsas2_representatives(self.reflections[len(self.laue) - 1], *laue)
+                               if spec.sh_order else None)
 
     def _make_parameters(self):
         recipe = self.recipe
@@ -446,7 +451,7 @@ class PatternModel:
         refl = self.reflections[k]
         if self.sh_terms[k]:
             coefficients = {n: values[f"{phase.name}:{n}"] for n in self.sh_terms[k]}
-            return sh_factor(refl.hkl, self.cell(k, values), *self.laue[k], coefficients)
+            return sh_factor(self.sh_hkl[k], self.cell(k, values), *self.laue[k], coefficients)
         if phase.preferred_orientation is None:
             return np.ones(len(refl))
         axis = np.asarray(phase.preferred_orientation[0], float)

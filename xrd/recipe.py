@@ -552,18 +552,12 @@ def _texture_symmetry(spec: PhaseSpec, sg, cell) -> list[tuple[tuple, str]]:
     out = []
     if spec.sh_order:
         laue, _ = texture.gsas2_laue(sg)
-        if laue not in texture.SH_LAUE:
-            out.append((("preferred_orientation", "model"),
-                        f"phase {spec.name}: spherical-harmonics preferred orientation is not offered for Laue class "
-                        f"{laue} ({sg.xhm()}): GSAS-II evaluates it at one arbitrary member of each set of "
-                        "equivalent reflections, and in this class its harmonics differ between members"))
-        else:
-            allowed = texture.sh_names(laue, spec.sh_order)
-            bad = [k for k in spec.sh_coefficients if k not in allowed]
-            if bad:
-                out.append((("preferred_orientation", "coefficients"),
-                            f"phase {spec.name}: harmonic(s) {', '.join(bad)} do not exist for Laue class {laue} up "
-                            f"to order {spec.sh_order} (allowed: {', '.join(allowed)})"))
+        allowed = texture.sh_names(laue, spec.sh_order)
+        bad = [k for k in spec.sh_coefficients if k not in allowed]
+        if bad:
+            out.append((("preferred_orientation", "coefficients"),
+                        f"phase {spec.name}: harmonic(s) {', '.join(bad)} do not exist for Laue class {laue} up "
+                        f"to order {spec.sh_order} (allowed: {', '.join(allowed)})"))
     for what in ("size", "mustrain"):
         axis = getattr(spec, f"{what}_axis")
         if axis is not None and not texture.axis_is_symmetric(sg, cell, axis):

@@ -20,6 +20,11 @@ Cubic classes use Bunge's symmetrised harmonics (the ``BOH`` coefficients of GSA
 GSAS-II's, so the GSAS-II driver passes the coefficients through unchanged. The texture index is
 ``J = 1 + sum C^2 / (2L + 1)`` (``GSASIIlattice.textureIndex``).
 
+In Laue classes -1, 2/m, -31m and rhombohedral axes GSAS-II's harmonics are not the same for all
+members of a set of equivalent reflections; GSAS-II evaluates them at the member its powder
+reflection generator lists, and so does the built-in engine (:func:`gsas2_representatives`), so
+that both give the same numbers there too (a GSAS-II definition, not a physical average).
+
 Why hand-written: GSAS-II is optional (the built-in engine must work without it) and no
 maintained library implements this crystal-frame convention; the angle conventions below are
 GSAS-II's own, ported line by line (including its quirks, stated where they occur) so both
@@ -37,9 +42,10 @@ from scipy.special import lpmv
 SH_ORDERS = (2, 4, 6)
 #: Laue classes in which GSAS-II's crystal harmonics are the same for every member of a set of
 #: equivalent reflections (checked against GSAS-II's own functions, tests/test_xrd_texture.py). In
-#: -1, 2/m, 31m, 3R and 3mR they are not, and GSAS-II evaluates them at the one member its
-#: reflection generator happens to list, so no engine-independent value exists there.
+#: -1, 2/m, 31m, 3R and 3mR they are not, and GSAS-II evaluates them at the one member its reflection
+#: generator lists (``GenHLaue``); both engines then use that member (:func:`gsas2_representatives`).
 SH_LAUE = ("mmm", "4/m", "4/mmm", "3", "3m1", "6/m", "6/mmm", "m3", "m3m")
+MEMBER_LAUE = ("-1", "2/m", "31m", "3R", "3mR")
 _RSQ2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQ3 = 1.732050807569  # GSAS-II's literal
 #: Bunge's cubic coefficients for L = 4, 6 (GSAS-II ``GSASIIlattice.BOH``, first row: N = 1).
@@ -72,6 +78,49 @@ def gsas2_laue(sg) -> tuple[str, str]:
         return ("31m" if len(tokens) > 2 and tokens[2] == "1" else "3m1"), ""
     return {"-1": "-1", "mmm": "mmm", "4/m": "4/m", "4/mmm": "4/mmm", "6/m": "6/m", "6/mmm": "6/mmm",
             "m-3": "m3", "m-3m": "m3m"}[laue], ""
+
+
+def _listed(hkl: np.ndarray, laue: str, unique: str) -> np.ndarray:
+    """Whether GSAS-II's powder reflection generator (``GSASIIlattice.GenHLaue``) lists each ``hkl``
+    (its loop bounds written as conditions, for the classes of :data:`MEMBER_LAUE`)."""
+    h, k, l = (hkl[:, i] for i in range(3))
+    if laue == "-1":
+        return h >= np.where((k < 0) | ((k == 0) & (l < 0)), 1, 0)
+    if laue == "2/m":
+        # GenHLaue loops over the indices cycled so that the unique axis comes first (SwapIndx)
+        p0, p1, p2 = {"a": (h, k, l), "b": (k, l, h)}.get(unique, (l, h, k))
+        return (p0 >= 0) & (p2 >= np.where(p1 < 0, 1, 0))
+    if laue in ("3R", "3mR"):  # generated in hexagonal (obverse) indices, then converted (Hx2Rh)
+        h, k, l = h - k, k - l, h + k + l
+    ok = h >= np.where(l < 0, 1, 0)
+    if laue in ("3", "3R"):
+        return ok & (k >= -np.trunc((h - 1.0) / 2.0)) & (k <= h)
+    if laue in ("3m1", "3mR"):
+        return ok & (k >= 0) & (k <= np.where(l < 0, h - 1, h))
+    if laue == "31m":
+        return ok & (k >= np.where(l < 0, 1, 0)) & (k <= h)
+    raise ValueError(f"no GenHLaue rule for Laue class {laue!r}")
+
+
+def gsas2_representatives(refl, laue: str, unique: str = "") -> np.ndarray:
+    """The member of each set of equivalent reflections that GSAS-II lists for a powder pattern.
+
+    For the classes of :data:`MEMBER_LAUE` (elsewhere the reflections' own representatives are
+    returned: every member gives the same texture factor there). GSAS-II turns a rhombohedral
+    index with a negative first component into its Friedel mate (``Hx2Rh``); the SH factor is even.
+    """
+    if laue not in MEMBER_LAUE:
+        return refl.hkl
+    members = np.asarray(refl.members)
+    listed = _listed(members, laue, unique)
+    if laue in ("3R", "3mR"):
+        members = np.where(members[:, :1] < 0, -members, members)
+    out = np.zeros((len(refl), 3), members.dtype)
+    count = np.bincount(refl.member_of[listed], minlength=len(refl))
+    if np.any(count != 1):
+        raise ValueError(f"GSAS-II's reflection rule for Laue class {laue} does not pick one member per reflection")
+    out[refl.member_of[listed]] = members[listed]
+    return out
 
 
 def _allowed(laue: str, order: int, n: int) -> bool:
