@@ -394,6 +394,8 @@ class _Project:
             index = phase_index[parts[0]]
             if parts[1] == "scale" and len(self.phases) > 1:
                 return f"{index}:0:Scale"
+            if parts[1] in self.sh_terms[index]:
+                return f"{index}:0:{parts[1]}"
             if parts[1] in ("size", "mustrain", "size_axial", "mustrain_axial"):
                 return f"{index}:0:{'Size' if parts[1].startswith('size') else 'Mustrain'};" + \
                     ("a" if parts[1].endswith("axial") else "i")
