@@ -321,3 +321,23 @@ def test_tied_axial_size_and_harmonic_follow_their_sources_in_both_engines():
     assert g["LiTMO2:size_axial"][0] == pytest.approx(0.4 * g["LiTMO2:size"][0], rel=1e-6)
     assert g["LiTMO2:C(4,3)"][0] == pytest.approx(-0.75 * g["LiTMO2:C(4,0)"][0], rel=1e-6)
     assert abs(float(results["builtin"].rwp) - float(results["gsas2"].rwp)) < 0.05
+
+
+@needs_gsas2
+def test_negative_texture_factor_is_a_quality_warning_in_both_engines():
+    # C(2,0) = 2.5 held: A(h) = 1 + 2.5 (4 pi / 5) k_2^0(phi) k_2^0(90) < 0 near c* (phi < ~35 deg), i.e.
+    # 00l-like reflections get negative intensity; both engines say so, on the same reflections
+    plain = parse_recipe(_raw(_LAYERED, [["scale"]]), "plain.toml")
+    pattern = gsas2.simulate(plain, counts=30000, seed=1)
+    raw = _raw(_LAYERED, [["scale", "background"]])
+    raw["phase"][0]["preferred_orientation"] = {"model": "spherical_harmonics", "order": 2,
+                                                "coefficients": {"C(2,0)": 2.5}}
+    recipe = parse_recipe(raw, "negative.toml")
+    factors = texture.sh_factor(generate_reflections(gemmi.find_spacegroup_by_name("R -3 m:H"),
+                                                     _LAYERED["cell"], 1.5405 / (2 * np.sin(np.radians(60.0)))).hkl,
+                                _LAYERED["cell"], "3m1", "", {"C(2,0)": 2.5})
+    expected = f"<= 0 for {int(np.sum(factors <= 0))} of {factors.size} reflections"
+    for engine, ds in (("builtin", run(recipe, pattern).dataset), ("gsas2", gsas2.refine(recipe, pattern))):
+        notes = [r for r in ds.attrs["quality_reasons"] if "texture factor" in r]
+        assert len(notes) == 1 and expected in notes[0], (engine, notes, expected)
+        assert ds.attrs["quality"] in ("warning", "failed"), engine

@@ -753,6 +753,23 @@ class _Project:
         esd = np.interp(x[inside], self.x[order], self.esd[order])
         return x[inside], get["yobs"], get["ycalc"], get["background"], esd, used[inside]
 
+    def texture_notes(self, cells) -> list[tuple[str, str]]:
+        """:func:`xrd.texture.negative_factor_note` for each SH phase, at GSAS-II's own reflections."""
+        from .texture import negative_factor_note, sh_factor
+
+        notes = []
+        lists = self.hist.reflections()
+        for (name, phase), terms, cell in zip(self.phases, self.sh_terms, cells):
+            refl = np.asarray(lists.get(name, {}).get("RefList", np.zeros((0, 6))), float)
+            if not terms or refl.size == 0:
+                continue
+            keep = (refl[:, 5] >= self.limits[0]) & (refl[:, 5] <= self.limits[1])
+            sgdata = phase.data["General"]["SGData"]
+            coef = {t: float(self.phase_hap(name)["Pref.Ori."][5][t]) for t in terms}
+            factors = sh_factor(refl[keep, :3], cell, sgdata["SGLaue"], sgdata.get("SGUniq", ""), coef)
+            notes += negative_factor_note(name, factors)
+        return notes
+
     def reflections(self):
         tt, hkl, phase_of = [], [], []
         lists = self.hist.reflections()
@@ -956,7 +973,7 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
         parameter_names=par_names, parameter_values=par_values, parameter_stderr=par_esd, correlation=corr,
         rwp=rwp, rp=rp, rexp=rwp / gof if gof > 0 else float("nan"), gof=gof, nobs=nobs, nvar=nvar,
         engine="gsas2", source=str(pattern.attrs.get("source", recipe.data_file or "")), recipe=str(recipe.path),
-        extra_attrs=extra, quality_notes=_quality_notes(history),
+        extra_attrs=extra, quality_notes=_quality_notes(history) + project.texture_notes(cells),
         parameter_bounds={f"{name}:{key}": bounds for name, _ in project.phases
                           for key, bounds in (("size", SIZE_BOUNDS_UM), ("size_axial", SIZE_BOUNDS_UM),
                                               ("mustrain", (0.0, math.inf)), ("mustrain_axial", (0.0, math.inf)))},

@@ -275,6 +275,13 @@ def run(recipe, pattern=None, *, start: dict | None = None, stages=None, progres
         if profile_refined and n_in and n_gauss > FLOOR_SHARE * n_in:
             notes.append(("warning", f"{n_gauss} of {n_in} reflections of {phase.name} sit at the Gaussian-width "
                                      "floor, where U, V, W have no gradient"))
+    from .texture import negative_factor_note
+
+    for k, phase in enumerate(model.phases):
+        if model.sh_terms[k]:
+            pos = model.peaks(k, values)[0]
+            inside = np.isfinite(pos) & (pos >= model.x[0]) & (pos <= model.x[-1])
+            notes += negative_factor_note(phase.name, model.preferred_orientation(k, values)[inside])
     dataset = _dataset(model, fit, history, notes)
     return Refinement(model, values, fit, history, dataset)
 

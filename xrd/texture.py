@@ -297,3 +297,14 @@ def axis_is_symmetric(sg, cell, axis) -> bool:
         if not np.allclose(np.abs(axis_cosines(h @ rot, axis, cell)), base, atol=1e-9):
             return False
     return True
+
+
+def negative_factor_note(phase: str, factors) -> list[tuple[str, str]]:
+    """A quality warning when the harmonic texture factor is <= 0 for some reflection (a negative pole
+    density: the truncated series cannot describe the texture, or the coefficients ran away)."""
+    factors = np.asarray(factors, float)
+    bad = int(np.sum(factors <= 0.0))
+    if not bad:
+        return []
+    return [("warning", f"the spherical-harmonics texture factor of {phase} is <= 0 for {bad} of {factors.size} "
+                        f"reflections (minimum {factors.min():.3g}): a negative pole density is unphysical")]
