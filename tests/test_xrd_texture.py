@@ -197,8 +197,10 @@ _BAD = {
     'preferred_orientation = {model = "spherical_harmonics", order = 8}': "order = 8 must be an even",
     'preferred_orientation = {model = "spherical_harmonics", order = 4, coefficients = {"C(4,1)" = 0.1}}':
         r"harmonic\(s\) C\(4,1\) do not exist for Laue class 3m1",
-    'preferred_orientation = {model = "spherical_harmonics", order = 4, refine = "yes"}': "refine must be true or false",
-    'size = {model = "uniaxial", axis = [0, 0, 0], equatorial = 0.05, axial = 0.02}': r"axis \[0, 0, 0\] is no direction",
+    'preferred_orientation = {model = "spherical_harmonics", order = 4, refine = "yes"}':
+        "refine must be true or false",
+    'size = {model = "uniaxial", axis = [0, 0, 0], equatorial = 0.05, axial = 0.02}':
+        r"axis \[0, 0, 0\] is no direction",
     'size = {model = "uniaxial", axis = [1, 0, 0], equatorial = 0.05, axial = 0.02}': "is not a symmetry axis",
     'size = {model = "ellipsoidal"}': "unknown size model 'ellipsoidal'",
     'size = {model = "uniaxial", axis = [0, 0, 1], equatorial = 0.05}': "uniaxial size needs axial",

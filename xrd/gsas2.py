@@ -478,7 +478,7 @@ class _Project:
 
         from .recipe import _texture_symmetry
         from .structure import find_spacegroup
-        from .texture import sh_names
+        from .texture import gsas2_laue, sh_names
 
         space_group, cell, _sites = _phase_model(spec, where)
         sg = find_spacegroup(str(space_group), where)
@@ -489,7 +489,7 @@ class _Project:
             return
         sgdata = phase.data["General"]["SGData"]
         names = G2lat.GenSHCoeffT(sgdata["SGLaue"], "0", int(spec.sh_order), False)
-        if names != sh_names(_texture_laue(sg), spec.sh_order):  # the engines must name the same harmonics
+        if names != sh_names(gsas2_laue(sg)[0], spec.sh_order):  # the engines must name the same harmonics
             raise XRDError(f"{where}: GSAS-II's harmonics {names} differ from the built-in engine's")
         hap["Pref.Ori."][0] = "SH"
         hap["Pref.Ori."][4] = int(spec.sh_order)
@@ -979,12 +979,6 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
                                               ("mustrain", (0.0, math.inf)), ("mustrain_axial", (0.0, math.inf)))},
         site_totals=[by_key[key].spec.total for key in sites] if sites else None,
     )
-
-
-def _texture_laue(sg) -> str:
-    from .texture import gsas2_laue
-
-    return gsas2_laue(sg)[0]
 
 
 def _quality_notes(history) -> list[tuple[str, str]]:

@@ -190,7 +190,7 @@ class PatternModel:
         self.sh_terms: list[list[str]] = []
         self.laue: list[tuple[str, str]] = []
         self.sh_hkl: list[np.ndarray | None] = []
-        for phase, spec in zip(self.phases, self.recipe.phases):
+        for k, (phase, spec) in enumerate(zip(self.phases, self.recipe.phases)):
             problems = _texture_symmetry(spec, phase.spacegroup, phase.cell)
             if problems:
                 raise XRDError(f"{self.recipe.path}: " + "; ".join(m for _, m in problems))
@@ -199,8 +199,7 @@ class PatternModel:
             self.sh_terms.append(sh_names(laue[0], spec.sh_order) if spec.sh_order else [])
             # the member of each reflection GSAS-II evaluates the harmonics at (they differ between
             # members in Laue classes -1, 2/m, 31m, 3R, 3mR; elsewhere any member gives the same value)
-            self.sh_hkl.append(gsas2_representatives(self.reflections[len(self.laue) - 1], *laue)
-                               if spec.sh_order else None)
+            self.sh_hkl.append(gsas2_representatives(self.reflections[k], *laue) if spec.sh_order else None)
 
     def _make_parameters(self):
         recipe = self.recipe
@@ -446,7 +445,7 @@ class PatternModel:
 
     def preferred_orientation(self, k: int, values) -> np.ndarray:
         """Texture factor of each reflection (1 without PO): March-Dollase averaged over the equivalents,
-        or GSAS-II's spherical harmonics (:func:`xrd.texture.sh_factor`; the same for every equivalent)."""
+        or GSAS-II's spherical harmonics (:func:`xrd.texture.sh_factor`) at the member GSAS-II lists."""
         phase = self.phases[k]
         refl = self.reflections[k]
         if self.sh_terms[k]:
