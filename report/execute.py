@@ -21,6 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from doptrace.core.errors import DoptraceError, log_internal_error, short_message
+from doptrace.core.simulated import spread
 
 # A file's problem is a DoptraceError (each package's exception family) or an OSError; anything
 # else is a bug in doptrace, still reported per analysis so that it never loses the others.
@@ -53,7 +54,8 @@ def run_entry(entry, results_dir) -> Outcome:
     outcome = Outcome(entry.key)
     start = time.perf_counter()
     try:
-        results = adapters()[entry.technique].analyse(dict(entry.settings))
+        # results of one entry rest on the same inputs: a simulator's marker on one is on all
+        results = spread(adapters()[entry.technique].analyse(dict(entry.settings)))
         for name, ds in results.items():
             check_result(ds, f"{entry.key}/{name}")
         for name, ds in results.items():

@@ -60,14 +60,17 @@ def analysis_quality(analysis) -> str:
 
 
 def simulated_sources(analyses) -> list[str]:
-    """Inputs whose results say they come from a simulator (a "simulat..." word in their file metadata)."""
+    """Inputs of the analyses whose results carry a simulator's marker (``attrs["simulated"]``, which
+    every technique's reader sets from its file and its pipeline carries: :mod:`doptrace.core.simulated`)."""
+    from doptrace.core.simulated import simulated
+
     found = []
     for a in analyses:
-        for ds in a.results.values():
-            text = " ".join(str(v) for k, v in ds.attrs.items() if isinstance(v, str) and k != "quality_reasons")
-            if "simulat" in text.lower():
-                found += [p.name for p in a.entry.files]
-                break
+        marked = [ds for ds in a.results.values() if simulated(ds)]
+        if marked:  # the data file(s) the results name as their source, not e.g. an XRD recipe beside it
+            named = {Path(part).name for ds in marked for part in str(ds.attrs.get("source", "")).split(", ")}
+            files = [p.name for p in a.entry.files]
+            found += [f for f in files if f in named] or files
     return sorted(set(found))
 
 

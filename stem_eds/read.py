@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from doptrace.core.simulated import ATTR, marker_in
 from doptrace.core.units import length_nm
 
 from . import _checks, _guard
@@ -231,6 +232,8 @@ def acquisition_attrs(signal, path) -> dict:
         "fwhm_mnka_ev": float(get("Detector.EDS.energy_resolution_MnKa", 130.0)),
         "beam_current_na": float(get("beam_current")),
         "file_elements": " ".join(str(e) for e in elements),
+        # doptrace's simulator titles its files "doptrace simulated ..." (doptrace.core.simulated)
+        **({ATTR: marker} if (marker := marker_in([str(signal.metadata.get_item("General.title", ""))])) else {}),
     }
 
 

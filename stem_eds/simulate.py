@@ -31,7 +31,8 @@ from .model_fit import families, gaussian_channels
 LRMO = {"Li": 1.2, "Mn": 0.54, "Ni": 0.13, "Co": 0.13, "O": 2.0}
 #: Per-atom yield of each family's 'a' line (counts per unit dose, arbitrary but fixed).
 YIELD = {"Mn_K": 1.0, "Co_K": 0.93, "Ni_K": 0.86, "O_K": 0.50, "B_K": 0.06,
-         "Mn_L": 0.22, "Co_L": 0.18, "Ni_L": 0.15, "Fe_K": 0.97}
+         "Mn_L": 0.22, "Co_L": 0.18, "Ni_L": 0.15, "Fe_K": 0.97,
+         "Al_K": 0.70}
 ZERO_PEAK_FWHM_KEV = 0.07
 BREMS_PER_Z = 2e-6
 
@@ -116,7 +117,7 @@ def expected_spectra(comp: dict[str, np.ndarray], thickness: np.ndarray, energy:
         shapes.append(fam.shape(edges, fwhm_mnka_ev) * YIELD[fam.name])
         amounts.append(comp[fam.element])
     e = np.clip(energy, 1e-3, None)
-    z_of = {"Li": 3, "B": 5, "O": 8, "Mn": 25, "Fe": 26, "Co": 27, "Ni": 28}
+    z_of = {"Li": 3, "B": 5, "O": 8, "Al": 13, "Mn": 25, "Fe": 26, "Co": 27, "Ni": 28}
     atoms = sum(comp[el] for el in comp)
     zbar = sum(comp[el] * z_of.get(el, 20) for el in comp) / np.where(atoms > 0, atoms, 1.0)
     brems = BREMS_PER_Z * (beam_energy_kev - e) / e * np.exp(-((0.15 / e) ** 3)) * (energy > 0.02)
@@ -202,5 +203,5 @@ def simulate_spectrum_image(path, shape=(32, 32), kind: str = "uniform", element
         signal.metadata.set_item(tem + key, value)
     # hyperspy picks the format by the name's extension, so the temporary file keeps it
     atomic_write(path, lambda tmp: signal.save(str(tmp), overwrite=True), suffix=Path(path).suffix)
-    quantified = [e for e in ("Mn", "Co", "Ni", "O", "B") if e in comp]
+    quantified = [e for e in ("Mn", "Co", "Ni", "O", "B", "Al") if e in comp]
     return Simulation(path, truth_atomic_percent(comp, quantified), kfactors(quantified), comp)

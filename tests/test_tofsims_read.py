@@ -104,7 +104,8 @@ def test_ascii_exports_round_trip(simulated, tmp_path):
     np.testing.assert_array_equal(single["counts"].values[0], truth["counts"].sel(fragment="InO-").values)
     spectrum = tofsims.read(files["spectrum"], polarity="negative")
     assert spectrum.attrs["binning"] == 200 and spectrum.attrs["dead_time_corrected"] == 0
-    assert files["spectrum"].read_bytes().count(b"\r\n") == spectrum.sizes["channel"] + 3
+    # CRLF lines: the simulator's comment, binning, dead time, column header, one per channel
+    assert files["spectrum"].read_bytes().count(b"\r\n") == spectrum.sizes["channel"] + 4
 
 
 def test_duplicate_assignments_get_distinct_names(tmp_path):

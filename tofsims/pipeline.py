@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from doptrace.core.simulated import carry
 from doptrace.core.units import length_nm
 
 from .errors import ToFSIMSError
@@ -286,7 +287,7 @@ def profile_export(path, fragments=None, normalize="total", crater_depth_nm=None
     columns = [str(n).lower() for n in ds["fragment"].values]
     if normalize == "total" and "total" not in columns:
         normalize = None  # the default; this export has no total-ion column
-    profile = profiles.profile_from_export(ds, fragments, normalization(normalize))
+    profile = carry(ds, profiles.profile_from_export(ds, fragments, normalization(normalize)))
     return _to_depth(profile, crater_depth_nm, layer_rates)
 
 
@@ -420,8 +421,8 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
     if export is not None:
         tested = (split_names(uniformity)
                   or [f for f in (DEFAULT_UNIFORMITY,) if f in export["fragment"].values] or None)
-        return {"profile": export,
-                "uniformity": profiles.uniformity_test(export, tested, surface_depth=surface_depth_nm)}
+        return carry(export, {"profile": export,
+                              "uniformity": profiles.uniformity_test(export, tested, surface_depth=surface_depth_nm)})
     ds = load(path, dead_time=None if dead_time is None else bool(dead_time), drift_correct=bool(drift_correct),
               crater_depth_nm=crater_depth_nm, layer_rates=layer_rates, masses=masses)
     chosen = choose_fragments(ds, split_names(fragments))
@@ -444,4 +445,4 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
         from .mva import mva as decompose
 
         results["mva"] = decompose(ds, str(mva), int(mva_components), scaling=str(mva_scaling), seed=int(seed))
-    return results
+    return carry(ds, results)  # a simulated file's marker (doptrace.core.simulated) on every result

@@ -30,6 +30,8 @@ from .formats import ita as ita_format
 from .masses import fragment_mass, peak_windows
 
 DEFAULT_FRAGMENTS = ("BO-", "MnO-", "InO-", "ClO-", "BO2-", "LiO-", "O-")
+#: fragments that carry the dopant in :func:`phantom`, with their rate relative to the first
+DOPANT_FRAGMENTS = {"BO-": 1.0, "BO2-": 0.3}
 #: calibrant peaks always present in a spectrum, per polarity (mean counts per peak)
 SPECTRUM_CALIBRANTS = {
     "negative": {"H-": 4e5, "C-": 2e5, "CH-": 1.5e5, "O-": 6e5, "OH-": 4e5, "C2-": 1e5, "C2H-": 8e4, "Cl-": 2e5},
@@ -76,6 +78,7 @@ def phantom(
     surface_scans: int = 3,
     surface_b: float | None = None,
     fragments=DEFAULT_FRAGMENTS,
+    dopant_fragments=None,
     field_of_view_um: float = 100.0,
     sputter_time_total: float = 1200.0,
     crater_depth_nm: float = 500.0,
@@ -90,6 +93,12 @@ def phantom(
     Parameters
     ----------
     shape : (n_scans, ny, nx)
+    fragments : sequence of str
+        Fragments written (their masses from :func:`doptrace.tofsims.masses.fragment_mass`).
+    dopant_fragments : dict of str to float
+        Fragments that carry the dopant (below: "BO-") and their rate relative to ``b_rate``
+        (default :data:`DOPANT_FRAGMENTS`: BO- 1, BO2- 0.3, the boron demo; e.g. ``{"AlO-": 1.0}`` for an Al-doped oxide).
+        Fragments neither here nor in :data:`RATES` get 0.5 counts per voxel everywhere.
     bulk_doped : bool
         True: BO- at ``b_rate`` inside the oxide grains at every depth (times
         ``1 + b_gradient * depth / crater_depth``). False: BO- only in a surface layer.
@@ -106,6 +115,7 @@ def phantom(
         ``crater_depth * i / n_scans`` (coordinate ``true_depth``).
     """
     n_scans, ny, nx = (int(v) for v in shape)
+    dopant_fragments = DOPANT_FRAGMENTS if dopant_fragments is None else dict(dopant_fragments)
     oxide, rim, matrix = grains((ny, nx), n_grains=n_grains, rim_px=rim_px, seed=seed)
     phase = np.stack([oxide, matrix, rim]).astype(float)  # (phase, y, x)
     depth_fraction = np.arange(n_scans) / n_scans
@@ -119,10 +129,8 @@ def phantom(
     b_bulk = b_bulk + 0.05  # detector/background counts everywhere
     maps = {}
     for name in fragments:
-        if name == "BO-":
-            maps[name] = b_bulk + surface
-        elif name == "BO2-":
-            maps[name] = 0.3 * (b_bulk + surface)
+        if name in dopant_fragments:
+            maps[name] = float(dopant_fragments[name]) * (b_bulk + surface)
         elif name in RATES:
             maps[name] = np.broadcast_to(np.tensordot(RATES[name], phase, axes=1), (n_scans, ny, nx))
         else:
@@ -268,6 +276,18 @@ def spectrum_from_peaks(masses, areas, *, sf: float = SF, k0: float = K0, resolv
     )
 
 
+#: the comment every simulated file carries (:mod:`doptrace.core.simulated`); event lists, which
+#: have no header, cannot carry it
+MARKER = "doptrace ToF-SIMS simulation"
+
+
+def _marked(ds: xr.Dataset, seed: int) -> xr.Dataset:
+    """A shallow copy of ``ds`` whose ``comment`` attribute says the file is simulated."""
+    marked = ds.copy()
+    marked.attrs["comment"] = f"{MARKER} (seed {int(seed)}), not a measurement"
+    return marked
+
+
 def write_ita(path, truth: xr.Dataset | None = None, *, seed: int = 0, with_spectrum: bool = True,
               **phantom_kw) -> xr.Dataset:
     """Write an ITA file from ``truth`` (a :func:`phantom` or :func:`poisson_counts` Dataset).
@@ -282,7 +302,7 @@ def write_ita(path, truth: xr.Dataset | None = None, *, seed: int = 0, with_spec
     spec = None
     if with_spectrum:
         spec = spectrum(truth, seed=seed, binning=2)
-    ita_format.write(path, truth, spectrum=spec)
+    ita_format.write(path, _marked(truth, seed), spectrum=spec)
     truth = truth.copy()
     truth.attrs["source"] = str(Path(path))
     return truth
@@ -297,7 +317,7 @@ def write_itm(path, truth: xr.Dataset | None = None, *, seed: int = 0, with_spec
     if "counts" not in truth:
         truth = poisson_counts(truth, seed=seed)
     spec = spectrum(truth, seed=seed, binning=2) if with_spectrum else None
-    ita_format.write(path, truth, spectrum=spec, images=False, raw_seed=seed)
+    ita_format.write(path, _marked(truth, seed), spectrum=spec, images=False, raw_seed=seed)
     truth = truth.copy()
     truth.attrs["source"] = str(Path(path))
     return truth
@@ -313,11 +333,13 @@ def write_ascii_exports(folder, truth: xr.Dataset, *, stem: str = "sim", spectru
     """
     folder = Path(folder)
     out = {"spectrum": folder / f"{stem}_spectrum.txt", "profile": folder / f"{stem}_profile.txt", "images": {}}
-    ascii_format.write_spectrum(out["spectrum"], spectrum(truth, binning=spectrum_binning, seed=seed))
-    ascii_format.write_depth_profile(out["profile"], truth)
+    marked = _marked(truth, seed)
+    ascii_format.write_spectrum(out["spectrum"], _marked(spectrum(truth, binning=spectrum_binning, seed=seed), seed))
+    ascii_format.write_depth_profile(out["profile"], marked)
     for name in truth["fragment"].values:
         path = folder / f"{stem} - {name}.txt"
-        ascii_format.write_image(path, truth["counts"].sel(fragment=name), fragment=str(name))
+        ascii_format.write_image(path, truth["counts"].sel(fragment=name), fragment=str(name),
+                                 comment=marked.attrs["comment"])
         out["images"][str(name)] = path
     return out
 

@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 
 from doptrace.core.quality import set_quality
+from doptrace.core.simulated import carry, simulated
 
 from . import backgrounds as bgs
 from .errors import XPSError
@@ -451,4 +452,6 @@ def quantify(blocks: list[xr.DataArray], regions=(), table: str = "scofield", ke
                      "background": "regions: shirley (linear where the Shirley iteration does not converge); "
                                    "components: the fit's",
                      "level_dim": dim, "detection_sigmas": DETECTION_SIGMAS})
+    # a simulated file's marker (doptrace.core.simulated) stays with its numbers
+    carry(next((b for b in blocks if simulated(b)), ""), ds)
     return set_quality(ds, failed, warnings)

@@ -395,7 +395,7 @@ def result_dataset(results: list[FitResult], model: Model, dim: str, levels, lev
         "window": list(model.window) if model.window else [],
         "level_dim": dim,
         # what the file says measured it (a simulator names itself here, and the report says so)
-        **{k: str(chosen[0].attrs[k]) for k in ("instrument",) if chosen[0].attrs.get(k)},
+        **{k: str(chosen[0].attrs[k]) for k in ("instrument", "simulated") if chosen[0].attrs.get(k)},
     })
     failed, warnings = fit_quality(results, level_labels(dim, levels, level_units), model)
     return set_quality(ds, failed, warnings)

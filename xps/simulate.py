@@ -13,6 +13,9 @@ Model chemistry (Li-rich layered cathode with boron, Li3InCl6 electrolyte):
   ``bulk_doped=True``: TM-O-B share rises 0.1 -> 0.5 over the first half of the etch levels, then
   stays flat; ``bulk_doped=False`` (coating only): it starts at 0.5 at the surface and falls to ~0,
   and the boron signal itself fades with depth.
+- Al 2p (for projects about an Al dopant; the 2p3/2-2p1/2 split of 0.44 eV is not resolved at
+  lab resolution, so one peak each): Al-O-Al 74.6 eV (an alumina coating) and TM-O-Al 73.7 eV
+  (Al in the oxide lattice), with the TM-O-B depth behaviour of B 1s.
 - In 3d: chloride 3d5/2 446.0 eV with 3d3/2 at +7.54 eV (area 2:3), and an In-O (In2O3) doublet
   at 444.5 eV whose share grows with depth from 0.1 to 0.3.
 - O 1s: lattice oxygen 529.6 eV and surface/borate oxygen 531.8 eV.
@@ -34,7 +37,7 @@ from .lineshapes import shape_function
 HV = 1486.6  # Al K-alpha, eV
 IN3D_SPLIT = 7.54
 DEMO_ETCH_TIMES = (0.0, 20.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0)
-WINDOWS = {"B 1s": (184.0, 199.0), "In 3d": (438.0, 460.0), "O 1s": (524.0, 538.0), "C 1s": (279.0, 293.0)}
+WINDOWS = {"B 1s": (184.0, 199.0), "Al 2p": (68.0, 80.0), "In 3d": (438.0, 460.0), "O 1s": (524.0, 538.0), "C 1s": (279.0, 293.0)}
 
 
 def spectrum(x, components, b0: float, k: float):
@@ -65,6 +68,11 @@ def level_components(region: str, etch_time: float, bulk_doped: bool, intensity:
         total = 6000.0 * intensity * (1.0 if bulk_doped else 0.25 + 0.75 * math.exp(-t / 120.0))
         comps = [((1 - share) * total, 192.0, 1.4, "GL(30)"), (share * total, 191.1, 1.4, "GL(30)")]
         return ["B-O-B", "TM-O-B"], comps, 300.0 * intensity, 0.06
+    if region == "Al 2p":
+        share = float(b1s_share(t, bulk_doped))
+        total = 5000.0 * intensity * (1.0 if bulk_doped else 0.25 + 0.75 * math.exp(-t / 120.0))
+        comps = [((1 - share) * total, 74.6, 1.5, "GL(30)"), (share * total, 73.7, 1.5, "GL(30)")]
+        return ["Al-O-Al", "TM-O-Al"], comps, 250.0 * intensity, 0.05
     if region == "In 3d":
         oxide = 0.1 + 0.2 * min(t / 200.0, 1.0)
         total = 40000.0 * intensity

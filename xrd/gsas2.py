@@ -960,7 +960,8 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
     extra = {"stages": history, "wavelength": float(project.inst.wavelengths[0]),
              "dopant_element": recipe.dopant.element if recipe.dopant else "", "dopant_min_detectable_sigma": 3.0,
              "gsas2_version": _version(), "gsas2_cell_esd": g2_cell_esd, "site_occupancies": occupancies,
-             "gsas2_project": str(project.workdir / "doptrace.gpx")}
+             "gsas2_project": str(project.workdir / "doptrace.gpx"),
+             **({"simulated": pattern.attrs["simulated"]} if pattern.attrs.get("simulated") else {})}
     if texture:
         extra["texture_index"] = texture
     return build_result(

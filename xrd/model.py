@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from doptrace.core.simulated import simulated
+
 from .background import chebyshev_design
 from .dopant import doped_occupancy
 from .errors import XRDError
@@ -98,6 +100,7 @@ class PatternModel:
         self.recipe = recipe
         source = pattern.attrs.get("source", str(recipe.data_file))
         self.source = source
+        self.simulated = simulated(pattern)  # the file's simulator marker, carried into the result
         x = np.asarray(pattern["two_theta"].values, float)
         y = np.asarray(pattern.values, float)
         esd = np.asarray(pattern["esd"].values, float) if "esd" in pattern.coords else np.sqrt(np.abs(y))

@@ -481,6 +481,7 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
         occupancies=model.occupancy_checks(values, {n: float(e) for n, e in zip(names, err)}),
         quality_notes=notes, parameter_bounds={n: model.parameters[n].bounds for n in names}, site_totals=totals,
         extra_attrs={"stages": history, "wavelength": float(model.lam1),
+                     **({"simulated": model.simulated} if model.simulated else {}),
                      "dopant_element": recipe.dopant.element if recipe.dopant else "",
                      "dopant_min_detectable_sigma": 3.0,
                      "ties": [f"{n} = {f:g} * {src}" for n, (src, f) in model.ties.items()],

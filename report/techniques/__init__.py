@@ -24,7 +24,10 @@ Required:
     Adds ``doptrace NAME ...`` commands; each handler returns an exit code.
 ``analyse(settings) -> dict[str, xarray.Dataset]``
     Runs one project entry (its ``file`` keys already resolved to absolute ``Path``) to named
-    results that follow :mod:`report.conventions`.
+    results that follow :mod:`report.conventions`. A result resting on a file written by
+    doptrace's simulators carries that file's marker in ``attrs["simulated"]`` (the technique's
+    reader finds it, its pipeline carries it: :mod:`doptrace.core.simulated`); the runner gives it
+    to every result of the entry, and the report's SIMULATED DATA banner is made from it alone.
 ``checks(sample, results, thresholds, depth) -> list[report.checks.Check]``
     The doping-distribution evidence of one analysis' results (empty when they hold none);
     ``depth`` is the sample's depth table (:class:`doptrace.core.units.Quantity` per key).

@@ -114,8 +114,10 @@ def section(analyses) -> list:
         blocks.append(Text(
             f"Light-element lines ({', '.join(qualitative)}) are mapped but qualitative: they sit on the zero-peak "
             "tail and the window-absorption edge, so their numbers depend on the background model and can be off "
-            "by far more than their Poisson error (on a simulated sample with 2.1 at% B, B K reads 1.4 at% with "
-            "the automatic background and 3.4 to 7.6 at% with fixed polynomials of degree 4 to 2)."))
+            "by far more than their Poisson error"
+            # measured with the B K line, so said only where B K is mapped
+            + (" (on a simulated sample with 2.1 at% B, B K reads 1.4 at% with the automatic background and 3.4 "
+               "to 7.6 at% with fixed polynomials of degree 4 to 2)" if "B_Ka" in qualitative else "") + "."))
     quant_rows, verdict_rows = [], []
     for analysis in analyses:
         sample = analysis.sample

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from doptrace.core.simulated import marker_in
+
 from ..errors import ToFSIMSError
 from . import itstr
 
@@ -19,6 +21,8 @@ SPECTRUM = "filterdata/TofCorrection/Spectrum/Reduced Data"
 TOTAL_ID, REST_ID, FIRST_FRAGMENT_ID = 0, 1, 2
 MAX_SIDE = 1 << 14  # pixels; IONTOF rasters go up to 4096 x 4096 (and 16384 is generous)
 MAX_SCANS = 1 << 20
+#: the text property doptrace's writer keeps a comment in (a simulated file's marker, :mod:`doptrace.core.simulated`)
+COMMENT = "Analysis.Comment"
 
 
 def _properties(f: itstr.ITStrFile) -> dict:
@@ -116,4 +120,7 @@ def header(f: itstr.ITStrFile) -> dict:
         "primary_ion": str(_prop(props, "Instrument.LMIG.Species", kind="string", default="")),
         "dead_time_corrected": int(_prop(props, "Analysis.DeadTimeCorrection", kind="int", default=0)),
         "sample": str(_prop(props, "Analysis.SampleName", kind="string", default="")),
+        "comment": str(_prop(props, COMMENT, kind="string", default="")),
+        # a simulator's marker in any text property (doptrace's writes it as the comment)
+        "simulated": marker_in(str(record.get("string", "")) for record in props.values()),
     }

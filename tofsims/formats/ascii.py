@@ -37,6 +37,7 @@ import numpy as np
 import xarray as xr
 
 from doptrace.core.atomic import atomic_open
+from doptrace.core.simulated import marker_in
 
 from .._files import existing_file
 from ..errors import ToFSIMSError
@@ -164,6 +165,8 @@ def read_spectrum(path, polarity: str | None = None) -> xr.Dataset:
         if not text:
             continue
         if text.startswith("#"):
+            if marker_in(text):
+                meta["simulated"] = marker_in(text)
             key, _, value = text.lstrip("#").partition(":")
             meta[key.strip().lower()] = value.strip()
             continue
@@ -202,8 +205,15 @@ def read_spectrum(path, polarity: str | None = None) -> xr.Dataset:
             "dead_time_corrected": int(dead_time in ("on", "yes", "true", "1")),
             "polarity": (polarity or "unknown").lower(),
             **_note_negatives({}, intensity),
+            **({"simulated": meta["simulated"]} if meta.get("simulated") else {}),
         },
     )
+
+
+def _comment_line(ds, end: str) -> str:
+    """``# <attrs["comment"]>`` and the line end (a simulator's marker), or nothing."""
+    comment = " ".join(str(ds.attrs.get("comment", "")).split())
+    return f"# {comment}{end}" if comment else ""
 
 
 def write_spectrum(path, ds: xr.Dataset) -> None:
@@ -213,6 +223,7 @@ def write_spectrum(path, ds: xr.Dataset) -> None:
     mz = ds["mz_file"].values if "mz_file" in ds.coords else ((channel - k0) / sf) ** 2
     dead = "on" if int(ds.attrs.get("dead_time_corrected", 0)) else "off"
     with atomic_open(path, "w", newline="") as out:
+        out.write(_comment_line(ds, "\r\n"))
         out.write(f"# Binning: {int(ds.attrs.get('binning', 1))} channels\r\n# Deadtime Correction: {dead}\r\n")
         out.write("Channel\tm/z\tIntensity\r\n")
         out.writelines(
@@ -423,6 +434,7 @@ def read_depth_profile(path, ratios: str = "keep") -> xr.Dataset:
             "n_points": int(time.size),
             "integer_counts": int(np.all(intensity == np.round(intensity))),
             **_note_negatives({}, intensity),
+            **({"simulated": marker} if (marker := marker_in(lines[:first_data])) else {}),
         },
     )
     for kind, (values, units) in coords.items():
@@ -464,6 +476,7 @@ def write_depth_profile(path, truth: xr.Dataset) -> None:
     time = truth["sputter_time"].values
     with atomic_open(path, "w", newline="") as out:
         out.write(f"Depth profile {truth.attrs.get('sample', '')}\r\n")
+        out.write(_comment_line(truth, "\r\n"))
         out.write("\t" + "\t".join(names) + "\r\n")
         out.write("Sputter Time\t" + "\t".join(["Intensity"] * len(names)) + "\r\n")
         out.write("[s]\t" + "\t".join(["[counts]"] * len(names)) + "\r\n")
@@ -486,6 +499,8 @@ def _image_table(path: Path):
     meta, start = {}, len(lines)
     for i, line in enumerate(lines):
         if line.startswith("#") or not line.strip():
+            if marker_in(line):
+                meta["simulated"] = marker_in(line)
             key, _, value = line.lstrip("#").partition(":")
             if value.strip():
                 meta[key.strip().lower()] = value.strip()
@@ -542,9 +557,10 @@ def read_image(paths, fragments=None, shape=None) -> xr.Dataset:
     paths = [existing_file(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     if fragments is not None and len(fragments) != len(paths):
         raise ToFSIMSError(f"{paths[0]}: {len(fragments)} fragment names for {len(paths)} image files")
-    tables, names, fov, integer = [], [], None, True
+    tables, names, fov, integer, simulated = [], [], None, True, ""
     for k, path in enumerate(paths):
         table, meta, whole = _image_table(path)
+        simulated = simulated or meta.get("simulated", "")
         tables.append(table)
         integer &= whole
         name = fragments[k] if fragments else meta.get("fragment") or path.stem.rpartition(" - ")[2] or path.stem
@@ -578,12 +594,15 @@ def read_image(paths, fragments=None, shape=None) -> xr.Dataset:
     return make_cube(
         ", ".join(os.fspath(p) for p in paths), counts, names, file_format="IONTOF ASCII image export",
         field_of_view_um=fov or None, polarity=polarity_from_names(names),
-        attrs={"integer_counts": int(integer), **_note_negatives({}, counts)},
+        attrs={"integer_counts": int(integer), **_note_negatives({}, counts),
+               **({"simulated": simulated} if simulated else {})},
     )
 
 
-def write_image(path, counts: xr.DataArray, fragment: str, field_of_view_um: float | None = None) -> None:
-    """Write one fragment's (scan, y, x) counts as ``x y scan counts`` rows (every voxel)."""
+def write_image(path, counts: xr.DataArray, fragment: str, field_of_view_um: float | None = None,
+                comment: str = "") -> None:
+    """Write one fragment's (scan, y, x) counts as ``x y scan counts`` rows (every voxel), after a
+    ``# comment`` line when ``comment`` is given."""
     cube = np.asarray(counts.transpose("scan", "y", "x").values)
     n_scans, ny, nx = cube.shape
     s, y, x = np.meshgrid(np.arange(n_scans), np.arange(ny), np.arange(nx), indexing="ij")
@@ -592,6 +611,7 @@ def write_image(path, counts: xr.DataArray, fragment: str, field_of_view_um: flo
     if fov is None and "x" in counts.coords and counts["x"].attrs.get("units") == "um":
         fov = float(counts["x"].values[0] * 2 * nx)
     with atomic_open(path, "w", newline="") as out:
+        out.write(f"# {' '.join(comment.split())}\n" if comment else "")
         out.write(f"# Fragment: {fragment}\n# Size: {nx} x {ny} x {n_scans}\n")
         if fov:
             out.write(f"# Field of view: {fov:g} um\n")

@@ -43,7 +43,7 @@ import xarray as xr
 from tqdm import tqdm
 
 from ..errors import ToFSIMSError
-from . import itm, itstr
+from . import _iontof, itm, itstr
 from ._cube import make_cube
 from ._iontof import (  # noqa: F401  header, peak_list and the paths stay importable from here
     ADDED, FIRST_FRAGMENT_ID, IMAGES, MAX_SCANS, MAX_SIDE, REST_ID, SCANS, SPECTRUM, TOTAL_ID, header, peak_list,
@@ -286,6 +286,7 @@ def _dataset(path, head, chosen, scan_index, n_file_scans, counts, total) -> xr.
             "primary_ion": head["primary_ion"],
             "sample": head["sample"] or os.path.splitext(os.path.basename(os.fspath(path)))[0],
             "n_scans_file": int(n_file_scans),
+            **{key: head[key] for key in ("comment", "simulated") if head[key]},
         },
     )
 
@@ -312,6 +313,7 @@ def read_spectrum(path) -> xr.Dataset:
             "channel_width_ns": head["channel_width_ns"],
             "sf": head["sf"],
             "k0": head["k0"],
+            **{key: head[key] for key in ("comment", "simulated") if head[key]},
         },
     )
 
@@ -428,7 +430,7 @@ def write(path, ds: xr.Dataset, spectrum: xr.Dataset | None = None, *, level: in
         ("Instrument.LMIG.Species", 0, 0.0, str(attrs.get("primary_ion", "Bi3+"))),
         ("Analysis.DeadTimeCorrection", int(attrs.get("dead_time_corrected", 0)), 0.0, ""),
         ("Analysis.SampleName", 0, 0.0, str(attrs.get("sample", ""))),
-    ]
+    ] + ([(_iontof.COMMENT, 0, 0.0, str(attrs["comment"]))] if attrs.get("comment") else [])
     for section in ("propstart", "propend"):
         node = root.path(section)
         for key, ivalue, fvalue, text in properties:

@@ -158,6 +158,7 @@ def read(path, fragments=None, windows: xr.Dataset | None = None, *, sf: float |
         sample=head["sample"],
         dead_time_corrected=head["dead_time_corrected"],
         n_events=int(done),
+        **{key: head[key] for key in ("comment", "simulated") if head[key]},
     )
     return ds
 

@@ -30,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from doptrace.core.atomic import write_text
+from doptrace.core.simulated import marker_in
 
 from ..errors import XPSError
 from ._text import decode_text, read_bounded
@@ -477,6 +478,8 @@ def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int,
         "date": "%04d-%02d-%02dT%02d:%02d:%02d" % tuple(
             block[key] for key in ("year", "month", "day", "hour", "minute", "second")) if block["year"] > 0 else "",
         "instrument": head.instrument,
+        # doptrace's simulator names itself as the instrument (doptrace.core.simulated)
+        **({"simulated": marker} if (marker := marker_in([head.instrument])) else {}),
         "institution": head.institution,
         "experiment_mode": head.experiment_mode,
         "scan_mode": head.scan_mode,

@@ -22,6 +22,8 @@ import re
 
 import numpy as np
 
+from doptrace.core.simulated import ATTR, marker_in
+
 from ._pattern import fail, make_pattern, read_text
 
 NAME = "xy"
@@ -113,7 +115,9 @@ def read_all(path, **kw):
             table[:, 0], table[:, 1], esd, path=path, fmt="xye" if ncols == 3 else "xy",
             wavelength=wavelength, wavelength2=wavelength2,
             counts_kind="intensity",
-            extra={"header": "\n".join(header[:20])},
+            extra={"header": "\n".join(header[:20]),
+                   # doptrace's simulator heads its files "# doptrace XRD simulation: ..."
+                   **({ATTR: marker} if (marker := marker_in(header)) else {})},
         )
     ]
 
