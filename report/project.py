@@ -132,7 +132,8 @@ def load_project(path) -> Project:
         prepare = getattr(known[entry.technique], "prepare_entry", None)
         if prepare is not None:
             problems += prepare(entry.settings, depth.get(entry.sample, {}), _explicit_surface(raw, entry.sample, checks),
-                                f"sample '{entry.sample}' {entry.technique}[{entry.index}]")
+                                f"sample '{entry.sample}' {entry.technique}[{entry.index}]",
+                                checks.get(entry.sample, {}))
     problems.raise_if_any(ReportError)
     return Project(path, str(raw.get("title", path.stem)), names, entries, raw, depth, checks)
 

@@ -71,8 +71,10 @@ def test_a_warning_stays_beside_the_number_and_in_the_quality_column(tmp_path):
 
 @pytest.fixture(scope="module")
 def aluminium_report(tmp_path_factory):
-    """A project about Al (no boron anywhere): XPS In 3d/O 1s/C 1s series of two samples (the EDS
-    simulator has no Al line yet, so EDS is not part of it)."""
+    """A project about Al that declares nothing else: XPS In 3d/O 1s/C 1s series and an AlO- ToF-SIMS
+    stack of two samples, no xps_component, sims_fragment or sims_host."""
+    from simulated_inputs import tofsims_entry
+
     from doptrace.core.atomic import write_text
     from doptrace.report import cli
     from doptrace.report.demo import write_project_file
@@ -89,6 +91,7 @@ def aluminium_report(tmp_path_factory):
         entries[sample] = {
             "xps": [{"file": vms, "model": in3d, "c1s": True, "headline": "In-O",
                      "quantify": ["In 3d", "O 1s", "C 1s"]}],
+            "tofsims": [tofsims_entry(data, sample, not rim, seed=11 + k)],
         }
     project = write_project_file(folder, entries, "Al in Li-rich oxides",
                                  {s: {"xps_etch_rate": "0.40 ± 0.04 nm/s"} for s in entries},
@@ -102,8 +105,68 @@ def test_a_project_without_boron_never_mentions_boron(aluminium_report):
     assert code == 0
     text = re.sub(r'<img [^>]*>', "", html)  # figures are PNGs: their bytes are not words
     assert "does Al sit in the bulk lattice" in text
-    for word in ("boron", "Boron", "B 1s", "B K", "B_Ka", "BO-", "TM-O-B", "B-O-B", "MnO-"):
+    # (MnO- is one of the ToF-SIMS file's fragments here, analysed as such, never as a default pair's host)
+    for word in BORON_WORDS:
         assert word not in text, word
     assert not re.search(r"\bB\b", text)
-    # the XPS check that cannot be made says why instead of vanishing
+    # the checks that cannot be made say why instead of vanishing (or falling back to a boron pair)
     assert "Cannot be checked: " in text and "the project declares no xps_component" in text
+    assert "the project declares no sims_fragment, sims_host" in text
+    assert "colocalized with" not in text and "Colocalization" not in text
+
+
+BORON_WORDS = ("boron", "Boron", "B 1s", "B K", "B_Ka", "BO-", "BO2-", "B-O", "TM-O-B", "Li2B4O7", "B3+", "MnO- pair")
+
+
+@pytest.fixture(scope="module")
+def aluminium_everywhere(tmp_path_factory):
+    """Two Al samples seen by all four techniques (simulated inputs, tests/simulated_inputs.py): Al on
+    the TM site (XRD), Al 2p TM-O-Al (XPS), AlO- in the MnO- grains (ToF-SIMS), Al K (EDS); the
+    project declares Al and its components, the ToF-SIMS entries name no pair."""
+    from simulated_inputs import eds_entry, run_project, tofsims_entry, xps_entry, xrd_entry
+
+    folder = tmp_path_factory.mktemp("al4")
+    data = folder / "data"
+    data.mkdir()
+    entries = {}
+    for k, (sample, bulk) in enumerate((("Al-coated", False), ("Al-doped", True))):
+        entries[sample] = {"xrd": [xrd_entry(data, sample, bulk, 21 + k)], "xps": [xps_entry(data, sample, bulk, 21 + k)],
+                           "tofsims": [tofsims_entry(data, sample, bulk, 21 + k)],
+                           "eds": [eds_entry(data, sample, bulk, 21 + k)]}
+    checks = {"dopant": "Al", "xps_component": "TM-O-Al", "sims_fragment": "AlO-", "sims_host": "MnO-",
+              "surface_depth": "60 nm", "xrd_sites": ["LiTMO2:TM"], "xrd_expected_fraction": 0.05}
+    depth = {s: {"xps_etch_rate": "0.40 ± 0.04 nm/s", "sims_crater_depth": "500 ± 25 nm"} for s in entries}
+    code, html, out = run_project(folder, entries, checks, depth)
+    return code, html, out
+
+
+def test_an_aluminium_project_across_four_techniques_never_mentions_boron(aluminium_everywhere):
+    import json
+
+    code, html, out = aluminium_everywhere
+    assert code == 0
+    text = re.sub(r'<img [^>]*>', "", html)
+    for word in BORON_WORDS:
+        assert word not in text, word
+    assert not re.search(r"\bB\b", text)
+    evidence = {e["sample"]: e for e in json.loads((out / "checks.json").read_text())}
+    claims = {e: {(c["technique"], c["claim"]): c for c in evidence[e]["checks"]} for e in evidence}
+    doped, coated = claims["Al-doped"], claims["Al-coated"]
+    # every technique made its checks from the declared Al components, none "cannot be checked"
+    assert not any(c["claim"].startswith("checks of ") for rows in claims.values() for c in rows.values())
+    # XRD: Al on the TM site refines to the simulated 0.10 (bulk) within 3 esd, and is supported
+    xrd = doped[("XRD", "Al on LiTMO2:TM")]
+    assert abs(xrd["value"] - 0.10) < 3 * xrd["stderr"] and xrd["verdict"] == "supported"
+    assert abs(coated[("XRD", "Al on LiTMO2:TM")]["value"]) < 3 * coated[("XRD", "Al on LiTMO2:TM")]["stderr"]
+    # XPS: the TM-O-Al share beyond 60 nm is the simulated 50 % in the bulk-doped sample
+    share = doped[("XPS", "TM-O-Al share beyond 60 nm")]
+    assert abs(share["value"] - 50.0) < 3 * share["stderr"] and share["verdict"] == "supported"
+    # ToF-SIMS: the pair came from the project (AlO-:MnO-): AlO- sits in the MnO- grains when bulk doped
+    pair = doped[("ToF-SIMS", "AlO- colocalized with MnO-")]
+    assert pair["value"] > 0.8 and pair["verdict"] == "supported"
+    assert coated[("ToF-SIMS", "AlO- not piled up at the surface")]["verdict"] == "contradicted"
+    # EDS: Al uniform in the bulk-doped particle, in a rim only in the coated one
+    assert doped[("STEM-EDS", "Al homogeneous")]["verdict"] == "supported"
+    assert coated[("STEM-EDS", "Al homogeneous")]["verdict"] == "contradicted"
+    assert evidence["Al-coated"]["verdict"] == "contradicted"
+    assert "does Al sit in the bulk lattice" in text

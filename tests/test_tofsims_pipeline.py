@@ -33,7 +33,8 @@ def test_pipeline_runs_without_the_report_and_tells_the_samples_apart(stacks):
         from doptrace.tofsims import pipeline
         out = {{}}
         for sample, path in {json.dumps({k: str(v) for k, v in stacks.items()})}.items():
-            results = pipeline.analyse(path, crater_depth_nm=500.0, surface_depth_nm=60.0)
+            results = pipeline.analyse(path, crater_depth_nm=500.0, surface_depth_nm=60.0,
+                                       dopant_fragment="BO-", host_fragment="MnO-")
             u = results["uniformity"].sel(fragment="BO-")
             out[sample] = {{"kinds": sorted(results), "uniform": int(u["uniform"]),
                            "surface_to_bulk": float(u["surface_to_bulk"]),
@@ -62,3 +63,22 @@ def test_parse_rates_and_lengths():
     assert parse_length_nm("5000A") == pytest.approx(500.0)
     with pytest.raises(ToFSIMSError, match="every layer but the last"):
         parse_rates("1.0,0.5")
+
+
+def test_no_fragment_is_special_unless_declared(stacks):
+    """Without a declared dopant/host pair nothing is colocalized and every fragment is tested; a
+    declared pair is used only where the file holds it."""
+    from doptrace.tofsims import pipeline
+
+    plain = pipeline.analyse(stacks["LBO-LRMO"], crater_depth_nm=500.0)
+    names = ["BO-", "MnO-", "InO-", "ClO-", "BO2-", "LiO-", "O-"]  # the simulator's fragments
+    assert "coloc" not in plain and "ratio" not in plain["maps"]
+    assert [str(f) for f in plain["uniformity"]["fragment"].values] == names
+    absent = pipeline.analyse(stacks["LBO-LRMO"], crater_depth_nm=500.0, dopant_fragment="AlO-", host_fragment="MnO-")
+    assert "coloc" not in absent
+    declared = pipeline.analyse(stacks["LBO-LRMO"], fragments=["InO-"], crater_depth_nm=500.0,
+                                dopant_fragment="BO-", host_fragment="MnO-")
+    assert declared["coloc"].attrs["fragment_a"] == "BO-" and declared["coloc"].attrs["fragment_b"] == "MnO-"
+    assert [str(f) for f in declared["uniformity"]["fragment"].values] == ["BO-"]
+    assert [str(f) for f in declared["maps"]["fragment"].values] == ["InO-", "BO-", "MnO-"]
+    assert float(declared["coloc"]["pearson_r"]) > 0.8  # BO- sits in the MnO- grains of the bulk-doped stack

@@ -5,8 +5,11 @@ as plain functions of paths and Datasets, so a scientist in Python gets the same
 the report::
 
     from doptrace.tofsims import pipeline
-    results = pipeline.analyse("sample.ita", crater_depth_nm=500.0)
+    results = pipeline.analyse("sample.ita", crater_depth_nm=500.0, dopant_fragment="BO-", host_fragment="MnO-")
     results["uniformity"].sel(fragment="BO-")
+
+No fragment is special in code: which fragment carries the dopant and which the host lattice is
+the caller's (a project's ``sims_fragment`` and ``sims_host``).
 
 Order of corrections (:func:`load`): dead time first (it acts on raw counts per shot), then lateral
 drift (it moves whole corrected images), then the sputter-time to depth conversion (it only
@@ -23,12 +26,6 @@ from doptrace.core.simulated import carry
 from doptrace.core.units import length_nm
 
 from .errors import ToFSIMSError
-
-#: fragments analysed when an entry names none and the file has them (the boron-doping question)
-DEFAULT_FRAGMENTS = ("BO-", "MnO-", "InO-", "ClO-")
-#: dopant fragment tested for uniformity, and the dopant:host pair colocalized, when present
-DEFAULT_UNIFORMITY = "BO-"
-DEFAULT_PAIR = ("BO-", "MnO-")
 
 
 def parse_length_nm(text) -> float:
@@ -341,13 +338,49 @@ def with_ratio(maps, ds, pair: str, scans=None, bin: int = 1):
     return maps
 
 
-def choose_fragments(ds, wanted=None) -> list[str]:
-    """``wanted``, else those of :data:`DEFAULT_FRAGMENTS` the file has, else every fragment."""
+def choose_fragments(ds, wanted=None, dopant_fragment=None, host_fragment=None) -> list[str]:
+    """The fragments to analyse: ``wanted`` (with the dopant and host fragments added when the file
+    has them), else every fragment of the file."""
     names = [str(n) for n in ds["fragment"].values]
-    if wanted:
-        return list(wanted)
-    chosen = [f for f in DEFAULT_FRAGMENTS if f in names]
-    return chosen or names
+    if not wanted:
+        return names
+    extra = [f for f in (dopant_fragment, host_fragment) if f and f in names and f not in wanted]
+    return list(wanted) + extra
+
+
+def declared_pair(names, dopant_fragment=None, host_fragment=None) -> str | None:
+    """``"dopant:host"`` when both are declared and among ``names``; else None.
+
+    Examples
+    --------
+    >>> declared_pair(["AlO-", "MnO-", "O-"], "AlO-", "MnO-")
+    'AlO-:MnO-'
+    >>> declared_pair(["MnO-", "O-"], "AlO-", "MnO-") is None
+    True
+    """
+    names = [str(n) for n in names]
+    if dopant_fragment and host_fragment and dopant_fragment in names and host_fragment in names:
+        return f"{dopant_fragment}:{host_fragment}"
+    return None
+
+
+def tested_fragments(names, uniformity=None, pair=None, dopant_fragment=None) -> list[str] | None:
+    """Fragments of the uniformity test: ``uniformity``, else the pair's first, else the declared
+    dopant fragment when among ``names``, else None (every fragment).
+
+    Examples
+    --------
+    >>> tested_fragments(["AlO-", "MnO-"], dopant_fragment="AlO-")
+    ['AlO-']
+    >>> tested_fragments(["AlO-", "MnO-"]) is None
+    True
+    """
+    names = [str(n) for n in names]
+    if split_names(uniformity):
+        return split_names(uniformity)
+    if pair:
+        return [str(pair).partition(":")[0].strip()]
+    return [dopant_fragment] if dopant_fragment and dopant_fragment in names else None
 
 
 def depth_result(profile, test):
@@ -368,7 +401,7 @@ def depth_result(profile, test):
 def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_rates=None, surface_depth_nm=None,
             uniformity=None, pair=None, coloc_bin: int = 4, compare=None, roi_from=None, dead_time=None,
             drift_correct: bool = False, seed: int = 0, masses=None, mva=None, mva_components: int = 4,
-            mva_scaling: str = "poisson") -> dict:
+            mva_scaling: str = "poisson", dopant_fragment=None, host_fragment=None) -> dict:
     """Every result of one ToF-SIMS file: maps, depth profile, uniformity, colocalization, volume, totals.
 
     Parameters
@@ -385,9 +418,11 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
     surface_depth_nm : float, optional
         Depth (nm) excluded from the uniformity test.
     uniformity : list of str, optional
-        Fragments tested for uniformity (default: ``BO-`` when analysed, else the first fragment).
+        Fragments tested for uniformity (default: :func:`tested_fragments`: the pair's first, else
+        ``dopant_fragment`` when the file has it, else every analysed fragment).
     pair : str, optional
-        Colocalized pair ``"A:B"`` (default ``BO-:MnO-`` when the file has both).
+        Colocalized pair ``"A:B"`` (default: ``dopant_fragment:host_fragment`` when the file has
+        both; without them no colocalization).
     coloc_bin : int
         Lateral binning of the colocalization images.
     compare : list of str, optional
@@ -404,6 +439,10 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
     mva : {"pca", "nmf"}, optional
         Also a multivariate analysis of the summed image (:func:`doptrace.tofsims.mva.mva`) of
         every mass interval read, with ``mva_components`` components and ``mva_scaling``.
+    dopant_fragment, host_fragment : str, optional
+        The fragment that carries the dopant and one of the host lattice (e.g. ``"BO-"`` and
+        ``"MnO-"`` for boron in a Mn-rich oxide): the defaults of ``uniformity`` and ``pair`` when
+        the file holds them, and always analysed. Neither has a default.
 
     Returns
     -------
@@ -419,23 +458,23 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
     export = profile_export(path, split_names(fragments), "total" if normalize is None else normalize,
                             crater_depth_nm, layer_rates)
     if export is not None:
-        tested = (split_names(uniformity)
-                  or [f for f in (DEFAULT_UNIFORMITY,) if f in export["fragment"].values] or None)
+        tested = tested_fragments(export["fragment"].values, uniformity, None, dopant_fragment)
         return carry(export, {"profile": export,
                               "uniformity": profiles.uniformity_test(export, tested, surface_depth=surface_depth_nm)})
     ds = load(path, dead_time=None if dead_time is None else bool(dead_time), drift_correct=bool(drift_correct),
               crater_depth_nm=crater_depth_nm, layer_rates=layer_rates, masses=masses)
-    chosen = choose_fragments(ds, split_names(fragments))
+    chosen = choose_fragments(ds, split_names(fragments), dopant_fragment, host_fragment)
+    pair = pair or declared_pair(ds["fragment"].values, dopant_fragment, host_fragment)
+    if pair:  # the pair's fragments are always analysed (the first is the default uniformity test)
+        chosen += [f.strip() for f in str(pair).split(":") if f.strip() not in chosen]
     norm = normalization(normalize if normalize is not None else ("total" if "total" in ds else None))
     results = {"maps": fragment_maps(ds, chosen, normalize=norm)}
-    if pair is None and set(DEFAULT_PAIR) <= set(str(n) for n in ds["fragment"].values):
-        pair = ":".join(DEFAULT_PAIR)
     if pair:
         with_ratio(results["maps"], ds, pair)
     roi = make_roi(ds, from_fragment=roi_from)
     profile = profiles.depth_profile(ds, chosen, roi=roi, normalize=norm)
     results["profile"] = profile
-    tested = split_names(uniformity) or [f for f in (DEFAULT_UNIFORMITY,) if f in chosen] or chosen[:1]
+    tested = tested_fragments(chosen, uniformity, pair, dopant_fragment) or chosen
     results["uniformity"] = profiles.uniformity_test(profile, tested, surface_depth=surface_depth_nm)
     if pair:
         results["coloc"] = coloc.colocalization(ds, pair, bin=int(coloc_bin), seed=int(seed))

@@ -404,8 +404,9 @@ def result_dataset(results: list[FitResult], model: Model, dim: str, levels, lev
 __all__ = ["fit_region", "fit_casa", "c1s_shifts", "result_dataset", "region_blocks"]
 
 
-#: component whose share is the headline of a fit when the fit does not name one (dopant bonded into the host)
-HEADLINE_DEFAULT = "TM-O-B"
+#: component whose share is the headline of a fit when the fit does not name one: none (no dopant is
+#: a default in code; a project's xps_component becomes the fit's ``headline``), so the last component
+HEADLINE_DEFAULT = ""
 
 
 def headline_component(ds: xr.Dataset, default: str = HEADLINE_DEFAULT) -> str:

@@ -48,8 +48,10 @@ Optional:
     ``{key: quantity kind}`` it reads from a project's ``[depth]`` tables.
 ``depth_track(results_list, thresholds, depth) -> report.depth.Track | None``
     Its series on the sample's common depth axis, from the results of its successful analyses.
-``prepare_entry(settings, depth, surface_nm, where) -> list[str]``
-    Completes one entry's settings from the sample's depth table and surface depth; returns problems.
+``prepare_entry(settings, depth, surface_nm, where, checks) -> list[str]``
+    Completes one entry's settings from the sample's depth table, surface depth and ``[checks]``
+    values (e.g. the declared dopant's fragments or component, so no dopant is a default in
+    code); returns problems.
 ``demo_depth(entries) -> dict``
     The demo sample's ``[sample.depth]`` keys for its entries (may move keys out of the entries).
 

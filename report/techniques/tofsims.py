@@ -19,8 +19,11 @@ ENTRY_SCHEMA = {
     "crater_depth_nm": ("number", False),
     "layer_rates": ("list", False),  # [[rate_nm_per_s, until_s], ..., [last_rate]] instead of a crater depth
     "surface_depth_nm": ("number", False),  # excluded from the uniformity test
-    "uniformity": ("list", False),  # fragments tested for uniformity with depth (default: BO- if present)
-    "pair": ("text", False),  # colocalization pair "BO-:MnO-"
+    # fragments tested for uniformity with depth (default: the project's sims_fragment when the file has it)
+    "uniformity": ("list", False),
+    # colocalization pair "A:B" (default: the project's sims_fragment:sims_host when the file has both;
+    # without either, no colocalization and the report says no pair was declared)
+    "pair": ("text", False),
     "coloc_bin": ("number", False),
     "compare": ("list", False),  # fragments whose integrated intensities are compared between samples
     "roi_from": ("text", False),  # profile and integrate only where this fragment's map is high (Otsu)
@@ -60,12 +63,20 @@ def parse_length_nm(text) -> float:
 
 
 # ----------------------------------------------------------------------------- project
-def prepare_entry(settings: dict, depth: dict, surface_nm: float | None, where: str) -> list[str]:
-    """Hand the sample's crater depth and surface layer to one entry's settings; refuse contradictions.
+def prepare_entry(settings: dict, depth: dict, surface_nm: float | None, where: str,
+                  checks: dict | None = None) -> list[str]:
+    """Hand the sample's crater depth, surface layer and declared fragments to one entry's settings;
+    refuse contradictions.
 
     ``depth`` holds the sample's depth table (Quantities), ``surface_nm`` the surface depth when
-    the project sets one (else None). Returns the problems, each naming ``where``.
+    the project sets one (else None), ``checks`` the sample's ``[checks]`` values: its
+    ``sims_fragment`` and ``sims_host`` become the entry's dopant and host fragments (the default
+    uniformity test and colocalization pair; no fragment is a default in code). Returns the
+    problems, each naming ``where``.
     """
+    for key, setting in (("sims_fragment", "dopant_fragment"), ("sims_host", "host_fragment")):
+        if (checks or {}).get(key):
+            settings[setting] = str(checks[key])
     crater = depth.get("sims_crater_depth")
     own = settings.get("crater_depth_nm")
     problems = []

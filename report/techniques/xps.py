@@ -22,7 +22,7 @@ ENTRY_SCHEMA = {
     "rsf_file": ("file", False),    # a user RSF table (TOML with [rsf] "B 1s" = ...), instead of rsf
     "ke_exponent": ("number", False),  # IMFP ~ KE^g (default 0.6 for tables that need one)
     "imfp": ("text", False),        # instead: "tpp2m" or "tpp2m:density=..,nv=..,m=..,eg=.."
-    "headline": ("text", False),    # component whose fraction is the headline (default TM-O-B when present)
+    "headline": ("text", False),    # component whose fraction is the headline (default: the project's xps_component)
 }
 CODE = ("doptrace.xps",)  # packages whose source decides this adapter's results (cache key)
 #: this technique's thresholds in a project's [checks] table: key -> (kind, default, meaning)
@@ -142,6 +142,14 @@ def analyse(settings: dict) -> dict:
 
         raise XPSError(f"{path}: the xps entry needs a model, casa = true or a quantify list")
     return results
+
+
+def prepare_entry(settings: dict, depth: dict, surface_nm: float | None, where: str,
+                  checks: dict | None = None) -> list[str]:
+    """The project's declared ``xps_component`` is the entry's headline unless the entry names one."""
+    if "headline" not in settings and (checks or {}).get("xps_component"):
+        settings["headline"] = str(checks["xps_component"])
+    return []
 
 
 # ----------------------------------------------------------------------------- evidence
@@ -264,7 +272,7 @@ def depth_track(results: list[dict], th: dict, depth: dict):
                                                                              f"XPS {component} share (%)")}),
             xps_share_stderr=("xps_level", np.asarray(share_se, float), {"units": "1"}),
         )
-        track.axis_labels["left"] = f"XPS {component} share of B 1s (%)"
+        track.axis_labels["left"] = f"XPS {component} share of {fit.attrs.get('region') or 'its region'} (%)"
     return track
 
 

@@ -282,7 +282,7 @@ def section(analyses) -> list:
 
     blocks = []
     verdict_rows, param_rows = [], []
-    weak = False
+    weak = set()  # dopants whose fraction on a Li site was not determined
     for analysis in analyses:
         for name, ds in analysis.results.items():
             blocks.append(Plot(plot_refinement, (ds, analysis.sample),
@@ -299,7 +299,8 @@ def section(analyses) -> list:
                                        format_value(float(ds[var][k]), float(ds[var + "_stderr"][k]), units)])
             for j, site in enumerate(ds.site.values):
                 verdict = str(ds.dopant_verdict.values[j])
-                weak |= verdict != "determined" and "Li" in str(site).split(":")[-1]
+                if verdict != "determined" and "Li" in str(site).split(":")[-1] and ds.attrs.get("dopant_element"):
+                    weak.add(str(ds.attrs["dopant_element"]))
                 verdict_rows.append([
                     analysis.sample, str(site),
                     format_value(float(ds.dopant_fraction[j]), float(ds.dopant_fraction_stderr[j])), verdict,
@@ -314,11 +315,14 @@ def section(analyses) -> list:
             "otherwise 'not determined by these data'. 'Detectable at 3σ' is the smallest fraction these counts "
             "would reveal (Fisher information of the pattern)."))
         if weak:
+            import gemmi
+
+            electrons = ", ".join(f"{el} {gemmi.Element(el).atomic_number}" for el in sorted(weak))
             blocks.append(Text(
-                "B and Li scatter X-rays weakly and alike (B3+ and Li+ both hold 2 electrons): a B fraction on a "
-                "Li site is weakly determined by laboratory XRD and correlates with the phase scales and the "
-                "other Li sites of the overlapping phases; where the verdict is not 'determined' the number "
-                "alone should not be trusted."))
+                f"A {' or '.join(sorted(weak))} fraction on a Li site is weakly determined by laboratory XRD: it "
+                f"changes the site's scattering only by the difference from Li's 3 electrons ({electrons}; fewer as "
+                "ions) and correlates with the phase scales and the other Li sites of the overlapping phases; "
+                "where the verdict is not 'determined' the number alone should not be trusted."))
     return blocks
 
 
