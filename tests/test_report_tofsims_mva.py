@@ -21,7 +21,8 @@ def analysed(tmp_path_factory):
     simulate.write_itm(path, truth, seed=4)
     masses = [f"{name}={float(truth['mass_low'].sel(fragment=name)):.6f}:{float(truth['mass_high'].sel(fragment=name)):.6f}"
               for name in ("BO-", "MnO-", "InO-", "ClO-", "O-")]
-    settings = {"file": path, "masses": masses, "normalize": "total", "mva": "pca", "mva_components": 3}
+    settings = {"file": path, "masses": masses, "normalize": "total", "mva": "pca", "mva_components": 3,
+                "pair": "BO-:MnO-"}
     adapter = adapters()["tofsims"]
     results = adapter.analyse(dict(settings))
     return truth, settings, results, adapter
@@ -39,7 +40,7 @@ def test_results_from_custom_intervals_equal_the_truth_and_pass_the_conventions(
     maps = results["maps"]
     np.testing.assert_array_equal(maps["counts"].sel(fragment="BO-").values,
                                   truth["counts"].sel(fragment="BO-").sum("scan").values)
-    # the pair BO-:MnO- is there, so the maps carry its pixel ratio map
+    # the entry's pair BO-:MnO-: the maps carry its pixel ratio map
     num = truth["counts"].sel(fragment="BO-").sum("scan").values.astype(float)
     den = truth["counts"].sel(fragment="MnO-").sum("scan").values.astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
