@@ -7,7 +7,7 @@ import pytest
 
 from doptrace.report.cli import main
 from doptrace.report.conventions import read_netcdf
-from doptrace.report.techniques.tofsims import parse_length_nm
+from doptrace.tofsims.pipeline import parse_length_nm
 from doptrace.tofsims.errors import ToFSIMSError
 
 simulate = pytest.importorskip("doptrace.tofsims.simulate")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 pytest.importorskip("doptrace.tofsims.simulate")
@@ -82,3 +83,54 @@ def test_no_fragment_is_special_unless_declared(stacks):
     assert [str(f) for f in declared["uniformity"]["fragment"].values] == ["BO-"]
     assert [str(f) for f in declared["maps"]["fragment"].values] == ["InO-", "BO-", "MnO-"]
     assert float(declared["coloc"]["pearson_r"]) > 0.8  # BO- sits in the MnO- grains of the bulk-doped stack
+
+
+def test_depth_profiles_the_file_and_tests_every_fragment(stacks, tmp_path):
+    """pipeline.depth: counts equal the simulated truth, BO- uniform in the bulk-doped stack and piled up
+    at the surface of the other; an ASCII profile export of the same truth gives the same profile."""
+    from doptrace.tofsims import simulate
+    from doptrace.tofsims.pipeline import counts_beyond, depth, depth_result, total_sputter_time
+    from doptrace.tofsims.summary import uniformity_lines
+
+    truth = simulate.demo_volume("LBO-LRMO", True, seed=7)
+    profile, test = depth(stacks["LBO-LRMO"], normalize=None, crater_depth_nm=500.0, surface_depth_nm=60.0)
+    summed = truth["counts"].sum(("y", "x")).transpose("scan", "fragment")
+    np.testing.assert_array_equal(profile["counts"].transpose("scan", "fragment").values, summed.values)
+    assert [str(f) for f in test["fragment"].values] == [str(f) for f in truth["fragment"].values]
+    assert int(test.sel(fragment="BO-")["uniform"]) == 1
+    assert float(test.sel(fragment="BO-")["surface_to_bulk"]) == pytest.approx(1.0, abs=0.15)
+    assert total_sputter_time(profile) == 1200.0  # the simulator's 24 scans of 50 s
+    # counts at or below 60 nm: the scans whose start depth (500 nm * i / 24) is at least 60 nm
+    beyond = truth["true_depth"].values >= 60.0
+    assert counts_beyond(profile, "BO-", 60.0) == float(summed.sel(fragment="BO-").values[beyond].sum())
+    assert counts_beyond(profile, "AlO-", 60.0) == float("inf")
+    lines = uniformity_lines(depth_result(profile, test))
+    assert lines == uniformity_lines(test) and lines[0].startswith("BO-: relative change") and "-> uniform" in lines[0]
+    surface = depth(stacks["BM-LRMO"], crater_depth_nm=500.0, surface_depth_nm=60.0)[1]
+    assert float(surface.sel(fragment="BO-")["surface_to_bulk"]) > 20
+    exports = simulate.write_ascii_exports(tmp_path, truth, stem="bulk")
+    exported, _ = depth(exports["profile"], normalize=None)
+    np.testing.assert_array_equal(exported["counts"].sel(fragment="BO-").values, summed.sel(fragment="BO-").values)
+
+
+def test_compare_files_and_peaks(stacks):
+    """Two files' integrated intensities: a file against itself is a ratio of exactly 1; the surface-doped
+    stack holds far less BO- than the bulk-doped one while the electrolyte's InO- agrees. The peak search
+    on the file's own spectrum assigns BO- and MnO- within 20 ppm."""
+    from doptrace.tofsims.pipeline import compare_files, parse_scans, peaks
+
+    same = compare_files(stacks["LBO-LRMO"], stacks["LBO-LRMO"], "BO-,InO-", n_boot=200)
+    np.testing.assert_allclose(same["ratio"].values, 1.0)
+    cmp = compare_files(stacks["LBO-LRMO"], stacks["BM-LRMO"], ["BO-", "InO-"], scans="6:23", n_boot=200)
+    assert float(cmp["ratio"].sel(fragment="BO-")) < 0.05  # 0.021 measured
+    # InO- per total count: 1.027 measured, the bulk-doped stack's extra BO- counts raise its total
+    assert abs(float(cmp["ratio"].sel(fragment="InO-")) - 1.0) < 0.05
+    result, note = peaks(stacks["LBO-LRMO"], top=30)
+    assert note == ""
+    found = {str(a): abs(float(p)) for a, p in zip(result["assignment"].values, result["ppm_error"].values)}
+    assert found.get("BO-", 1e9) < 20 and found.get("MnO-", 1e9) < 20  # -0.3 and -3.4 ppm measured
+    assert parse_scans("2-7") == (2, 7) and parse_scans(None) is None
+    from doptrace.tofsims.errors import ToFSIMSError
+
+    with pytest.raises(ToFSIMSError, match="expected first:last"):
+        parse_scans("2..7")

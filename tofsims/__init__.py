@@ -34,6 +34,7 @@ from . import pipeline  # noqa: E402  the whole per-file pipeline (read, correct
 from .plot import plot_coloc, plot_compare, plot_maps, plot_profile, plot_projections  # noqa: E402  figures
 from . import intervals, mva, peaks  # noqa: E402  custom mass intervals, PCA/NMF, peak search
 from .plot_mva import plot_mva  # noqa: E402
+from . import summary  # noqa: E402  the text lines the CLI prints (calibration, uniformity, MVA)
 
 __all__ += ["pipeline", "plot_coloc", "plot_compare", "plot_maps", "plot_profile", "plot_projections",
-            "intervals", "mva", "peaks", "plot_mva"]
+            "intervals", "mva", "peaks", "plot_mva", "summary"]

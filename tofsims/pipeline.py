@@ -364,15 +364,15 @@ def declared_pair(names, dopant_fragment=None, host_fragment=None) -> str | None
     return None
 
 
-def tested_fragments(names, uniformity=None, pair=None, dopant_fragment=None) -> list[str] | None:
+def uniformity_fragments(names, uniformity=None, pair=None, dopant_fragment=None) -> list[str] | None:
     """Fragments of the uniformity test: ``uniformity``, else the pair's first, else the declared
     dopant fragment when among ``names``, else None (every fragment).
 
     Examples
     --------
-    >>> tested_fragments(["AlO-", "MnO-"], dopant_fragment="AlO-")
+    >>> uniformity_fragments(["AlO-", "MnO-"], dopant_fragment="AlO-")
     ['AlO-']
-    >>> tested_fragments(["AlO-", "MnO-"]) is None
+    >>> uniformity_fragments(["AlO-", "MnO-"]) is None
     True
     """
     names = [str(n) for n in names]
@@ -418,7 +418,7 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
     surface_depth_nm : float, optional
         Depth (nm) excluded from the uniformity test.
     uniformity : list of str, optional
-        Fragments tested for uniformity (default: :func:`tested_fragments`: the pair's first, else
+        Fragments tested for uniformity (default: :func:`uniformity_fragments`: the pair's first, else
         ``dopant_fragment`` when the file has it, else every analysed fragment).
     pair : str, optional
         Colocalized pair ``"A:B"`` (default: ``dopant_fragment:host_fragment`` when the file has
@@ -458,7 +458,7 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
     export = profile_export(path, split_names(fragments), "total" if normalize is None else normalize,
                             crater_depth_nm, layer_rates)
     if export is not None:
-        tested = tested_fragments(export["fragment"].values, uniformity, None, dopant_fragment)
+        tested = uniformity_fragments(export["fragment"].values, uniformity, None, dopant_fragment)
         return carry(export, {"profile": export,
                               "uniformity": profiles.uniformity_test(export, tested, surface_depth=surface_depth_nm)})
     ds = load(path, dead_time=None if dead_time is None else bool(dead_time), drift_correct=bool(drift_correct),
@@ -474,7 +474,7 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
     roi = make_roi(ds, from_fragment=roi_from)
     profile = profiles.depth_profile(ds, chosen, roi=roi, normalize=norm)
     results["profile"] = profile
-    tested = tested_fragments(chosen, uniformity, pair, dopant_fragment) or chosen
+    tested = uniformity_fragments(chosen, uniformity, pair, dopant_fragment) or chosen
     results["uniformity"] = profiles.uniformity_test(profile, tested, surface_depth=surface_depth_nm)
     if pair:
         results["coloc"] = coloc.colocalization(ds, pair, bin=int(coloc_bin), seed=int(seed))
@@ -485,3 +485,145 @@ def analyse(path, fragments=None, normalize=None, crater_depth_nm=None, layer_ra
 
         results["mva"] = decompose(ds, str(mva), int(mva_components), scaling=str(mva_scaling), seed=int(seed))
     return carry(ds, results)  # a simulated file's marker (doptrace.core.simulated) on every result
+
+
+def parse_scans(text) -> tuple[int, int] | None:
+    """A scan range ``"first:last"`` (inclusive; ``"0-23"`` too) as a pair; None or empty -> None.
+
+    Examples
+    --------
+    >>> parse_scans("0:23")
+    (0, 23)
+    """
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    if isinstance(text, (list, tuple)) and len(text) == 2:
+        return int(text[0]), int(text[1])
+    match = re.fullmatch(r"\s*(\d+)\s*[:-]\s*(\d+)\s*", str(text))
+    if not match:
+        raise ToFSIMSError(f"scans {text!r}: expected first:last, e.g. 0:23")
+    return int(match.group(1)), int(match.group(2))
+
+
+def total_sputter_time(profile) -> float:
+    """The sputter time at the crater's bottom: ``attrs["sputter_time_total"]`` when the file gives
+    it, else the last scan's start plus one scan (the median scan time).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> total_sputter_time(xr.Dataset(coords={"sputter_time": ("scan", [0.0, 50.0, 100.0])}))
+    150.0
+    """
+    t = np.asarray(profile["sputter_time"].values, float)
+    if "sputter_time_total" in profile.attrs:
+        return float(profile.attrs["sputter_time_total"])
+    return float(t[-1] + (np.median(np.diff(t)) if t.size > 1 else 0.0))
+
+
+def counts_beyond(profile, fragment: str, start: float) -> float:
+    """Counts of ``fragment`` in the scans at or beyond ``start`` (nm on a depth axis, else s);
+    infinite when the profile lacks the fragment (nothing to test, nothing to count)."""
+    if profile is None or fragment not in [str(f) for f in profile["fragment"].values]:
+        return float("inf")
+    axis = profile["depth"] if "depth" in profile.coords else profile["sputter_time"]
+    keep = np.asarray(axis.values, float) >= start
+    return float(np.sum(profile["counts"].sel(fragment=fragment).values[keep]))
+
+
+def depth(path, fragments=None, normalize="total", crater_depth_nm=None, layer_rates=None, scans=None,
+          roi=None, roi_from=None, surface_depth_nm=None, dead_time=None, drift_correct: bool = False,
+          masses=None, progress: bool = False):
+    """Depth profiles and their uniformity test of one file: ``doptrace tofsims depth``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An image stack (:func:`load`) or a depth-profile export (:func:`profile_export`).
+    fragments : list of str, optional
+        Default: every fragment.
+    normalize : str or None
+        ``"total"``, ``"fragments"``, a fragment name, or None.
+    crater_depth_nm, layer_rates, dead_time, drift_correct, masses, progress
+        As for :func:`load`.
+    scans : str or (int, int), optional
+        Scan range (:func:`parse_scans`) of an image stack.
+    roi, roi_from
+        Region of interest of an image stack (:func:`make_roi`).
+    surface_depth_nm : float, optional
+        Excluded from the uniformity test.
+
+    Returns
+    -------
+    (xarray.Dataset, xarray.Dataset)
+        The profile (:func:`doptrace.tofsims.profiles.depth_profile` or of the export) and its
+        :func:`doptrace.tofsims.profiles.uniformity_test` over every fragment; :func:`depth_result`
+        merges them into one Dataset.
+    """
+    from . import profiles
+    from .maps import scan_selection
+
+    fragments = split_names(fragments)
+    profile = profile_export(path, fragments, normalize, crater_depth_nm, layer_rates)
+    if profile is None:
+        ds = load(path, dead_time=dead_time, drift_correct=drift_correct, crater_depth_nm=crater_depth_nm,
+                  layer_rates=layer_rates, progress=progress, masses=masses)
+        if parse_scans(scans):
+            ds = scan_selection(ds, parse_scans(scans))
+        profile = carry(ds, profiles.depth_profile(ds, fragments, roi=make_roi(ds, roi, roi_from),
+                                                   normalize=normalization(normalize)))
+    return profile, carry(profile, profiles.uniformity_test(profile, surface_depth=surface_depth_nm))
+
+
+def compare_files(path_a, path_b, fragments, normalize="total", scans=None, roi=None, roi_from=None,
+                  tile: int = 8, n_boot: int = 2000, seed: int = 0, **load_options):
+    """Normalised integrated intensities of two image stacks and their ratio ``b / a`` with Poisson
+    and tile-bootstrap intervals (:func:`doptrace.tofsims.compare.compare_samples`).
+
+    ``load_options`` go to :func:`load` for both files (dead_time, drift_correct, masses, ...);
+    ``roi``/``roi_from`` make each file's own region (:func:`make_roi`).
+    """
+    from .compare import compare_samples, integrated_intensities
+
+    fragments, scans, norm = split_names(fragments), parse_scans(scans), normalization(normalize)
+    sides = []
+    for path in (path_a, path_b):
+        ds = load(path, **load_options)
+        sides.append(integrated_intensities(ds, fragments, norm, scans, make_roi(ds, roi, roi_from), tile))
+    return compare_samples(*sides, n_boot=n_boot, seed=seed)
+
+
+def peaks(path, calibrate: bool = True, n_sigma: float = 5.0, top=None, tolerance_ppm: float = 200.0,
+          candidates=()):
+    """Peak search on a file's summed spectrum, on a fresh mass calibration when it succeeds.
+
+    Returns
+    -------
+    (xarray.Dataset, str)
+        :func:`doptrace.tofsims.peaks.peak_search`'s result and a note ("" or why the file's own
+        sf, k0 were used: the calibration failed).
+    """
+    from . import calibration
+    from .peaks import peak_search
+
+    spectrum = read_spectrum(path)
+    if "channel" not in spectrum.coords:
+        raise ToFSIMSError(f"{path}: peak search needs a spectrum over time-of-flight channels")
+    cal, note = (calibration.calibrate(spectrum) if calibrate else None), ""
+    if cal is not None and cal.attrs.get("quality") == "failed":
+        note = f"calibration failed ({'; '.join(cal.attrs.get('quality_reasons', []))}): using the file's sf, k0"
+        cal = None
+    result = peak_search(spectrum, cal, n_sigma=n_sigma, top=top, tolerance_ppm=tolerance_ppm,
+                         candidates=split_names(candidates) or ())
+    return carry(spectrum, result), note
+
+
+def compare_integrated(a, b):
+    """The ratio ``b / a`` of two analyses' ``integrated`` results over their common fragments, or
+    None when they share none or were normalised differently."""
+    from .compare import compare_samples
+
+    common = [f for f in a["fragment"].values if f in list(b["fragment"].values)]
+    if not common or a.attrs.get("normalization") != b.attrs.get("normalization"):
+        return None
+    return compare_samples(a.sel(fragment=common), b.sel(fragment=common))

@@ -5,7 +5,6 @@ The processing itself is :mod:`doptrace.tofsims.pipeline`; the figures are :mod:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 NAME = "tofsims"
@@ -55,13 +54,6 @@ DEPTH_KEYS = {"sims_crater_depth": "length"}
 CRATER_RELATIVE_STDERR = 0.05
 
 
-def parse_length_nm(text) -> float:
-    """``"500nm"``, ``"0.5 um"``, ``"500"`` (nm) -> 500.0; see :func:`doptrace.tofsims.pipeline.parse_length_nm`."""
-    from doptrace.tofsims.pipeline import parse_length_nm as parse
-
-    return parse(text)
-
-
 # ----------------------------------------------------------------------------- project
 def prepare_entry(settings: dict, depth: dict, surface_nm: float | None, where: str,
                   checks: dict | None = None) -> list[str]:
@@ -107,6 +99,8 @@ def sims_checks(sample: str, uniformity, coloc, profile, th: dict) -> list:
 
     import numpy as np
 
+    from doptrace.tofsims.pipeline import counts_beyond
+
     from ..checks import CONTRADICTED, SUPPORTED, UNDETERMINED, Check
     from ..checks import percent as _pct
 
@@ -117,7 +111,7 @@ def sims_checks(sample: str, uniformity, coloc, profile, th: dict) -> list:
         u = uniformity.sel(fragment=frag)
         low, high = (float(v) for v in uniformity.attrs.get("axis_range", [nan, nan]))
         units = "nm" if uniformity.attrs.get("axis") == "depth" else "s"
-        counts_below = _counts_beyond(profile, frag, low)
+        counts_below = counts_beyond(profile, frag, low)
         rel, rel_se, p = float(u["relative_change"]), float(u["relative_change_stderr"]), float(u["p_value"])
         claim = f"{frag} uniform with depth below the surface"
         if counts_below < float(th["sims_min_counts"]):
@@ -167,31 +161,11 @@ def sims_checks(sample: str, uniformity, coloc, profile, th: dict) -> list:
     return rows
 
 
-def _counts_beyond(profile, fragment: str, start: float) -> float:
-    import numpy as np
-
-    if profile is None or fragment not in [str(f) for f in profile["fragment"].values]:
-        return float("inf")
-    axis = profile["depth"] if "depth" in profile.coords else profile["sputter_time"]
-    keep = np.asarray(axis.values, float) >= start
-    return float(np.sum(profile["counts"].sel(fragment=fragment).values[keep]))
-
-
 def checks(sample: str, results: dict, th: dict, depth: dict) -> list:
     """Checks of one analysis with a uniformity test or a colocalization (:func:`sims_checks`)."""
     if "uniformity" not in results and "coloc" not in results:
         return []
     return sims_checks(sample, results.get("uniformity"), results.get("coloc"), results.get("profile"), th)
-
-
-def total_sputter_time(profile) -> float:
-    """The sputter time at the crater's bottom: the last scan's start plus one scan (tofsims' convention)."""
-    import numpy as np
-
-    t = np.asarray(profile["sputter_time"].values, float)
-    if "sputter_time_total" in profile.attrs:
-        return float(profile.attrs["sputter_time_total"])
-    return float(t[-1] + (np.median(np.diff(t)) if t.size > 1 else 0.0))
 
 
 def depth_track(results: list[dict], th: dict, depth: dict):
@@ -203,6 +177,8 @@ def depth_track(results: list[dict], th: dict, depth: dict):
     conversion (without an uncertainty). Poisson errors for the ratios.
     """
     import numpy as np
+
+    from doptrace.tofsims.pipeline import total_sputter_time
 
     from ..depth import Track, poisson_ratio, sputter_depth
 
@@ -268,7 +244,7 @@ def _uniformity_rows(sample, test):
 def section(analyses) -> list:
     """Maps with scale bars, depth profiles with the uniformity test, coloc scatter, sample comparison."""
     from doptrace.report.html import Figure, Plot, Table, Text
-    from doptrace.tofsims.compare import compare_samples
+    from doptrace.tofsims.pipeline import compare_integrated
     from doptrace.tofsims.plot import plot_coloc, plot_compare, plot_maps, plot_profile, plot_projections
 
     blocks = [Text(
@@ -321,11 +297,10 @@ def section(analyses) -> list:
     if len(integrated) >= 2:
         reference = integrated[0]
         for other in integrated[1:]:
-            ia, ib = reference.results["integrated"], other.results["integrated"]
-            common = [f for f in ia["fragment"].values if f in list(ib["fragment"].values)]
-            if not common or ia.attrs.get("normalization") != ib.attrs.get("normalization"):
+            cmp = compare_integrated(reference.results["integrated"], other.results["integrated"])
+            if cmp is None:  # no common fragment, or normalised differently
                 continue
-            cmp = compare_samples(ia.sel(fragment=common), ib.sel(fragment=common))
+            common = [str(f) for f in cmp["fragment"].values]
             blocks.append(Figure(plot_compare(cmp), f"Comparison {other.sample} vs {reference.sample}"))
             rows = [[str(f), f"{float(cmp['ratio'].sel(fragment=f)):.3f}",
                      f"{float(cmp['ratio_poisson_low'].sel(fragment=f)):.3f} - "
@@ -493,49 +468,33 @@ def register_cli(subparsers) -> None:
     p.set_defaults(handler=_compare)
 
 
-def _scans(text):
-    from doptrace.tofsims.errors import ToFSIMSError
-
-    if not text:
-        return None
-    match = re.fullmatch(r"\s*(\d+)\s*[:-]\s*(\d+)\s*", text)
-    if not match:
-        raise ToFSIMSError(f"--scans {text!r}: expected first:last, e.g. 0:23")
-    return int(match.group(1)), int(match.group(2))
-
-
-def _split(text):
-    from doptrace.tofsims.pipeline import split_names
-
-    return split_names(text)
-
-
-def _normalization(value):
-    from doptrace.tofsims.pipeline import normalization
-
-    return normalization(value)
-
-
-def _load_args(args, path, crater=None, rates=None):
+def _progress(args) -> bool:
     import sys
 
+    # Bars only on a terminal: a captured stderr keeps its one-line error messages.
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _load_options(args) -> dict:
+    """:func:`doptrace.tofsims.pipeline.load` keywords from the common options."""
+    return {"dead_time": args.dead_time, "drift_correct": args.drift_correct, "progress": _progress(args),
+            "masses": getattr(args, "mass", None)}
+
+
+def _load_args(args, path):
     from doptrace.tofsims.pipeline import load
 
-    # Bars only on a terminal: a captured stderr keeps its one-line error messages.
-    progress = not args.quiet and sys.stderr.isatty()
-    return load(path, dead_time=args.dead_time, drift_correct=args.drift_correct, crater_depth_nm=crater,
-                progress=progress, layer_rates=rates, masses=getattr(args, "mass", None))
+    return load(path, **_load_options(args))
 
 
 def _export(result, args) -> None:
     """``--export DIR [--format]``, ``--tiff DIR``, ``--ascii DIR``: maps/profiles as files with an axes sidecar."""
     from doptrace.core.export import export
 
-    stem = f"{Path(args.file).stem}_{args.tofsims_command}"
     for directory, fmt in ((getattr(args, "export", None), getattr(args, "format", "tiff")),
                            (getattr(args, "tiff", None), "tiff"), (getattr(args, "ascii", None), "csv")):
         if directory:
-            files = export(result, directory, fmt, stem=stem)
+            files = export(result, directory, fmt, stem=f"{Path(args.file).stem}_{args.tofsims_command}")
             print(f"exported {len(files) - 1} {fmt} file(s) and {files[-1].name} to {directory}")
 
 
@@ -557,6 +516,17 @@ def _write(ds, out, fig=None, plot=None) -> None:
     print(f"wrote {out}" + (f" and {plot}" if plot else ""))
 
 
+def _done(result, args, fig=None, lines=(), strict=None) -> int:
+    """Write the result (and figure, exports), print ``lines``, then its quality; the exit code."""
+    from doptrace.report.conventions import print_quality
+
+    _write(result, args.out, fig, getattr(args, "plot", None))
+    _export(result, args)
+    for line in lines:
+        print(line)
+    return print_quality(result, args.strict if strict is None else strict)
+
+
 def _info(args) -> int:
     from doptrace.tofsims.pipeline import describe
 
@@ -565,126 +535,65 @@ def _info(args) -> int:
 
 
 def _calibrate(args) -> int:
-    import numpy as np
-
-    from doptrace.tofsims import calibration
-    from doptrace.tofsims.pipeline import read_spectrum
-
-    spectrum = read_spectrum(args.spectrum)
-    peaks = _split(args.peaks)
-    result = calibration.calibrate(spectrum, peaks)
-    _write(result, args.out)
-    width = result.attrs.get("channel_width_ns")
-    print(f"sf = {float(result['sf']):.6g} ± {float(result['sf_stderr']):.2g} channel/u^0.5, "
-          f"k0 = {float(result['k0']):.6g} ± {float(result['k0_stderr']):.2g} channel, "
-          f"binning {result.attrs.get('binning')}" + (f", channel width {width:g} ns" if np.isfinite(width or np.nan) else ""))
-    for name in result["calibrant"].values:
-        r = result.sel(calibrant=name)
-        print(f"  {name:8s} {float(r['mass']):10.5f} u  residual {float(r['residual_channel']):+8.2f} channel "
-              f"{float(r['residual_mass']):+.5f} u {float(r['residual_ppm']):+8.1f} ppm"
-              f"{'' if int(r['used']) else '  (not used)'}")
-    attrs = result.attrs
-    print(f"rms residual {attrs['rms_residual_ppm']:.1f} ppm over {attrs['n_used']} calibrants; calibration esd "
-          f"{attrs['mass_esd_27u']:.2g} u at 27 u, {attrs['mass_esd_200u']:.2g} u at 200 u; quality {attrs['quality']}")
-    for reason in attrs.get("quality_reasons", []):
-        print(f"  - {reason}")
     from doptrace.report.conventions import EXIT_QUALITY_FAILED
+    from doptrace.tofsims import calibration
+    from doptrace.tofsims.pipeline import read_spectrum, split_names
+    from doptrace.tofsims.summary import calibration_lines
 
-    return EXIT_QUALITY_FAILED if args.strict and attrs['quality'] == "failed" else 0
+    result = calibration.calibrate(read_spectrum(args.spectrum), split_names(args.peaks))
+    _write(result, args.out)
+    print("\n".join(calibration_lines(result)))
+    return EXIT_QUALITY_FAILED if args.strict and result.attrs["quality"] == "failed" else 0
 
 
 def _maps(args) -> int:
     from doptrace.tofsims import maps
+    from doptrace.tofsims.pipeline import normalization, parse_scans, split_names, with_ratio
     from doptrace.tofsims.plot import plot_maps
 
-    ds = _load_args(args, args.file)
-    fragments = _split(args.fragments)
-    result = maps.fragment_maps(ds, fragments, scans=_scans(args.scans), normalize=_normalization(args.normalize),
+    ds, scans = _load_args(args, args.file), parse_scans(args.scans)
+    result = maps.fragment_maps(ds, split_names(args.fragments), scans=scans, normalize=normalization(args.normalize),
                                 bin=args.bin)
     if args.ratio:
-        from doptrace.tofsims.pipeline import with_ratio
-
-        with_ratio(result, ds, args.ratio, scans=_scans(args.scans), bin=args.bin)
-    fig = plot_maps(result, Path(args.file).name) if args.plot else None
-    _write(result, args.out, fig, args.plot)
-    _export(result, args)
-    from doptrace.report.conventions import print_quality
-
-    return print_quality(result, args.strict)
+        with_ratio(result, ds, args.ratio, scans=scans, bin=args.bin)
+    return _done(result, args, plot_maps(result, Path(args.file).name) if args.plot else None)
 
 
 def _depth(args) -> int:
-    from doptrace.tofsims import profiles
-    from doptrace.tofsims.pipeline import depth_result, make_roi, profile_export
+    from doptrace.tofsims.pipeline import depth, depth_result, parse_length_nm
     from doptrace.tofsims.plot import plot_profile
+    from doptrace.tofsims.summary import uniformity_lines
 
-    crater = parse_length_nm(args.crater_depth) if args.crater_depth else None
-    fragments = _split(args.fragments)
-    profile = profile_export(args.file, fragments, args.normalize, crater, args.rates)
-    if profile is None:
-        ds = _load_args(args, args.file, crater, args.rates)
-        if _scans(args.scans):
-            from doptrace.tofsims.maps import scan_selection
-
-            ds = scan_selection(ds, _scans(args.scans))
-        roi = make_roi(ds, args.roi, args.roi_from)
-        profile = profiles.depth_profile(ds, fragments, roi=roi, normalize=_normalization(args.normalize))
-    test = profiles.uniformity_test(profile, surface_depth=args.surface_depth)
-    result = depth_result(profile, test)
+    profile, test = depth(args.file, args.fragments, args.normalize,
+                          parse_length_nm(args.crater_depth) if args.crater_depth else None, args.rates, args.scans,
+                          args.roi, args.roi_from, args.surface_depth, **_load_options(args))
     fig = plot_profile(profile, test, Path(args.file).name) if args.plot else None
-    _write(result, args.out, fig, args.plot)
-    _export(result, args)
-    for name in test["fragment"].values:
-        t = test.sel(fragment=name)
-        print(f"{name}: relative change {100 * float(t['relative_change']):+.1f} ± "
-              f"{100 * float(t['relative_change_stderr']):.1f} % over {test.attrs['axis']}, "
-              f"p = {float(t['p_value']):.3g} -> {'uniform' if int(t['uniform']) else 'NOT uniform'}")
-    from doptrace.report.conventions import print_quality
-
-    return print_quality(result, args.strict)
+    return _done(depth_result(profile, test), args, fig, uniformity_lines(test))
 
 
 def _mva(args) -> int:
     from doptrace.tofsims.mva import mva
+    from doptrace.tofsims.pipeline import parse_scans, split_names
     from doptrace.tofsims.plot_mva import plot_mva
+    from doptrace.tofsims.summary import mva_lines
 
-    ds = _load_args(args, args.file)
-    result = mva(ds, args.method, args.components, over=args.over, scaling=args.scaling,
-                 centre=False if args.no_centre else None, fragments=_split(args.fragments), scans=_scans(args.scans),
-                 seed=args.seed)
-    fig = plot_mva(result, Path(args.file).name) if args.plot else None
-    _write(result, args.out, fig, args.plot)
-    _export(result, args)
-    ratio = result["explained_variance_ratio"].values
-    for k in range(result.sizes["component"]):
-        load = result["loadings"].isel(component=k)
-        order = [str(f) for f in load.sortby(abs(load), ascending=False)["fragment"].values[:3]]
-        print(f"{args.method.upper()} {k + 1}: {100 * float(ratio[k]):.1f} % explained; strongest loadings "
-              + ", ".join(f"{f} {float(load.sel(fragment=f)):+.2f}" for f in order))
-    from doptrace.report.conventions import print_quality
-
-    return print_quality(result, args.strict)
+    result = mva(_load_args(args, args.file), args.method, args.components, over=args.over, scaling=args.scaling,
+                 centre=False if args.no_centre else None, fragments=split_names(args.fragments),
+                 scans=parse_scans(args.scans), seed=args.seed)
+    return _done(result, args, plot_mva(result, Path(args.file).name) if args.plot else None, mva_lines(result))
 
 
 def _peaks(args) -> int:
     import csv
 
     from doptrace.core.atomic import atomic_open
-    from doptrace.tofsims import calibration
-    from doptrace.tofsims.peaks import peak_search, peak_table_rows
-    from doptrace.tofsims.pipeline import read_spectrum
+    from doptrace.report.conventions import print_quality
+    from doptrace.tofsims.peaks import peak_table_rows
+    from doptrace.tofsims.pipeline import peaks
 
-    spectrum = read_spectrum(args.file)
-    if "channel" not in spectrum.coords:
-        from doptrace.tofsims.errors import ToFSIMSError
-
-        raise ToFSIMSError(f"{args.file}: peak search needs a spectrum over time-of-flight channels")
-    cal = None if args.no_calibrate else calibration.calibrate(spectrum)
-    if cal is not None and cal.attrs.get("quality") == "failed":
-        print(f"calibration failed ({'; '.join(cal.attrs.get('quality_reasons', []))}): using the file's sf, k0")
-        cal = None
-    result = peak_search(spectrum, cal, n_sigma=args.sigma, top=args.top, tolerance_ppm=args.tolerance,
-                         candidates=_split(args.candidates) or ())
+    result, note = peaks(args.file, not args.no_calibrate, args.sigma, args.top, args.tolerance, args.candidates)
+    if note:
+        print(note)
     header, rows = peak_table_rows(result)
     if args.table:
         with atomic_open(args.table, newline="") as handle:
@@ -699,48 +608,28 @@ def _peaks(args) -> int:
         print(f"{row[0]:>11s} {row[1]:>8s} {row[2]:>10s} {row[4]:>7s}  {row[9] or '-'}")
     if args.table:
         print(f"wrote {args.table}")
-    from doptrace.report.conventions import print_quality
-
     return print_quality(result, False)
 
 
 def _coloc(args) -> int:
     from doptrace.tofsims import coloc
+    from doptrace.tofsims.pipeline import parse_scans
     from doptrace.tofsims.plot import plot_coloc
 
-    ds = _load_args(args, args.file)
-    result = coloc.colocalization(ds, args.pair, bin=args.bin, scans=_scans(args.scans), n_null=args.null,
-                                  seed=args.seed)
-    fig = plot_coloc(result, Path(args.file).name) if args.plot else None
-    _write(result, args.out, fig, args.plot)
-    print(f"{args.pair}: r = {float(result['pearson_r']):.3f}, p = {float(result['p_value']):.3g}, "
-          f"M1 = {float(result['manders_m1']):.3f}, M2 = {float(result['manders_m2']):.3f}")
-    from doptrace.report.conventions import print_quality
-
-    return print_quality(result, args.strict)
+    result = coloc.colocalization(_load_args(args, args.file), args.pair, bin=args.bin, scans=parse_scans(args.scans),
+                                  n_null=args.null, seed=args.seed)
+    line = (f"{args.pair}: r = {float(result['pearson_r']):.3f}, p = {float(result['p_value']):.3g}, "
+            f"M1 = {float(result['manders_m1']):.3f}, M2 = {float(result['manders_m2']):.3f}")
+    return _done(result, args, plot_coloc(result, Path(args.file).name) if args.plot else None, [line])
 
 
 def _compare(args) -> int:
-    from doptrace.tofsims import compare
-    from doptrace.tofsims.pipeline import make_roi
+    from doptrace.tofsims.pipeline import compare_files
     from doptrace.tofsims.plot import plot_compare
 
-    fragments = _split(args.fragments)
-    a = _load_args(args, args.file_a)
-    b = _load_args(args, args.file_b)
-    scans = _scans(args.scans)
-    normalize = _normalization(args.normalize)
-    result = compare.compare_samples(
-        compare.integrated_intensities(a, fragments, normalize, scans, make_roi(a, args.roi, args.roi_from), args.tile),
-        compare.integrated_intensities(b, fragments, normalize, scans, make_roi(b, args.roi, args.roi_from), args.tile),
-        n_boot=args.boot, seed=args.seed,
-    )
-    fig = plot_compare(result) if args.plot else None
-    _write(result, args.out, fig, args.plot)
-    for name in result["fragment"].values:
-        r = result.sel(fragment=name)
-        print(f"{name}: ratio {result.attrs['ratio']} = {float(r['ratio']):.3f} "
-              f"(95 % CI {float(r['ratio_boot_low']):.3f}-{float(r['ratio_boot_high']):.3f}, bootstrap)")
-    from doptrace.report.conventions import print_quality
-
-    return print_quality(result, args.strict)
+    result = compare_files(args.file_a, args.file_b, args.fragments, args.normalize, args.scans, args.roi,
+                           args.roi_from, args.tile, args.boot, args.seed, **_load_options(args))
+    lines = [f"{name}: ratio {result.attrs['ratio']} = {float(result.sel(fragment=name)['ratio']):.3f} (95 % CI "
+             f"{float(result.sel(fragment=name)['ratio_boot_low']):.3f}-"
+             f"{float(result.sel(fragment=name)['ratio_boot_high']):.3f}, bootstrap)" for name in result["fragment"].values]
+    return _done(result, args, plot_compare(result) if args.plot else None, lines)
