@@ -50,6 +50,7 @@ def test_depth_conversions_propagate_the_scale_error():
 
 def test_sims_depth_agrees_with_tofsims_own_conversion():
     """The report's ToF-SIMS depth equals tofsims.processing.sputter_to_depth on the same scans."""
+    from doptrace.tofsims.pipeline import total_sputter_time
     from doptrace.tofsims.processing import sputter_to_depth
 
     t = np.arange(24) * 50.0
@@ -57,7 +58,7 @@ def test_sims_depth_agrees_with_tofsims_own_conversion():
                          coords={"fragment": ["BO-", "MnO-"], "sputter_time": ("scan", t)},
                          attrs={"sputter_time_total": 1200.0})
     theirs = sputter_to_depth(profile, 500.0, crater_depth_stderr_nm=25.0)["depth"]
-    ours, ours_se = sputter_depth(t, Quantity(500.0, 25.0, "nm"), TOFSIMS.total_sputter_time(profile))
+    ours, ours_se = sputter_depth(t, Quantity(500.0, 25.0, "nm"), total_sputter_time(profile))
     np.testing.assert_allclose(ours, theirs.values)
     np.testing.assert_allclose(ours_se, theirs.attrs["rate_stderr_nm_per_s"] * t)
 
