@@ -3,9 +3,12 @@
 Derivatives: exact for linear parameters (phase scales, background coefficients); for parameters
 that only change integrated intensities (Uiso, xyz, occupancies, preferred orientation) a central
 difference of the intensities times the (fixed) sparse profile matrix; for peak shape and position
-parameters a central difference of the phase pattern with the peak windows frozen. scipy's
-``least_squares`` cannot hold windows fixed between Jacobian and step, hence a small hand-written
-Marquardt loop (with the GSAS-II-style per-stage cycle limit).
+parameters central differences of each reflection's position, FWHM and eta times the profile's
+analytic partials, with the peak windows frozen. scipy's ``least_squares`` cannot hold windows
+fixed between Jacobian and step, hence a small hand-written Marquardt loop (with the GSAS-II-style
+per-stage cycle limit). Speed: the Jacobian and the pattern at the same values come from one
+profile evaluation (one sparse product over the layout's own CSC storage), and a pattern is not
+recalculated after a step that left every peak window where it was.
 
 Honesty rules: a reflection whose position is undefined or leaves 0-180 deg under a finite-difference
 step is dropped from that derivative (counted, never NaN); a Jacobian column that is still
@@ -19,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse
 
 from doptrace.core import covariance as cov_stats
 
@@ -57,37 +59,39 @@ class StageFit:
         return cov_stats.correlation(self.covariance, undefined=0.0)
 
 
-def jacobian(model: PatternModel, values: dict[str, float], names: list[str], dropped: list | None = None) -> np.ndarray:
+def jacobian(model: PatternModel, values: dict[str, float], names: list[str], dropped: list | None = None,
+             with_calc: bool = False):
     """``d calc / d p`` (counts per unit parameter), shape ``(n_points, len(names))``.
 
     The peak windows are those frozen by the last :meth:`PatternModel.freeze`. Per-reflection
     derivatives (intensity, position, FWHM, eta) of every parameter are stacked and turned into
-    pattern derivatives by four sparse products with the profile and its analytic partials.
+    pattern derivatives by one sparse product with the profile and its analytic partials
+    (:meth:`PatternModel.profile_matrix`, four blocks side by side).
     A reflection whose position is undefined at ``values`` or at either finite-difference point
     contributes no derivative for that parameter; their number is appended to ``dropped``.
     A bounded parameter at its bound is differenced one-sidedly inside the bounds.
+    With ``with_calc=True`` returns ``(jacobian, calc)``, the calculated pattern at ``values`` coming
+    from the same profile evaluation.
     """
     n = model.x.size
     jac = np.zeros((n, len(names)))
     shape = any(model.parameters[name].kind == "shape" for name in names)
+    calc = model.background(values) if with_calc else None
     for k, phase in enumerate(model.phases):
-        terms = model.profile_terms(k, values, partials=shape)
-        point, refl, val, inten = terms[:4]
+        matrix, inten = model.profile_matrix(k, values, partials=shape)
         n_refl = inten.size
-        mats = [scipy.sparse.csr_matrix((v, (point, refl)), shape=(n, n_refl))
-                for v in ((val,) + tuple(terms[4:]))]
         scale = values[f"{phase.name}:scale"]
         base_ok = np.isfinite(model.peaks(k, values)[0])
-        cols, d_int, d_pos, d_fw, d_eta = [], [], [], [], []
+        cols, scale_cols, d_int, d_pos, d_fw, d_eta = [], [], [], [], [], []
         for j, name in enumerate(names):
             par = model.parameters[name]
             touched = model.touched_phases(name)
             touches = k in touched or (not par.phases and par.kind == "shape")
             if par.group == "scale":
                 # a phase scale, and every scale tied to it (factor f: d calc / d s = f * pattern)
-                for dep, factor in model.dependents(name):
-                    if k in model.parameters[dep].phases:
-                        jac[:, j] += factor * (mats[0] @ inten)
+                factor = sum(f for dep, f in model.dependents(name) if k in model.parameters[dep].phases)
+                if factor:
+                    scale_cols.append((j, factor))
                 continue
             if not touches or par.kind == "linear":
                 continue
@@ -116,13 +120,30 @@ def jacobian(model: PatternModel, values: dict[str, float], names: list[str], dr
                 d_pos.append(zero)
                 d_fw.append(zero)
                 d_eta.append(zero)
+        need_pattern = bool(scale_cols) or with_calc
+        if not cols and not need_pattern:
+            continue
+        # right-hand side: column 0 the intensities (-> the phase's unit-scale pattern), then one
+        # column per parameter: d intensity against the profile, intensity x d(centre, FWHM, eta)
+        # against the profile's partials
+        blocks = 4 if shape else 1
+        rhs = np.zeros((blocks * n_refl, 1 + len(cols)))
+        rhs[:n_refl, 0] = inten
         if cols:
-            block = mats[0] @ np.array(d_int).T
+            rhs[:n_refl, 1:] = np.array(d_int).T
             if shape:
                 weighted = inten[:, None]
-                block += (mats[1] @ (weighted * np.array(d_pos).T) + mats[2] @ (weighted * np.array(d_fw).T)
-                          + mats[3] @ (weighted * np.array(d_eta).T))
-            jac[:, cols] += scale * block
+                rhs[n_refl:2 * n_refl, 1:] = weighted * np.array(d_pos).T
+                rhs[2 * n_refl:3 * n_refl, 1:] = weighted * np.array(d_fw).T
+                rhs[3 * n_refl:, 1:] = weighted * np.array(d_eta).T
+        product = matrix @ rhs
+        pattern = product[:, 0]
+        for j, factor in scale_cols:
+            jac[:, j] += factor * pattern
+        if cols:
+            jac[:, cols] += scale * product[:, 1:]
+        if with_calc:
+            calc = calc + scale * pattern
     for j, name in enumerate(names):
         par = model.parameters[name]
         if par.kind == "pattern":
@@ -133,7 +154,7 @@ def jacobian(model: PatternModel, values: dict[str, float], names: list[str], dr
                          - model.calculate(model.apply_ties({**values, name: v_down}))) / (v_up - v_down)
         if model.parameters[name].group == "background":
             jac[:, j] = sum(factor * model.bkg_design[:, int(dep.split(":")[1])] for dep, factor in model.dependents(name))
-    return jac
+    return (jac, calc) if with_calc else jac
 
 
 def chi_square(model: PatternModel, calc: np.ndarray) -> float:
@@ -192,13 +213,21 @@ def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: li
     problem = ""
     dropped: list[int] = []
     model.freeze(values)
-    calc = model.calculate(values)
+    # the Jacobian of the next cycle and the pattern at the same values come from one profile evaluation
+    pending = None
+    if max_cycles > 0:
+        pending, calc = jacobian(model, values, names, dropped, with_calc=True)
+    else:
+        calc = model.calculate(values)
     chi2 = chi_square(model, calc)
     if not np.isfinite(chi2):
         problem = "the model gives non-finite counts at the starting values"
         max_cycles = 0
     for cycles in range(1, max_cycles + 1):
-        jac = jacobian(model, values, names, dropped) * sw[:, None]
+        if pending is None:
+            pending, calc = jacobian(model, values, names, dropped, with_calc=True)
+        jac = pending * sw[:, None]
+        pending = None
         bad = [n for n, ok in zip(names, np.all(np.isfinite(jac), axis=0)) if not ok]
         if bad:
             problem = f"non-finite derivative of {', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''}"
@@ -229,21 +258,30 @@ def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: li
         gain = (chi2 - trial_chi2) / chi2 if chi2 > 0 else 0.0
         values, calc, chi2 = trial, trial_calc, trial_chi2
         lam = max(lam / 10.0, 1e-7)
-        model.freeze(values)
-        calc = model.calculate(values)
-        chi2 = chi_square(model, calc)
+        if model.freeze(values):
+            # windows moved: the pattern under the new windows (with the next Jacobian unless stopping)
+            if gain < tol or cycles == max_cycles:
+                calc = model.calculate(values)
+            else:
+                pending, calc = jacobian(model, values, names, dropped, with_calc=True)
+            chi2 = chi_square(model, calc)
         history.append(chi2)
         if gain < tol:
             converged = True
             break
-    model.freeze(values)
-    calc = model.calculate(values)
-    chi2 = chi_square(model, calc)
+    changed = model.freeze(values)
     if not with_covariance:
+        if changed:
+            calc = model.calculate(values)
+            chi2 = chi_square(model, calc)
         nan = np.full((len(names), len(names)), np.nan)
         return StageFit(values, list(names), nan, nan, calc, chi2, cycles, time.perf_counter() - start, history,
                          converged, problem, int(sum(dropped)))
-    jac = jacobian(model, values, names, dropped) * sw[:, None]
+    jac, final_calc = jacobian(model, values, names, dropped, with_calc=True)
+    jac = jac * sw[:, None]
+    if changed:
+        calc = final_calc
+        chi2 = chi_square(model, calc)
     if not np.all(np.isfinite(jac)) and not problem:
         bad = [n for n, ok in zip(names, np.all(np.isfinite(jac), axis=0)) if not ok]
         problem = f"non-finite derivative of {', '.join(bad[:4])} at the solution"

@@ -21,9 +21,8 @@ from .background import chebyshev_design
 from .dopant import doped_occupancy
 from .errors import XRDError
 from .profiles import (DEFAULT_SIZE_UM, GAMMA_FLOOR, SIGMA2_FLOOR, SIZE_BOUNDS_UM, fcj_offsets, gaussian_variance,
-                       lorentz_polarization, lorentzian_fwhm, march_dollase, peak_position, pseudo_voigt,
-                       pseudo_voigt_derivatives, sample_broadening, tch_fwhm_eta, uniaxial_mustrain,
-                       uniaxial_size)
+                       lorentz_polarization, lorentzian_fwhm, march_dollase, peak_position, sample_broadening,
+                       tch_fwhm_eta, uniaxial_mustrain, uniaxial_size)
 from .recipe import Recipe
 from .reflections import generate_reflections, inverse_d_squared
 from .structure import (CELL_NAMES, Phase, anomalous, build_phase, cell_mass, form_factor_coefficients, metric,
@@ -40,6 +39,76 @@ FCJ_NODES = 8
 #: -10/+15 FWHM loses ~2.5 % of its area, asymmetrically, which the background and the
 #: cell/displacement then absorb (FAP: a off by 4 esd from the full-tail fit).
 WINDOW_FWHM = (50.0, 75.0)
+
+
+_LN2 = math.log(2.0)
+_GAUSS_NORM = 2.0 * math.sqrt(_LN2 / math.pi)
+
+
+def flat_pseudo_voigt(lay: "_Layout", centre, fwhm, eta, amplitude) -> np.ndarray:
+    """``amplitude * pseudo_voigt(x - centre, fwhm, eta)`` of every sub-peak over its window, flat.
+
+    The same function as :func:`xrd.profiles.pseudo_voigt`, with the per-peak factors formed once
+    per sub-peak and repeated over its (contiguous) window instead of per point.
+    """
+    c = lay.counts
+    z = np.repeat(centre, c)
+    np.subtract(lay.x_flat, z, out=z)
+    z *= np.repeat(2.0 / fwhm, c)
+    np.square(z, out=z)
+    g = np.multiply(z, -_LN2)
+    np.exp(g, out=g)
+    g *= np.repeat(amplitude * (1.0 - eta) * _GAUSS_NORM / fwhm, c)
+    z += 1.0
+    out = np.repeat(amplitude * eta * (2.0 / np.pi) / fwhm, c)
+    out /= z
+    out += g
+    return out
+
+
+def flat_pseudo_voigt_partials(lay: "_Layout", centre, fwhm, eta, amplitude, factor) -> np.ndarray:
+    """``(4, n_flat)``: profile, d/d centre (times ``factor``), d/d FWHM, d/d eta, each times ``amplitude``.
+
+    Formulas of :func:`xrd.profiles.pseudo_voigt_derivatives` with ``t = 2 dx / F``, ``z = t^2``:
+    ``Lu = (2/(pi F)) / (1 + z)``, ``Gu = (2/F) sqrt(ln2/pi) exp(-ln2 z)``, profile ``eta Lu + (1-eta) Gu``,
+    d/d dx ``= -(4t/F) (eta Lu / (1 + z) + ln2 (1 - eta) Gu)``,
+    d/dF ``= (eta Lu (2z/(1+z) - 1) + (1-eta) Gu (2 ln2 z - 1)) / F``, d/d eta ``= Lu - Gu``.
+    """
+    c = lay.counts
+    out = np.empty((4, lay.x_flat.size))
+    t = np.repeat(centre, c)
+    np.subtract(lay.x_flat, t, out=t)
+    t *= np.repeat(2.0 / fwhm, c)
+    z = t * t
+    onez = z + 1.0
+    lu = np.repeat(amplitude * (2.0 / np.pi) / fwhm, c)
+    lu /= onez
+    gu = np.multiply(z, -_LN2)
+    np.exp(gu, out=gu)
+    gu *= np.repeat(amplitude * _GAUSS_NORM / fwhm, c)
+    e = np.repeat(eta, c)
+    le = np.multiply(e, lu)  # eta Lu
+    ge = gu - e * gu  # (1 - eta) Gu
+    np.add(le, ge, out=out[0])
+    np.subtract(lu, gu, out=out[3])
+    # d/d centre = -d/d dx, times the Ka2 dispersion factor
+    d = le / onez
+    d += _LN2 * ge
+    d *= t
+    d *= np.repeat(4.0 * factor / fwhm, c)
+    out[1] = d
+    # d/dF
+    frac = 2.0 * z
+    frac /= onez
+    frac -= 1.0
+    le *= frac
+    z *= 2.0 * _LN2
+    z -= 1.0
+    ge *= z
+    le += ge
+    le *= np.repeat(1.0 / fwhm, c)
+    out[2] = le
+    return out
 
 
 @dataclass
@@ -70,15 +139,40 @@ class Parameter:
 
 @dataclass
 class _Layout:
-    """Frozen peak windows of one phase: flat (point, sub-peak) pairs."""
+    """Frozen peak windows of one phase: flat (point, sub-peak) pairs, grouped by reflection.
+
+    The sub-peaks (Ka1/Ka2 line x FCJ node of each reflection) are sorted by reflection, so the flat
+    entries of one reflection are contiguous: the flat arrays are directly the column-compressed
+    (CSC) storage of the sparse ``point x reflection`` profile matrix (``indptr``), which the
+    Jacobian multiplies without building or sorting a sparse matrix each time.
+    """
 
     refl: np.ndarray  # reflections kept (indices into the phase's reflection list)
     asym: np.ndarray  # (n_keep,) whether FCJ nodes are used for that reflection
     sub_refl: np.ndarray  # (n_sub,) position in `refl` of each sub-peak
     sub_line: np.ndarray  # (n_sub,) 0 = Ka1, 1 = Ka2
     sub_node: np.ndarray  # (n_sub,) FCJ node or -1
-    flat_point: np.ndarray
-    flat_sub: np.ndarray
+    flat_point: np.ndarray  # (n_flat,) pattern point of each flat entry (int32)
+    flat_sub: np.ndarray  # (n_flat,) sub-peak of each flat entry
+    counts: np.ndarray  # (n_sub,) points in each sub-peak's window (its flat entries are contiguous)
+    starts: np.ndarray  # (n_sub,) first point of each window
+    x_flat: np.ndarray  # (n_flat,) 2theta of each flat entry
+    indptr: np.ndarray  # (n_refl_total + 1,) flat entries of reflection j: indptr[j]:indptr[j + 1] (int32)
+
+    def same_windows(self, other: "_Layout | None") -> bool:
+        """Whether ``other`` evaluates exactly the same (point, sub-peak) pairs."""
+        return (other is not None and np.array_equal(self.refl, other.refl) and np.array_equal(self.asym, other.asym)
+                and np.array_equal(self.starts, other.starts) and np.array_equal(self.counts, other.counts))
+
+    def block_structure(self, blocks: int):
+        """``(indices, indptr)`` of ``blocks`` profile matrices side by side (CSC), cached."""
+        cache = self.__dict__.setdefault("_blocks", {})
+        if blocks not in cache:
+            nnz = self.flat_point.size
+            indptr = np.concatenate([self.indptr[:-1] + b * nnz for b in range(blocks)]
+                                    + [np.array([blocks * nnz])]).astype(np.int32 if blocks * nnz < 2**31 else np.int64)
+            cache[blocks] = (np.tile(self.flat_point, blocks), indptr)
+        return cache[blocks]
 
 
 class PatternModel:
@@ -563,25 +657,33 @@ class PatternModel:
             sub_node.append(node.astype(int))
         sub_refl, sub_line, sub_node = (np.concatenate(a) for a in (sub_refl, sub_line, sub_node))
         starts, stops = np.concatenate(starts), np.concatenate(stops)
+        order = np.lexsort((sub_node, sub_line, sub_refl))  # group sub-peaks by reflection (CSC columns)
+        sub_refl, sub_line, sub_node, starts, stops = (a[order] for a in (sub_refl, sub_line, sub_node, starts, stops))
         counts = np.maximum(stops - starts, 0)
         flat_sub = np.repeat(np.arange(counts.size), counts)
         first = np.repeat(np.cumsum(counts) - counts, counts)
-        flat_point = starts[flat_sub] + (np.arange(flat_sub.size) - first)
-        return _Layout(refl, asym, sub_refl, sub_line, sub_node, flat_point, flat_sub)
+        flat_point = (starts[flat_sub] + (np.arange(flat_sub.size) - first)).astype(np.int32)
+        per_refl = np.bincount(refl[sub_refl], weights=counts, minlength=pos.size).astype(np.int64)
+        indptr = np.concatenate([[0], np.cumsum(per_refl)]).astype(np.int32 if flat_point.size < 2**31 else np.int64)
+        return _Layout(refl, asym, sub_refl, sub_line, sub_node, flat_point, flat_sub, counts, starts,
+                       x[flat_point], indptr)
 
-    def freeze(self, values) -> None:
-        """Fix the peak windows at ``values`` (done at the start of each least-squares cycle)."""
-        self._layouts = [self._layout(k, values) for k in range(len(self.phases))]
+    def freeze(self, values) -> bool:
+        """Fix the peak windows at ``values`` (done at the start of each least-squares cycle).
 
-    def profile_terms(self, k: int, values, partials: bool = False):
-        """Flat arrays ``(point, reflection, value, intensities)``: the unit-area profile of each reflection
-        at each point (Ka2 weighted by its ratio, FCJ nodes by their weights); with the phase intensities
-        this is the sparse matrix of the pattern.
-
-        With ``partials=True`` also ``(d value/d centre, d value/d FWHM, d value/d eta, centre factor)``
-        per flat entry, the centre factor being ``d centre / d (Ka1 position)`` (1 for Ka1, the
-        dispersion term for Ka2); FCJ node offsets are held fixed in these partials.
+        Returns whether any window changed (a pattern calculated before under the old windows is
+        still exact when none did).
         """
+        new = [self._layout(k, values) for k in range(len(self.phases))]
+        old = self._layouts
+        if old is not None and len(old) == len(new) and all(n.same_windows(o) for n, o in zip(new, old)):
+            return False
+        self._layouts = new
+        return True
+
+    def _sub_peaks(self, k: int, values):
+        """Per sub-peak of the frozen layout: centre (deg), FWHM (deg), eta, weight, d centre / d Ka1 position;
+        with the phase's reflection positions, widths and intensities."""
         if self._layouts is None:
             self.freeze(values)
         lay = self._layouts[k]
@@ -606,19 +708,46 @@ class PatternModel:
             centre = centre + np.where(has, offsets[rows, node], 0.0)
             weight = weight * np.where(has, w_fcj[rows, node], 1.0)
         fwhm, eta = tch_fwhm_eta(sig2[r], gam[r])
-        s = lay.flat_sub
-        dx = self.x[lay.flat_point] - centre[s]
+        return lay, r, centre, fwhm, eta, weight, factor, intensity
+
+    def profile_terms(self, k: int, values, partials: bool = False):
+        """Flat arrays ``(point, reflection, value, intensities)``: the unit-area profile of each reflection
+        at each point (Ka2 weighted by its ratio, FCJ nodes by their weights); with the phase intensities
+        this is the sparse matrix of the pattern.
+
+        With ``partials=True`` also ``(d value/d centre, d value/d FWHM, d value/d eta)`` per flat
+        entry, the centre being the Ka1 position (the Ka2 dispersion term applied); FCJ node offsets
+        are held fixed in these partials.
+        """
+        lay, r, centre, fwhm, eta, weight, factor, intensity = self._sub_peaks(k, values)
+        refl = r[lay.flat_sub]
         if not partials:
-            return lay.flat_point, r[s], weight[s] * pseudo_voigt(dx, fwhm[s], eta[s]), intensity
-        pv, d_dx, d_f, d_eta = pseudo_voigt_derivatives(dx, fwhm[s], eta[s])
-        w = weight[s]
-        return (lay.flat_point, r[s], w * pv, intensity, -w * d_dx * factor[s], w * d_f, w * d_eta)
+            return lay.flat_point, refl, flat_pseudo_voigt(lay, centre, fwhm, eta, weight), intensity
+        out = flat_pseudo_voigt_partials(lay, centre, fwhm, eta, weight, factor)
+        return (lay.flat_point, refl, out[0], intensity, out[1], out[2], out[3])
+
+    def profile_matrix(self, k: int, values, partials: bool = False):
+        """``(matrix, intensities)``: the sparse (points x reflections) unit-area profile matrix of phase
+        ``k`` (scipy CSC); with ``partials`` four such matrices side by side: profile, d/d centre,
+        d/d FWHM, d/d eta (see :meth:`profile_terms`)."""
+        import scipy.sparse
+
+        lay, _, centre, fwhm, eta, weight, factor, intensity = self._sub_peaks(k, values)
+        if partials:
+            data = flat_pseudo_voigt_partials(lay, centre, fwhm, eta, weight, factor).ravel()
+        else:
+            data = flat_pseudo_voigt(lay, centre, fwhm, eta, weight)
+        blocks = 4 if partials else 1
+        indices, indptr = lay.block_structure(blocks)
+        matrix = scipy.sparse.csc_matrix((data, indices, indptr), shape=(self.x.size, blocks * intensity.size))
+        return matrix, intensity
 
     def phase_pattern(self, k: int, values, intensity=None) -> np.ndarray:
         """Unit-scale pattern of phase ``k`` (multiply by its scale)."""
-        point, refl, val, inten = self.profile_terms(k, values)
+        lay, r, centre, fwhm, eta, weight, _, inten = self._sub_peaks(k, values)
         inten = inten if intensity is None else intensity
-        return np.bincount(point, val * inten[refl], minlength=self.x.size)
+        values_flat = flat_pseudo_voigt(lay, centre, fwhm, eta, weight * inten[r])
+        return np.bincount(lay.flat_point, values_flat, minlength=self.x.size)
 
     def background(self, values) -> np.ndarray:
         coeffs = np.array([values[f"bkg:{i}"] for i in range(self.recipe.background_terms)])
