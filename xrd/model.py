@@ -159,11 +159,6 @@ class _Layout:
     x_flat: np.ndarray  # (n_flat,) 2theta of each flat entry
     indptr: np.ndarray  # (n_refl_total + 1,) flat entries of reflection j: indptr[j]:indptr[j + 1] (int32)
 
-    def same_windows(self, other: "_Layout | None") -> bool:
-        """Whether ``other`` evaluates exactly the same (point, sub-peak) pairs."""
-        return (other is not None and np.array_equal(self.refl, other.refl) and np.array_equal(self.asym, other.asym)
-                and np.array_equal(self.starts, other.starts) and np.array_equal(self.counts, other.counts))
-
     def block_structure(self, blocks: int):
         """``(indices, indptr)`` of ``blocks`` profile matrices side by side (CSC), cached."""
         cache = self.__dict__.setdefault("_blocks", {})
@@ -623,7 +618,7 @@ class PatternModel:
         return out
 
     # ------------------------------------------------------------------ profiles
-    def _layout(self, k: int, values) -> _Layout:
+    def _layout(self, k: int, values, old: _Layout | None = None) -> _Layout:
         pos, sig2, gam, _ = self.peaks(k, values)
         shl = values["SH_L"]
         fwhm_est = 2.355 * np.sqrt(sig2) / 100.0 + gam / 100.0
@@ -660,6 +655,9 @@ class PatternModel:
         order = np.lexsort((sub_node, sub_line, sub_refl))  # group sub-peaks by reflection (CSC columns)
         sub_refl, sub_line, sub_node, starts, stops = (a[order] for a in (sub_refl, sub_line, sub_node, starts, stops))
         counts = np.maximum(stops - starts, 0)
+        if (old is not None and np.array_equal(refl, old.refl) and np.array_equal(asym, old.asym)
+                and np.array_equal(starts, old.starts) and np.array_equal(counts, old.counts)):
+            return old  # same windows: keep the flat arrays (and their cached block structure)
         flat_sub = np.repeat(np.arange(counts.size), counts)
         first = np.repeat(np.cumsum(counts) - counts, counts)
         flat_point = (starts[flat_sub] + (np.arange(flat_sub.size) - first)).astype(np.int32)
@@ -674,12 +672,11 @@ class PatternModel:
         Returns whether any window changed (a pattern calculated before under the old windows is
         still exact when none did).
         """
-        new = [self._layout(k, values) for k in range(len(self.phases))]
-        old = self._layouts
-        if old is not None and len(old) == len(new) and all(n.same_windows(o) for n, o in zip(new, old)):
-            return False
+        old = self._layouts if self._layouts is not None else [None] * len(self.phases)
+        new = [self._layout(k, values, o) for k, o in enumerate(old)]
+        changed = any(n is not o for n, o in zip(new, old))
         self._layouts = new
-        return True
+        return changed
 
     def _sub_peaks(self, k: int, values):
         """Per sub-peak of the frozen layout: centre (deg), FWHM (deg), eta, weight, d centre / d Ka1 position;
