@@ -214,3 +214,23 @@ def each(handler, outputs: dict[str, str], required: tuple[str, ...] = ("out",),
 
 
 __all__ = ["add_inputs", "expand", "Outputs", "check_suffix", "run_each", "each"]
+
+
+def add_export_options(parser, what: str = "maps") -> None:
+    """Add ``--export DIR [--format tiff|csv]``, ``--tiff DIR`` and ``--ascii DIR`` to a subcommand."""
+    parser.add_argument("--export", metavar="DIR", help=f"also write the {what} into DIR (see --format), with a "
+                        "JSON sidecar of the axes")
+    parser.add_argument("--format", choices=["tiff", "csv"], default="tiff", help="format of --export (default tiff)")
+    parser.add_argument("--tiff", metavar="DIR", help="same as --export DIR --format tiff")
+    parser.add_argument("--ascii", metavar="DIR", help="same as --export DIR --format csv")
+
+
+def write_exports(result, args, stem: str) -> None:
+    """Write what :func:`add_export_options` asked for (:func:`doptrace.core.export.export`), one line each."""
+    from doptrace.core.export import export
+
+    for directory, fmt in ((getattr(args, "export", None), getattr(args, "format", "tiff")),
+                           (getattr(args, "tiff", None), "tiff"), (getattr(args, "ascii", None), "csv")):
+        if directory:
+            files = export(result, directory, fmt, stem=stem)
+            print(f"exported {len(files) - 1} {fmt} file(s) and {files[-1].name} to {directory}")

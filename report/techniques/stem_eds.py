@@ -187,7 +187,7 @@ def demo_entries(data_dir, sample: str, bulk_doped: bool, seed: int) -> list[dic
 
 # ----------------------------------------------------------------------------- CLI
 def register_cli(subparsers) -> None:
-    from ..batch import add_inputs, each
+    from ..batch import add_export_options, add_inputs, each
 
     eds = subparsers.add_parser(NAME, help="STEM-EDS: element maps, quantification, homogeneity")
     sub = eds.add_subparsers(dest="eds_command", required=True)
@@ -209,18 +209,11 @@ def register_cli(subparsers) -> None:
                                      "<stem>.nc)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    def exports(p):
-        p.add_argument("--export", metavar="DIR", help="also write the maps into DIR (see --format) with a JSON "
-                       "sidecar of the axes")
-        p.add_argument("--format", choices=["tiff", "csv"], default="tiff", help="format of --export (default tiff)")
-        p.add_argument("--tiff", metavar="DIR", help="same as --export DIR --format tiff")
-        p.add_argument("--ascii", metavar="DIR", help="same as --export DIR --format csv")
-
     maps = sub.add_parser("maps", help="element intensity maps (and at%% maps with --kfactors)")
     common(maps)
     maps.add_argument("--kfactors", help="TOML k-factor file: at%% maps too")
     maps.add_argument("--plot", help="PNG of the maps (a single spectrum: the spectrum with its windows or fit)")
-    exports(maps)
+    add_export_options(maps)
     maps.set_defaults(handler=each(_cmd_maps, {"out": ".nc", "plot": ".png"}))
 
     quant = sub.add_parser("quantify", help="Cliff-Lorimer quantification with named k-factors")
@@ -229,7 +222,7 @@ def register_cli(subparsers) -> None:
     quant.add_argument("--thickness", type=float, help="thickness in nm for the absorption correction")
     quant.add_argument("--plot", help="PNG of the at%% maps (a single spectrum: the spectrum with its integration "
                        "and background windows, or its model fit)")
-    exports(quant)
+    add_export_options(quant)
     quant.add_argument("--region", help="total over pixels X0:X1,Y0:Y1 (default: the whole image)")
     quant.add_argument("--dose", type=float, help="electrons per pixel: zeta-factor method with the TOML's "
                        "[zetafactors] (--thickness then switches on its absorption correction)")
@@ -289,13 +282,9 @@ def _figure_for(da, name: str, fallback):
 
 
 def _export(ds, args) -> None:
-    from doptrace.core.export import export
+    from ..batch import write_exports
 
-    stem = f"{Path(args.file).stem}_{args.eds_command}"
-    for directory, fmt in ((args.export, args.format), (args.tiff, "tiff"), (args.ascii, "csv")):
-        if directory:
-            files = export(ds, directory, fmt, stem=stem)
-            print(f"exported {len(files) - 1} {fmt} file(s) and {files[-1].name} to {directory}")
+    write_exports(ds, args, stem=f"{Path(args.file).stem}_{args.eds_command}")
 
 
 def _write(ds, out: str, plot: str | None, figure) -> None:

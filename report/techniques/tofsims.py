@@ -347,7 +347,7 @@ def demo_depth(entries: list[dict]) -> dict:
 
 # ----------------------------------------------------------------------------- CLI
 def register_cli(subparsers) -> None:
-    from ..batch import add_inputs, each
+    from ..batch import add_export_options, add_inputs, each
 
     parser = subparsers.add_parser(NAME, help="ToF-SIMS: info, calibrate, maps, depth, coloc, compare")
     sub = parser.add_subparsers(dest="tofsims_command", required=True)
@@ -386,13 +386,6 @@ def register_cli(subparsers) -> None:
             p.add_argument("--roi", help="region x0,x1,y0,y1 in um")
             p.add_argument("--roi-from", help="region where this fragment's map is high, Otsu threshold")
 
-    def exports(p):
-        p.add_argument("--export", metavar="DIR", help="also write the maps/profiles into DIR (see --format), "
-                       "with a JSON sidecar of the axes")
-        p.add_argument("--format", choices=["tiff", "csv"], default="tiff", help="format of --export (default tiff)")
-        p.add_argument("--tiff", metavar="DIR", help="same as --export DIR --format tiff")
-        p.add_argument("--ascii", metavar="DIR", help="same as --export DIR --format csv")
-
     p = sub.add_parser("maps", help="fragment maps summed over scans")
     add_inputs(p)
     common(p, roi=False)
@@ -401,7 +394,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--ratio", help="also a ratio map A:B, e.g. BO-:MnO- (drawn as the last panel of --plot)")
     p.add_argument("--out", help="output NetCDF; {stem} = the input's name (default with --out-dir: <stem>.nc)")
     p.add_argument("--plot", help="figure; {stem} = the input's name")
-    exports(p)
+    add_export_options(p, "maps/profiles")
     p.set_defaults(handler=each(_maps, {"out": ".nc", "plot": ".png"}))
 
     p = sub.add_parser("depth", help="depth profiles and the uniformity test")
@@ -413,7 +406,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--surface-depth", type=float, help="nm excluded from the uniformity test")
     p.add_argument("--out", help="output NetCDF; {stem} = the input's name (default with --out-dir: <stem>.nc)")
     p.add_argument("--plot", help="figure; {stem} = the input's name")
-    exports(p)
+    add_export_options(p, "maps/profiles")
     p.set_defaults(handler=each(_depth, {"out": ".nc", "plot": ".png"}))
 
     p = sub.add_parser("coloc", help="colocalization of two fragments")
@@ -440,7 +433,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--plot", help="score maps and loadings against mass")
-    exports(p)
+    add_export_options(p, "maps/profiles")
     p.set_defaults(handler=_mva)
 
     p = sub.add_parser("peaks", help="peak search on the total spectrum, with assignment candidates")
@@ -489,13 +482,9 @@ def _load_args(args, path):
 
 def _export(result, args) -> None:
     """``--export DIR [--format]``, ``--tiff DIR``, ``--ascii DIR``: maps/profiles as files with an axes sidecar."""
-    from doptrace.core.export import export
+    from ..batch import write_exports
 
-    for directory, fmt in ((getattr(args, "export", None), getattr(args, "format", "tiff")),
-                           (getattr(args, "tiff", None), "tiff"), (getattr(args, "ascii", None), "csv")):
-        if directory:
-            files = export(result, directory, fmt, stem=f"{Path(args.file).stem}_{args.tofsims_command}")
-            print(f"exported {len(files) - 1} {fmt} file(s) and {files[-1].name} to {directory}")
+    write_exports(result, args, stem=f"{Path(args.file).stem}_{args.tofsims_command}")
 
 
 def _write(ds, out, fig=None, plot=None) -> None:
