@@ -78,6 +78,25 @@ def doped_occupancy(host: dict[str, float], dopant: str, fraction: float) -> dic
     return out
 
 
+def doped_occupancies(host: dict[str, float], fractions: dict[str, float]) -> dict[str, float]:
+    """Occupancies of a site holding several dopants: ``fractions`` maps dopant -> its fraction.
+
+    The host keeps ``T - sum(fractions)`` in its own proportions, each dopant adds its fraction; linear
+    in the fractions, so one fraction per dopant is refined and the site total stays ``T``.
+
+    Examples
+    --------
+    >>> doped_occupancies({"Li": 1.0}, {"B": 0.04, "Al": 0.06})
+    {'Li': 0.9, 'B': 0.04, 'Al': 0.06}
+    """
+    total = float(sum(host.values()))
+    factor = (total - float(sum(fractions.values()))) / total if total > 0 else 0.0
+    out = {species: occ * factor for species, occ in host.items()}
+    for dopant, fraction in fractions.items():
+        out[dopant] = out.get(dopant, 0.0) + fraction
+    return out
+
+
 def correlation_words(names: list[str], correlation: np.ndarray, index: int, n: int = 3, floor: float = 0.3) -> str:
     """The ``n`` strongest correlations of parameter ``index`` in words, e.g. ``"scale LiTMO2 (-0.72)"``.
 

@@ -31,6 +31,8 @@ from .profiles import tch_fwhm_eta
 #: A stage whose rejected step had been predicted to lower chi² by more than this fraction is stuck,
 #: not converged (finite-difference noise at a true minimum predicts far less).
 STALL_TOLERANCE = 1e-3
+#: Le Bail extraction steps (:meth:`PatternModel.lebail_update`) before each least-squares cycle
+LEBAIL_ITERATIONS = 3
 
 
 @dataclass
@@ -224,8 +226,18 @@ def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: li
         problem = "the model gives non-finite counts at the starting values"
         max_cycles = 0
     for cycles in range(1, max_cycles + 1):
+        lebail_gain = 0.0
+        if model.lebail:
+            # Le Bail phases: intensities re-extracted at the current model, then held fixed for the step
+            before = chi2
+            model.lebail_update(values, LEBAIL_ITERATIONS)
+            pending = None  # the intensities changed: pattern and Jacobian again
+            calc = model.calculate(values)
+            chi2 = chi_square(model, calc)
+            lebail_gain = abs(before - chi2) / before if before > 0 else 0.0
         if pending is None:
             pending, calc = jacobian(model, values, names, dropped, with_calc=True)
+            chi2 = chi_square(model, calc)
         jac = pending * sw[:, None]
         pending = None
         bad = [n for n, ok in zip(names, np.all(np.isfinite(jac), axis=0)) if not ok]
@@ -266,10 +278,13 @@ def levenberg_marquardt(model: PatternModel, values: dict[str, float], names: li
                 pending, calc = jacobian(model, values, names, dropped, with_calc=True)
             chi2 = chi_square(model, calc)
         history.append(chi2)
-        if gain < tol:
+        if gain < tol and lebail_gain < tol:
             converged = True
             break
     changed = model.freeze(values)
+    if model.lebail:
+        model.lebail_update(values, LEBAIL_ITERATIONS)  # the final extraction, as GSAS-II's GetFobsSq
+        changed = True
     if not with_covariance:
         if changed:
             calc = model.calculate(values)

@@ -4,12 +4,13 @@ The recipe (:func:`xrd.recipe.load_recipe`) is translated one to one into a GSAS
 a work folder: the pattern is written as a three-column ``.xye`` (2theta, counts, esd) and the
 instrument as a ``.instprm``, so GSAS-II fits exactly the points and weights the built-in engine fits;
 phases are built from space group + cell + sites (a mixed site is one GSAS-II atom per species at
-the same xyz, tied by equivalences on Uiso and the free coordinates); a dopant becomes one extra atom
-per candidate site with the constraint equations
+the same xyz, tied by equivalences on Uiso and the free coordinates); each dopant becomes one extra
+atom per candidate site with the constraint equations
 
-    sum_i Afrac(host_i) + Afrac(dopant) = site total,   Afrac(host_i) = (o_i / o_1) Afrac(host_1),
+    sum_i Afrac(host_i) + sum_j Afrac(dopant_j) = site total,   Afrac(host_i) = (o_i / o_1) Afrac(host_1),
 
-so one fraction per site (or per shared group) is refined, as in :mod:`xrd.dopant`. Stages are run
+so one fraction per dopant and site (or per shared group) is refined, as in :mod:`xrd.dopant`. A
+Le Bail phase is a phase without atoms with GSAS-II's HAP ``LeBail`` flag on (:meth:`_Project.lebail_start`). Stages are run
 cumulatively (the GSAS-II convention), then the values, esds (constrained ones from
 ``Covariance['depSigDict']``), residuals, curves, reflections and the correlation matrix are read
 back into :func:`doptrace.xrd.rietveld.build_result` so both engines return the same layout (``engine="gsas2"``).
@@ -56,6 +57,11 @@ from .profiles import DEFAULT_SIZE_UM, SIZE_BOUNDS_UM
 
 #: GSAS-II atom-flag letter of each recipe group that lives on atoms.
 _ATOM_FLAGS = {"xyz": "X", "uiso": "U"}
+#: with Le Bail phases each stage is refined again until Rwp moves less than this (points), at most this often
+LEBAIL_RWP_TOLERANCE = 0.002
+LEBAIL_REPEATS = 8
+#: GSAS-II Le Bail extraction cycles (DoLeBail, nothing else refined) before the first stage
+LEBAIL_START_CYCLES = 10
 _XYZ = ("x", "y", "z")
 
 
@@ -186,14 +192,18 @@ def _phase_model(spec, where: str):
     """
     from .structure import read_cif
 
-    if spec.cif is None:
+    if spec.cif is None:  # also every Le Bail phase (the recipe keeps only its space group and cell)
         return spec.space_group, tuple(spec.cell), list(spec.sites)
     sg, cell, sites, _ = read_cif(spec.cif)
     return sg.xhm(), cell, sites
 
 
-def _g2_space_group(name: str, where: str):
-    """GSAS-II space-group symbol for a (gemmi-style) name, checked to give the same operations."""
+def _g2_space_group(name: str, where: str, same_setting: bool = True):
+    """GSAS-II space-group symbol for a (gemmi-style) name, checked to give the same operations.
+
+    ``same_setting=False`` (Le Bail phases) skips that check: an origin shift changes no reflection
+    condition, so ``F d -3 m`` in origin choice 1 or 2 extracts the same reflections.
+    """
     import gemmi
 
     from GSASII import GSASIIspc as G2spc
@@ -214,7 +224,7 @@ def _g2_space_group(name: str, where: str):
     point = np.array([0.1234, 0.3456, 0.2789])
     ours = {tuple(np.round(np.mod(op.apply_to_xyz(point.tolist()), 1.0), 5) % 1.0) for op in sg.operations()}
     theirs = {tuple(np.round(np.mod(p, 1.0), 5) % 1.0) for p, *_ in G2spc.GenAtom(point, sgdata, All=True)}
-    if ours != theirs:
+    if ours != theirs and same_setting:
         raise XRDError(
             f"{where}: space group '{name}' is a setting GSAS-II does not use for '{symbol}' "
             "(give the standard setting, e.g. origin choice 2)"
@@ -232,7 +242,7 @@ class _Site:
         self.key = f"{phase}:{spec.label}"
         self.spec = spec
         self.atoms: dict[str, int] = {}  # species label -> GSAS-II atom index in its phase
-        self.dopant: str | None = None  # dopant species when this is a candidate site
+        self.dopants: dict[str, str] = {}  # dopant element -> its atom key when this is a candidate site
         self.free_axes: list[int] = _free_axes(spec.xyz, g2_symbol)
 
     def var(self, name: str, species: str) -> str:
@@ -341,7 +351,7 @@ class _Project:
                 site = by_key.get(key)
                 if site is None:
                     raise XRDError(f"{self.where}: {op.kind} {op.name}: unknown site '{key}' ({op.line})")
-                if site.dopant is not None:
+                if site.dopants:
                     raise XRDError(f"{self.where}: site {key} is both a dopant candidate and in {op.kind} {op.name}; "
                                    f"the GSAS-II driver keeps them apart ({op.line})")
                 if species not in site.atoms:
@@ -436,7 +446,7 @@ class _Project:
     def _add_phase(self, index: int, spec):
         where = f"{self.where}: phase {spec.name}"
         space_group, cell, sites = _phase_model(spec, where)
-        symbol = _g2_space_group(space_group, where)
+        symbol = _g2_space_group(space_group, where, same_setting=not spec.lebail)
         phase = self.gpx.add_phase(phasename=spec.name, spacegroup=symbol, cell=list(cell), histograms=[self.hist])
         if phase.name != spec.name:
             raise XRDError(f"{where}: GSAS-II renamed the phase to {phase.name}")
@@ -446,6 +456,9 @@ class _Project:
                 self._add_atom(phase, site, species, occ)
             self.sites.append(site)
         hap = phase.data["Histograms"][self.hist.name]
+        # a Le Bail phase: no atoms, GSAS-II's LeBail flag (Fc^2 = extracted Fo^2 at every cycle); its
+        # scale stays fixed (the extracted intensities carry it)
+        hap["LeBail"] = bool(spec.lebail)
         # GSAS-II's isotropic size (µm) and mustrain (ppm) with their LGmix, exactly the recipe's; no
         # size given means 10 µm in both engines (GSAS-II's default and the upper end of the range it
         # clamps refined sizes to, 0.001-10 µm), so no default depends on a GSAS-II clamp
@@ -512,26 +525,28 @@ class _Project:
         site.atoms[key or species] = len(phase.data["Atoms"]) - 1
 
     def _add_dopant(self):
-        dopant = self.recipe.dopant
-        if dopant is None:
-            return
         by_key = {s.key: s for s in self.sites}
         phases = dict(self.phases)
-        for key in dopant.sites:
-            site = by_key.get(key)
-            if site is None:
-                raise XRDError(f"{self.where}: dopant site '{key}' does not exist "
-                               f"(sites: {', '.join(sorted(by_key))})")
-            total = site.spec.total
-            start = float(dopant.start)
-            if total <= 0 or not 0.0 <= start <= total:
-                raise XRDError(f"{self.where}: dopant start {start} does not fit site '{key}' (total {total})")
-            phase = phases[site.phase]
-            cx = phase.data["General"]["AtomPtrs"][0]
-            for species, occ in site.spec.occupancy.items():  # hosts keep total - d (xrd.dopant rule)
-                phase.data["Atoms"][site.atoms[species]][cx + 3] = occ * (total - start) / total
-            site.dopant = f"{dopant.element} (dopant)"
-            self._add_atom(phase, site, dopant.element, start, key=site.dopant)
+        starts: dict[str, float] = {}
+        for dopant in self.recipe.dopants:
+            for key in dopant.sites:
+                starts[key] = starts.get(key, 0.0) + float(dopant.start)
+        for dopant in self.recipe.dopants:
+            for key in dopant.sites:
+                site = by_key.get(key)
+                if site is None:
+                    raise XRDError(f"{self.where}: dopant {dopant.element} site '{key}' does not exist "
+                                   f"(sites: {', '.join(sorted(by_key))}) ({dopant.line})")
+                total = site.spec.total
+                if total <= 0 or not 0.0 <= starts[key] <= total:
+                    raise XRDError(f"{self.where}: dopant starts {starts[key]} do not fit site '{key}' "
+                                   f"(total {total}) ({dopant.line})")
+                phase = phases[site.phase]
+                cx = phase.data["General"]["AtomPtrs"][0]
+                for species, occ in site.spec.occupancy.items():  # hosts keep total - sum d (xrd.dopant rule)
+                    phase.data["Atoms"][site.atoms[species]][cx + 3] = occ * (total - starts[key]) / total
+                site.dopants[dopant.element] = f"{dopant.element} (dopant)"
+                self._add_atom(phase, site, dopant.element, float(dopant.start), key=site.dopants[dopant.element])
 
     def _add_constraints(self):
         """Dopant occupancy equations, shared groups, and mixed-site Uiso/xyz equivalences."""
@@ -543,22 +558,23 @@ class _Project:
             gpx.add_EquivConstr([site.var("AUiso", s) for s in species], reloadIdx=False)
             for axis in site.free_axes:
                 gpx.add_EquivConstr([site.var(f"dA{_XYZ[axis]}", s) for s in species], reloadIdx=False)
-            if site.dopant is None:
+            if not site.dopants:
                 continue
-            hosts = [s for s in species if s != site.dopant]
+            hosts = [s for s in species if s not in site.dopants.values()]
             gpx.add_EqnConstr(site.spec.total, [site.var("Afrac", s) for s in species], reloadIdx=False)
             first = hosts[0]
             for other in hosts[1:]:
                 ratio = site.spec.occupancy[other] / site.spec.occupancy[first] if site.spec.occupancy[first] else 0.0
                 gpx.add_EqnConstr(0.0, [site.var("Afrac", other), site.var("Afrac", first)], [1.0, -ratio],
                                   reloadIdx=False)
-        if self.recipe.dopant is not None:
-            by_key = {s.key: s for s in self.sites}
-            for group in self.recipe.dopant.shared:
+        by_key = {s.key: s for s in self.sites}
+        for dopant in self.recipe.dopants:
+            atom = f"{dopant.element} (dopant)"
+            for group in dopant.shared:
                 first = by_key[group[0]]
                 for key in group[1:]:
                     other = by_key[key]
-                    gpx.add_EqnConstr(0.0, [other.var("Afrac", other.dopant), first.var("Afrac", first.dopant)],
+                    gpx.add_EqnConstr(0.0, [other.var("Afrac", atom), first.var("Afrac", atom)],
                                       [1.0, -1.0], reloadIdx=False)
 
     # -------------------------------------------------------------------------------- refining
@@ -579,7 +595,7 @@ class _Project:
         for (name, phase), spec in zip(self.phases, self.recipe.phases):
             phase.data["General"]["Cell"][0] = "cell" in groups
             hap = phase.data["Histograms"][self.hist.name]
-            hap["Scale"][1] = "scale" in groups and not single
+            hap["Scale"][1] = "scale" in groups and not single and not spec.lebail
             textured = spec.preferred_orientation is not None or bool(spec.sh_order)
             hap["Pref.Ori."][2] = ("preferred_orientation" in groups and textured
                                    and "preferred_orientation" not in spec.fixed_groups)
@@ -590,22 +606,75 @@ class _Project:
         flags = "".join(_ATOM_FLAGS[g] for g in ("xyz", "uiso") if g in groups)
         for site in self.sites:
             phase = dict(self.phases)[site.phase]
-            occ = "F" if ("occupancy" in groups and site.dopant is not None) else ""
+            occ = "F" if ("occupancy" in groups and site.dopants) else ""
             records = phase.atoms()
             for species, index in site.atoms.items():
                 moved = "occupancy" in groups and (site.key, species) in getattr(self, "occupancy_atoms", set())
                 records[index].refinement_flags = ("F" if moved else occ) + flags
 
+    def lebail_start(self, cycles: int = 10):
+        """Starting intensities of the Le Bail phases, as one would start them in GSAS-II's GUI.
+
+        1. scales and background refined with the Le Bail phases switched off (HAP ``Use``), so the
+           extraction does not start against a wrong background;
+        2. a zero-cycle ``GSASIIstrMain.Refine`` with ``newLeBail=True`` (``G2Project.refine`` never
+           passes it, and without it a Le Bail phase has no reflection list: "RefList" error);
+        3. ``GSASIIstrMain.DoLeBail``: extraction with every parameter fixed.
+
+        A first least-squares cycle straight from GSAS-II's equal starting intensities diverges
+        (GSAS-II aborts the stage), hence this order.
+        """
+        from GSASII import GSASIIstrIO as G2stIO
+        from GSASII import GSASIIstrMain as G2strMain
+
+        lebail = set(self.recipe.lebail_phases)
+        haps = {name: phase.data["Histograms"][self.hist.name] for name, phase in self.phases}
+        with self._quiet():
+            for name in lebail:
+                haps[name]["Use"] = False
+            self.set_flags(["scale", "background"])
+            self.gpx.set_Controls("cycles", int(cycles))
+            self.gpx.refine()
+            for name in lebail:
+                haps[name]["Use"] = True
+            self.set_flags([])
+            self.gpx.set_Controls("cycles", 0)
+            self.gpx.index_ids()  # saves the project
+            errmsg, _warnmsg = G2stIO.ReadCheckConstraints(self.gpx.filename)
+            if errmsg:
+                raise XRDError(f"{self.where}: GSAS-II constraint error ({errmsg})")
+            G2strMain.Refine(self.gpx.filename, makeBack=False, newLeBail=True)
+            self.gpx.reload()
+            ok, rvals = G2strMain.DoLeBail(self.gpx.filename, cycles=LEBAIL_START_CYCLES)
+            if not ok:
+                raise XRDError(f"{self.where}: GSAS-II Le Bail start failed ({rvals.get('msg', '')})")
+            self.gpx.reload()
+
     def run_stage(self, groups: list[str], cycles: int, name: str) -> dict:
-        """Refine with the flags of ``groups``; returns the stage's history entry."""
+        """Refine with the flags of ``groups``; returns the stage's history entry.
+
+        With Le Bail phases GSAS-II re-extracts their intensities once per least-squares cycle and
+        its refinement may stop while they still move, so the stage is repeated (as one does in
+        GSAS-II's GUI) until Rwp changes by less than ``LEBAIL_RWP_TOLERANCE`` points, at most
+        ``LEBAIL_REPEATS`` times.
+        """
         import time
 
         tic = time.perf_counter()
         self.set_flags(groups)
         self.gpx.set_Controls("cycles", int(cycles))
+        repeats = LEBAIL_REPEATS if self.recipe.lebail_phases else 1
+        last = math.inf
         try:
-            with self._quiet():
-                self.gpx.refine()
+            for _ in range(repeats):
+                with self._quiet():
+                    self.gpx.refine()
+                rwp = float(self.hist.residuals.get("wR", math.nan))
+                if not math.isfinite(rwp) or abs(last - rwp) < LEBAIL_RWP_TOLERANCE:
+                    break
+                last = rwp
+        except XRDError:
+            raise
         except Exception as exc:  # noqa: BLE001 - GSAS-II raises bare Exceptions
             raise XRDError(f"{self.where}: GSAS-II refinement failed in stage '{name}' ({exc})") from None
         cov = self.gpx["Covariance"]["data"]
@@ -726,12 +795,12 @@ class _Project:
             add(f"{site.key}:uiso", site.var("AUiso", first))
         for pname, (site, species) in getattr(self, "occupancy_vars", {}).items():
             add(pname, site.var("Afrac", species), self.atom_value(site, species, 3))
-        if self.recipe.dopant is not None:
-            by_key = {s.key: s for s in self.sites}
-            for group in self.recipe.dopant.groups():
+        by_key = {s.key: s for s in self.sites}
+        for dopant in self.recipe.dopants:
+            atom = f"{dopant.element} (dopant)"
+            for group in dopant.groups():
                 site = by_key[group[0]]
-                add(f"{self.recipe.dopant.element}@" + "+".join(group), site.var("Afrac", site.dopant),
-                    self.atom_value(site, site.dopant, 3))
+                add(dopant.parameter(group), site.var("Afrac", atom), self.atom_value(site, atom, 3))
         for i in range(self.recipe.background_terms):
             add(f"bkg:{i}", f":0:Back;{i}")
         add("zero", ":0:Zero")
@@ -769,6 +838,28 @@ class _Project:
             factors = sh_factor(refl[keep, :3], cell, sgdata["SGLaue"], sgdata.get("SGUniq", ""), coef)
             notes += negative_factor_note(name, factors)
         return notes
+
+    def lebail_reflections(self) -> dict:
+        """Extracted reflections of the Le Bail phases (``rietveld.build_result``'s ``lebail_reflections``).
+
+        GSAS-II's reflection list holds per reflection ``Fo^2`` (col 8, = ``Fc^2`` col 9 for a Le Bail
+        phase) and ``Icorr`` (col 11: scales, Lorentz-polarisation, multiplicity); its peak area is
+        ``Icorr Fc^2`` in counts·centidegree, so /100 gives the built-in engine's counts·deg.
+        """
+        out = {"phase": [], "hkl": [], "two_theta": [], "d": [], "intensity": []}
+        lists = self.hist.reflections()
+        for name in self.recipe.lebail_phases:
+            refl = np.asarray(lists.get(name, {}).get("RefList", np.zeros((0, 12))), float)
+            if refl.size == 0:
+                continue
+            keep = (refl[:, 5] >= self.limits[0]) & (refl[:, 5] <= self.limits[1])
+            for row in refl[keep]:
+                out["phase"].append(name)
+                out["hkl"].append(f"{int(round(row[0]))} {int(round(row[1]))} {int(round(row[2]))}")
+                out["two_theta"].append(float(row[5]))
+                out["d"].append(float(row[4]))
+                out["intensity"].append(float(row[11] * row[9]) / 100.0)
+        return out
 
     def reflections(self):
         tt, hkl, phase_of = [], [], []
@@ -869,6 +960,13 @@ def _refine(recipe, pattern, inst, workdir: Path, progress: bool) -> xr.Dataset:
     from tqdm.auto import tqdm
 
     project = _Project(recipe, pattern, inst, workdir)
+    if recipe.lebail_phases:
+        try:
+            project.lebail_start()
+        except XRDError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - GSAS-II raises bare Exceptions
+            raise XRDError(f"{recipe.path}: GSAS-II Le Bail start failed ({exc})") from None
     history = []
     groups_per_stage = recipe.cumulative_groups()
     for stage, groups in tqdm(list(zip(recipe.stages, groups_per_stage)), desc="GSAS-II stages",
@@ -922,28 +1020,33 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
     wf, wf_esd = _weight_fractions(project)
 
     # dopant sites: one value per candidate site, the parameter of its group
-    sites, frac, frac_esd, words, dmin = [], [], [], [], []
-    if recipe.dopant is not None:
-        by_key = {s.key: s for s in project.sites}
-        for group in recipe.dopant.groups():
-            pname = f"{recipe.dopant.element}@" + "+".join(group)
+    sites, frac, frac_esd, words, dmin, elements, site_keys = [], [], [], [], [], [], []
+    several = len({d.element for d in recipe.dopants}) > 1
+    by_key = {s.key: s for s in project.sites}
+    for dopant in recipe.dopants:
+        atom = f"{dopant.element} (dopant)"
+        for group in dopant.groups():
+            pname = dopant.parameter(group)
             for key in group:
-                sites.append(key)
+                sites.append(f"{dopant.element}@{key}" if several else key)
+                elements.append(dopant.element)
+                site_keys.append(key)
                 k = index.get(pname)
                 if k is not None:
                     frac.append(float(par_values[k]))
                     frac_esd.append(float(par_esd[k]))
                     words.append(correlation_words(par_names, corr, k))
                 else:
-                    frac.append(project.atom_value(by_key[key], by_key[key].dopant, 3))
+                    frac.append(project.atom_value(by_key[key], atom, 3))
                     frac_esd.append(float("nan"))
                     words.append("not refined")
 
-    occupancies = {site.key: {("dopant " if species == site.dopant else "") + species.split(" ")[0]:
+    occupancies = {site.key: {("dopant " if species in site.dopants.values() else "") + species.split(" ")[0]:
                               project.atom_value(site, species, 3) for species in site.atoms}
                    for site in project.sites}
     two_theta, obs, calc, background, esd, used = project.curves()
     refl_tt, refl_hkl, refl_phase = project.reflections()
+    extracted = project.lebail_reflections()
     rwp, rp = float(project.hist.residuals["wR"]), float(project.hist.residuals["R"])
     nobs, nvar = int(rvals["Nobs"]), int(rvals["Nvars"])
     if sites:  # last: the what-if cycle it may run changes the project
@@ -958,7 +1061,7 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
             j_esd = math.sqrt(max(float(row @ np.nan_to_num(matrix) @ row), 0.0)) if np.any(row) else 0.0
             texture[name] = [texture_index(coef), j_esd]
     extra = {"stages": history, "wavelength": float(project.inst.wavelengths[0]),
-             "dopant_element": recipe.dopant.element if recipe.dopant else "", "dopant_min_detectable_sigma": 3.0,
+             "dopant_element": " ".join(d.element for d in recipe.dopants), "dopant_min_detectable_sigma": 3.0,
              "gsas2_version": _version(), "gsas2_cell_esd": g2_cell_esd, "site_occupancies": occupancies,
              "gsas2_project": str(project.workdir / "doptrace.gpx"),
              **({"simulated": pattern.attrs["simulated"]} if pattern.attrs.get("simulated") else {})}
@@ -978,7 +1081,8 @@ def _assemble(project: _Project, pattern, final_groups, history) -> xr.Dataset:
         parameter_bounds={f"{name}:{key}": bounds for name, _ in project.phases
                           for key, bounds in (("size", SIZE_BOUNDS_UM), ("size_axial", SIZE_BOUNDS_UM),
                                               ("mustrain", (0.0, math.inf)), ("mustrain_axial", (0.0, math.inf)))},
-        site_totals=[by_key[key].spec.total for key in sites] if sites else None,
+        site_totals=[by_key[key].spec.total for key in site_keys] if sites else None, site_dopants=elements,
+        lebail_phases=recipe.lebail_phases, lebail_reflections=extracted,
     )
 
 
@@ -994,6 +1098,17 @@ def _quality_notes(history) -> list[tuple[str, str]]:
 
 
 def _weight_fractions(project: _Project):
+    """GSAS-II's weight fractions; a Le Bail phase gets NaN and the others are relative to the Rietveld phases."""
+    lebail = set(project.recipe.lebail_phases)
+    if lebail:
+        rietveld = [(name, p) for name, p in project.phases if name not in lebail]
+        mass = np.array([float(p.data["General"]["Mass"]) for _, p in rietveld])
+        frac = np.array([float(p.data["Histograms"][project.hist.name]["Scale"][0]) for _, p in rietveld])
+        w = dict(zip([name for name, _ in rietveld], mass * frac / np.sum(mass * frac))) if rietveld else {}
+        # esds from the scales' covariance are the built-in engine's rule; GSAS-II's ComputeMassFracs counts
+        # the Le Bail phase, so only the single-Rietveld-phase case (w = 1 exactly) has one here
+        return ([w.get(name, float("nan")) for name, _ in project.phases],
+                [0.0 if name in w and len(w) == 1 else float("nan") for name, _ in project.phases])
     n = len(project.phases)
     if n == 1:
         return [1.0], [0.0]
@@ -1026,9 +1141,9 @@ def _min_detectable(project: _Project, final_groups, sites, frac_esd):
     rows, values, matrix = project.covariance()
     esd = {name: math.sqrt(max(float(row @ matrix @ row), 0.0))
            for name, _value, row in project.parameter_table(rows, values, matrix.shape[0])}
-    element = project.recipe.dopant.element
-    group_of = {key: group for group in project.recipe.dopant.groups() for key in group}
-    return [3.0 * esd.get(f"{element}@" + "+".join(group_of[key]), float("nan")) for key in sites]
+    parameter_of = [dopant.parameter(group) for dopant in project.recipe.dopants
+                    for group in dopant.groups() for _key in group]  # in the order of ``sites``
+    return [3.0 * esd.get(name, float("nan")) for name in parameter_of]
 
 
 def _version() -> str:
@@ -1062,6 +1177,9 @@ def simulate(recipe, *, counts: float = 30000.0, seed: int | None = 0, step: flo
     from .recipe import Recipe, load_recipe
 
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    if recipe.lebail_phases:
+        raise XRDError(f"{recipe.path}: Le Bail phase(s) {', '.join(recipe.lebail_phases)} have no structure to "
+                       "compute a pattern from")
     recipe, _pattern, inst = _load_inputs(recipe, grid_pattern(recipe, step), None)
     if not np.isfinite(counts) or counts <= 0:
         raise XRDError(f"{recipe.path}: counts must be a positive number, got {counts}")

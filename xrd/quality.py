@@ -25,6 +25,9 @@ Every rule lives here (both engines' results go through :func:`assess` in
   and the esds are too small by about :func:`serial_correlation_factor`;
 - more than ``FLOOR_SHARE`` of a phase's reflections at the width floor (no width gradient there).
 
+Notes (level ``note``, e.g. that a Le Bail phase has no weight fraction) follow the reasons
+without changing the quality.
+
 Example
 -------
 >>> quality, reasons = assess(names=["a"], values=[1.0], esds=[0.1], correlation=[[1.0]], gof=1.02,
@@ -98,7 +101,7 @@ def outside(value: float, esd: float, lo: float, hi: float, sigmas: float = IMPO
 
 
 def assess(*, names, values, esds, correlation, gof, durbin_watson, nobs, bounds=None, at_bound=(),
-           weight_fraction=(), weight_fraction_esd=(), phases=(), site_fractions=(), notes=()):
+           weight_fraction=(), weight_fraction_esd=(), phases=(), site_fractions=(), notes=(), lebail_phases=()):
     """Quality and reasons of one refinement (the rules in the module docstring).
 
     Parameters
@@ -108,16 +111,19 @@ def assess(*, names, values, esds, correlation, gof, durbin_watson, nobs, bounds
     at_bound : names of parameters sitting at a hard bound (their esds are not checked)
     weight_fraction, weight_fraction_esd, phases : per phase
     site_fractions : iterable of ``(label, value, esd, lo, hi)`` for dopant fractions and occupancies
-    notes : iterable of ``(level, sentence)`` from the engine (stage problems, convergence, floors)
+    notes : iterable of ``(level, sentence)`` from the engine (stage problems, convergence, floors);
+        level ``"note"`` is reported after the others without changing the quality
+    lebail_phases : phases fitted by Le Bail extraction: no structure, no mass, so their weight
+        fraction means nothing and is not checked (the engine's note says so)
 
     Returns
     -------
     (str, list of str)
         ``"ok"``, ``"warning"`` or ``"failed"`` and the reasons, failures first.
     """
-    failed, warned = [], []
+    failed, warned, noted = [], [], []
     for level, text in notes:
-        (failed if level == FAILED else warned).append(str(text))
+        (failed if level == FAILED else noted if level == "note" else warned).append(str(text))
     at_bound = set(at_bound)
     values = np.asarray(values, float)
     esds = np.asarray(esds, float)
@@ -134,6 +140,8 @@ def assess(*, names, values, esds, correlation, gof, durbin_watson, nobs, bounds
             failed.append(f"{label} = {value:.4g} ± {esd:.2g} lies outside [{lo:g}, {hi:g}] by "
                           f"{n_out:.1f} esd: physically impossible, the model does not describe the data")
     for phase, w, e in zip(phases, weight_fraction, weight_fraction_esd):
+        if phase in lebail_phases:
+            continue
         if outside(float(w), float(e), 0.0, math.inf) > IMPOSSIBLE_SIGMAS:
             failed.append(f"weight fraction of {phase} = {float(w):.4g} ± {float(e):.2g} is negative beyond "
                           f"{IMPOSSIBLE_SIGMAS:g} esd")
@@ -165,4 +173,4 @@ def assess(*, names, values, esds, correlation, gof, durbin_watson, nobs, bounds
     if not math.isfinite(gof):
         failed.append("GOF is not finite")
     quality = FAILED if failed else WARNING if warned else OK
-    return quality, failed + warned
+    return quality, failed + warned + noted

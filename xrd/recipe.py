@@ -7,8 +7,8 @@ Example
 -------
 >>> from importlib.resources import files
 >>> recipe = load_recipe(files("doptrace.examples") / "xrd" / "li-rich-two-phase.toml")
->>> [phase.name for phase in recipe.phases], recipe.dopant.element
-(['LiTMO2', 'Li2MnO3'], 'B')
+>>> [phase.name for phase in recipe.phases], [d.element for d in recipe.dopants]
+(['LiTMO2', 'Li2MnO3'], ['B'])
 >>> [stage.name for stage in recipe.stages]
 ['scale+background', '+cell+displacement', '+profile', '+oxygen positions', '+B site fractions']
 """
@@ -92,16 +92,29 @@ class PhaseSpec:
     sh_coefficients: dict[str, float] = field(default_factory=dict)
     #: ``refine = false`` in a size / mustrain / preferred_orientation table: held even in stages refining the group
     fixed_groups: tuple[str, ...] = ()
+    #: Le Bail phase: space group + cell only, reflection intensities extracted (no atoms, no weight fraction)
+    lebail: bool = False
+    #: Le Bail ratio: "total" obs/calc (Le Bail 1988; default) or "net" (obs-bkg)/(calc-bkg) > 0 (GSAS-II's rule)
+    lebail_ratio: str = "total"
 
 
 @dataclass
 class DopantSpec:
-    """Dopant element, its candidate sites ``PHASE:SITE`` and groups refined as one parameter."""
+    """Dopant element, its candidate sites ``PHASE:SITE`` and groups refined as one parameter.
+
+    A recipe may hold several (``[[dopant]]`` tables, one element each); dopants sharing a site
+    each have their own fraction, and the host species keep ``site total - sum of fractions``.
+    """
 
     element: str
     sites: list[str]
     shared: list[list[str]] = field(default_factory=list)
     start: float = 0.0
+    line: str = ""  # the recipe line that defined it (for messages)
+
+    def parameter(self, group: list[str]) -> str:
+        """Model parameter name of one group of sites: ``B@PHASE:SITE[+PHASE:SITE...]``."""
+        return f"{self.element}@" + "+".join(group)
 
     def groups(self) -> list[list[str]]:
         """Candidate sites grouped by parameter: shared groups first, the rest one per site."""
@@ -159,7 +172,7 @@ class Recipe:
     background_terms: int
     background_coefficients: list[float]
     phases: list[PhaseSpec]
-    dopant: DopantSpec | None
+    dopants: list[DopantSpec]
     stages: list[Stage]
     instrument_table: dict = field(default_factory=dict)  # the recipe's own [instrument] values
     #: reflections kept up to this many degrees beyond the upper 2theta limit (0: GSAS-II's cut at the limit)
@@ -168,6 +181,16 @@ class Recipe:
     occupancy_parameters: list["OccupancyParameter"] = field(default_factory=list)
     #: ``[[tie]]`` tables: parameter = factor * same_as
     ties: list["Tie"] = field(default_factory=list)
+
+    @property
+    def dopant(self) -> DopantSpec | None:
+        """The first dopant (None without any); recipes with several use :attr:`dopants`."""
+        return self.dopants[0] if self.dopants else None
+
+    @property
+    def lebail_phases(self) -> list[str]:
+        """Names of the Le Bail phases (intensities extracted, no structure)."""
+        return [p.name for p in self.phases if p.lebail]
 
     def cumulative_groups(self) -> list[list[str]]:
         """Refined groups of each stage, accumulated in order (GSAS-II convention)."""
@@ -273,9 +296,9 @@ def _parse(doc: TomlFile, path: Path) -> Recipe:
     if len(set(names)) != len(names):
         problems.add(("phase",), f"phase names must be unique: {names}")
 
-    dopant = None
+    dopants = []
     if "dopant" in raw and all(p is not None for p in phases):  # dopant sites name phases and their sites
-        dopant = check(("dopant",), _dopant, raw["dopant"], phases)
+        dopants = check((), _dopants, raw["dopant"], phases, path, default=[])
 
     stages = []
     for number, st in enumerate(raw.get("stage", [])):
@@ -287,7 +310,7 @@ def _parse(doc: TomlFile, path: Path) -> Recipe:
     ties = check((), _ties, raw, path, default=[])
     problems.raise_if_any(XRDError)
     return Recipe(path, data_file, instrument, two_theta, exclude, bkg_type, terms, coefficients,
-                  phases, dopant, stages, table, margin, occupancy, ties)
+                  phases, dopants, stages, table, margin, occupancy, ties)
 
 
 def _range(rng: dict):
@@ -406,27 +429,48 @@ def _phase(raw: dict, base: Path) -> PhaseSpec:
             setattr(spec, key, mix)
     if problems:
         raise _At(*problems[0], more=problems[1:])
+    lebail = raw.get("lebail", False)
+    if not isinstance(lebail, bool):
+        raise _At(("lebail",), f"phase {name}: lebail must be true or false, not {lebail!r}")
+    spec.lebail = lebail
+    if "lebail_ratio" in raw:
+        if not lebail or raw["lebail_ratio"] not in ("total", "net"):
+            raise _At(("lebail_ratio",), f"phase {name}: lebail_ratio = {raw['lebail_ratio']!r} needs lebail = true "
+                                         "and is \"total\" (obs/calc) or \"net\" (GSAS-II's (obs-bkg)/(calc-bkg))")
+        spec.lebail_ratio = raw["lebail_ratio"]
+    if lebail:
+        for key, what in (("site", "[[phase.site]] tables"), ("preferred_orientation", "preferred orientation")):
+            if key in raw:
+                raise _At((key,), f"phase {name}: a Le Bail phase (lebail = true) has no {what}: its reflection "
+                                  "intensities are extracted from the pattern; give space_group + cell only")
     if "cif" in raw:
         spec.cif = base / raw["cif"]
         if not spec.cif.is_file():
             raise ValueError(f"phase {name}: CIF file {spec.cif} not found")
+        if lebail:  # only the CIF's space group and cell are used
+            from .structure import read_cif
+
+            sg, cell, _sites, _ = read_cif(spec.cif)
+            spec.space_group, spec.cell, spec.cif = sg.xhm(), tuple(float(v) for v in cell), None
         return spec
     spec.space_group = str(raw.get("space_group", ""))
     if not spec.space_group:
-        raise ValueError(f"phase {name}: give cif or space_group + cell + sites")
-    cell = _numbers(raw.get("cell"), f"phase {name}: cell", 6)
-    if min(cell[:3]) <= 0 or not all(0 < x < 180 for x in cell[3:]):
-        raise ValueError(f"phase {name}: cell {cell} is not a valid a b c alpha beta gamma")
-    spec.cell = tuple(cell)
+        raise ValueError(f"phase {name}: give cif or space_group + cell" + ("" if lebail else " + sites"))
+    try:
+        spec.cell = _cell(raw.get("cell"), spec.space_group, name)
+    except ValueError as exc:
+        raise _At(("cell",), str(exc)) from None
     if spec.sh_order or spec.size_axis or spec.mustrain_axis:
         from .structure import find_spacegroup
 
         try:
-            problems = _texture_symmetry(spec, find_spacegroup(spec.space_group, f"phase {name}"), cell)
+            problems = _texture_symmetry(spec, find_spacegroup(spec.space_group, f"phase {name}"), spec.cell)
         except XRDError:
             problems = []  # an unknown space group is reported when the phase is built
         if problems:
             raise _At(*problems[0], more=problems[1:])
+    if lebail:
+        return spec
     sites = raw.get("site", [])
     if not sites:
         raise ValueError(f"phase {name}: no [[phase.site]] tables")
@@ -567,6 +611,33 @@ def _texture_symmetry(spec: PhaseSpec, sg, cell) -> list[tuple[tuple, str]]:
     return out
 
 
+def _cell(value, space_group: str, name: str) -> tuple[float, ...]:
+    """``a b c alpha beta gamma`` from a list of six or a table of the free ones (``{a = 8.24}``)."""
+    from .structure import CELL_NAMES, constrain_cell, find_spacegroup, free_cell_names
+
+    if isinstance(value, dict):
+        sg = find_spacegroup(space_group, f"phase {name}")
+        free = free_cell_names(sg)
+        unknown = sorted(set(value) - set(CELL_NAMES))
+        fixed = sorted(set(value) - set(free) - set(unknown))
+        missing = [k for k in free if k not in value]
+        if unknown or fixed or missing:
+            raise ValueError(f"phase {name}: cell table {value} must give exactly {', '.join(free)} for "
+                             f"{sg.xhm()} ({sg.crystal_system_str()}); "
+                             + "; ".join(filter(None, [unknown and f"unknown {unknown}",
+                                                       fixed and f"fixed by symmetry {fixed}",
+                                                       missing and f"missing {missing}"])))
+        given = {k: _number(v, f"phase {name}: cell.{k}") for k, v in value.items()}
+        start = {"a": given["a"], "b": given.get("b", given["a"]), "c": given.get("c", given["a"]),
+                 "alpha": given.get("alpha", 90.0), "beta": given.get("beta", 90.0), "gamma": given.get("gamma", 90.0)}
+        cell = [float(v) for v in constrain_cell(sg, start)]
+    else:
+        cell = _numbers(value, f"phase {name}: cell", 6)
+    if min(cell[:3]) <= 0 or not all(0 < x < 180 for x in cell[3:]):
+        raise ValueError(f"phase {name}: cell {cell} is not a valid a b c alpha beta gamma")
+    return tuple(cell)
+
+
 def _site(spec: PhaseSpec, site: dict, labels: set) -> str:
     """Check one ``[[phase.site]]`` table and add it to ``spec``; returns its label."""
     name = spec.name
@@ -593,36 +664,100 @@ def _site(spec: PhaseSpec, site: dict, labels: set) -> str:
     return label
 
 
-def _dopant(raw: dict, phases: list[PhaseSpec]) -> DopantSpec:
+def _dopants(raw, phases: list[PhaseSpec], path) -> list[DopantSpec]:
+    """``[dopant]`` (one element) or ``[[dopant]]`` (several), checked together.
+
+    Each element once; each candidate site once per element and existing; on every site the
+    dopants' start fractions together within the site total.
+    """
+    tables = raw if isinstance(raw, list) else [raw]
+    array = isinstance(raw, list)
+    out, bad = [], []
+    for number, table in enumerate(tables):
+        keys = ("dopant", number) if array else ("dopant",)
+        try:
+            out.append(_dopant(table, phases, path, number if array else None))
+        except _At as exc:
+            bad += [(keys + below, text) for below, text in exc.items]
+        except (TypeError, ValueError) as exc:
+            bad.append((keys, str(exc)))
+    if not bad:
+        seen = {}
+        for number, dopant in enumerate(out):
+            symbol = parse_species(dopant.element)[0]
+            if symbol in seen:
+                keys = ("dopant", number, "element") if array else ("dopant", "element")
+                bad.append((keys, f"dopant {dopant.element} is given twice ({seen[symbol]} and {dopant.line}); "
+                                  "list all its candidate sites in one [[dopant]] table"))
+            seen.setdefault(symbol, dopant.line)
+        totals = {f"{p.name}:{s.label}": s.total for p in phases for s in p.sites}
+        starts: dict[str, list[DopantSpec]] = {}
+        for dopant in out:
+            for site in dopant.sites:
+                starts.setdefault(site, []).append(dopant)
+        for site, dopants in starts.items():
+            total = sum(d.start for d in dopants)
+            if site in totals and total > totals[site] + 1e-9:
+                number = out.index(dopants[-1])
+                keys = ("dopant", number, "start") if array else ("dopant", "start")
+                bad.append((keys, f"dopant start fractions on {site} sum to {total:g} "
+                                  f"({', '.join(f'{d.element} {d.start:g}' for d in dopants)}), above the site "
+                                  f"total {totals[site]:g}"))
+    if bad:
+        raise _At(bad[0][0], bad[0][1], more=bad[1:])
+    return out
+
+
+def _dopant(raw: dict, phases: list[PhaseSpec], path, index: int | None) -> DopantSpec:
+    if not isinstance(raw, dict):
+        raise ValueError("every [[dopant]] must be a table")
+    line = recipe_line(path, "element", "[[dopant]]" if index is not None else "[dopant]", index)
     element = str(raw.get("element", ""))
-    symbol, _ = parse_species(element)
+    try:
+        parse_species(element)
+    except ValueError as exc:
+        raise _At(("element",), f"dopant element: {exc}") from None
     sites = raw.get("sites", [])
     if not isinstance(sites, list) or not sites:
-        raise ValueError("dopant.sites must list candidate sites as 'PHASE:SITE'")
+        raise _At(("sites",), f"dopant {element}: sites must list candidate sites as 'PHASE:SITE'")
     known = {}
     for phase in phases:
         known.update({f"{phase.name}:{s.label}": s for s in phase.sites})
+    phase_names = {p.name for p in phases}
     for site in sites:
-        phase_names = {p.name for p in phases}
         if ":" not in str(site) or str(site).split(":")[0] not in phase_names:
-            raise ValueError(f"dopant site '{site}' names no phase (phases: {', '.join(sorted(phase_names))})")
-        cif_phase = next(p for p in phases if p.name == str(site).split(":")[0]).cif is not None
-        if not cif_phase and site not in known:
-            raise ValueError(f"dopant site '{site}' does not exist (sites: {', '.join(sorted(known))})")
+            raise _At(("sites",), f"dopant {element}: site '{site}' names no phase "
+                                  f"(phases: {', '.join(sorted(phase_names))})")
+        phase = next(p for p in phases if p.name == str(site).split(":")[0])
+        if phase.lebail:
+            raise _At(("sites",), f"dopant {element}: site '{site}' is in the Le Bail phase {phase.name}, "
+                                  "which has no atoms")
+        if phase.cif is None and site not in known:
+            raise _At(("sites",), f"dopant {element}: site '{site}' does not exist "
+                                  f"(sites: {', '.join(sorted(known))})")
+    repeated = sorted({s for s in sites if sites.count(s) > 1})
+    if repeated:
+        raise _At(("sites",), f"dopant {element}: site(s) {repeated} listed twice")
     shared = raw.get("shared", [])
     for group in shared:
         missing = [s for s in group if s not in sites]
         if missing:
-            raise ValueError(f"dopant.shared group {group} names sites not in dopant.sites: {missing}")
-    start = _number(raw.get("start", 0.0), "dopant.start")
-    return DopantSpec(element=element, sites=list(sites), shared=[list(g) for g in shared], start=start)
+            raise _At(("shared",), f"dopant {element}: shared group {group} names sites not in its sites: {missing}")
+    start = _number(raw.get("start", 0.0), f"dopant {element}: start")
+    if start < 0:
+        raise _At(("start",), f"dopant {element}: start = {start} must be >= 0")
+    unknown = set(raw) - {"element", "sites", "shared", "start"}
+    if unknown:
+        raise ValueError(f"dopant {element}: unknown key(s) {', '.join(sorted(unknown))}")
+    return DopantSpec(element=element, sites=list(sites), shared=[list(g) for g in shared], start=start, line=line)
 
 
-def recipe_line(path, needle: str, section: str | None = None, index: int = 0) -> str:
+def recipe_line(path, needle: str, section: str | None = None, index: int | None = 0) -> str:
     """``"line N: text"`` of key ``needle`` of recipe ``path`` ("" when not found).
 
     With ``section`` (e.g. ``"[[tie]]"``) the key is looked up in that table's ``index``-th
-    element, falling back to the element's header line; ``needle`` may also be the header itself.
+    element (``index=None``: a plain table such as ``[dopant]``), falling back to the element's
+    header line; ``needle`` may also be the header itself.
     Lines come from the one TOML key locator (:func:`doptrace.core.tomlfile.key_lines`).
     """
     try:
@@ -630,7 +765,7 @@ def recipe_line(path, needle: str, section: str | None = None, index: int = 0) -
         lines = key_lines(text)
     except (OSError, UnicodeDecodeError):
         return ""
-    table = (section.strip("[] "), index) if section else ()
+    table = ((section.strip("[] "),) + (() if index is None else (index,))) if section else ()
     number = lines.get(table + (needle,)) or lines.get(table, 0)
     return f"line {number}: {text.splitlines()[number - 1].strip()}" if number else ""
 

@@ -15,6 +15,8 @@ from .dopant import dopant_verdict
 from .quality import FAILED, assess, durbin_watson, serial_correlation_factor
 
 CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
+#: rounds of (Le Bail extraction, linear scales + background) before the first stage
+LEBAIL_START_ROUNDS = 5
 CELL_UNITS = ("Å", "Å", "Å", "deg", "deg", "deg")
 
 
@@ -35,6 +37,7 @@ def build_result(
     rwp, rp, rexp, gof, nobs, nvar,
     engine, source, recipe, used=None, extra_attrs=None, parameter_units=None,
     quality_notes=(), parameter_bounds=None, site_totals=None, occupancies=(),
+    site_dopants=(), lebail_phases=(), lebail_reflections=None,
 ) -> xr.Dataset:
     """The XRD result Dataset from arrays (one layout for every engine).
 
@@ -69,6 +72,16 @@ def build_result(
         Site total of each dopant site (upper physical bound of its fraction; default 1).
     occupancies : list of (label, value, esd, lo, hi)
         Other refined occupancies checked against their physical bounds.
+    site_dopants : list of str (n_site,), optional
+        Dopant element of each ``site`` entry (a ``dopant`` coordinate); with several dopant
+        elements the engines label the entries ``ELEMENT@PHASE:SITE``.
+    lebail_phases : list of str
+        Phases fitted by Le Bail extraction (no structure): their ``weight_fraction`` is NaN, the
+        others' are relative to the Rietveld phases only, and the quality record says so.
+    lebail_reflections : dict, optional
+        Extracted reflections of the Le Bail phases: ``phase``, ``hkl`` (str), ``two_theta`` (deg),
+        ``d`` (Å) and ``intensity`` (integrated counts·deg of the Kα1 line), one entry each, stored
+        over the ``lebail_reflection`` dim.
 
     The quality record (``attrs["quality"]``, ``attrs["quality_reasons"]``,
     ``attrs["durbin_watson"]``, ``attrs["esd_serial_factor"]``) follows :mod:`xrd.quality`; the
@@ -129,13 +142,27 @@ def build_result(
     serial = serial_correlation_factor(dw)
     sites_checked = [(f"dopant fraction on {s}", v, e, 0.0, t) for s, v, e, t in zip(sites, frac, frac_err, totals)
                      if np.isfinite(e)]
+    lebail_phases = [str(p) for p in lebail_phases]
+    notes = list(quality_notes)
+    if lebail_phases:
+        others = [p for p in phases if p not in lebail_phases]
+        notes.append(("note", f"no weight fraction for the Le Bail phase(s) {', '.join(lebail_phases)} (intensities "
+                              "extracted, no structure, so no mass)"
+                              + (f"; the weight fractions of {', '.join(others)} are relative to the Rietveld "
+                                 "phases only" if others else "")))
     quality, reasons = assess(
         names=names, values=par_values, esds=par_err, correlation=corr, gof=float(gof), durbin_watson=dw,
         nobs=int(nobs), at_bound=at_bound, weight_fraction=_arr(weight_fraction, npha),
         weight_fraction_esd=_arr(weight_fraction_stderr, npha), phases=phases,
-        site_fractions=sites_checked + list(occupancies), notes=quality_notes)
+        site_fractions=sites_checked + list(occupancies), notes=notes, lebail_phases=lebail_phases)
     failed_reason = reasons[0] if quality == FAILED else ""
     data["dopant_fraction"] = ("site", frac, {"units": "1", "long_name": "dopant fraction of the site"})
+    if lebail_phases:
+        data["weight_fraction"][2]["comment"] = ("NaN for Le Bail phases; the others relative to the Rietveld "
+                                                 "phases only")
+    refl = lebail_reflections or {}
+    data["lebail_intensity"] = ("lebail_reflection", _arr(refl.get("intensity", [])), {
+        "units": "counts deg", "long_name": "Le Bail extracted integrated intensity (K-alpha1 line)"})
     data["dopant_fraction_stderr"] = ("site", frac_err, {"units": "1"})
     data["dopant_verdict"] = ("site", np.array(
         [dopant_verdict(v, e, total=t, failed=failed_reason, esd_factor=serial)
@@ -165,15 +192,23 @@ def build_result(
             "reflection": ("reflection", np.arange(refl_tt.size), {"units": "1"}),
             "parameter": ("parameter", np.array(names, dtype=str)),
             "parameter2": ("parameter2", np.array(names, dtype=str)),
+            "lebail_phase": ("lebail_reflection", np.array([str(v) for v in refl.get("phase", [])], dtype=str)),
+            "lebail_hkl": ("lebail_reflection", np.array([str(v) for v in refl.get("hkl", [])], dtype=str)),
+            "lebail_two_theta": ("lebail_reflection", _arr(refl.get("two_theta", [])), {"units": "deg"}),
+            "lebail_d": ("lebail_reflection", _arr(refl.get("d", [])), {"units": "Å"}),
         },
     )
+    if len(site_dopants):
+        ds = ds.assign_coords(dopant=("site", np.array([str(e) for e in site_dopants], dtype=str)))
     if parameter_units is not None:
         ds = ds.assign_coords(parameter_units=("parameter", np.array([str(u) for u in parameter_units], dtype=str)))
     fitted = ["a", "b", "c", "alpha", "beta", "gamma", "weight_fraction", "scale", "parameters"]
     if nsite:
         fitted.append("dopant_fraction")
+    if refl.get("intensity") is not None and len(refl["intensity"]):
+        fitted.append("lebail_intensity")
     ds.attrs.update({"technique": "XRD", "engine": str(engine), "source": str(source), "recipe": str(recipe),
-                     "fitted": " ".join(fitted)})
+                     "fitted": " ".join(fitted), "lebail_phases": list(lebail_phases)})
     ds.attrs.update(extra_attrs or {})
     ds.attrs.update({"quality": quality, "quality_reasons": list(reasons), "durbin_watson": float(dw),
                      "esd_serial_factor": float(serial)})
@@ -224,7 +259,7 @@ def run(recipe, pattern=None, *, start: dict | None = None, stages=None, progres
 
     from tqdm import tqdm
 
-    from .engine import levenberg_marquardt, linear_start, statistics
+    from .engine import LEBAIL_ITERATIONS, levenberg_marquardt, linear_start, statistics
     from .model import PatternModel
     from .quality import FLOOR_SHARE
 
@@ -238,10 +273,17 @@ def run(recipe, pattern=None, *, start: dict | None = None, stages=None, progres
     cycles = [st.max_cycles for st in recipe.stages] if stages is None else [20] * len(groups_per_stage)
     if not start:
         # scales (unless given) and background start from their exact linear solution
-        first = [n for n, p in model.parameters.items() if p.kind == "linear"
+        first = [n for n, p in model.parameters.items() if p.kind == "linear" and not p.fixed
                  and not (p.group == "scale" and recipe.phase(n.split(":")[0]).scale is not None)
                  and not (p.group == "background" and recipe.background_coefficients)]
         values = linear_start(model, values, first)
+        for _ in range(LEBAIL_START_ROUNDS if model.lebail else 0):
+            # Le Bail phases start from equal intensities: extract, then re-solve scales and background
+            model.lebail_update(values, LEBAIL_ITERATIONS)
+            values = linear_start(model, values, first)
+    elif model.lebail:
+        model.freeze(values)
+        model.lebail_update(values, LEBAIL_START_ROUNDS * LEBAIL_ITERATIONS)
     history, fit, notes = [], None, []
     bar = tqdm(list(zip(groups_per_stage, cycles)), desc="refinement stages", unit="stage", disable=not progress)
     for number, (groups, max_cycles) in enumerate(bar):
@@ -372,6 +414,7 @@ def refine(recipe, pattern=None, *, start: dict | None = None, stages=None, prog
 def _dataset(model, fit, history, notes=()) -> xr.Dataset:
     from .dopant import correlation_words, min_detectable
     from .engine import jacobian, statistics
+    from .reflections import inverse_d_squared
     from .structure import CELL_NAMES as _CELLS
 
     values = fit.values
@@ -414,7 +457,8 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
         scales_err[k] = float(np.sqrt(max(row @ fit.covariance @ row, 0.0))) if np.any(row) else 0.0
         masses[k] = model.mass(k, values)
     # weight fractions w_p = s_p M_p / sum_q s_q M_q (GSAS-II), esd propagated from the scales' covariance
-    zm = scales * masses
+    lebail = np.array([k in model.lebail for k in range(nph)], bool)
+    zm = np.where(lebail, 0.0, scales * masses)  # a Le Bail phase has no mass: no weight fraction
     total = zm.sum()
     wf = zm / total if total != 0 else np.full(nph, np.nan)
     grad = (np.diag(np.full(nph, total)) - zm[:, None]) * masses[None, :] / total**2 if total != 0 else np.zeros(
@@ -422,10 +466,12 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
     srows = np.array([_row(f"{p.name}:scale") for p in model.phases]).reshape(nph, len(names))
     cov_s = srows @ np.nan_to_num(fit.covariance) @ srows.T
     wf_err = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", grad, cov_s, grad), 0, None))
+    wf, wf_err = np.where(lebail, np.nan, wf), np.where(lebail, np.nan, wf_err)
 
     # dopant: one value per candidate site; what-if from the Fisher information with every dopant
     # parameter added to the refined set
-    sites, frac, frac_err, words, detect, totals = [], [], [], [], [], []
+    sites, frac, frac_err, words, detect, totals, elements = [], [], [], [], [], [], []
+    several = len({d.element for d in model.recipe.dopants}) > 1
     if model.dopant_params:
         extra = [p for p, _ in model.dopant_params if p not in index]
         all_names = names + extra
@@ -441,7 +487,9 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
             j = all_names.index(pname)
             d_min = min_detectable(fisher_scaled, j, 3.0)
             for site in group:
-                sites.append(site)
+                element = model.dopant_element[pname]
+                sites.append(f"{element}@{site}" if several else site)
+                elements.append(element)
                 phase_name, label = site.split(":", 1)
                 totals.append(model.phases[[p.name for p in model.phases].index(phase_name)].site(label).total)
                 frac.append(values[pname])
@@ -464,6 +512,16 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
             esd = float(np.sqrt(max(row @ np.nan_to_num(fit.covariance) @ row, 0.0))) if np.any(row) else 0.0
             texture[phase.name] = [texture_index(coef), esd]
     tt, hkl, phase_of = model.reflection_table(values)
+    extracted = {"phase": [], "hkl": [], "two_theta": [], "d": [], "intensity": []}
+    for k in model.lebail:
+        pos = model.peaks(k, values)[0]
+        inside = np.isfinite(pos) & (pos >= model.x[0]) & (pos <= model.x[-1])
+        refl = model.reflections[k]
+        extracted["phase"] += [model.phases[k].name] * int(inside.sum())
+        extracted["hkl"] += [lab for lab, ok in zip(refl.labels(), inside) if ok]
+        extracted["two_theta"] += pos[inside].tolist()
+        extracted["d"] += (1.0 / np.sqrt(inverse_d_squared(model.cell(k, values), refl.hkl[inside]))).tolist()
+        extracted["intensity"] += model.lebail_intensities(k, values)[inside].tolist()
     calc = fit.calc
     bkg = model.background(values)
     recipe = model.recipe
@@ -480,9 +538,10 @@ def _dataset(model, fit, history, notes=()) -> xr.Dataset:
         recipe=str(recipe.path), used=model.used, parameter_units=[model.parameters[n].units for n in names],
         occupancies=model.occupancy_checks(values, {n: float(e) for n, e in zip(names, err)}),
         quality_notes=notes, parameter_bounds={n: model.parameters[n].bounds for n in names}, site_totals=totals,
+        site_dopants=elements, lebail_phases=[p.name for p in recipe.phases if p.lebail], lebail_reflections=extracted,
         extra_attrs={"stages": history, "wavelength": float(model.lam1),
                      **({"simulated": model.simulated} if model.simulated else {}),
-                     "dopant_element": recipe.dopant.element if recipe.dopant else "",
+                     "dopant_element": " ".join(d.element for d in recipe.dopants),
                      "dopant_min_detectable_sigma": 3.0,
                      "ties": [f"{n} = {f:g} * {src}" for n, (src, f) in model.ties.items()],
                      "site_occupancies": {f"{p.name}:{site.label}": {sp: float(o) for sp, o in st[2].items()}

@@ -32,27 +32,38 @@ MAX_POINTS = 2_000_000
 def dopant_values(recipe: Recipe, fractions: dict[str, float]) -> dict[str, float]:
     """Model parameter values (``B@PHASE:SITE+...``) for dopant fractions given per site.
 
-    A shared group takes the value given for any of its sites; sites not named get 0.
+    Keys are ``PHASE:SITE`` (recipes with one dopant element) or ``ELEMENT@PHASE:SITE``. A shared
+    group takes the value given for any of its sites; sites not named get 0.
     """
-    if recipe.dopant is None:
+    if not recipe.dopants:
         if fractions:
             raise XRDError(f"{recipe.path}: dopant fractions given but the recipe has no [dopant]")
         return {}
-    out = {}
-    known = set(recipe.dopant.sites)
-    unknown = set(fractions) - known
-    if unknown:
-        raise XRDError(f"{recipe.path}: dopant site(s) {sorted(unknown)} are not candidates in [dopant]")
-    for site, value in fractions.items():
+    single = len(recipe.dopants) == 1
+    known = {f"{d.element}@{site}": d for d in recipe.dopants for site in d.sites}
+    given = {}
+    for key, value in fractions.items():
+        full = f"{recipe.dopants[0].element}@{key}" if single and "@" not in key else key
+        if full not in known:
+            raise XRDError(f"{recipe.path}: dopant site(s) ['{key}'] are not candidates in [dopant]"
+                           + ("" if single else " (with several dopants write ELEMENT@PHASE:SITE)"))
+        given[full] = value
+    by_site: dict[str, float] = {}
+    for full, value in given.items():
+        site = full.split("@", 1)[1]
+        by_site[site] = by_site.get(site, 0.0) + value
+    for site, value in by_site.items():
         phase_name, label = site.split(":", 1)
         total = next((s.total for s in recipe.phase(phase_name).sites if s.label == label), 1.0)
         if not (np.isfinite(value) and 0.0 <= value <= total):
             # a true fraction outside 0..site total would give a negative host occupancy
             raise XRDError(f"{recipe.path}: dopant fraction {value} on {site} is outside 0..{total:g} "
                            "(the site total)")
-    for group in recipe.dopant.groups():
-        given = [fractions[s] for s in group if s in fractions]
-        out[f"{recipe.dopant.element}@" + "+".join(group)] = float(given[0]) if given else 0.0
+    out = {}
+    for dopant in recipe.dopants:
+        for group in dopant.groups():
+            values = [given[f"{dopant.element}@{s}"] for s in group if f"{dopant.element}@{s}" in given]
+            out[dopant.parameter(group)] = float(values[0]) if values else 0.0
     return out
 
 
@@ -102,6 +113,9 @@ def simulate(recipe: Recipe, *, dopant: dict[str, float] | None = None, values: 
 
     if not np.isfinite(counts) or counts <= 0:
         raise XRDError(f"{recipe.path}: counts must be a positive number, got {counts}")
+    if recipe.lebail_phases:
+        raise XRDError(f"{recipe.path}: Le Bail phase(s) {', '.join(recipe.lebail_phases)} have no structure to "
+                       "simulate a pattern from")
     model = PatternModel(recipe, grid_pattern(recipe, step))
     truth = model.values
     truth.update(dopant_values(recipe, dopant or {}))
