@@ -20,7 +20,7 @@ from doptrace.xrd.rietveld import run
 from doptrace.xrd.simulate import grid_pattern, simulate
 
 #: measured Rwp gap (points) between the built-in "net" rule and GSAS-II on the same Le Bail recipe
-RWP_NET_GAP = 0.2
+RWP_NET_GAP = 0.2  # measured 0.14 (built-in net 4.147, GSAS-II 4.287, seed 4)
 needs_gsas2 = pytest.mark.skipif(not gsas2.available(), reason=gsas2.unavailable_reason() or "GSAS-II absent")
 
 SPINEL = {"name": "spinel", "space_group": "F d -3 m:2", "cell": [8.24, 8.24, 8.24, 90, 90, 90], "scale": 0.3,

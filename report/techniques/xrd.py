@@ -204,10 +204,15 @@ def summary(ds) -> str:
         cell = "  ".join(f"{n} {format_value(float(ds[n][k]), float(ds[n + '_stderr'][k]))}"
                          for n in ("a", "b", "c", "alpha", "beta", "gamma")
                          if n in ("a", "b", "c") or float(ds[n + "_stderr"][k]) > 0)
+        if str(phase) in list(ds.attrs.get("lebail_phases", [])):
+            lines.append(f"{phase}: {cell}  Le Bail (no weight fraction)")
+            continue
         wf = format_value(float(ds.weight_fraction[k]), float(ds.weight_fraction_stderr[k]))
         lines.append(f"{phase}: {cell}  w {wf}")
     for j, site in enumerate(ds.site.values):
-        lines.append(f"{ds.attrs.get('dopant_element', 'dopant')} on {site}: "
+        element = str(ds["dopant"].values[j]) if "dopant" in ds.coords else ds.attrs.get("dopant_element", "dopant")
+        site = str(site).split("@", 1)[-1]
+        lines.append(f"{element} on {site}: "
                      f"{format_value(float(ds.dopant_fraction[j]), float(ds.dopant_fraction_stderr[j]))} "
                      f"-> {ds.dopant_verdict.values[j]}")
     return "\n".join(lines)
