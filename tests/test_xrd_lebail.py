@@ -234,3 +234,20 @@ def test_lebail_phase_cannot_be_simulated():
     recipe = parse_recipe(_two_phase(True), "lebail.toml")
     with pytest.raises(XRDError, match="Le Bail phase.*spinel.*no structure"):
         simulate(recipe)
+
+
+def test_codoped_example_recipe_recovers_the_fractions_builtin():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "xrd" / "lno-b-al-codoped.toml"
+    recipe = load_recipe(path)
+    assert [(d.element, d.sites) for d in recipe.dopants] == [("B", ["LNO:Li", "LNO:TM"]), ("Al", ["LNO:TM"])]
+    truth = {"B@LNO:Li": 0.06, "B@LNO:TM": 0.0, "Al@LNO:TM": 0.04}
+    pattern = simulate(recipe, dopant=truth, counts=30000, seed=2)
+    ds = run(recipe, pattern).dataset
+    assert [str(s) for s in ds.site.values] == list(truth)
+    for j, value in enumerate(truth.values()):
+        f, e = float(ds.dopant_fraction[j]), float(ds.dopant_fraction_stderr[j])
+        assert abs(f - value) < 2 * e, (j, f, e)
+    occ = ds.attrs["site_occupancies"]["LNO:TM"]
+    assert sum(occ.values()) == pytest.approx(1.0, abs=1e-12)
