@@ -112,7 +112,26 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     same NetCDF-4/HDF5 file and each engine reads the other's.
     """
     storable = to_storable(ds)
-    return atomic_write(path, lambda p: storable.to_netcdf(p, engine=_READ_ENGINE))
+    return atomic_write(path, lambda p: _to_netcdf(storable, p))
+
+
+def _to_netcdf(ds: xr.Dataset, path) -> None:
+    if _READ_ENGINE != "netcdf4" or any(v.chunks is not None for v in ds.variables.values()):
+        ds.to_netcdf(path, engine=_READ_ENGINE)
+        return
+    # Nothing chunked: the store and the dump ``to_netcdf`` itself uses, without its question which
+    # dask scheduler is active (``get_dask_scheduler``, asked twice: for closing and for a per-file
+    # write lock), which imports dask.distributed (0.2-0.5 s of a one-file CLI run) to decide how to
+    # write chunks this dataset does not have. The lock is the netCDF/HDF5 library lock ``to_netcdf``
+    # takes too; the per-file lock it adds only serialises dask tasks writing one file.
+    from xarray.backends import NetCDF4DataStore
+    from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
+
+    store = NetCDF4DataStore.open(path, mode="w", format="NETCDF4", lock=NETCDF4_PYTHON_LOCK)
+    try:
+        ds.dump_to_store(store)
+    finally:
+        store.close()
 
 
 def _read_engine() -> str:

@@ -105,9 +105,23 @@ def gl(x, center, fwhm, p=30.0):
     """
     m = float(p) / 100.0
     scale, area = _gl_constants(m)
-    t = (np.asarray(x) - center) / fwhm * scale
-    t2 = t * t
-    return np.exp(-4 * LN2 * (1 - m) * t2) / (1 + 4 * m * t2) / (area * fwhm)
+    # The formula above, in place: the same operations in the same order (bit-identical), without
+    # five temporaries of the batched fitter's (spectra x points) size; this is its hottest function.
+    t = np.subtract(x, center)
+    if not (isinstance(t, np.ndarray) and t.dtype == np.float64 and t.ndim):  # scalars, integer grids
+        t = (np.asarray(x) - center) / fwhm * scale
+        t2 = t * t
+        return np.exp(-4 * LN2 * (1 - m) * t2) / (1 + 4 * m * t2) / (area * fwhm)
+    t /= fwhm
+    t *= scale
+    t *= t  # t^2
+    out = np.multiply(t, -4 * LN2 * (1 - m))
+    np.exp(out, out=out)
+    t *= 4 * m
+    t += 1
+    out /= t
+    out /= area * fwhm
+    return out
 
 
 def sgl(x, center, fwhm, p=30.0):

@@ -177,7 +177,8 @@ def fit_region(blocks: list[xr.DataArray], model: Model, region: str | None = No
     else:
         # one shift for every level, or one per level (a charge reference measured level by level)
         shifts = np.broadcast_to(np.asarray(0.0 if shift is None else shift, dtype=float), (len(chosen),)).copy()
-    grids = [np.asarray(b["binding_energy"].values, float) for b in chosen]
+    # the index, not b["binding_energy"]: that builds a DataArray per block (0.1 s for 2000 levels)
+    grids = [np.asarray(b.get_index("binding_energy"), float) for b in chosen]
     n = min(g.size for g in grids)
     if any(g.size != n for g in grids):
         # Different grids: fit level by level (each from the previous level's result).

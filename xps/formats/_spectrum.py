@@ -149,7 +149,6 @@ def make_spectrum(
     technique: str = "XPS",
     notes: list[str] | None = None,
     irregular: bool = False,
-    shared_coords: dict | None = None,
 ) -> xr.DataArray:
     """One spectrum as ``DataArray(dims=("binding_energy",))`` following the ``xps.read`` contract.
 
@@ -169,10 +168,6 @@ def make_spectrum(
     irregular : bool
         The file declares an irregular abscissa (VAMAS IRREGULAR): repeated or unordered energies
         are kept (noted) instead of refused.
-    shared_coords : dict, optional
-        A dict the caller keeps across the blocks of one file: blocks on the same energy grid (and
-        without a transmission) then share one prebuilt coordinate object, which halves the cost
-        of building thousands of DataArrays (a 2000-level etch series).
 
     Examples
     --------
@@ -254,6 +249,21 @@ def make_spectrum(
     if aes:
         notes.append("AES spectrum on its kinetic-energy axis; binding-energy fits and quantification refuse it")
     axis = "kinetic_energy" if aes else "binding_energy"
+    attrs = _attrs(region, sample, source, block_index, excitation_energy, pass_energy, dwell, n_scans,
+                   counts_per_unit, etch_time, experimental_variables, comment, aes, kinetic, negative, units,
+                   extra_attrs, notes)
+    # xr.Variable objects, not (dims, data, attrs) tuples: xarray deep-copies tuples (5x slower).
+    coords = {axis: xr.Variable((axis,), binding, {"units": "eV", "long_name": axis.replace("_", " ")})}
+    if transmission is not None:
+        if transmission.shape != binding.shape or not np.all(np.isfinite(transmission)):
+            raise XPSError(f"{where}: transmission values are missing or not finite")
+        coords["transmission"] = xr.Variable((axis,), transmission, {"units": "1", "long_name": "transmission"})
+    return xr.DataArray(values, dims=(axis,), coords=coords, attrs=attrs, name="intensity")
+
+
+def _attrs(region, sample, source, block_index, excitation_energy, pass_energy, dwell, n_scans, counts_per_unit,
+           etch_time, experimental_variables, comment, aes, kinetic, negative, units, extra_attrs, notes) -> dict:
+    """The attrs of one spectrum (:func:`make_spectrum` and :func:`make_spectra` build them alike)."""
     attrs = {
         "units": units,
         "intensity_units": units,
@@ -277,17 +287,108 @@ def make_spectrum(
     if extra_attrs:
         attrs.update(extra_attrs)
     attrs["notes"] = "; ".join(dict.fromkeys([*([attrs["notes"]] if attrs.get("notes") else []), *notes]))
-    # xr.Variable objects, not (dims, data, attrs) tuples: xarray deep-copies tuples (5x slower).
-    if shared_coords is not None and transmission is None:
-        key = (axis, binding.tobytes())
-        coords = shared_coords.get(key)
-        if coords is None:
-            coords = shared_coords[key] = xr.Coordinates(
+    return attrs
+
+
+def _batch_key(call: dict):
+    """The group of a :func:`make_spectra` call whose checks can run for many blocks at once, or None."""
+    if call.get("transmission") is not None or call.get("irregular") or \
+            str(call.get("technique", "XPS")).upper().startswith("AES"):
+        return None
+    energy = call["energy"]
+    if not isinstance(energy, np.ndarray) or energy.ndim != 1 or energy.size < 2:
+        return None
+    kinetic = str(call.get("abscissa", "binding energy")).lower().startswith("kinetic")
+    hv = known(call.get("excitation_energy", math.nan)) if kinetic else 0.0
+    if kinetic and not 0 < hv <= MAX_PHOTON_ENERGY:
+        return None
+    return kinetic, hv, energy.astype(float).tobytes()
+
+
+def _make_batch(source: str, calls: list[dict]) -> list[xr.DataArray] | None:
+    """:func:`make_spectrum` for blocks on one grid, checks vectorised; None when any block fails one
+    (the caller then runs :func:`make_spectrum` block by block, which names the first failure)."""
+    first = calls[0]
+    energy = np.asarray(first["energy"], dtype=float)
+    if any(np.shape(call["values"]) != energy.shape for call in calls):
+        return None
+    values = np.array([call["values"] for call in calls], dtype=float)
+    if not (np.isfinite(values).all() and np.isfinite(energy).all()):
+        return None
+    kinetic = str(first.get("abscissa", "binding energy")).lower().startswith("kinetic")
+    binding = known(first.get("excitation_energy", math.nan)) - energy if kinetic else energy
+    steps = np.diff(binding)
+    if not (np.all(steps > 0) or np.all(steps < 0)):
+        return None
+    order = np.argsort(binding, kind="stable")
+    binding, values = binding[order], values[:, order]
+    dwell = np.array([known(call.get("dwell_time", math.nan)) for call in calls])
+    n_scans = np.array([known(call.get("scans", math.nan)) for call in calls])
+    cpu = dwell * n_scans
+    cpu[~((cpu > 0) & np.isfinite(cpu))] = np.nan
+    per_second = np.array([bool(call.get("already_per_second", False)) for call in calls])
+    known_cpu = ~np.isnan(cpu)
+    scaled = ~per_second & known_cpu
+    counts_per_unit = np.where(known_cpu, cpu, 1.0)
+    with np.errstate(over="ignore"):
+        values = values / np.where(scaled, cpu, 1.0)[:, None]  # x / 1.0 is x exactly: unscaled rows unchanged
+        finite = np.isfinite(values) & np.isfinite(values * counts_per_unit[:, None])
+    if not finite.all():
+        return None
+    negative = np.count_nonzero(values < 0, axis=1)
+    lowest = values.min(axis=1)
+    axis = "binding_energy"
+    template = None
+    out = []
+    for i, call in enumerate(calls):
+        region = canonical_region(call.get("region", ""))
+        units = "counts/s" if per_second[i] or scaled[i] else "counts"
+        notes = [str(n) for n in (call.get("notes") or []) if str(n).strip()]
+        if negative[i]:
+            notes.append(f"{int(negative[i])} negative intensities (min {float(lowest[i]):.4g} {units}): processed "
+                         "(e.g. background-subtracted) data, not raw counts")
+        attrs = _attrs(region, call.get("sample", ""), source, call.get("block_index", 0),
+                       call.get("excitation_energy", math.nan), call.get("pass_energy", math.nan), float(dwell[i]),
+                       float(n_scans[i]), counts_per_unit[i], call.get("etch_time", math.nan),
+                       call.get("experimental_variables"), call.get("comment", ""), False, kinetic,
+                       int(negative[i]), units, call.get("extra_attrs"), notes)
+        if template is None:
+            coords = xr.Coordinates(
                 {axis: xr.IndexVariable((axis,), binding, {"units": "eV", "long_name": axis.replace("_", " ")})})
-        return xr.DataArray(values, dims=(axis,), coords=coords, attrs=attrs, name="intensity")
-    coords = {axis: xr.Variable((axis,), binding, {"units": "eV", "long_name": axis.replace("_", " ")})}
-    if transmission is not None:
-        if transmission.shape != binding.shape or not np.all(np.isfinite(transmission)):
-            raise XPSError(f"{where}: transmission values are missing or not finite")
-        coords["transmission"] = xr.Variable((axis,), transmission, {"units": "1", "long_name": "transmission"})
-    return xr.DataArray(values, dims=(axis,), coords=coords, attrs=attrs, name="intensity")
+            template = xr.DataArray(values[i], dims=(axis,), coords=coords, attrs=attrs, name="intensity")
+            out.append(template)
+            continue
+        # a shallow copy shares the (immutable) energy index but gets its own coordinate attrs dicts;
+        # DataArray(...) would deep-copy the coordinate for every block (3x slower)
+        da = template.copy(deep=False, data=values[i])
+        da.attrs = attrs
+        out.append(da)
+    return out
+
+
+def make_spectra(source: str, calls: list[dict]) -> list[xr.DataArray]:
+    """:func:`make_spectrum` for many blocks of one file: ``calls`` holds each block's keyword arguments
+    (``energy`` and ``values`` among them).
+
+    The results are those of ``[make_spectrum(source, **call) for call in calls]`` (same values,
+    attrs and errors: a block failing a check is handed to :func:`make_spectrum`, in file order, so
+    the first failing block is named), but blocks on one energy grid without transmission (a
+    2000-level etch series) are checked and scaled as one array: 10x less time a block.
+    """
+    groups: dict = {}
+    for i, call in enumerate(calls):
+        key = _batch_key(call)
+        if key is not None:
+            groups.setdefault(key, []).append(i)
+    out: list = [None] * len(calls)
+    for rows in groups.values():
+        if len(rows) < 2:
+            continue
+        built = _make_batch(source, [calls[i] for i in rows])
+        for i, da in zip(rows, built or []):
+            out[i] = da
+    for i, call in enumerate(calls):
+        if out[i] is None:
+            call = dict(call)
+            out[i] = make_spectrum(source, call.pop("energy"), call.pop("values"), **call)
+    return out

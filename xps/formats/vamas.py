@@ -34,7 +34,7 @@ from doptrace.core.simulated import marker_in
 
 from ..errors import XPSError
 from ._text import decode_text, read_bounded
-from ._spectrum import (canonical_region, etch_time_from_variables, is_empty_label, known, make_spectrum,
+from ._spectrum import (canonical_region, etch_time_from_variables, is_empty_label, known, make_spectra,
                         region_name, time_in_seconds)
 
 IDENTIFIER = "VAMAS Surface Chemical Analysis Standard Data Transfer Format 1988 May 4"
@@ -409,8 +409,8 @@ def _number_or_text(value: str):
     return known(value)
 
 
-def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int,
-                       shared_coords: dict | None = None) -> xr.DataArray:
+def _block_call(source: str, head: VamasHeader, block: dict, index: int) -> dict:
+    """The :func:`make_spectrum` keyword arguments of one parsed block (``energy`` and ``values`` included)."""
     ordinates = block["ordinates"]
     corresponding = list(block["corresponding"])
     where = f"{source}: block {index}"
@@ -486,10 +486,9 @@ def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int,
     }
     if block["additional"]:
         extra["additional_parameters"] = {label: value for label, _u, value in block["additional"]}
-    return make_spectrum(
-        source,
-        energy,
-        ordinates[:, intensity_column],
+    return dict(
+        energy=energy,
+        values=ordinates[:, intensity_column],
         abscissa=abscissa,
         excitation_energy=hv,
         region=region,
@@ -507,7 +506,6 @@ def _block_to_spectrum(source: str, head: VamasHeader, block: dict, index: int,
         technique=technique,
         notes=notes,
         irregular=head.scan_mode == "IRREGULAR",
-        shared_coords=shared_coords,
     )
 
 
@@ -576,19 +574,24 @@ def read(path: str | os.PathLike, *, progress: bool = False) -> list[xr.DataArra
     head = _parse_header(cur)
     if head.n_blocks == 0:
         raise XPSError(f"{source}: VAMAS file holds no blocks")
-    blocks = []
+    calls = []
     first = None
     indices = range(head.n_blocks)
     if progress:
         from tqdm.auto import tqdm
 
         indices = tqdm(indices, desc=f"reading {Path(source).name}", unit="block")
-    shared: dict = {}  # one energy coordinate per distinct grid (see make_spectrum)
-    for index in indices:
-        block = _parse_block(cur, head, first, index)
-        if first is None:
-            first = block
-        blocks.append(_block_to_spectrum(source, head, block, index, shared))
+    try:
+        for index in indices:
+            block = _parse_block(cur, head, first, index)
+            if first is None:
+                first = block
+            calls.append(_block_call(source, head, block, index))
+    except XPSError:
+        make_spectra(source, calls)  # a bad block before the one that stopped parsing is named first
+        raise
+    # all blocks at once: a 2000-level series on one grid is checked and scaled as one array
+    blocks = make_spectra(source, calls)
     end = cur.text("the 'end of experiment' line") if cur.pos < len(lines) else ""
     if end and end.lower() != "end of experiment":
         raise cur.fail(f"expected 'end of experiment' after {head.n_blocks} blocks, found {end[:40]!r}", cur.pos - 1)
