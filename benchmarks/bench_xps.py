@@ -27,6 +27,16 @@ the best plain lmfit use), on a simulated 2000-level In 3d series (161 points a 
 command runs ``--repeat`` times and its best wall time counts (the machine is shared). The areas
 are checked to agree (median |difference| below 0.1 of the areas' esd) before the ratio is
 printed. Target: >= 5x the faster lmfit loop.
+
+Measured 2026-12-05 on the shared 2-core machine (best of 3, load varying): ``doptrace xps fit``
+2.0-2.4 s, ``lmfit.minimize`` loop 5.6 s -> 2.3-2.8x; not met. The loop reads with
+``doptrace.xps.read``, so the start-up and reading work of issue 14 item 7 (no dask.array/sparse/
+numba import for NumPy data, VAMAS blocks on one grid checked as one array) sped it up as much as
+doptrace (before: 2.8-4.2 s against 6.1-8.3 s). doptrace's time is now about 0.45 s interpreter
+and imports (xarray with pandas 0.3 s), 0.45 s reading (VAMAS parsing 0.25 s), 1.1 s fitting
+(four batched Levenberg-Marquardt passes: two weightings x unchained + chained starts) and 0.2 s
+quality and NetCDF; the loop's is about 1 s lmfit/scipy import, 0.45 s reading and 3.5-4 s
+fitting (1.8 ms a spectrum). 5x would need the whole doptrace run under 1.2 s.
 """
 
 from __future__ import annotations
