@@ -765,7 +765,7 @@ class PatternModel:
         GSAS-II's ``GetFobsSq`` uses net counts ``(obs - bkg) / (calc - bkg)`` and keeps only positive
         ratios (a phase's ``lebail_ratio = "net"`` follows it); in a reflection's far tails that ratio
         is counting noise over almost nothing, and keeping its positive half overstates weak
-        reflections (a spinel 220 measured 6x too strong over the 125-FWHM window), so it is not the
+        reflections (a weak spinel 220 came out 5.4x stronger, 67.8 vs 12.5 counts·deg), so it is not the
         default. Peak windows are the frozen ones (:meth:`freeze`); points outside the refinement do
         not count.
         """

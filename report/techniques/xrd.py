@@ -233,9 +233,12 @@ def xrd_checks(sample: str, refinement, th: dict) -> list:
     sigma = float(ds.attrs.get("dopant_min_detectable_sigma", 3.0))
     expected = float(th["xrd_expected_fraction"])
     sites = [str(s) for s in ds["site"].values] if "site" in ds.coords else []
-    wanted = [str(s) for s in th["xrd_sites"]] or [s for s in sites if s.split(":")[-1].startswith("Li")]
+    wanted = [str(s) for s in th["xrd_sites"]] or [s.split("@", 1)[-1] for s in sites
+                                                    if s.split(":")[-1].startswith("Li")]
     rows = []
-    for i, site in enumerate(sites):
+    elements = [str(e) for e in ds["dopant"].values] if "dopant" in ds.coords else [dopant] * len(sites)
+    for i, (site, dopant) in enumerate(zip(sites, elements)):
+        site = site.split("@", 1)[-1]  # several dopants: entries are ELEMENT@PHASE:SITE
         f = float(ds["dopant_fraction"].values[i])
         e = float(ds["dopant_fraction_stderr"].values[i])
         verdict_text = str(ds["dopant_verdict"].values[i])
