@@ -10,6 +10,11 @@ per-stage cycle limit). Speed: the Jacobian and the pattern at the same values c
 profile evaluation (one sparse product over the layout's own CSC storage), and a pattern is not
 recalculated after a step that left every peak window where it was.
 
+Le Bail phases: before each cycle their reflection intensities are re-extracted at the current
+values (:meth:`PatternModel.lebail_update`, ``LEBAIL_ITERATIONS`` steps) and held fixed for the step,
+as GSAS-II does once per cycle; a stage converges when neither the step nor the extraction still
+lowers chi² by more than the tolerance.
+
 Honesty rules: a reflection whose position is undefined or leaves 0-180 deg under a finite-difference
 step is dropped from that derivative (counted, never NaN); a Jacobian column that is still
 non-finite, or a stage where no step lowers chi² although the linearised model predicts a clear
