@@ -76,6 +76,8 @@ def test_boron_fractions_agree_with_gsas2_within_0p3_esd_on_broad_peaks():
     # LiTMO2:Li, 0.08 on the Li2MnO3 Li layer). With GSAS-II's upper reflection cut (reflection_margin 0,
     # the default) the engines' B fractions differ by at most 0.23 GSAS-II esd (measured: Li2c/Li4h
     # 0.315(218) vs 0.365(222), LiTMO2:Li -0.101(127) vs -0.130(131)); Rwp 2.0554 vs 2.0555.
+    # Cause: GSAS-II's h^2-only derivative of the tied hexagonal A0 (R-3m LiTMO2); with the full chain rule
+    # 0.039 esd (tests/test_xrd_gsas2_trace.py::test_li_rich_b_residual_is_gsas2s_a0_derivative).
     import copy
     import tomllib
     from pathlib import Path

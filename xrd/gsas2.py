@@ -26,8 +26,9 @@ so nobody mistakes them for doptrace's: ``getCellEsd`` contracts d(cell)/dA over
 GSAS-II's numbers in ``attrs["gsas2_cell_esd"]``); and the analytic position derivative of a
 symmetry-tied A0 (cubic, tetragonal, hexagonal/trigonal) keeps only the h^2 term, so GSAS-II's own
 covariance overstates those cell esds (measured here: hexagonal FAP a x2.7, cubic LaB6 a x1.6
-against the Fisher information of GSAS-II's own pattern; c, monoclinic cells unaffected). That is
-left as GSAS-II reports it.
+against the Fisher information of GSAS-II's own pattern; c, monoclinic cells unaffected) and its
+Marquardt fixed point is not the chi² minimum (FAP a 4 esd off, Li-rich B fractions 0.2 esd; see
+tests/test_xrd_gsas2_trace.py). That is left as GSAS-II reports it.
 
 Example
 -------
