@@ -225,12 +225,16 @@ def add_export_options(parser, what: str = "maps") -> None:
     parser.add_argument("--ascii", metavar="DIR", help="same as --export DIR --format csv")
 
 
-def write_exports(result, args, stem: str) -> None:
-    """Write what :func:`add_export_options` asked for (:func:`doptrace.core.export.export`), one line each."""
+def write_exports(result, args, stem) -> None:
+    """Write what :func:`add_export_options` asked for (:func:`doptrace.core.export.export`), one line each.
+
+    ``stem`` is called only when something is exported: commands without ``--export`` (e.g. ``tofsims
+    compare``, two inputs) share the writing tail but have no single input to name the files after.
+    """
     from doptrace.core.export import export
 
     for directory, fmt in ((getattr(args, "export", None), getattr(args, "format", "tiff")),
                            (getattr(args, "tiff", None), "tiff"), (getattr(args, "ascii", None), "csv")):
         if directory:
-            files = export(result, directory, fmt, stem=stem)
+            files = export(result, directory, fmt, stem=stem())
             print(f"exported {len(files) - 1} {fmt} file(s) and {files[-1].name} to {directory}")

@@ -284,7 +284,7 @@ def _figure_for(da, name: str, fallback):
 def _export(ds, args) -> None:
     from ..batch import write_exports
 
-    write_exports(ds, args, stem=f"{Path(args.file).stem}_{args.eds_command}")
+    write_exports(ds, args, stem=lambda: f"{Path(args.file).stem}_{args.eds_command}")
 
 
 def _write(ds, out: str, plot: str | None, figure) -> None:

@@ -484,7 +484,7 @@ def _export(result, args) -> None:
     """``--export DIR [--format]``, ``--tiff DIR``, ``--ascii DIR``: maps/profiles as files with an axes sidecar."""
     from ..batch import write_exports
 
-    write_exports(result, args, stem=f"{Path(args.file).stem}_{args.tofsims_command}")
+    write_exports(result, args, stem=lambda: f"{Path(args.file).stem}_{args.tofsims_command}")
 
 
 def _write(ds, out, fig=None, plot=None) -> None:
