@@ -86,7 +86,7 @@ def _ratio_panel(fig, ax, result):
     fig.colorbar(im, ax=ax, shrink=0.8, label="count ratio")
 
 
-def plot_profile(profile, uniformity=None, title: str = ""):
+def plot_profile(profile, uniformity=None, title: str = "", max_fragments: int = 12):
     """Normalised intensity (or counts) per scan with Poisson error bars, versus depth or sputter time.
 
     Parameters
@@ -97,6 +97,9 @@ def plot_profile(profile, uniformity=None, title: str = ""):
         From :func:`doptrace.tofsims.profiles.uniformity_test`: its excluded surface layer is shaded.
     title : str
         Axes title.
+    max_fragments : int
+        At most this many fragments are drawn, the most intense (a SurfaceLab export may hold over
+        a hundred peaks; their legend would fill the figure); the title then says how many of how many.
 
     Returns
     -------
@@ -104,10 +107,16 @@ def plot_profile(profile, uniformity=None, title: str = ""):
     """
     fig, axes = _figure(6.4, 4.0)
     ax = axes[0, 0]
+    key = "intensity" if "intensity" in profile else "counts"
+    names = list(profile["fragment"].values)
+    if len(names) > max_fragments:
+        totals = profile[key].fillna(0).sum("scan").values
+        keep = set(np.argsort(-totals, kind="stable")[:max_fragments])
+        title = f"{title}{'; ' if title else ''}the {max_fragments} most intense of {len(names)} fragments"
+        names = [name for k, name in enumerate(names) if k in keep]
     use_depth = "depth" in profile.coords and np.all(np.isfinite(profile["depth"].values))
     x = profile["depth"].values if use_depth else profile["sputter_time"].values
-    key = "intensity" if "intensity" in profile else "counts"
-    for name in profile["fragment"].values:
+    for name in names:
         y = profile[key].sel(fragment=name).values
         e = profile[f"{key}_stderr"].sel(fragment=name).values
         ax.errorbar(x, y, yerr=e, marker="o", ms=3, capsize=2, lw=1, label=str(name))
