@@ -148,27 +148,14 @@ def test_gsas2_fcj_is_one_shifted_node_where_the_builtin_convolves(two_theta, si
 
 
 # ------------------------------------------------------------------ Li-rich B fractions (issue 13 item 4)
-LI_RICH = REPO / "examples" / "xrd" / "li-rich-two-phase.toml"
 B_TRUTH = np.array([0.08, 0.08, 0.06, 0.0, 0.0])  # Li2c, Li4h (shared), LiTMO2:Li, LiTMO2:TM, Mn4g
 
 
 def _li_rich(noise: bool):
     """The broad-peak pattern of test_xrd_size_strain (15 nm, 2000 ppm, B 0.06 / 0.08), GSAS-II-computed."""
-    import copy
+    from xrd_cases import li_rich_broad
 
-    from doptrace.xrd.recipe import parse_recipe
-
-    raw = tomllib.loads(LI_RICH.read_text(encoding="utf-8"))
-    for phase in raw["phase"]:
-        phase["size_um"], phase["mustrain"] = 0.015, 2000.0
-    truth = copy.deepcopy(raw)
-    truth.pop("dopant")
-    truth["phase"][0]["site"][1]["occupancy"] = {"Li": 0.94, "B": 0.06}
-    for site in truth["phase"][1]["site"]:
-        if site["label"] in ("Li2c", "Li4h"):
-            site["occupancy"] = {"Li": 0.92, "B": 0.08}
-    pattern = gsas2.simulate(parse_recipe(truth, LI_RICH), counts=30000, seed=1, noise=noise)
-    return parse_recipe(raw, LI_RICH), pattern
+    return li_rich_broad(noise=noise)
 
 
 def _gsas2_full_a0_derivative(recipe, pattern, tmp):

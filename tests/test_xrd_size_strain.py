@@ -78,22 +78,9 @@ def test_boron_fractions_agree_with_gsas2_within_0p3_esd_on_broad_peaks():
     # 0.315(218) vs 0.365(222), LiTMO2:Li -0.101(127) vs -0.130(131)); Rwp 2.0554 vs 2.0555.
     # Cause: GSAS-II's h^2-only derivative of the tied hexagonal A0 (R-3m LiTMO2); with the full chain rule
     # 0.039 esd (tests/test_xrd_gsas2_trace.py::test_li_rich_b_residual_is_gsas2s_a0_derivative).
-    import copy
-    import tomllib
-    from pathlib import Path
+    from xrd_cases import li_rich_broad
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "xrd" / "li-rich-two-phase.toml"
-    raw = tomllib.loads(path.read_text())
-    for phase in raw["phase"]:
-        phase["size_um"], phase["mustrain"] = 0.015, 2000.0
-    truth = copy.deepcopy(raw)
-    truth.pop("dopant")
-    truth["phase"][0]["site"][1]["occupancy"] = {"Li": 0.94, "B": 0.06}
-    for site in truth["phase"][1]["site"]:
-        if site["label"] in ("Li2c", "Li4h"):
-            site["occupancy"] = {"Li": 0.92, "B": 0.08}
-    pattern = gsas2.simulate(parse_recipe(truth, path), counts=30000, seed=1)
-    recipe = parse_recipe(raw, path)
+    recipe, pattern = li_rich_broad()
     b = run(recipe, pattern).dataset
     g = gsas2.refine(recipe, pattern)
     assert list(b.site.values) == list(g.site.values)
