@@ -23,7 +23,7 @@ def test_many_fragments_draw_only_the_most_intense_and_say_so():
     drawn = [t.get_text() for t in ax.get_legend().get_texts()]
     totals = profile["counts"].sum("scan").to_series()
     assert set(drawn) == set(totals.nlargest(12).index)
-    assert ax.get_title() == "S; the 12 most intense of 40 fragments"
+    assert ax.get_title() == "S\nthe 12 most intense of 40 fragments"
 
 
 def test_few_fragments_all_drawn_in_file_order():

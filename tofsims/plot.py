@@ -112,7 +112,7 @@ def plot_profile(profile, uniformity=None, title: str = "", max_fragments: int =
     if len(names) > max_fragments:
         totals = profile[key].fillna(0).sum("scan").values
         keep = set(np.argsort(-totals, kind="stable")[:max_fragments])
-        title = f"{title}{'; ' if title else ''}the {max_fragments} most intense of {len(names)} fragments"
+        title = f"{title}{chr(10) if title else ''}the {max_fragments} most intense of {len(names)} fragments"
         names = [name for k, name in enumerate(names) if k in keep]
     use_depth = "depth" in profile.coords and np.all(np.isfinite(profile["depth"].values))
     x = profile["depth"].values if use_depth else profile["sputter_time"].values
@@ -128,7 +128,7 @@ def plot_profile(profile, uniformity=None, title: str = "", max_fragments: int =
         if np.isfinite(low):
             ax.axvspan(min(x), low, color="0.9", zorder=0, label="surface (excluded from test)")
     ax.legend(fontsize=8)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     return fig
 
 
