@@ -2,7 +2,7 @@
 
 import sys
 
-from doptrace.report.cli import main
+from doptrace.report.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -12,7 +12,6 @@ import multiprocessing
 import os
 import time
 import uuid
-import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from tqdm import tqdm
 
 from doptrace.core.errors import DoptraceError, log_internal_error, short_message
 from doptrace.core.simulated import spread
+
+from .quiet import quiet_warnings
 
 # A file's problem is a DoptraceError (each package's exception family) or an OSError; anything
 # else is a bug in doptrace, still reported per analysis so that it never loses the others.
@@ -37,11 +38,6 @@ class Outcome:
     error: str = ""
     seconds: float = 0.0
     cached: bool = False
-
-
-def quiet_warnings() -> None:
-    """HyperSpy 2.x warns about its own internal imports on every read; it is not the user's concern."""
-    warnings.filterwarnings("ignore", message=r"Importing `.*` from `hyperspy\.", module=r"hyperspy\.")
 
 
 def run_entry(entry, results_dir) -> Outcome:

@@ -65,7 +65,7 @@ class Plot:
 
 
 def _draw(function, args, kwargs) -> str:
-    from .execute import quiet_warnings
+    from .quiet import quiet_warnings
 
     quiet_warnings()
     return figure_to_data_uri(function(*args, **kwargs))

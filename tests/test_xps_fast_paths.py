@@ -2,8 +2,9 @@
 
 - ``make_spectra`` (blocks on one grid checked as one array) equals ``make_spectrum`` block by
   block: values, coordinates, attrs, notes, and the error naming the first bad block.
-- ``defer_dask_array``: xarray builds NumPy-backed objects without importing ``dask.array``, and
-  once dask is imported a chunked DataArray is still a dask array to xarray.
+- ``defer_dask_array`` and ``defer_dask_collection_check``: xarray builds NumPy-backed objects
+  (with an index) without importing ``dask.array`` or ``dask``, and once dask is imported a chunked
+  DataArray is still a dask array to xarray.
 - ``write_netcdf`` without dask's scheduler question writes what ``to_netcdf`` writes, and still
   writes chunked datasets.
 """
@@ -90,14 +91,15 @@ def test_numpy_objects_do_not_import_dask_array_and_dask_still_works():
         "import doptrace.xps\n"
         "import xarray as xr\n"
         "da = xr.DataArray(np.arange(4.0), dims='x', coords={'x': np.arange(4)})\n"
-        "print(float(da.sum()), float(da.sel(x=2)), 'dask.array' in sys.modules, 'sparse' in sys.modules)\n"
+        "print(float(da.sum()), float(da.sel(x=2)), 'dask.array' in sys.modules, 'sparse' in sys.modules, "
+        "'dask' in sys.modules)\n"
         "import dask.array as dsk\n"
         "lazy = xr.DataArray(dsk.arange(6.0, chunks=3), dims='x')\n"
         "print(isinstance(lazy.data, dsk.Array), lazy.chunks, float((lazy * 2).sum().compute()))\n"
         "ds = xr.Dataset({'v': lazy}).chunk({'x': 2})\n"
         "print(isinstance(ds.v.data, dsk.Array), ds.v.chunks)\n")
     lines = out.split("\n")
-    assert lines[0] == "6.0 2.0 False False"
+    assert lines[0] == "6.0 2.0 False False False"
     assert lines[1] == "True ((3, 3),) 30.0"
     assert lines[2] == "True ((2, 2, 2),)"
 

@@ -13,9 +13,10 @@ with uncertainties per etch level) or ``quantify(blocks, regions)`` (atomic %).
 [0.1, 0.5]
 """
 
-from doptrace.core.lazy_dask import defer_dask_array
+from doptrace.core.lazy_dask import defer_dask_array, defer_dask_collection_check
 
 defer_dask_array()  # no dask.array import (1.2 s) unless something here really makes a dask array
+defer_dask_collection_check()  # nor dask itself (0.06 s) to learn that a NumPy array is not dask's
 
 from .charge import fermi_reference, fit_region_referenced, parse_charge_ref
 from .fit import FitResult, fit_lmfit, fit_series, fit_spectra

@@ -15,6 +15,10 @@ importing it, and once anything (ToF-SIMS, STEM-EDS, a user) imports it, the tes
 one. Dask, sparse and pint use elsewhere is therefore unchanged. xarray's cache is private: if its
 shape is not the one expected (another xarray version), nothing is registered and xarray behaves
 as before, only slower.
+
+:func:`defer_dask_collection_check` does the same for xarray's other question, "is this a dask
+collection?", asked when an index is built: xarray answers it by importing ``dask`` itself (0.06 s).
+No object is a dask collection while ``dask`` is not imported, so until it is the answer is False.
 """
 
 from __future__ import annotations
@@ -79,3 +83,25 @@ def defer_dask_array() -> list[str]:
         cache[key] = entry
         done.append(key)
     return done
+
+
+def defer_dask_collection_check() -> bool:
+    """Make ``xarray.namedarray.utils.is_dask_collection`` answer False without importing ``dask``
+    while ``dask`` is not imported (after that, xarray's own answer). True when the check is deferred."""
+    try:
+        from xarray.namedarray import utils
+    except ImportError:
+        return False
+    original = getattr(utils, "is_dask_collection", None)
+    if original is None or getattr(original, "_doptrace_deferred", False):
+        return original is not None
+    if "dask" in sys.modules:
+        return False  # already paid for: nothing to defer
+
+    def is_dask_collection(x: object) -> bool:
+        return "dask" in sys.modules and original(x)
+
+    is_dask_collection._doptrace_deferred = True  # type: ignore[attr-defined]
+    is_dask_collection.__doc__ = original.__doc__
+    utils.is_dask_collection = is_dask_collection
+    return True

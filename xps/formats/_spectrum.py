@@ -338,7 +338,8 @@ def _make_batch(source: str, calls: list[dict]) -> list[xr.DataArray] | None:
     negative = np.count_nonzero(values < 0, axis=1)
     lowest = values.min(axis=1)
     axis = "binding_energy"
-    template = None
+    coordinate = xr.IndexVariable((axis,), binding, {"units": "eV", "long_name": axis.replace("_", " ")})
+    index = xr.Coordinates({axis: coordinate}).xindexes[axis]
     out = []
     for i, call in enumerate(calls):
         region = canonical_region(call.get("region", ""))
@@ -352,18 +353,25 @@ def _make_batch(source: str, calls: list[dict]) -> list[xr.DataArray] | None:
                        float(n_scans[i]), counts_per_unit[i], call.get("etch_time", math.nan),
                        call.get("experimental_variables"), call.get("comment", ""), False, kinetic,
                        int(negative[i]), units, call.get("extra_attrs"), notes)
-        if template is None:
-            coords = xr.Coordinates(
-                {axis: xr.IndexVariable((axis,), binding, {"units": "eV", "long_name": axis.replace("_", " ")})})
-            template = xr.DataArray(values[i], dims=(axis,), coords=coords, attrs=attrs, name="intensity")
-            out.append(template)
-            continue
-        # a shallow copy shares the (immutable) energy index but gets its own coordinate attrs dicts;
-        # DataArray(...) would deep-copy the coordinate for every block (3x slower)
-        da = template.copy(deep=False, data=values[i])
-        da.attrs = attrs
-        out.append(da)
+        out.append(_on_shared_axis(values[i], attrs, axis, coordinate, index))
     return out
+
+
+def _on_shared_axis(values: np.ndarray, attrs: dict, axis: str, coordinate, index) -> xr.DataArray:
+    """A spectrum on an energy axis many blocks share: one (immutable) pandas index for all, each
+    block its own shallow copy of the coordinate (so its own coordinate attrs).
+
+    xarray's ``fastpath`` constructor takes the ready variables: 10 us a block against 45 us for
+    ``DataArray.copy(data=...)``, which rebuilds the index (0.07 s of reading a 2000-level series).
+    Should a later xarray drop ``fastpath``, the public constructor gives the same array.
+    """
+    variable = xr.Variable((axis,), values, attrs)
+    try:
+        return xr.DataArray(variable, {axis: coordinate.copy(deep=False)}, name="intensity", indexes={axis: index},
+                            fastpath=True)
+    except TypeError:
+        return xr.DataArray(values, dims=(axis,), coords={axis: coordinate.copy(deep=False)}, attrs=attrs,
+                            name="intensity")
 
 
 def make_spectra(source: str, calls: list[dict]) -> list[xr.DataArray]:
