@@ -164,7 +164,7 @@ def window_slice(energy: np.ndarray, window, source: str = "", where: str = "") 
 class _Problem:
     """The batched model: parameter layout, static background, evaluation with Jacobian."""
 
-    def __init__(self, compiled: Compiled, x: np.ndarray, y: np.ndarray):
+    def __init__(self, compiled: Compiled, x: np.ndarray, y: np.ndarray, static: np.ndarray | None = None):
         self.compiled = compiled
         self.model: Model = compiled.model
         self.x = x  # (S, N)
@@ -174,7 +174,9 @@ class _Problem:
         self.extra: list[str] = []
         common = bool(np.allclose(x, x[:1]))
         self.x_shape = x[:1] if common else x  # line shapes broadcast over a shared grid when possible
-        if bg.kind == "shirley":
+        if static is not None and not bg.active:  # known from an earlier fit of the same data
+            self.static, self.static_ok = static, np.ones(len(y), dtype=bool)
+        elif bg.kind == "shirley":
             self.static, self.static_ok = bgs.shirley_status(x, y, average=bg.average)
         elif bg.kind == "linear":
             self.static = bgs.linear(x, y, average=bg.average)
@@ -237,7 +239,16 @@ class _Problem:
         s_count, n_points = p.shape[0], self.x.shape[1]
         vals = comp.values(p[:, : self.n_model])  # (3, s, C)
         curves = np.empty((s_count, len(comp.functions), n_points))
-        J = np.zeros((s_count, len(self.names), n_points)) if jac else None
+        J = np.empty((s_count, len(self.names), n_points)) if jac else None
+        written = np.zeros(len(self.names), dtype=bool)
+
+        def add(i, factor, values):  # J[:, i] += factor * values, without a temporary on the first write
+            if written[i]:
+                J[:, i] += factor * values
+            else:
+                np.multiply(values, factor, out=J[:, i])
+                written[i] = True
+
         for j, func in enumerate(comp.functions):
             area, center, fwhm = vals[0, :, j, None], vals[1, :, j, None], vals[2, :, j, None]
             ia, ic, iw = comp.index[:, j]
@@ -250,17 +261,19 @@ class _Problem:
             if not jac:
                 continue
             if ia >= 0:
-                J[:, ia] += comp.scale[0, j] * f
+                add(ia, comp.scale[0, j], f)
             if ic >= 0:
                 if gradient is None:  # a one-sided difference for shapes without a closed form
                     h = 1e-4 * fwhm
                     d_center = (func(x, center + h, fwhm) - f) / h
-                J[:, ic] += (comp.scale[1, j] * area) * d_center
+                add(ic, comp.scale[1, j] * area, d_center)
             if iw >= 0:
                 if gradient is None:
                     h = 1e-4 * fwhm
                     d_fwhm = (func(x, center, fwhm + h) - f) / h
-                J[:, iw] += (comp.scale[2, j] * area) * d_fwhm
+                add(iw, comp.scale[2, j] * area, d_fwhm)
+        if jac and not written.all():
+            J[:, ~written] = 0.0
         peaks = curves.sum(axis=1)
         xr_ = self.x[rows]
         if self.extra == ["background.b0", "background.k"]:
@@ -380,8 +393,9 @@ def fit_spectra(model: Model | Compiled, energy, y, sigma=None, counts_per_unit=
         Iteration limit of each Levenberg-Marquardt pass; a spectrum that reaches it is marked
         not converged (``FitResult.converged``) and its result is ``failed`` (:mod:`xps.quality`).
     workers : int, optional
-        Threads fitting chunks of rows at once (default: the CPUs this process may use). Every
-        row is fitted alone, so the result does not depend on ``workers``.
+        Threads fitting chunks of rows at once (default: the ``DOPTRACE_THREADS`` environment
+        variable, else the CPUs this process may use). Every row is fitted alone, so the result
+        does not depend on ``workers``.
 
     Returns
     -------
@@ -417,6 +431,14 @@ def fit_spectra(model: Model | Compiled, energy, y, sigma=None, counts_per_unit=
     else:
         sig = np.take_along_axis(np.broadcast_to(np.asarray(sigma, float), y.shape), cols, axis=1)
         weights = "given"
+    return _fit_windowed(compiled, x, yw, sig, cpu, p0, weights, max_iter, source, workers)
+
+
+def _fit_windowed(compiled: Compiled, x, yw, sig, cpu, p0, weights: str, max_iter: int, source: str,
+                  workers: int | None, static: np.ndarray | None = None) -> FitResult:
+    """:func:`fit_spectra` on data already cut to the model's window, in row chunks on ``workers``
+    threads; ``static`` is the static background when it is already known (a refit of the same data)."""
+    S, n = yw.shape
     if p0 is not None:
         p0 = np.asarray(p0, float)
         if p0.ndim == 2 and p0.shape[0] != S:
@@ -426,7 +448,7 @@ def fit_spectra(model: Model | Compiled, energy, y, sigma=None, counts_per_unit=
     def fit_chunk(rows: slice):
         start_values = None if p0 is None else (p0[rows] if p0.ndim == 2 else p0)
         return _fit_rows(compiled, x[rows], yw[rows], sig[rows], cpu[rows], start_values, weights, max_iter,
-                         source, rows.start)
+                         source, rows.start, None if static is None else static[rows])
 
     workers = _workers(workers, len(chunks))
     if workers > 1:
@@ -449,21 +471,30 @@ _CHUNK_ROWS = 512
 
 
 def _workers(workers: int | None, chunks: int) -> int:
-    """Threads for ``chunks`` row chunks: ``workers`` or the CPUs this process may use (numpy
-    releases the GIL inside its array loops, so chunks fit in parallel)."""
+    """Threads for ``chunks`` row chunks: ``workers``, else the ``DOPTRACE_THREADS`` environment
+    variable, else the CPUs this process may use (numpy releases the GIL inside its array loops, so
+    chunks fit in parallel)."""
     import os
 
     if workers is None:
-        try:
-            workers = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            workers = os.cpu_count() or 1
+        setting = os.environ.get("DOPTRACE_THREADS", "").strip()
+        if setting:
+            try:
+                workers = int(setting)
+            except ValueError:
+                raise XPSError(f"DOPTRACE_THREADS={setting!r}: expected a whole number of threads") from None
+        else:
+            try:
+                workers = len(os.sched_getaffinity(0))
+            except AttributeError:  # not on Linux
+                workers = os.cpu_count() or 1
     return max(1, min(int(workers), chunks))
 
 
-def _fit_rows(compiled: Compiled, x, yw, sig, cpu, p0, weights: str, max_iter: int, source: str, first_row: int):
+def _fit_rows(compiled: Compiled, x, yw, sig, cpu, p0, weights: str, max_iter: int, source: str, first_row: int,
+              static: np.ndarray | None = None):
     """The fit of :func:`fit_spectra` for one chunk of rows (``first_row`` names spectra in errors)."""
-    problem = _Problem(compiled, x, yw)
+    problem = _Problem(compiled, x, yw, static)
     if not compiled.model.background.active and not np.all(getattr(problem, "static_ok", True)):
         bad = int(np.argmin(problem.static_ok))
         raise XPSError(f"{source}: no Shirley background joins the end levels of the window "
@@ -505,25 +536,59 @@ def fit_series(model: Model | Compiled, energy, y, counts_per_unit=1.0, chain: b
     """Fit every level of an etch series (rows of ``y``); with ``chain`` each level starts from the
     previous level's result, as an analyst working down a depth profile would.
 
-    Chaining is done in two batched passes: all levels from the model's start values, then all
-    levels again from their predecessor's result, keeping per level the lower chi-square. This
-    gives every level the previous level's solution as a start without a Python loop per level.
+    Chaining is done in batched passes, without a Python loop per level: all levels from the
+    model's start values (:func:`fit_spectra`), then all levels again from their predecessor's
+    result, with the weights of that level's last pass so that both chi-squares are measured
+    alike. A level keeps the chained fit where its chi-square is lower by more than
+    ``_SAME_MINIMUM`` (otherwise both found the same minimum); with Poisson weights such a level
+    is refined once more with the model variance of its new envelope, as :func:`fit_spectra` does
+    after its data-variance pass. The levels after an improved one are then tried again from
+    its new result, until no level improves: a better minimum found at one level is carried
+    down the profile as far as it helps, as it would be level by level.
     """
     compiled = model if isinstance(model, Compiled) else compile_model(model)
     first = fit_spectra(compiled, energy, y, counts_per_unit=counts_per_unit, weights=weights, source=source,
                         max_iter=max_iter, workers=workers)
-    if not chain or first.params.shape[0] < 2:
+    S = first.params.shape[0]
+    if not chain or S < 2:
         return first
-    starts = np.concatenate([first.params[:1], first.params[:-1]], axis=0)
-    second = fit_spectra(compiled, energy, y, counts_per_unit=counts_per_unit, p0=starts, weights=weights,
-                         source=source, max_iter=max_iter, workers=workers)
-    keep = second.chi2 <= first.chi2 * (1 + 1e-9)
-    for name in ("background", "components", "params", "cov", "chi2", "iterations", "sigma", "converged",
-                 "stalled", "at_bound"):
-        a, b = getattr(first, name), getattr(second, name)
-        shape = (-1,) + (1,) * (a.ndim - 1)
-        setattr(first, name, np.where(keep.reshape(shape), b, a))
+    cpu = np.broadcast_to(np.asarray(counts_per_unit, dtype=float), (S,))
+    static = None if compiled.model.background.active else first.background
+    rows = np.arange(1, S)
+    while rows.size:
+        tried = _fit_windowed(compiled, first.energy[rows], first.data[rows], first.sigma[rows], cpu[rows],
+                              first.params[rows - 1], "given", max_iter, source, workers,
+                              None if static is None else static[rows])
+        better = tried.chi2 < first.chi2[rows] - _SAME_MINIMUM
+        if not better.any():
+            break
+        rows, chosen = rows[better], _take_rows(tried, np.nonzero(better)[0])
+        if weights == "poisson":
+            sigma = poisson_sigma(np.clip(chosen.envelope, 0, None), cpu[rows])
+            refined = _fit_windowed(compiled, chosen.energy, chosen.data, sigma, cpu[rows], chosen.params, "given",
+                                    max_iter, source, workers, None if static is None else static[rows])
+            refined.iterations = refined.iterations + chosen.iterations
+            chosen = refined
+        for name in ("background", "components", "params", "cov", "chi2", "iterations", "sigma", "converged",
+                     "stalled", "at_bound"):
+            merged = getattr(first, name).copy()
+            merged[rows] = getattr(chosen, name)
+            setattr(first, name, merged)
+        rows = rows[rows + 1 < S] + 1  # the successors of the improved levels start from their new results
     return first
+
+
+# Chi-square difference below which two fits of one level found the same minimum (the fitter
+# stops when a step gains less than 1e-5; this is far below anything statistically meaningful).
+_SAME_MINIMUM = 1e-3
+
+
+def _take_rows(result: FitResult, rows: np.ndarray) -> FitResult:
+    """The fits of ``rows`` alone."""
+    return FitResult(result.compiled, result.energy[rows], result.data[rows], result.sigma[rows],
+                     result.background[rows], result.components[rows], result.params[rows], result.cov[rows],
+                     result.chi2[rows], result.nfree, result.iterations[rows], result.param_names,
+                     result.converged[rows], result.stalled[rows], result.at_bound[rows], result.max_iter)
 
 
 def _lmfit_peak(func):
