@@ -2,9 +2,11 @@
 
 Why a hand-written fitter: fitting an etch series or a 64x64 map spectrum by spectrum with a
 general-purpose minimiser (lmfit/scipy) spends nearly all its time in Python overhead per
-spectrum. Here every array operation runs over all spectra together (shape ``(S, N)``), the
-Jacobian is assembled from the model's affine parameter map (areas exactly, centres and widths
-by a one-sided difference of the line shape only), and each spectrum keeps its own damping.
+spectrum. Here every array operation runs over many spectra together (shape ``(S, N)``, in
+row chunks that stay in the CPU cache, on a thread per CPU), the Jacobian is assembled from the
+model's affine parameter map (areas exactly; centres and widths from the line shape's closed-form
+derivatives, :func:`xps.lineshapes.gl_gradient`, or a one-sided difference for tabulated shapes),
+and each spectrum keeps its own damping.
 :func:`fit_lmfit` fits the same model with ``lmfit`` and is the reference the tests compare with.
 
 Model: ``m(x) = sum_j A_j f_j(x; E_j, F_j) + background(x)``, where the background is either
