@@ -480,7 +480,8 @@ def _fit_windowed(compiled: Compiled, x, yw, sig, cpu, p0, weights: str, max_ite
 
 
 # Rows fitted together: the (rows x points) temporaries of the line shapes then stay in the CPU
-# cache (all 2000 rows of the benchmark series at once ran 1.2x slower), and chunks are what the worker threads share out.
+# cache (all 2000 rows of the benchmark series at once ran 1.2x slower), and chunks are what the
+# worker threads share out.
 _CHUNK_ROWS = 512
 
 
