@@ -29,7 +29,7 @@ with the peaks, scatter and stderr agree (1.00x). Prefer the active background w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -63,6 +63,29 @@ class FitResult:
     stalled: np.ndarray | None = None    # (S,) stopped because no step lowered chi-square (damping ran away)
     at_bound: np.ndarray | None = None   # (S, P) parameter sits on one of its bounds
     max_iter: int = 0                    # iteration limit of one Levenberg-Marquardt pass
+
+    #: the fields holding one entry per spectrum (axis 0)
+    ROW_FIELDS = ("energy", "data", "sigma", "background", "components", "params", "cov", "chi2", "iterations",
+                  "converged", "stalled", "at_bound")
+
+    def take(self, rows) -> "FitResult":
+        """The fits of ``rows`` alone."""
+        return replace(self, **{name: getattr(self, name)[rows] for name in self.ROW_FIELDS})
+
+    def put(self, rows, other: "FitResult") -> None:
+        """Replace the fits of ``rows`` with ``other``'s (one row of ``other`` per row)."""
+        for name in self.ROW_FIELDS:
+            merged = getattr(self, name).copy()
+            merged[rows] = getattr(other, name)
+            setattr(self, name, merged)
+
+    @classmethod
+    def concatenate(cls, parts: list["FitResult"]) -> "FitResult":
+        """The fits of ``parts`` (same model and window) one after another."""
+        if len(parts) == 1:
+            return parts[0]
+        return replace(parts[0], **{name: np.concatenate([getattr(part, name) for part in parts])
+                                    for name in cls.ROW_FIELDS})
 
     def __post_init__(self):
         S, P = self.params.shape
@@ -452,7 +475,7 @@ def _fit_windowed(compiled: Compiled, x, yw, sig, cpu, p0, weights: str, max_ite
                   workers: int | None, static: np.ndarray | None = None) -> FitResult:
     """:func:`fit_spectra` on data already cut to the model's window, in row chunks on ``workers``
     threads; ``static`` is the static background when it is already known (a refit of the same data)."""
-    S, n = yw.shape
+    S = yw.shape[0]
     if p0 is not None:
         p0 = np.asarray(p0, float)
         if p0.ndim == 2 and p0.shape[0] != S:
@@ -472,11 +495,7 @@ def _fit_windowed(compiled: Compiled, x, yw, sig, cpu, p0, weights: str, max_ite
             parts = list(pool.map(fit_chunk, chunks))  # in order: the first failing chunk's error is raised
     else:
         parts = [fit_chunk(rows) for rows in chunks]
-    names = parts[0][-1]
-    fields = [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]) - 1)]
-    sig, background, curves, p, cov, chi2, iterations, converged, stalled, bound = fields
-    return FitResult(compiled, x, yw, sig, background, curves, p, cov, chi2, n - len(names), iterations, names,
-                     converged, stalled, bound, max_iter)
+    return FitResult.concatenate(parts)
 
 
 # Rows fitted together: the (rows x points) temporaries of the line shapes then stay in the CPU
@@ -530,8 +549,8 @@ def _fit_rows(compiled: Compiled, x, yw, sig, cpu, p0, weights: str, max_iter: i
     Jw = J / sig[:, None, :]
     A = Jw @ Jw.transpose(0, 2, 1)
     cov = np.linalg.pinv(A) * (chi2 / max(nfree, 1))[:, None, None]
-    return (sig, background, curves, p, cov, chi2, iterations, converged, stalled,
-            at_bounds(p, problem.lower, problem.upper), problem.names)
+    return FitResult(compiled, x, yw, sig, background, curves, p, cov, chi2, nfree, iterations, problem.names,
+                     converged, stalled, at_bounds(p, problem.lower, problem.upper), max_iter)
 
 
 def at_bounds(p: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -577,18 +596,14 @@ def fit_series(model: Model | Compiled, energy, y, counts_per_unit=1.0, chain: b
         better = tried.chi2 < first.chi2[rows] - _SAME_MINIMUM
         if not better.any():
             break
-        rows, chosen = rows[better], _take_rows(tried, np.nonzero(better)[0])
+        rows, chosen = rows[better], tried.take(better)
         if weights == "poisson":
             sigma = poisson_sigma(np.clip(chosen.envelope, 0, None), cpu[rows])
             refined = _fit_windowed(compiled, chosen.energy, chosen.data, sigma, cpu[rows], chosen.params, "given",
                                     max_iter, source, workers, None if static is None else static[rows])
             refined.iterations = refined.iterations + chosen.iterations
             chosen = refined
-        for name in ("background", "components", "params", "cov", "chi2", "iterations", "sigma", "converged",
-                     "stalled", "at_bound"):
-            merged = getattr(first, name).copy()
-            merged[rows] = getattr(chosen, name)
-            setattr(first, name, merged)
+        first.put(rows, chosen)
         rows = rows[rows + 1 < S] + 1  # the successors of the improved levels start from their new results
     return first
 
@@ -596,14 +611,6 @@ def fit_series(model: Model | Compiled, energy, y, counts_per_unit=1.0, chain: b
 # Chi-square difference below which two fits of one level found the same minimum (the fitter
 # stops when a step gains less than 1e-5; this is far below anything statistically meaningful).
 _SAME_MINIMUM = 1e-3
-
-
-def _take_rows(result: FitResult, rows: np.ndarray) -> FitResult:
-    """The fits of ``rows`` alone."""
-    return FitResult(result.compiled, result.energy[rows], result.data[rows], result.sigma[rows],
-                     result.background[rows], result.components[rows], result.params[rows], result.cov[rows],
-                     result.chi2[rows], result.nfree, result.iterations[rows], result.param_names,
-                     result.converged[rows], result.stalled[rows], result.at_bound[rows], result.max_iter)
 
 
 def _lmfit_peak(func):

@@ -199,12 +199,10 @@ def gaussian_gradient(x, center, fwhm):
 def gradient_function(func):
     """``g(x, center, fwhm) -> (f, df/dE, df/dF)`` for a function of :func:`shape_function`, or None
     when the shape has no closed-form derivative (the fitter then differences it)."""
-    import functools as _ft
-
     if func is gaussian:
         return gaussian_gradient
-    if isinstance(func, _ft.partial) and func.func is gl and not func.args:
-        return _ft.partial(gl_gradient, **func.keywords)
+    if isinstance(func, functools.partial) and func.func is gl and not func.args:
+        return functools.partial(gl_gradient, **func.keywords)
     return None
 
 
