@@ -66,6 +66,21 @@ def test_fit_table_csv_and_xlsx_hold_the_results_numbers(two_series, tmp_path):
     assert [r[comp_col] for r in rows[:n]] == [str(c) for c in ds["component"].values]
     redchi = header.index("redchi")
     assert [float(rows[i * n][redchi]) for i in range(ds.sizes["etch_time"])] == ds["redchi"].values.tolist()
+    assert header[-1] == "quality" and {r[-1] for r in rows} == {ds.attrs["quality"]}
+
+
+def test_a_failed_fit_table_says_failed_on_every_row(two_series, tmp_path):
+    """Lines 4 eV from the truth cannot fit: every row of the table carries 'failed', as the result does."""
+    path = two_series[1][1]
+    model = tmp_path / "far.toml"
+    model.write_text('region = "B 1s"\nwindow = [186.0, 197.0]\nbackground = { shirley = "active", average = 5 }\n'
+                     '[[component]]\nname = "B-O-B"\ncenter = [196.0, 195.8, 196.2]\nfwhm = [0.5, 0.45, 0.55]\n'
+                     '[[component]]\nname = "TM-O-B"\ncenter = [187.5, 187.3, 187.7]\nfwhm = { same_as = "B-O-B" }\n')
+    out, table = tmp_path / "far.nc", tmp_path / "far.csv"
+    assert main(["xps", "fit", str(path), "--model", str(model), "--out", str(out), "--table", str(table)]) == 0
+    assert read_netcdf(out).attrs["quality"] == "failed"
+    header, rows = _read_csv(table)
+    assert header[-1] == "quality" and rows and all(r[-1] == "failed" for r in rows)
 
 
 def test_quant_table_holds_atomic_percent_per_level(two_series, tmp_path):

@@ -32,7 +32,8 @@ def dataset_table(ds, level_dim: str, item_dim: str) -> tuple[list[str], list[li
     XPS quantification's ``line`` and ``rsf``), every numeric variable or coordinate over exactly
     ``(level_dim, item_dim)`` (``X`` then ``X_stderr``) and the text ones (labels), then every
     numeric variable over ``(level_dim,)`` alone. Units go into the headers (``center (eV)``). Values are the
-    Dataset's floats, unrounded.
+    Dataset's floats, unrounded. A result with a quality record (``attrs["quality"]``) gets a last
+    column ``quality`` on every row, so that a failed fit's numbers never leave without the word.
 
     Examples
     --------
@@ -73,6 +74,10 @@ def dataset_table(ds, level_dim: str, item_dim: str) -> tuple[list[str], list[li
             row += [_plain(values[n][i, j]) for n in ordered]
             row += [_plain(values[n][i]) for n in per_level]
             rows.append(row)
+    quality = ds.attrs.get("quality")
+    if quality is not None:
+        header.append("quality")
+        rows = [row + [str(quality)] for row in rows]
     return header, rows
 
 
